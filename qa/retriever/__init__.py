@@ -1,0 +1,1 @@
+"""Retrievers: dense (FAISS), BM25 and hybrid (reciprocal rank fusion)."""
