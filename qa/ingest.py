@@ -1,0 +1,151 @@
+"""Load a corpus of ``.txt`` / ``.md`` documents.
+
+Offsets contract
+----------------
+Every offset in the service is a Python code-point offset into the document text exactly as
+``open(path, encoding="utf-8").read()`` returns it. That means:
+
+* universal newlines: a CRLF (or lone CR) in the file reads as ``"\\n"``;
+* a UTF-8 byte-order mark is **kept** as ``"\\ufeff"`` at offset 0. We deliberately do not strip
+  it, so that ``open(file, encoding="utf-8").read()[start:end] == answer_text`` holds for every
+  answer and citation without any adjustment by the caller.
+
+``sha256`` and ``size`` are computed on the raw bytes on disk.
+
+Files that are not valid UTF-8, or are empty / whitespace-only, are skipped with a ``logging``
+warning naming them; they never abort loading.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterable
+
+from qa.types import Document
+
+logger = logging.getLogger(__name__)
+
+SUPPORTED_SUFFIXES = (".txt", ".md")
+
+
+@dataclass(frozen=True)
+class SkippedFile:
+    path: str  # document id if under the root, else the path as given
+    reason: str
+
+
+def read_text(path: Path) -> str:
+    """The canonical text of a document (see module docstring). Raises UnicodeDecodeError."""
+    with open(path, encoding="utf-8") as f:
+        return f.read()
+
+
+def decode_bytes(raw: bytes) -> str:
+    """Decode raw file bytes exactly like ``open(path, encoding="utf-8").read()`` would.
+
+    Useful for uploads that never touch the disk: strict UTF-8, BOM kept, CRLF/CR -> LF.
+    """
+    text = raw.decode("utf-8")  # strict; keeps a BOM as U+FEFF like the "utf-8" codec on files
+    return text.replace("\r\n", "\n").replace("\r", "\n")
+
+
+def document_id(path: Path, root: Path) -> str:
+    """Path relative to the corpus root with "/" separators; the file name if not under the root."""
+    try:
+        rel = Path(path).resolve().relative_to(Path(root).resolve())
+        return rel.as_posix()
+    except ValueError:
+        return Path(path).name
+
+
+def document_from_bytes(doc_id: str, raw: bytes) -> Document:
+    """Build a Document from raw bytes. Raises UnicodeDecodeError / ValueError (empty text)."""
+    text = decode_bytes(raw)
+    if not text.strip():
+        raise ValueError("empty or whitespace-only")
+    return Document(id=doc_id, text=text, sha256=hashlib.sha256(raw).hexdigest(), size=len(raw))
+
+
+def load_document(path: Path, root: Path | None = None) -> Document:
+    """Load one file. Raises UnicodeDecodeError (not UTF-8) or ValueError (empty/whitespace-only)."""
+    path = Path(path)
+    raw = path.read_bytes()
+    raw.decode("utf-8")  # validate strictly before the text read (raises UnicodeDecodeError)
+    text = read_text(path)
+    if not text.strip():
+        raise ValueError("empty or whitespace-only")
+    doc_id = document_id(path, root) if root is not None else path.name
+    return Document(id=doc_id, text=text, sha256=hashlib.sha256(raw).hexdigest(), size=len(raw))
+
+
+def discover(root: Path) -> list[Path]:
+    """All supported files under ``root`` (recursive), sorted, hidden files/folders excluded."""
+    root = Path(root)
+    if root.is_file():
+        return [root]
+    found = []
+    for p in root.rglob("*"):
+        rel = p.relative_to(root)
+        if any(part.startswith(".") for part in rel.parts):
+            continue
+        if p.is_file() and p.suffix.lower() in SUPPORTED_SUFFIXES:
+            found.append(p)
+    return sorted(found, key=lambda p: p.relative_to(root).as_posix())
+
+
+def _expand(paths: Iterable[Path]) -> list[Path]:
+    out: list[Path] = []
+    for p in paths:
+        p = Path(p)
+        if p.is_dir():
+            out.extend(discover(p))
+        else:
+            out.append(p)
+    return out
+
+
+def load_corpus(
+    root: Path, paths: list[Path] | None = None
+) -> tuple[list[Document], list[SkippedFile]]:
+    """Load every ``.txt``/``.md`` file under ``root`` (recursive), or only ``paths`` if given.
+
+    ``paths`` may contain files or folders; ids are relative to ``root``. Returns documents
+    sorted by id, and the files that were skipped (with a warning logged for each).
+    """
+    root = Path(root)
+    if paths is None:
+        if not root.exists():
+            raise FileNotFoundError(f"corpus folder not found: {root}")
+        files = discover(root)
+    else:
+        files = _expand(paths)
+
+    docs: dict[str, Document] = {}
+    skipped: list[SkippedFile] = []
+    for f in files:
+        doc_id = document_id(f, root)
+        if f.suffix.lower() not in SUPPORTED_SUFFIXES:
+            reason = f"unsupported file type {f.suffix or '(none)'!r} (only .txt and .md)"
+        elif not f.is_file():
+            reason = "file not found"
+        else:
+            try:
+                doc = load_document(f, root)
+            except UnicodeDecodeError as e:
+                reason = f"not valid UTF-8 ({e.reason} at byte {e.start})"
+            except ValueError as e:
+                reason = str(e)
+            except OSError as e:
+                reason = f"cannot read: {e}"
+            else:
+                if doc.id in docs:
+                    logger.warning("duplicate document id %s (from %s); keeping the first", doc.id, f)
+                    continue
+                docs[doc.id] = doc
+                continue
+        logger.warning("skipping %s: %s", f, reason)
+        skipped.append(SkippedFile(path=doc_id, reason=reason))
+    return [docs[k] for k in sorted(docs)], skipped

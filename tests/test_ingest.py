@@ -1,0 +1,88 @@
+import hashlib
+import logging
+
+import pytest
+
+from qa.ingest import decode_bytes, load_corpus
+
+
+def test_recursive_ids_and_types(tmp_corpus):
+    root = tmp_corpus(
+        {
+            "a.txt": "alpha",
+            "sub/b.md": "# beta",
+            "sub/deeper/c.txt": "gamma",
+            "ignored.pdf": "nope",
+            ".hidden/d.txt": "hidden",
+        }
+    )
+    docs, skipped = load_corpus(root)
+    assert [d.id for d in docs] == ["a.txt", "sub/b.md", "sub/deeper/c.txt"]
+    assert skipped == []
+
+
+def test_sha256_and_size_are_of_raw_bytes(tmp_corpus):
+    raw = "\ufeffline one\r\nline two\r\n".encode("utf-8")
+    root = tmp_corpus({"crlf_bom.txt": raw})
+    (doc,), _ = load_corpus(root)
+    assert doc.sha256 == hashlib.sha256(raw).hexdigest()
+    assert doc.size == len(raw)
+
+
+def test_crlf_and_bom_text_matches_open_read(tmp_corpus):
+    root = tmp_corpus(
+        {
+            "crlf.txt": b"First line.\r\nSecond line with answer.\r\n\r\nThird.\rLone CR.",
+            "bom.txt": b"\xef\xbb\xbfBOM document: the answer is 42.",
+        }
+    )
+    docs, _ = load_corpus(root)
+    by_id = {d.id: d for d in docs}
+    for doc_id, needle in (("crlf.txt", "answer"), ("bom.txt", "42")):
+        with open(root / doc_id, encoding="utf-8") as f:
+            reference = f.read()
+        text = by_id[doc_id].text
+        assert text == reference
+        start = text.index(needle)
+        assert reference[start : start + len(needle)] == needle
+    assert "\r" not in by_id["crlf.txt"].text
+    assert by_id["bom.txt"].text.startswith("\ufeff")  # BOM kept, offsets count it
+
+
+def test_decode_bytes_matches_open(tmp_path):
+    raw = b"\xef\xbb\xbfa\r\nb\rc\n\xe2\x82\xac\r\n"
+    p = tmp_path / "x.txt"
+    p.write_bytes(raw)
+    assert decode_bytes(raw) == open(p, encoding="utf-8").read()
+
+
+def test_bad_files_are_skipped_with_warning(tmp_corpus, caplog):
+    root = tmp_corpus(
+        {
+            "good.txt": "fine",
+            "latin1.txt": "caf\xe9".encode("latin-1"),
+            "empty.txt": b"",
+            "blank.md": b" \n\t\r\n ",
+        }
+    )
+    with caplog.at_level(logging.WARNING, logger="qa.ingest"):
+        docs, skipped = load_corpus(root)
+    assert [d.id for d in docs] == ["good.txt"]
+    assert {s.path for s in skipped} == {"latin1.txt", "empty.txt", "blank.md"}
+    reasons = {s.path: s.reason for s in skipped}
+    assert "UTF-8" in reasons["latin1.txt"]
+    assert "empty" in reasons["empty.txt"]
+    for name in ("latin1.txt", "empty.txt", "blank.md"):
+        assert any(name in r.getMessage() for r in caplog.records), name
+
+
+def test_explicit_paths(tmp_corpus):
+    root = tmp_corpus({"a.txt": "alpha", "sub/b.md": "beta", "sub/c.txt": "gamma", "x.csv": "1,2"})
+    docs, skipped = load_corpus(root, [root / "a.txt", root / "sub", root / "x.csv"])
+    assert [d.id for d in docs] == ["a.txt", "sub/b.md", "sub/c.txt"]
+    assert [s.path for s in skipped] == ["x.csv"]
+
+
+def test_missing_root_raises(tmp_path):
+    with pytest.raises(FileNotFoundError):
+        load_corpus(tmp_path / "nope")
