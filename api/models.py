@@ -1,0 +1,96 @@
+"""HTTP request/response models of the API (the answer itself is ``qa.types.AskResult``)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, Field, create_model, field_validator
+
+#: API bounds for the optional knobs of /ask (Settings may allow more internally).
+TOP_K_MAX = 20
+MAX_ANSWERS_MAX = 10
+
+
+class AskRequestBase(BaseModel):
+    """Body of ``POST /ask``. The concrete class (with the configured length limit) is built by
+    :func:`ask_request_model`."""
+
+    question: str
+    top_k: int | None = Field(
+        None, ge=1, le=TOP_K_MAX, description="passages to retrieve (default: Settings.top_k)"
+    )
+    max_answers: int | None = Field(
+        None, ge=1, le=MAX_ANSWERS_MAX, description="answers to return at most (default: Settings.max_answers)"
+    )
+
+    @field_validator("question")
+    @classmethod
+    def _not_blank(cls, v: str) -> str:
+        if not v.strip():
+            raise ValueError("question must not be empty or whitespace")
+        return v.strip()
+
+
+def ask_request_model(max_question_chars: int) -> type[AskRequestBase]:
+    """``AskRequest`` with ``question`` limited to ``max_question_chars`` code points, so that the
+    limit shows in the OpenAPI schema too."""
+    return create_model(
+        "AskRequest",
+        __base__=AskRequestBase,
+        question=(
+            str,
+            Field(
+                ...,
+                min_length=1,
+                max_length=max_question_chars,
+                description=f"the question, 1-{max_question_chars} characters, not only whitespace",
+                examples=["When did the protests in Kazakhstan begin?"],
+            ),
+        ),
+    )
+
+
+class DocumentOut(BaseModel):
+    id: str = Field(description='path relative to the corpus folder, "/"-separated')
+    size: int = Field(description="bytes on disk")
+    sha256: str = Field(description="of the file's bytes")
+    chunk_count: int = Field(description="chunks indexed for retrieval")
+
+
+class DocumentList(BaseModel):
+    documents: list[DocumentOut]
+
+
+class DocumentText(BaseModel):
+    id: str
+    text: str = Field(description="exactly the text that start/end offsets index (Python code points)")
+    length: int = Field(description="len(text) in code points")
+
+
+class UploadResult(BaseModel):
+    added: list[str] = Field(description="ids of the documents stored and indexed")
+    documents: list[DocumentOut] = Field(description="the added documents as now indexed")
+
+
+class DeleteResult(BaseModel):
+    id: str
+    deleted: bool = True
+
+
+class Health(BaseModel):
+    status: str = "ok"
+
+
+class Readiness(BaseModel):
+    ready: bool
+    status: str = Field(description='"ready", "starting" or "failed"')
+    reason: str | None = Field(None, description="why the service is not ready")
+    documents: int | None = Field(None, description="documents indexed, when ready")
+
+
+class ErrorResponse(BaseModel):
+    """Every error response has this shape."""
+
+    error: str = Field(description="machine-readable code, e.g. invalid_request, not_found, not_ready")
+    message: str = Field(description="human-readable explanation")
+    details: list[dict[str, Any]] | None = Field(None, description="per-field problems (validation errors)")

@@ -1,0 +1,114 @@
+"""A small in-memory pipeline honoring qa.pipeline.QAPipeline's interface, for fast API tests.
+
+Its "reader" picks the sentence sharing most words with the question and answers with that
+sentence, so answers are real spans of real documents: ``text[start:end] == answer.text``.
+Documents live in ``settings.corpus_dir`` like the real pipeline's (uploads are written there).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+
+from qa.config import Settings
+from qa.ingest import decode_bytes, load_corpus
+from qa.types import Answer, AskResult, Citation, PassageOut
+
+WORD = re.compile(r"\w+")
+SENTENCE = re.compile(r"[^.!?\n]+[.!?]?")
+STOP = {"the", "a", "an", "of", "in", "is", "was", "what", "when", "did", "who", "to", "and", "do", "does", "how"}
+
+
+@dataclass(frozen=True)
+class FakeDocInfo:
+    id: str
+    size: int
+    sha256: str
+    chunk_count: int
+
+
+class FakeLoadError(Exception):
+    pass
+
+
+class FakePipeline:
+    def __init__(self, settings: Settings, fail_warm_up: str | None = None):
+        self.settings = settings
+        self.fail_warm_up = fail_warm_up
+        self._lock = threading.Lock()
+        self._docs: dict[str, tuple[str, bytes]] = {}
+        self.asked: list[tuple[str, int | None, int | None]] = []
+        self.warmed = False
+
+    def warm_up(self) -> None:
+        if self.fail_warm_up:
+            raise FakeLoadError(self.fail_warm_up)
+        docs, _ = load_corpus(Path(self.settings.corpus_dir))
+        self._docs = {d.id: (d.text, (Path(self.settings.corpus_dir) / d.id).read_bytes()) for d in docs}
+        self.warmed = True
+
+    # -- reading
+    def documents(self) -> list[FakeDocInfo]:
+        docs = dict(self._docs)
+        return [
+            FakeDocInfo(id=i, size=len(raw), sha256=hashlib.sha256(raw).hexdigest(), chunk_count=max(1, len(t) // 800 + 1))
+            for i, (t, raw) in sorted(docs.items())
+        ]
+
+    def document_text(self, doc_id: str) -> str:
+        return self._docs[doc_id][0]
+
+    def ask(self, question: str, top_k: int | None = None, max_answers: int | None = None) -> AskResult:
+        self.asked.append((question, top_k, max_answers))
+        top_k = top_k or self.settings.top_k
+        max_answers = max_answers or self.settings.max_answers
+        q = {w.lower() for w in WORD.findall(question)} - STOP
+        scored = []
+        for doc_id, (text, _) in sorted(self._docs.items()):
+            for m in SENTENCE.finditer(text):
+                s = m.group().strip()
+                if not s:
+                    continue
+                start = m.start() + (len(m.group()) - len(m.group().lstrip()))
+                end = start + len(s)
+                overlap = len(q & {w.lower() for w in WORD.findall(s)})
+                scored.append((overlap, doc_id, start, end, text))
+        scored.sort(key=lambda x: (-x[0], x[1], x[2]))
+        passages = [
+            PassageOut(document=d, start=s, end=e, score=float(o), rank=i + 1, text=t[s:e])
+            for i, (o, d, s, e, t) in enumerate(scored[:top_k])
+        ]
+        answers = []
+        for o, d, s, e, t in scored[:max_answers]:
+            if o == 0:
+                break
+            score = min(1.0, o / max(1, len(q)))
+            cit = Citation(document=d, start=s, end=e, text=t[s:e], score=score, context=t[s:e],
+                           context_start=s, context_end=e)
+            answers.append(Answer(text=t[s:e], score=score, document=d, start=s, end=e, context=t[s:e],
+                                  context_start=s, context_end=e, citations=[cit]))
+        return AskResult(question=question, answer_found=bool(answers), answers=answers, passages=passages,
+                         no_answer_score=0.1 if answers else 0.9, timing_ms={"total": 1.0})
+
+    # -- writing
+    def add_documents(self, files: list[tuple[str, bytes]]) -> list[str]:
+        with self._lock:
+            corpus = Path(self.settings.corpus_dir)
+            for name, raw in files:
+                decode_bytes(raw)  # validates
+            for name, raw in files:
+                (corpus / name).write_bytes(raw)
+                self._docs = {**self._docs, name: (decode_bytes(raw), raw)}
+            return [name for name, _ in files]
+
+    def remove_document(self, doc_id: str) -> None:
+        with self._lock:
+            if doc_id not in self._docs:
+                raise KeyError(doc_id)
+            (Path(self.settings.corpus_dir) / doc_id).unlink(missing_ok=True)
+            docs = dict(self._docs)
+            del docs[doc_id]
+            self._docs = docs
