@@ -1,0 +1,116 @@
+"""Windowed encoding and n-best span decoding with exact character offsets.
+
+Shared by training-time validation and the served reader, so what we measure is what we serve.
+All offsets are code-point offsets into the context string given to :func:`encode_windows`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class SpanCandidate:
+    context_index: int
+    start: int  # char offset in the context
+    end: int
+    prob: float  # p(start) * p(end) within its window
+    null_prob: float  # p([CLS], [CLS]) of the same window
+
+
+@dataclass
+class Windows:
+    encoding: object  # BatchEncoding (features are windows)
+    context_of: list[int]  # window -> context index
+    offsets: list[list[tuple[int, int] | None]]  # window -> token -> char span in its context, None if not context
+
+
+def encode_windows(tokenizer, question: str, contexts: list[str], max_length: int, stride: int,
+                   max_query_tokens: int = 64) -> Windows:
+    q = question.strip()
+    qids = tokenizer(q, add_special_tokens=False, return_offsets_mapping=True)
+    if len(qids["input_ids"]) > max_query_tokens:
+        q = q[: qids["offset_mapping"][max_query_tokens - 1][1]]
+    enc = tokenizer(
+        [q] * len(contexts),
+        contexts,
+        truncation="only_second",
+        max_length=max_length,
+        stride=stride,
+        return_overflowing_tokens=True,
+        return_offsets_mapping=True,
+        padding=False,
+    )
+    context_of = list(enc["overflow_to_sample_mapping"])
+    offsets = []
+    for w in range(len(enc["input_ids"])):
+        seq = enc.sequence_ids(w)
+        offsets.append([tuple(o) if s == 1 else None for o, s in zip(enc["offset_mapping"][w], seq)])
+    return Windows(enc, context_of, offsets)
+
+
+def pad_batch(windows: Windows, indices: list[int] | None = None, pad_id: int = 0):
+    """Dynamic padding: numpy arrays (input_ids, attention_mask, token_type_ids) padded to the longest."""
+    ids = windows.encoding["input_ids"]
+    tt = windows.encoding["token_type_ids"]
+    idx = list(range(len(ids))) if indices is None else indices
+    n = max(len(ids[i]) for i in idx)
+    input_ids = np.full((len(idx), n), pad_id, dtype=np.int64)
+    mask = np.zeros((len(idx), n), dtype=np.int64)
+    types = np.zeros((len(idx), n), dtype=np.int64)
+    for r, i in enumerate(idx):
+        L = len(ids[i])
+        input_ids[r, :L] = ids[i]
+        mask[r, :L] = 1
+        types[r, :L] = tt[i]
+    return input_ids, mask, types
+
+
+def _softmax(x: np.ndarray) -> np.ndarray:
+    x = x - x.max()
+    e = np.exp(x)
+    return e / e.sum()
+
+
+def decode_window(start_logits: np.ndarray, end_logits: np.ndarray, offsets: list, context_index: int,
+                  max_answer_tokens: int, n_best: int) -> tuple[list[SpanCandidate], float]:
+    """Best spans of one window. Probabilities are softmaxes over the window's context tokens plus [CLS]."""
+    L = len(offsets)
+    valid = np.array([i == 0 or offsets[i] is not None for i in range(L)])
+    s_log = np.where(valid, start_logits[:L], -1e9)
+    e_log = np.where(valid, end_logits[:L], -1e9)
+    ps, pe = _softmax(s_log), _softmax(e_log)
+    null_prob = float(ps[0] * pe[0])
+    ctx_tokens = [i for i in range(L) if offsets[i] is not None]
+    if not ctx_tokens:
+        return [], null_prob
+    k = min(n_best, len(ctx_tokens))
+    cand_s = sorted(ctx_tokens, key=lambda i: -ps[i])[:k]
+    cand_e = sorted(ctx_tokens, key=lambda i: -pe[i])[:k]
+    out = []
+    for i in cand_s:
+        for j in cand_e:
+            if j < i or j - i + 1 > max_answer_tokens:
+                continue
+            start, end = offsets[i][0], offsets[j][1]
+            if end <= start:
+                continue
+            out.append(SpanCandidate(context_index, start, end, float(ps[i] * pe[j]), null_prob))
+    out.sort(key=lambda c: -c.prob)
+    return out[:n_best], null_prob
+
+
+def decode(start_logits: np.ndarray, end_logits: np.ndarray, windows: Windows, max_answer_tokens: int = 30,
+           n_best: int = 20) -> tuple[list[SpanCandidate], list[float]]:
+    """All windows' candidates (best first) and each context's null probability (min over its windows)."""
+    cands: list[SpanCandidate] = []
+    n_ctx = max(windows.context_of) + 1 if windows.context_of else 0
+    null = [1.0] * n_ctx
+    for w, ctx in enumerate(windows.context_of):
+        c, p0 = decode_window(start_logits[w], end_logits[w], windows.offsets[w], ctx, max_answer_tokens, n_best)
+        cands.extend(c)
+        null[ctx] = min(null[ctx], p0)
+    cands.sort(key=lambda c: -c.prob)
+    return cands, null

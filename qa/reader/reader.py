@@ -1,0 +1,191 @@
+"""The served extractive reader: question + retrieved passages -> answers citing document offsets."""
+
+from __future__ import annotations
+
+import json
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from qa.metrics import normalize_answer
+from qa.reader.decode import SpanCandidate, decode, encode_windows, pad_batch
+from qa.types import Answer, Citation, Passage
+
+DEFAULT_THRESHOLD = 0.5  # used only when the model folder carries no calibrated threshold
+_SENTENCE_END = ".!?。！？\n"
+
+
+@dataclass
+class ReaderOutput:
+    answers: list[Answer]  # best first; empty when abstaining
+    answer_found: bool
+    no_answer_score: float  # 1 - best span probability
+    best_guess: Answer | None = None  # the top answer even when abstaining (for evaluation/diagnostics)
+    candidates: int = 0
+    windows: int = 0
+    extra: dict = field(default_factory=dict)
+
+
+def sentence_bounds(text: str, start: int, end: int, max_chars: int = 300) -> tuple[int, int]:
+    """The sentence (or line) around text[start:end], at most max_chars beyond the span on each side."""
+    lo = max(0, start - max_chars)
+    s = start
+    while s > lo:
+        ch = text[s - 1]
+        if ch == "\n" or (ch in _SENTENCE_END and s < start and text[s].isspace()):
+            break
+        s -= 1
+    hi = min(len(text), end + max_chars)
+    e = end
+    while e < hi:
+        ch = text[e]
+        if ch == "\n":
+            break
+        e += 1
+        if ch in _SENTENCE_END and (e >= len(text) or text[e].isspace()):
+            break
+    while s < start and text[s].isspace():
+        s += 1
+    while e > end and text[e - 1].isspace():
+        e -= 1
+    return s, e
+
+
+class ExtractiveReader:
+    """Loads the shipped span-extraction model once; ``run`` batches all windows of a question."""
+
+    def __init__(self, model_dir: str | Path, max_length: int = 256, stride: int = 96, max_answer_tokens: int = 30,
+                 n_best: int = 20, threshold: float | None = None, batch_size: int = 16, bf16: bool | None = None):
+        self.model_dir = Path(model_dir)
+        self.max_length = max_length
+        self.stride = stride
+        self.max_answer_tokens = max_answer_tokens
+        self.n_best = n_best
+        self._threshold_override = threshold
+        self.batch_size = batch_size
+        self.bf16 = bf16
+        self.threshold = threshold if threshold is not None else DEFAULT_THRESHOLD
+        self.model = None
+        self.tokenizer = None
+        self.card: dict = {}
+        self._lock = threading.Lock()
+
+    # -- loading -----------------------------------------------------------------------------
+    def warm_up(self) -> None:
+        if self.model is not None:
+            return
+        import torch
+        from transformers import AutoModelForQuestionAnswering, AutoTokenizer
+
+        if not (self.model_dir / "config.json").exists():
+            raise FileNotFoundError(
+                f"reader model not found in {self.model_dir} (expected config.json and model.safetensors; "
+                "set QA_READER_MODEL_DIR or train one with `qa train-reader`)"
+            )
+        cfg_path = self.model_dir / "reader_config.json"
+        self.card = json.loads(cfg_path.read_text()) if cfg_path.exists() else {}
+        if self._threshold_override is None and "threshold" in self.card:
+            self.threshold = float(self.card["threshold"])
+        self.tokenizer = AutoTokenizer.from_pretrained(str(self.model_dir))
+        model = AutoModelForQuestionAnswering.from_pretrained(str(self.model_dir), dtype=torch.float32)
+        model.eval()
+        self.model = model
+        if self.bf16 is None:
+            self.bf16 = bool(self.card.get("bf16_inference", False))
+
+    # -- inference ---------------------------------------------------------------------------
+    def _logits(self, windows) -> tuple[np.ndarray, np.ndarray]:
+        from qa.reader.validate import forward_logits
+
+        n = len(windows.context_of)
+        order = sorted(range(n), key=lambda w: len(windows.encoding["input_ids"][w]))
+        width = max(len(x) for x in windows.encoding["input_ids"])
+        S = np.full((n, width), -1e9, dtype=np.float32)
+        E = np.full((n, width), -1e9, dtype=np.float32)
+        with self._lock:
+            for b in range(0, n, self.batch_size):
+                idx = order[b : b + self.batch_size]
+                ids, mask, tt = pad_batch(windows, idx)
+                s, e = forward_logits(self.model, ids, mask, tt, "cpu", bool(self.bf16))
+                for r, w in enumerate(idx):
+                    L = len(windows.encoding["input_ids"][w])
+                    S[w, :L], E[w, :L] = s[r, :L], e[r, :L]
+        return S, E
+
+    def spans(self, question: str, contexts: list[str]) -> tuple[list[SpanCandidate], list[float], int]:
+        """n-best spans over all windows of all contexts (offsets into each context string)."""
+        self.warm_up()
+        if not contexts:
+            return [], [], 0
+        windows = encode_windows(self.tokenizer, question, contexts, self.max_length, self.stride)
+        S, E = self._logits(windows)
+        cands, null = decode(S, E, windows, self.max_answer_tokens, self.n_best)
+        return cands, null, len(windows.context_of)
+
+    def run(self, question: str, passages: list[Passage], document_text, max_answers: int = 3) -> ReaderOutput:
+        """Answer from retrieved passages. ``document_text(doc_id)`` returns the full document text."""
+        contexts = [p.chunk.text for p in passages]
+        cands, _null, n_windows = self.spans(question, contexts)
+        located = []
+        for c in cands:
+            ch = passages[c.context_index].chunk
+            located.append((ch.document, ch.start + c.start, ch.start + c.end, c.prob))
+        return self._assemble(located, document_text, max_answers, n_windows)
+
+    def read_contexts(self, question: str, contexts: list[tuple[str, str]], max_answers: int = 3) -> ReaderOutput:
+        """Answer from (document_id, text) pairs read whole (e.g. a SQuAD paragraph)."""
+        texts = dict(contexts)
+        cands, _null, n_windows = self.spans(question, [t for _, t in contexts])
+        located = [(contexts[c.context_index][0], c.start, c.end, c.prob) for c in cands]
+        return self._assemble(located, texts.__getitem__, max_answers, n_windows)
+
+    # -- merging -----------------------------------------------------------------------------
+    def _assemble(self, located, document_text, max_answers: int, n_windows: int) -> ReaderOutput:
+        # 1. one citation per (document, start, end): overlapping chunks find the same span twice
+        best_at: dict[tuple[str, int, int], float] = {}
+        for doc, s, e, p in located:
+            key = (doc, s, e)
+            if p > best_at.get(key, -1.0):
+                best_at[key] = p
+        # 2. group citations by normalised answer text
+        texts: dict[str, str] = {}
+        groups: dict[str, list[tuple[str, int, int, float]]] = {}
+        for (doc, s, e), p in best_at.items():
+            if doc not in texts:
+                texts[doc] = document_text(doc)
+            span = texts[doc][s:e]
+            key = normalize_answer(span) or span.strip().lower()
+            if not key:
+                continue
+            groups.setdefault(key, []).append((doc, s, e, p))
+        answers: list[Answer] = []
+        for key, cits in groups.items():
+            cits.sort(key=lambda c: -c[3])
+            # Several occurrences: drop those nested in a better citation of the same answer
+            kept: list[tuple[str, int, int, float]] = []
+            for c in cits:
+                if not any(k[0] == c[0] and k[1] < c[2] and c[1] < k[2] for k in kept):
+                    kept.append(c)
+            # Aggregate support (noisy-or over distinct places): more independent support ranks higher.
+            miss = 1.0
+            for c in kept:
+                miss *= 1.0 - c[3]
+            score = 1.0 - miss
+            citations = []
+            for doc, s, e, p in kept:
+                cs, ce = sentence_bounds(texts[doc], s, e)
+                citations.append(Citation(document=doc, start=s, end=e, text=texts[doc][s:e], score=round(p, 6),
+                                          context=texts[doc][cs:ce], context_start=cs, context_end=ce))
+            top = citations[0]
+            answers.append(Answer(text=top.text, score=round(score, 6), document=top.document, start=top.start,
+                                  end=top.end, context=top.context, context_start=top.context_start,
+                                  context_end=top.context_end, citations=citations))
+        answers.sort(key=lambda a: (-a.score, -a.citations[0].score))
+        best = answers[0] if answers else None
+        best_prob = best.citations[0].score if best else 0.0
+        found = best is not None and best_prob >= self.threshold
+        kept_answers = [a for a in answers if a.citations[0].score >= self.threshold][:max_answers] if found else []
+        return ReaderOutput(answers=kept_answers, answer_found=found, no_answer_score=round(1.0 - best_prob, 6),
+                            best_guess=best, candidates=len(located), windows=n_windows)

@@ -1,0 +1,98 @@
+"""Run the reader over SQuAD-style examples (question + its own paragraph) and score it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from qa.metrics import squad_em_f1
+from qa.reader.decode import decode, encode_windows, pad_batch
+from qa.reader.squad import QAExample
+
+
+@dataclass
+class Prediction:
+    id: str
+    text: str  # best span ("" when the context has no window)
+    prob: float  # best span probability
+    null_prob: float
+
+
+def forward_logits(model, input_ids, mask, types, device: str, bf16: bool) -> tuple[np.ndarray, np.ndarray]:
+    with torch.inference_mode():
+        ids = torch.from_numpy(input_ids).to(device)
+        am = torch.from_numpy(mask).to(device)
+        tt = torch.from_numpy(types).to(device)
+        with torch.autocast(device_type=device.split(":")[0], dtype=torch.bfloat16, enabled=bf16):
+            out = model(input_ids=ids, attention_mask=am, token_type_ids=tt)
+        return out.start_logits.float().cpu().numpy(), out.end_logits.float().cpu().numpy()
+
+
+def predict_examples(model, tokenizer, examples: list[QAExample], max_length: int = 256, stride: int = 96,
+                     max_answer_tokens: int = 30, batch_size: int = 64, device: str = "cpu", bf16: bool = True,
+                     progress: bool = True) -> list[Prediction]:
+    model.eval()
+    preds: list[Prediction] = []
+    group = 256
+    bar = tqdm(total=len(examples), desc="validate", disable=not progress, leave=False)
+    for g in range(0, len(examples), group):
+        part = examples[g : g + group]
+        encs = [encode_windows(tokenizer, ex.question, [ex.context], max_length, stride) for ex in part]
+        # flatten windows, sort by length for dynamic padding
+        flat = [(e, w) for e, enc in enumerate(encs) for w in range(len(enc.context_of))]
+        flat.sort(key=lambda t: len(encs[t[0]].encoding["input_ids"][t[1]]))
+        starts: dict[tuple[int, int], np.ndarray] = {}
+        ends: dict[tuple[int, int], np.ndarray] = {}
+        for b in range(0, len(flat), batch_size):
+            chunk = flat[b : b + batch_size]
+            n = max(len(encs[e].encoding["input_ids"][w]) for e, w in chunk)
+            ids = np.zeros((len(chunk), n), dtype=np.int64)
+            mask = np.zeros_like(ids)
+            tt = np.zeros_like(ids)
+            for r, (e, w) in enumerate(chunk):
+                x = encs[e].encoding["input_ids"][w]
+                ids[r, : len(x)] = x
+                mask[r, : len(x)] = 1
+                tt[r, : len(x)] = encs[e].encoding["token_type_ids"][w]
+            s, en = forward_logits(model, ids, mask, tt, device, bf16)
+            for r, (e, w) in enumerate(chunk):
+                L = len(encs[e].encoding["input_ids"][w])
+                starts[(e, w)], ends[(e, w)] = s[r, :L], en[r, :L]
+        for e, (ex, enc) in enumerate(zip(part, encs)):
+            nw = len(enc.context_of)
+            width = max(len(x) for x in enc.encoding["input_ids"])
+            S = np.full((nw, width), -1e9, dtype=np.float32)
+            E = np.full((nw, width), -1e9, dtype=np.float32)
+            for w in range(nw):
+                S[w, : len(starts[(e, w)])] = starts[(e, w)]
+                E[w, : len(ends[(e, w)])] = ends[(e, w)]
+            cands, null = decode(S, E, enc, max_answer_tokens=max_answer_tokens)
+            if cands:
+                c = cands[0]
+                preds.append(Prediction(ex.id, ex.context[c.start : c.end], c.prob, null[0]))
+            else:
+                preds.append(Prediction(ex.id, "", 0.0, null[0] if null else 1.0))
+        bar.update(len(part))
+    bar.close()
+    return preds
+
+
+def score_answerable(examples: list[QAExample], preds: list[Prediction]) -> dict:
+    refs = {ex.id: [a["text"] for a in ex.answers] for ex in examples if not ex.is_impossible}
+    return squad_em_f1({p.id: p.text for p in preds}, refs)
+
+
+def calibrate_threshold(pos_probs: list[float], neg_probs: list[float]) -> tuple[float, float]:
+    """Threshold on best-span probability that maximises balanced accuracy (answer if prob >= t)."""
+    cand = sorted(set(np.round(pos_probs + neg_probs, 4).tolist())) or [0.5]
+    pos = np.array(pos_probs)
+    neg = np.array(neg_probs)
+    best_t, best_acc = 0.5, -1.0
+    for t in cand:
+        acc = 0.5 * ((pos >= t).mean() if len(pos) else 1.0) + 0.5 * ((neg < t).mean() if len(neg) else 1.0)
+        if acc > best_acc:
+            best_t, best_acc = t, acc
+    return float(best_t), float(best_acc)
