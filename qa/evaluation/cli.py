@@ -1,0 +1,200 @@
+"""`qa eval`: score the full pipeline on evaluation sets, or the reader alone on a SQuAD file.
+
+    qa eval                                   # eval/seeds_qa.jsonl, settings' retrieval mode and k
+    qa eval my_set.jsonl other.jsonl --mode bm25 -k 10 --out eval/reports/bm25
+    qa eval --json                            # JSON summary on stdout (tables go to stderr)
+    qa eval --squad ../shared/squad/squad-v1.1-dev-42.json --limit 500
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as _dt
+import json
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+from qa.config import PROJECT_ROOT
+
+DEFAULT_EVAL_FILE = PROJECT_ROOT / "eval" / "seeds_qa.jsonl"
+REPORTS_DIR = PROJECT_ROOT / "eval" / "reports"
+
+
+def add_eval_command(sub) -> None:
+    p = sub.add_parser(
+        "eval",
+        help="evaluate the pipeline on question sets (or the reader alone on SQuAD)",
+        description="Run the full pipeline on JSONL evaluation sets and write report.json, report.md "
+        "and chart.png; or, with --squad, score the reader alone on a SQuAD v1.1/v2.0 file.",
+    )
+    p.add_argument("files", nargs="*", type=Path, metavar="FILE",
+                   help=f"JSONL evaluation set(s) (default: {DEFAULT_EVAL_FILE.relative_to(PROJECT_ROOT)})")
+    p.add_argument("--json", action="store_true", help="print the JSON summary on stdout")
+    p.add_argument("--out", type=Path, default=None, help="report folder (default: eval/reports/<timestamp>/)")
+    p.add_argument("--mode", choices=["dense", "bm25", "hybrid"], default=None,
+                   help="retrieval mode (default: settings, QA_RETRIEVAL_MODE)")
+    p.add_argument("-k", "--top-k", dest="k", type=int, default=None,
+                   help="passages retrieved per question; recall@k uses it (default: settings)")
+    p.add_argument("--max-answers", type=int, default=None, help="answers per question (default: settings)")
+    p.add_argument("--squad", type=Path, default=None, metavar="FILE",
+                   help="score the reader alone on a SQuAD v1.1/v2.0 JSON file (each question with its paragraph)")
+    p.add_argument("--reader-dir", type=Path, default=None, help="reader model folder for --squad (default: settings)")
+    p.add_argument("--limit", type=int, default=None, help="only the first N questions")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.set_defaults(func=cmd_eval)
+
+
+def _timestamp() -> str:
+    return _dt.datetime.now().strftime("%Y%m%d-%H%M%S")
+
+
+def _git_commit() -> str | None:
+    try:
+        out = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=PROJECT_ROOT, capture_output=True,
+                             text=True, timeout=5)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    if out.returncode != 0:
+        return None
+    return out.stdout.strip() or None
+
+
+def make_pipeline(settings: Any) -> Any:
+    """The real pipeline, warmed up (tests replace this)."""
+    from qa.pipeline import QAPipeline
+
+    pipeline = QAPipeline(settings)
+    pipeline.warm_up()
+    return pipeline
+
+
+def make_reader(model_dir: Path) -> Any:
+    from qa.reader import ExtractiveReader
+
+    reader = ExtractiveReader(model_dir)
+    reader.warm_up()
+    return reader
+
+
+def _settings_for(args: argparse.Namespace) -> Any:
+    from qa.config import get_settings
+
+    updates: dict[str, Any] = {}
+    if args.mode:
+        updates["retrieval_mode"] = args.mode
+    if args.k is not None:
+        updates["top_k"] = args.k
+    if args.max_answers is not None:
+        updates["max_answers"] = args.max_answers
+    return get_settings().model_copy(update=updates)
+
+
+def cmd_eval(args: argparse.Namespace) -> int:
+    if args.k is not None and args.k < 1:
+        print("error: -k must be >= 1", file=sys.stderr)
+        return 2
+    if args.limit is not None and args.limit < 1:
+        print("error: --limit must be >= 1", file=sys.stderr)
+        return 2
+    if args.squad is not None:
+        return _cmd_squad(args)
+    return _cmd_eval_sets(args)
+
+
+def _cmd_eval_sets(args: argparse.Namespace) -> int:
+    from qa.evaluation.dataset import EvalSetError, load_eval_set
+    from qa.evaluation.report import build_report, summary_table, write_report
+    from qa.evaluation.runner import run_pipeline
+
+    files = list(args.files) or [DEFAULT_EVAL_FILE]
+    for f in files:
+        if not f.is_file():
+            print(f"error: evaluation file not found: {f}", file=sys.stderr)
+            return 2
+    try:
+        items = load_eval_set(*files)
+    except EvalSetError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    if args.limit is not None:
+        items = items[: args.limit]
+    if not items:
+        print("error: no questions to evaluate", file=sys.stderr)
+        return 2
+    settings = _settings_for(args)
+    pipeline = make_pipeline(settings)
+    results = run_pipeline(pipeline, items, top_k=settings.top_k, max_answers=settings.max_answers,
+                           progress=not args.no_progress)
+    meta = {
+        "created": _dt.datetime.now().isoformat(timespec="seconds"),
+        "eval_files": [str(f) for f in files],
+        "retrieval_mode": settings.retrieval_mode,
+        "top_k": settings.top_k,
+        "max_answers": settings.max_answers,
+        "reader_model_dir": str(settings.reader_model_dir),
+        "index_dir": str(settings.index_dir),
+        "git_commit": _git_commit(),
+    }
+    report = build_report(results, settings.top_k, meta)
+    out_dir = args.out or (REPORTS_DIR / _timestamp())
+    paths = write_report(report, out_dir)
+    table = summary_table(report)
+    where = "report: " + ", ".join(str(p) for p in paths.values())
+    if args.json:
+        print(table, file=sys.stderr)
+        print(where, file=sys.stderr)
+        summary = {"meta": report.meta, "overall": report.overall, "by_type": report.by_type,
+                   "report_files": {k: str(v) for k, v in paths.items()}}
+        print(json.dumps(summary, indent=2, ensure_ascii=False))
+    else:
+        print(table)
+        print(where)
+    errors = report.overall.get("errors") or 0
+    if errors:
+        print(f"warning: {errors} question(s) raised an error; see {paths['markdown']}", file=sys.stderr)
+    return 0
+
+
+def _cmd_squad(args: argparse.Namespace) -> int:
+    from qa.evaluation.squad import evaluate_squad
+
+    if not args.squad.is_file():
+        print(f"error: SQuAD file not found: {args.squad}", file=sys.stderr)
+        return 2
+    settings = _settings_for(args)
+    model_dir = args.reader_dir or settings.reader_model_dir
+    reader = make_reader(model_dir)
+    result = evaluate_squad(reader, args.squad, limit=args.limit, progress=not args.no_progress)
+    result["reader_model_dir"] = str(model_dir)
+    result["created"] = _dt.datetime.now().isoformat(timespec="seconds")
+    out_dir = args.out or (REPORTS_DIR / f"squad-{_timestamp()}")
+    out_dir.mkdir(parents=True, exist_ok=True)
+    (out_dir / "report.json").write_text(json.dumps(result, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    s = result["scores"]
+    lines = [f"SQuAD {result['version'] or '?'} reader-only: {args.squad} ({s['total']} questions)"]
+    for key in ("exact", "f1", "HasAns_exact", "HasAns_f1", "NoAns_exact", "NoAns_f1",
+                "latency_p50_ms", "latency_p95_ms"):
+        if s.get(key) is not None:
+            lines.append(f"  {key:<16} {s[key]:8.2f}")
+    lines.append(f"report: {out_dir / 'report.json'}")
+    if args.json:
+        print("\n".join(lines), file=sys.stderr)
+        print(json.dumps({k: v for k, v in result.items() if k != "predictions"}, indent=2))
+    else:
+        print("\n".join(lines))
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Stand-alone entry point (``python -m qa.evaluation.cli eval ...``)."""
+    parser = argparse.ArgumentParser(prog="qa")
+    sub = parser.add_subparsers(dest="command", required=True)
+    add_eval_command(sub)
+    args = parser.parse_args(argv)
+    return args.func(args)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

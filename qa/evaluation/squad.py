@@ -1,0 +1,140 @@
+"""Reader-only evaluation on a SQuAD-format file (v1.1 or v2.0) with the official metrics.
+
+Each question is given its own paragraph as the only context, so this measures the reader alone,
+without retrieval. SQuAD v2.0 questions marked ``is_impossible`` expect an abstention (the empty
+answer), as in the official v2.0 script: gold answers that normalise to nothing are dropped and a
+question with none left has the single gold answer "". Reported: ``exact``, ``f1`` (percent, over
+all questions) and, when both kinds occur, ``HasAns_*`` and ``NoAns_*`` breakdowns.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from qa.evaluation.metrics import percentile
+from qa.metrics import exact_match, f1, normalize_answer
+
+
+@dataclass(frozen=True)
+class SquadQuestion:
+    id: str
+    title: str
+    question: str
+    context: str
+    answers: tuple[str, ...] = field(default_factory=tuple)
+    is_impossible: bool = False
+
+    @property
+    def gold(self) -> list[str]:
+        """Gold answers as the official v2.0 script takes them ([""] for an impossible question)."""
+        golds = [a for a in self.answers if normalize_answer(a)]
+        return golds if golds and not self.is_impossible else [""]
+
+
+def load_squad_file(path: str | Path, limit: int | None = None) -> tuple[str, list[SquadQuestion]]:
+    """(version, questions in file order) of a SQuAD v1.1/v2.0 JSON file; at most ``limit``."""
+    raw = json.loads(Path(path).read_text(encoding="utf-8"))
+    if not isinstance(raw, dict) or not isinstance(raw.get("data"), list):
+        raise ValueError(f"{path}: not a SQuAD file (no 'data' list)")
+    version = str(raw.get("version", ""))
+    out: list[SquadQuestion] = []
+    for article in raw["data"]:
+        title = article.get("title", "")
+        for para in article.get("paragraphs", []):
+            context = para["context"]
+            for qa in para.get("qas", []):
+                answers = tuple(a["text"] for a in qa.get("answers", []) if isinstance(a, dict) and "text" in a)
+                out.append(SquadQuestion(
+                    id=str(qa["id"]), title=title, question=qa["question"], context=context,
+                    answers=answers, is_impossible=bool(qa.get("is_impossible", False)),
+                ))
+                if limit is not None and len(out) >= limit:
+                    return version, out
+    return version, out
+
+
+def squad_scores(predictions: dict[str, str], questions: Sequence[SquadQuestion]) -> dict[str, Any]:
+    """Official EM/F1 (percent); a question with no prediction scores as an abstention ("")."""
+    def mean(xs: list[float]) -> float:
+        return 100.0 * sum(xs) / len(xs)
+
+    em_all, f1_all, em_has, f1_has, em_no, f1_no = [], [], [], [], [], []
+    for q in questions:
+        pred = predictions.get(q.id, "")
+        golds = q.gold
+        e = max(exact_match(pred, g) for g in golds)
+        f = max(f1(pred, g) for g in golds)
+        em_all.append(e)
+        f1_all.append(f)
+        if golds == [""]:
+            em_no.append(e)
+            f1_no.append(f)
+        else:
+            em_has.append(e)
+            f1_has.append(f)
+    if not questions:
+        return {"exact": 0.0, "f1": 0.0, "total": 0}
+    out: dict[str, Any] = {"exact": mean(em_all), "f1": mean(f1_all), "total": len(questions)}
+    if em_has and em_no:
+        out.update({"HasAns_exact": mean(em_has), "HasAns_f1": mean(f1_has), "HasAns_total": len(em_has),
+                    "NoAns_exact": mean(em_no), "NoAns_f1": mean(f1_no), "NoAns_total": len(em_no)})
+    return out
+
+
+def prediction_text(output: Any) -> str:
+    """The reader's best answer text, or "" when it abstains.
+
+    Understands the reader's ``ReaderOutput`` (``answer_found`` plus ``answers``/``spans`` whose
+    first item has ``text``) and, leniently, a plain string or None.
+    """
+    if output is None:
+        return ""
+    if isinstance(output, str):
+        return output
+    if getattr(output, "answer_found", True) is False:
+        return ""
+    for name in ("answers", "spans", "candidates"):
+        seq = getattr(output, name, None)
+        if seq:
+            first = seq[0]
+            return first if isinstance(first, str) else str(getattr(first, "text", ""))
+    text = getattr(output, "text", None)
+    return text or ""
+
+
+def predict_squad(
+    read: Callable[[str, list[tuple[str, str]]], Any],
+    questions: Sequence[SquadQuestion],
+    progress: bool = True,
+) -> tuple[dict[str, str], list[float]]:
+    """Run ``read(question, [(context_id, context)])`` for every question: (predictions, latencies ms)."""
+    preds: dict[str, str] = {}
+    latencies: list[float] = []
+    iterator: Any = questions
+    if progress:
+        from tqdm.auto import tqdm
+
+        iterator = tqdm(questions, desc="qa eval --squad", unit="q", leave=False)
+    for q in iterator:
+        t0 = time.perf_counter()
+        output = read(q.question, [(q.id, q.context)])
+        latencies.append((time.perf_counter() - t0) * 1000.0)
+        preds[q.id] = prediction_text(output)
+    return preds, latencies
+
+
+def evaluate_squad(reader: Any, path: str | Path, limit: int | None = None,
+                   progress: bool = True) -> dict[str, Any]:
+    """Score ``reader`` (``read_contexts(question, contexts)``) on a SQuAD file: the official
+    metrics plus latency percentiles and the predictions."""
+    version, questions = load_squad_file(path, limit)
+    preds, latencies = predict_squad(reader.read_contexts, questions, progress=progress)
+    scores = squad_scores(preds, questions)
+    scores["latency_p50_ms"] = percentile(latencies, 50)
+    scores["latency_p95_ms"] = percentile(latencies, 95)
+    return {"file": str(path), "version": version, "limit": limit, "scores": scores, "predictions": preds}
