@@ -33,6 +33,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse, PlainTextResponse, Response
 from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
 
 from api.models import (
     DeleteResult,
@@ -234,10 +235,10 @@ class BodyLimit:
 
 
 _ERRORS = {
-    400: {"model": ErrorResponse, "description": "Bad request"},
+    400: {"model": ErrorResponse, "description": "Bad request (e.g. a body that cannot be parsed, a bad file)"},
     404: {"model": ErrorResponse, "description": "Unknown document"},
     409: {"model": ErrorResponse, "description": "A document with that name exists"},
-    413: {"model": ErrorResponse, "description": "File too large"},
+    413: {"model": ErrorResponse, "description": "Request body or uploaded file too large"},
     422: {"model": ErrorResponse, "description": "Invalid request"},
     503: {"model": ErrorResponse, "description": "Not ready (index or models not loaded); message says why"},
 }
@@ -321,6 +322,14 @@ def create_app(
         resp = _error(exc.status_code, codes.get(exc.status_code, "http_error"), str(exc.detail))
         if exc.headers:
             resp.headers.update(exc.headers)
+        if exc.status_code == 405:  # list the methods of every route on this path, not just one
+            allowed = set()
+            for route in request.app.router.routes:
+                methods = getattr(route, "methods", None)
+                if methods and route.matches(request.scope)[0] != Match.NONE:
+                    allowed |= set(methods)
+            if allowed:
+                resp.headers["allow"] = ", ".join(sorted(allowed))
         return resp
 
     @app.exception_handler(Exception)
@@ -357,7 +366,7 @@ def create_app(
         response_model=AskResult,
         tags=["qa"],
         summary="Answer a question from the documents, with citations",
-        responses=_responses(422, 503),
+        responses=_responses(400, 413, 422, 503),
     )
     async def ask(
         body: AskRequest,

@@ -45,6 +45,8 @@ def ask_request_model(max_question_chars: int) -> type[AskRequestBase]:
                 max_length=max_question_chars,
                 description=f"the question, 1-{max_question_chars} characters, not only whitespace",
                 examples=["When did the protests in Kazakhstan begin?"],
+                # documents the not-only-whitespace rule (enforced by the validator, clearer message)
+                json_schema_extra={"pattern": r"\S"},
             ),
         ),
     )

@@ -307,6 +307,9 @@ def test_unknown_document_is_404(client, doc_id):
 def test_unknown_route_and_method(client):
     assert_error(client.get("/nope"), 404, "not_found")
     assert_error(client.put("/ask", json={}), 405, "method_not_allowed")
+    r = client.put("/documents/x.txt")
+    assert_error(r, 405)
+    assert {"GET", "DELETE"} <= {m.strip() for m in r.headers["allow"].split(",")}
 
 
 # --------------------------------------------------------------------------- upload / delete
