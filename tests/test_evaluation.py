@@ -273,7 +273,7 @@ def test_reports(tmp_path: Path):
 
 def _args(**kw) -> argparse.Namespace:
     base = dict(files=[], json=False, out=None, mode=None, k=None, max_answers=None, squad=None,
-                reader_dir=None, limit=None, no_progress=True)
+                reader_dir=None, limit=None, no_progress=True, retrieval_only=False)
     base.update(kw)
     return argparse.Namespace(**base)
 
@@ -375,10 +375,37 @@ def test_squad_scoring(tmp_path: Path):
 def test_cmd_eval_squad(tmp_path: Path, monkeypatch, capsys):
     path = tmp_path / "dev.json"
     path.write_text(json.dumps(SQUAD_V2), encoding="utf-8")
-    monkeypatch.setattr(eval_cli, "make_reader", lambda model_dir: FakeReader())
+    monkeypatch.setattr(eval_cli, "make_reader", lambda model_dir, settings=None: FakeReader())
     out = tmp_path / "sq"
     assert eval_cli.cmd_eval(_args(squad=path, out=out, json=True, limit=2)) == 0
     data = json.loads(capsys.readouterr().out)
     assert data["scores"]["total"] == 2 and data["version"] == "v2.0"
     saved = json.loads((out / "report.json").read_text(encoding="utf-8"))
     assert saved["predictions"] == {"s1": "Massimov", "s2": "in January"}
+
+
+def test_cmd_eval_retrieval_only(tmp_path: Path, monkeypatch, capsys):
+    from qa.retriever.bm25 import BM25Retriever
+    from qa.types import Chunk
+
+    chunks = [Chunk(d, 0, len(t), t) for d, t in DOCS.items()]
+    seen = {}
+
+    def fake_retriever(settings):
+        seen["mode"] = settings.retrieval_mode
+        return BM25Retriever(chunks)
+
+    monkeypatch.setattr(eval_cli, "make_retriever_for", fake_retriever)
+    eval_file = tmp_path / "set.jsonl"
+    eval_file.write_text("".join(
+        json.dumps({"id": i.id, "question": i.question, "answers": list(i.answers), "type": i.type,
+                    "evidence": [{"document": e.document, "start": e.start, "end": e.end} for e in i.evidence]})
+        + "\n" for i in ITEMS), encoding="utf-8")
+    out = tmp_path / "ret"
+    rc = eval_cli.cmd_eval(_args(files=[eval_file], out=out, json=True, mode="bm25", k=1, retrieval_only=True))
+    assert rc == 0 and seen["mode"] == "bm25"
+    data = json.loads(capsys.readouterr().out)
+    assert data["overall"]["count"] == 3  # answerable only
+    # "When did protests begin?" -> a.txt; "Who was arrested?" -> b.txt; "suspected" -> b.txt
+    assert data["overall"]["recall@1"] == 100.0 and data["overall"]["mrr"] == 1.0
+    assert (out / "report.json").exists()

@@ -41,6 +41,8 @@ def add_eval_command(sub) -> None:
     p.add_argument("--squad", type=Path, default=None, metavar="FILE",
                    help="score the reader alone on a SQuAD v1.1/v2.0 JSON file (each question with its paragraph)")
     p.add_argument("--reader-dir", type=Path, default=None, help="reader model folder for --squad (default: settings)")
+    p.add_argument("--retrieval-only", action="store_true",
+                   help="score retrieval alone (recall@k, MRR by type): loads the index, not the reader")
     p.add_argument("--limit", type=int, default=None, help="only the first N questions")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_eval)
@@ -70,10 +72,18 @@ def make_pipeline(settings: Any) -> Any:
     return pipeline
 
 
-def make_reader(model_dir: Path) -> Any:
-    from qa.reader import ExtractiveReader
+def make_reader(model_dir: Path, settings: Any = None) -> Any:
+    """The served reader, configured like the pipeline's (tests replace this)."""
+    from qa.reader.reader import ExtractiveReader
 
-    reader = ExtractiveReader(model_dir)
+    if settings is None:
+        reader = ExtractiveReader(model_dir)
+    else:
+        reader = ExtractiveReader(
+            model_dir, max_length=settings.reader_max_length, stride=settings.reader_stride,
+            max_answer_tokens=settings.reader_max_answer_tokens, n_best=settings.reader_n_best,
+            threshold=settings.abstain_threshold,
+        )
     reader.warm_up()
     return reader
 
@@ -103,6 +113,47 @@ def cmd_eval(args: argparse.Namespace) -> int:
     return _cmd_eval_sets(args)
 
 
+def make_retriever_for(settings: Any) -> Any:
+    """The retriever of ``settings.retrieval_mode`` over the active index (tests replace this)."""
+    from qa.evaluation.retrieval import load_index
+    from qa.retriever.hybrid import make_retriever
+
+    store, embedder = load_index(settings)
+    retriever = make_retriever(settings.retrieval_mode, store, embedder, settings)
+    if hasattr(retriever, "warm_up"):
+        retriever.warm_up()
+    return retriever
+
+
+def _cmd_retrieval_only(args: argparse.Namespace, files: list[Path], items: list) -> int:
+    from qa.evaluation.report import fmt
+    from qa.evaluation.retrieval import retrieval_report
+
+    settings = _settings_for(args)
+    retriever = make_retriever_for(settings)
+    k = settings.top_k
+    result = retrieval_report(retriever, items, k, progress=not args.no_progress)
+    result["meta"] = {"created": _dt.datetime.now().isoformat(timespec="seconds"),
+                      "eval_files": [str(f) for f in files], "retrieval_mode": settings.retrieval_mode,
+                      "top_k": k, "git_commit": _git_commit()}
+    out_dir = args.out or (REPORTS_DIR / f"retrieval-{settings.retrieval_mode}-{_timestamp()}")
+    out_dir.mkdir(parents=True, exist_ok=True)
+    (out_dir / "report.json").write_text(json.dumps(result, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    keys = [key for key in result["overall"] if key.startswith("recall@")] + ["mrr"]
+    lines = [f"retrieval only ({settings.retrieval_mode}, k={k}): {result['overall']['count']} answerable questions",
+             "type".ljust(16) + "".join(key.rjust(11) for key in ["n", *keys])]
+    for name, agg in [("overall", result["overall"]), *result["by_type"].items()]:
+        vals = [fmt(agg["count"], "int")] + [fmt(agg[key], "ratio" if key == "mrr" else "pct") for key in keys]
+        lines.append(name.ljust(16) + "".join(v.rjust(11) for v in vals))
+    lines.append(f"report: {out_dir / 'report.json'}")
+    if args.json:
+        print("\n".join(lines), file=sys.stderr)
+        print(json.dumps({k2: v for k2, v in result.items() if k2 != "items"}, indent=2, ensure_ascii=False))
+    else:
+        print("\n".join(lines))
+    return 0
+
+
 def _cmd_eval_sets(args: argparse.Namespace) -> int:
     from qa.evaluation.dataset import EvalSetError, load_eval_set
     from qa.evaluation.report import build_report, summary_table, write_report
@@ -123,6 +174,8 @@ def _cmd_eval_sets(args: argparse.Namespace) -> int:
     if not items:
         print("error: no questions to evaluate", file=sys.stderr)
         return 2
+    if getattr(args, "retrieval_only", False):
+        return _cmd_retrieval_only(args, files, items)
     settings = _settings_for(args)
     pipeline = make_pipeline(settings)
     results = run_pipeline(pipeline, items, top_k=settings.top_k, max_answers=settings.max_answers,
@@ -165,7 +218,7 @@ def _cmd_squad(args: argparse.Namespace) -> int:
         return 2
     settings = _settings_for(args)
     model_dir = args.reader_dir or settings.reader_model_dir
-    reader = make_reader(model_dir)
+    reader = make_reader(model_dir, settings)
     result = evaluate_squad(reader, args.squad, limit=args.limit, progress=not args.no_progress)
     result["reader_model_dir"] = str(model_dir)
     result["created"] = _dt.datetime.now().isoformat(timespec="seconds")
