@@ -1,0 +1,215 @@
+"""The question-answering pipeline: an explicit composition of index store, retriever and reader.
+
+    pipeline = QAPipeline(settings); pipeline.warm_up(); result = pipeline.ask("...")
+
+warm_up() loads the index (building it from the corpus on first run), the embedder, the retriever
+and the reader, once per process. Writers (add/remove documents) build a new index version and swap
+one reference to an immutable ``_State``; readers take that reference once per question, so every
+answer comes from one consistent index, old or new, never half of each.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from qa.config import Settings, get_settings
+from qa.index_store import DocumentInfo, IndexNotFoundError, IndexStore, build_or_update
+from qa.ingest import SUPPORTED_SUFFIXES
+from qa.types import AskResult, PassageOut
+
+logger = logging.getLogger(__name__)
+
+
+class QuestionError(ValueError):
+    """The question cannot be asked (empty, too long)."""
+
+
+class DocumentError(ValueError):
+    """An uploaded document is refused (name, type, encoding, size)."""
+
+
+@dataclass(frozen=True)
+class _State:
+    store: IndexStore
+    retriever: object
+
+
+_BAD_NAME = re.compile(r"[\x00-\x1f\x7f/\\:]")
+
+
+def validate_document_name(name: str) -> str:
+    """A plain file name inside the corpus folder: no separators, '..', leading dot, control chars."""
+    if not name or name != name.strip() or _BAD_NAME.search(name) or name.startswith(".") or ".." in name:
+        raise DocumentError(f"invalid file name {name!r}: use a plain name such as notes.txt "
+                            "(no path separators, '..', leading dot or control characters)")
+    if Path(name).suffix.lower() not in SUPPORTED_SUFFIXES:
+        raise DocumentError(f"unsupported file type {name!r}: only {', '.join(SUPPORTED_SUFFIXES)} files")
+    if len(name) > 200:
+        raise DocumentError("file name longer than 200 characters")
+    return name
+
+
+class QAPipeline:
+    def __init__(self, settings: Settings | None = None) -> None:
+        self.settings = settings or get_settings()
+        self._state: _State | None = None
+        self._write_lock = threading.Lock()
+        self.embedder = None
+        self.chunker = None
+        self.reader = None
+
+    # ------------------------------------------------------------------ loading
+    def warm_up(self, show_progress: bool = False) -> "QAPipeline":
+        if self._state is not None:
+            return self
+        from qa.chunking import Chunker
+        from qa.embedding import Embedder
+        from qa.reader.reader import ExtractiveReader
+
+        s = self.settings
+        self.embedder = Embedder.from_settings(s).warm_up()
+        self.chunker = Chunker.from_settings(s)
+        try:
+            store = IndexStore.load(s.index_dir, self.embedder.model_id, self.embedder.dimension)
+        except IndexNotFoundError:
+            logger.warning("no index in %s: building it from %s (first run)", s.index_dir, s.corpus_dir)
+            store = build_or_update(s.corpus_dir, s, self.embedder, self.chunker, show_progress=show_progress)
+        self.reader = ExtractiveReader(
+            s.reader_model_dir, max_length=s.reader_max_length, stride=s.reader_stride,
+            max_answer_tokens=s.reader_max_answer_tokens, n_best=s.reader_n_best, threshold=s.abstain_threshold,
+        )
+        self.reader.warm_up()
+        self._state = self._make_state(store)
+        return self
+
+    def _make_state(self, store: IndexStore) -> _State:
+        from qa.retriever.hybrid import make_retriever
+
+        retriever = make_retriever(self.settings.retrieval_mode, store, self.embedder, self.settings)
+        if hasattr(retriever, "warm_up"):
+            retriever.warm_up()
+        return _State(store, retriever)
+
+    @property
+    def store(self) -> IndexStore:
+        return self._require().store
+
+    def _require(self) -> _State:
+        if self._state is None:
+            self.warm_up()
+        return self._state  # type: ignore[return-value]
+
+    # ------------------------------------------------------------------ asking
+    def check_question(self, question: str) -> str:
+        q = (question or "").strip()
+        if not q:
+            raise QuestionError("the question is empty")
+        if len(q) > self.settings.max_question_chars:
+            raise QuestionError(f"the question is {len(q)} characters long; the limit is "
+                                f"{self.settings.max_question_chars}")
+        return q
+
+    def ask(self, question: str, top_k: int | None = None, max_answers: int | None = None) -> AskResult:
+        q = self.check_question(question)
+        k = top_k or self.settings.top_k
+        n = max_answers or self.settings.max_answers
+        state = self._require()  # one consistent index for the whole question
+        t0 = time.perf_counter()
+        passages = state.retriever.run(q, k)
+        t1 = time.perf_counter()
+        out = self.reader.run(q, passages, state.store.document_text, max_answers=n)
+        t2 = time.perf_counter()
+        return AskResult(
+            question=q,
+            answer_found=out.answer_found,
+            answers=out.answers,
+            passages=[PassageOut(document=p.chunk.document, start=p.chunk.start, end=p.chunk.end,
+                                 score=round(p.score, 6), rank=p.rank, text=p.chunk.text) for p in passages],
+            no_answer_score=out.no_answer_score,
+            timing_ms={"retrieve": round((t1 - t0) * 1000, 2), "read": round((t2 - t1) * 1000, 2),
+                       "total": round((t2 - t0) * 1000, 2)},
+        )
+
+    # ------------------------------------------------------------------ documents
+    def documents(self) -> list[DocumentInfo]:
+        store = self.store
+        return [store.documents[d] for d in store.document_ids()]
+
+    def document_text(self, doc_id: str) -> str:
+        return self.store.document_text(doc_id)
+
+    def add_documents(self, files: list[tuple[str, bytes]]) -> list[str]:
+        """Validate every file first, then write them into the corpus folder and index incrementally.
+
+        Nothing is written unless every file is valid; if indexing fails, the files written are
+        removed again and the previous index stays active.
+        """
+        s = self.settings
+        checked: list[tuple[str, str]] = []
+        seen: set[str] = set()
+        for name, data in files:
+            name = validate_document_name(name)
+            if name in seen:
+                raise DocumentError(f"{name!r} is uploaded twice")
+            seen.add(name)
+            if len(data) > s.max_upload_bytes:
+                raise DocumentError(f"{name!r} is {len(data)} bytes; the limit is {s.max_upload_bytes}")
+            try:
+                text = data.decode("utf-8")
+            except UnicodeDecodeError as exc:
+                raise DocumentError(f"{name!r} is not UTF-8 text ({exc.reason} at byte {exc.start})") from None
+            if not text.strip():
+                raise DocumentError(f"{name!r} is empty")
+            if "\x00" in text:
+                raise DocumentError(f"{name!r} looks binary (contains NUL bytes)")
+            checked.append((name, text))
+        corpus = Path(s.corpus_dir)
+        with self._write_lock:
+            state = self._require()
+            corpus.mkdir(parents=True, exist_ok=True)
+            written: list[tuple[Path, bytes | None]] = []
+            try:
+                for (name, _), (_, data) in zip(checked, files):
+                    target = corpus / name
+                    if target.resolve().parent != corpus.resolve():
+                        raise DocumentError(f"invalid file name {name!r}")
+                    previous = target.read_bytes() if target.exists() else None
+                    tmp = corpus / f".{name}.upload"
+                    tmp.write_bytes(data)
+                    os.replace(tmp, target)
+                    written.append((target, previous))
+                store = build_or_update(corpus, s, self.embedder, self.chunker, previous=state.store)
+            except BaseException:
+                for target, previous in written:
+                    if previous is None:
+                        target.unlink(missing_ok=True)
+                    else:
+                        target.write_bytes(previous)
+                raise
+            self._state = self._make_state(store)
+        return [name for name, _ in checked]
+
+    def remove_document(self, doc_id: str) -> None:
+        with self._write_lock:
+            state = self._require()
+            if doc_id not in state.store.documents:
+                raise KeyError(doc_id)
+            corpus = Path(self.settings.corpus_dir).resolve()
+            path = (corpus / doc_id).resolve()
+            if corpus not in path.parents:
+                raise KeyError(doc_id)
+            backup = path.read_bytes() if path.exists() else None
+            path.unlink(missing_ok=True)
+            try:
+                store = build_or_update(corpus, self.settings, self.embedder, self.chunker, previous=state.store)
+            except BaseException:
+                if backup is not None:
+                    path.write_bytes(backup)
+                raise
+            self._state = self._make_state(store)

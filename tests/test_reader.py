@@ -1,0 +1,171 @@
+"""Reader: exact offsets (property), merging of duplicate answers, abstention, offline loading."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import socket
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, given, settings, strategies as st
+
+from qa.config import PROJECT_ROOT, default_embedding_model
+from qa.reader.reader import ExtractiveReader, sentence_bounds
+from qa.types import Chunk, Passage
+
+SHIPPED = PROJECT_ROOT / "models" / "reader"
+
+
+@pytest.fixture(scope="session")
+def random_head_dir(tmp_path_factory) -> Path:
+    """MiniLM with an untrained span head: it proposes arbitrary spans, which is what an offset test wants."""
+    import torch
+    from transformers import AutoModelForQuestionAnswering, AutoTokenizer
+
+    torch.manual_seed(0)
+    out = tmp_path_factory.mktemp("random_reader")
+    AutoModelForQuestionAnswering.from_pretrained(default_embedding_model()).save_pretrained(out)
+    AutoTokenizer.from_pretrained(default_embedding_model()).save_pretrained(out)
+    (out / "reader_config.json").write_text(json.dumps({"threshold": 0.0}))
+    return out
+
+
+@pytest.fixture(scope="session")
+def random_reader(random_head_dir) -> ExtractiveReader:
+    r = ExtractiveReader(random_head_dir, max_length=64, stride=16, n_best=10)
+    r.warm_up()
+    return r
+
+
+# Text that stresses offsets: emoji (non-BMP), CJK, combining marks, RTL, tabs, newlines, long runs.
+_alphabet = st.sampled_from(list("abc XYZ019.,!?\n\t") + ["é", "e\u0301", "日本語", "😀", "👩‍👩‍👧", "\u200b", "ß", "İ",
+                                                          "ﬁ", "עברית", "  ", "\n\n", "\ufeff", "a" * 300])
+doc_texts = st.lists(_alphabet, min_size=1, max_size=120).map("".join).filter(lambda t: t.strip())
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(text=doc_texts, question=st.text(min_size=1, max_size=40).filter(lambda q: q.strip()))
+def test_every_citation_slices_the_document_exactly(random_reader, chunker, text, question):
+    chunks = chunker.chunk_text(text, "doc.txt")
+    passages = [Passage(chunk=c, score=1.0, rank=i + 1) for i, c in enumerate(chunks)]
+    out = random_reader.run(question, passages, {"doc.txt": text}.__getitem__, max_answers=20)
+    answers = out.answers + ([out.best_guess] if out.best_guess else [])
+    for a in answers:
+        assert text[a.start : a.end] == a.text
+        assert text[a.context_start : a.context_end] == a.context
+        assert a.context_start <= a.start <= a.end <= a.context_end
+        for c in a.citations:
+            assert text[c.start : c.end] == c.text
+            assert text[c.context_start : c.context_end] == c.context
+
+
+def test_citations_slice_files_read_back_crlf_bom_and_long(random_reader, chunker, tmp_path):
+    """The non-negotiable check, on real files: open(file, encoding='utf-8').read()[start:end]."""
+    from qa.ingest import load_corpus
+
+    body = "Intro line 😀.\r\nThe protests began on 2 January in Zhanaozen.\r\n" + ("Filler sentence ä. " * 400)
+    (tmp_path / "crlf.txt").write_bytes(("\ufeff" + body).encode("utf-8"))
+    docs, skipped = load_corpus(tmp_path)
+    assert not skipped
+    doc = docs[0]
+    chunks = chunker.chunk(doc)
+    assert len(chunks) > 3  # a long file: many windows
+    passages = [Passage(chunk=c, score=1.0, rank=i + 1) for i, c in enumerate(chunks)]
+    out = random_reader.run("When did the protests begin?", passages, lambda d: doc.text, max_answers=50)
+    on_disk = open(tmp_path / "crlf.txt", encoding="utf-8").read()
+    assert out.answers
+    for a in out.answers:
+        for c in a.citations:
+            assert on_disk[c.start : c.end] == c.text
+
+
+def test_sentence_bounds_contains_span_and_stops_at_sentences():
+    text = "First one. The protests began on 2 January. Third\nline here."
+    s = text.index("2 January")
+    cs, ce = sentence_bounds(text, s, s + 9)
+    assert text[cs:ce] == "The protests began on 2 January."
+
+
+def _reader_with_threshold(t: float) -> ExtractiveReader:
+    r = ExtractiveReader("unused", threshold=t)
+    return r
+
+
+DOCS = {
+    "a.txt": "Protests began on 2 January. Later, on 2 January, the fuel price rose.",
+    "b.txt": "Reports say protests began on 2 January in Zhanaozen.",
+}
+
+
+def _loc(doc: str, needle: str, nth: int, p: float):
+    starts = [m.start() for m in re.finditer(re.escape(needle), DOCS[doc])]
+    s = starts[nth]
+    return (doc, s, s + len(needle), p)
+
+
+def test_duplicates_merge_into_one_answer_with_every_citation():
+    r = _reader_with_threshold(0.1)
+    located = [
+        _loc("a.txt", "2 January", 0, 0.6),
+        _loc("a.txt", "2 January", 0, 0.5),  # the same place seen through an overlapping chunk
+        _loc("b.txt", "2 January", 0, 0.4),  # another document
+        _loc("a.txt", "2 January", 1, 0.2),  # another place in the same document
+        _loc("b.txt", "Zhanaozen", 0, 0.3),
+    ]
+    out = r._assemble(located, DOCS.__getitem__, max_answers=5, n_windows=3)
+    assert out.answer_found
+    top = out.answers[0]
+    assert top.text == "2 January"
+    assert [(c.document, c.score) for c in top.citations] == [("a.txt", 0.6), ("b.txt", 0.4), ("a.txt", 0.2)]
+    # support from several places ranks higher than any single one (noisy-or)
+    assert top.score > 0.6
+    assert [a.text for a in out.answers] == ["2 January", "Zhanaozen"]
+
+
+def test_abstains_below_threshold_but_keeps_best_guess():
+    r = _reader_with_threshold(0.7)
+    out = r._assemble([_loc("b.txt", "Zhanaozen", 0, 0.3)], DOCS.__getitem__, max_answers=3, n_windows=1)
+    assert not out.answer_found and out.answers == []
+    assert out.best_guess is not None and out.best_guess.text == "Zhanaozen"
+    assert out.no_answer_score == pytest.approx(0.7)
+
+
+def test_no_passages_means_no_answer(random_reader):
+    out = random_reader.run("Anything?", [], lambda d: "", max_answers=3)
+    assert not out.answer_found and out.answers == [] and out.best_guess is None
+
+
+def test_missing_model_dir_gives_clear_error(tmp_path):
+    with pytest.raises(FileNotFoundError, match="reader model not found"):
+        ExtractiveReader(tmp_path / "nope").warm_up()
+
+
+# ---------------------------------------------------------------------------- the shipped model
+
+
+def _card() -> dict:
+    return json.loads((SHIPPED / "reader_config.json").read_text())
+
+
+def test_shipped_checkpoint_matches_model_card_checksum():
+    card = _card()
+    weights = SHIPPED / "model.safetensors"
+    digest = hashlib.sha256(weights.read_bytes()).hexdigest()
+    assert digest == card["sha256"]["model.safetensors"]
+    assert card["sha256"]["model.safetensors"] in (SHIPPED / "MODEL_CARD.md").read_text()
+
+
+def test_shipped_model_loads_offline_and_answers(monkeypatch):
+    def no_network(*a, **k):
+        raise OSError("network disabled in this test")
+
+    monkeypatch.setattr(socket.socket, "connect", no_network)
+    monkeypatch.setattr(socket, "create_connection", no_network)
+    r = ExtractiveReader(SHIPPED)
+    r.warm_up()
+    ctx = "The protests began on 2 January 2022 in the town of Zhanaozen after a sharp rise in fuel prices."
+    out = r.read_contexts("When did the protests begin?", [("ctx", ctx)])
+    assert out.best_guess is not None and "2 January" in out.best_guess.text
+    assert 0.0 < r.threshold < 1.0  # a calibrated threshold, read from the model folder
