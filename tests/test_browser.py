@@ -1,0 +1,398 @@
+"""Browser tests of the chat page: Debian's Chromium, headless, driven by playwright (sync API).
+
+* ``test_chat_page_*`` (fast): the real app served by uvicorn in a thread, wired to the
+  in-memory FakePipeline, so the page's logic (rendering as text, code-point offsets with
+  non-BMP characters, keyboard use, narrow screens) is tested deterministically.
+* ``test_real_server_end_to_end``: ``qa serve`` in a subprocess on a temp copy of seeds/ plus a
+  document with ``<script>`` text and emoji; needs the trained reader in models/reader.
+
+Chromium must be at /usr/bin/chromium (``make browser-deps``); if it is missing these tests
+FAIL, they do not skip. Screenshots go to test-output/browser/ (gitignored); paths are printed.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from api.app import create_app
+from api_fake import FakePipeline
+from qa.config import PROJECT_ROOT, Settings
+
+pytestmark = pytest.mark.browser
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+OUTPUT_DIR = PROJECT_ROOT / "test-output" / "browser"
+SEEDS = PROJECT_ROOT / "seeds"
+KZ_QUESTION = "When did the protests in Kazakhstan begin?"
+
+UNSAFE_NAME = "zz_unsafe_notes.txt"
+UNSAFE_TEXT = (
+    "Unsafe notes 🦄🦄 from the archive\n"
+    "<script>window.__pwned=1</script>\n"
+    'Unsafe notes with <b>bold</b> and <img src=x onerror="__pwned=2"> tags\n'
+    "🧪🧪 The Glimmerdale lantern festival was first held in 1987, in the harbour town of Glimmerdale.\n"
+)
+GLIMMER_QUESTION = "When was the Glimmerdale lantern festival first held?"
+
+
+# --------------------------------------------------------------------------- fixtures
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def make_corpus(tmp: Path) -> Path:
+    corpus = tmp / "corpus"
+    shutil.copytree(SEEDS, corpus)
+    (corpus / UNSAFE_NAME).write_text(UNSAFE_TEXT, encoding="utf-8")
+    return corpus
+
+
+def screenshot(page, name: str) -> Path:
+    OUTPUT_DIR.mkdir(parents=True, exist_ok=True)
+    path = OUTPUT_DIR / f"{name}.png"
+    page.screenshot(path=str(path), full_page=True)
+    print(f"screenshot: {path}")
+    return path
+
+
+@pytest.fixture(scope="module")
+def browser():
+    if not CHROMIUM.exists():
+        pytest.fail(f"{CHROMIUM} is missing: install Debian's chromium (`make browser-deps`, i.e. apt-get install chromium)")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS)
+        yield b
+        b.close()
+
+
+class SlowFakePipeline(FakePipeline):
+    """Takes a moment to answer (so the busy indicator shows) and refuses 'forbidden' questions."""
+
+    def ask(self, question, top_k=None, max_answers=None):
+        time.sleep(0.4)
+        if "forbidden" in question.lower():
+            raise ValueError("questions about forbidden things are not allowed")
+        return super().ask(question, top_k, max_answers)
+
+
+@pytest.fixture(scope="module")
+def fake_server(tmp_path_factory):
+    import uvicorn
+
+    tmp = tmp_path_factory.mktemp("browser-fake")
+    s = Settings(corpus_dir=make_corpus(tmp), index_dir=tmp / "index")
+    app = create_app(s, SlowFakePipeline(s))
+    port = free_port()
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not server.started:
+        assert thread.is_alive() and time.monotonic() < deadline, "uvicorn did not start"
+        time.sleep(0.05)
+    yield f"http://127.0.0.1:{port}"
+    server.should_exit = True
+    thread.join(10)
+
+
+@pytest.fixture
+def page(browser):
+    context = browser.new_context(viewport={"width": 1280, "height": 900})
+    pg = context.new_page()
+    errors: list[str] = []
+    pg.on("pageerror", lambda e: errors.append(str(e)))
+    pg.errors = errors
+    yield pg
+    context.close()
+
+
+# --------------------------------------------------------------------------- page helpers
+
+
+def ask(page, question: str):
+    """Type a question, press Enter, wait for the reply; returns the reply's <li>."""
+    n = page.locator("#transcript > li.msg.bot:not(.pending), #transcript > li.msg.error").count()
+    page.fill("#question", question)
+    page.press("#question", "Enter")
+    reply = page.locator("#transcript > li.msg.bot:not(.pending), #transcript > li.msg.error").nth(n)
+    reply.wait_for(timeout=120_000)
+    return reply
+
+
+def open_chip(page, chip, via_keyboard: bool = False):
+    if via_keyboard:
+        chip.focus()
+        page.keyboard.press("Enter")
+    else:
+        chip.click()
+    page.locator("#source-info", has_text="highlighted").wait_for(timeout=30_000)
+
+
+def mark_is_visible_in_panel(page) -> bool:
+    return page.evaluate(
+        """() => {
+            const m = document.getElementById('source-mark').getBoundingClientRect();
+            const box = document.getElementById('source-text').getBoundingClientRect();
+            return m.top >= box.top - 1 && m.bottom <= box.bottom + 1 && m.height > 0;
+        }"""
+    )
+
+
+def get_json(url: str):
+    with urllib.request.urlopen(url, timeout=30) as r:
+        return json.load(r)
+
+
+# --------------------------------------------------------------------------- fake-pipeline tests
+
+
+def test_chat_page_answer_citation_and_highlight(page, fake_server):
+    page.goto(fake_server + "/")
+    page.locator("#service-status", has_text="Ready").wait_for()
+    assert page.evaluate("document.activeElement.id") == "question"
+
+    page.fill("#question", KZ_QUESTION)
+    page.press("#question", "Enter")
+    page.locator("#transcript li.pending").wait_for()  # busy indicator
+    assert page.is_disabled("#send")
+    reply = page.locator("#transcript > li.msg.bot:not(.pending)").first
+    reply.wait_for()
+    assert page.locator("#transcript li.pending").count() == 0 and page.is_enabled("#send")
+    assert page.locator("#transcript > li.msg.user").first.inner_text().endswith(KZ_QUESTION)
+
+    answer = reply.locator(".answer-text").first.inner_text()
+    assert "January 2" in answer
+    assert "%" in reply.locator(".confidence").first.inner_text()
+    chip = reply.locator(".chip").first
+    label = chip.inner_text()
+    doc, span = label.split(" · ")
+    start, end = (int(x) for x in span.split("–"))
+    assert page.is_hidden("#source-panel")
+
+    open_chip(page, chip)
+    assert page.is_visible("#source-panel")
+    assert page.locator("#source-title").inner_text() == doc
+    mark = page.locator("#source-text mark")
+    assert mark.count() == 1 and mark.inner_text() == answer
+    assert mark_is_visible_in_panel(page)
+    text = get_json(f"{fake_server}/documents/{doc}")["text"]
+    assert text[start:end] == answer
+    # wide screen: panel beside the chat
+    chat_box = page.locator(".chat").bounding_box()
+    panel_box = page.locator("#source-panel").bounding_box()
+    assert panel_box["x"] >= chat_box["x"] + chat_box["width"] - 1
+    screenshot(page, "fake-answer-wide")
+    assert page.errors == []
+
+
+def test_chat_page_renders_text_not_html_and_handles_non_bmp_offsets(page, fake_server):
+    page.goto(fake_server + "/")
+    page.locator("#service-status", has_text="Ready").wait_for()
+
+    # The answer sits after two non-BMP emoji on its line: code-point offsets != UTF-16 offsets.
+    reply = ask(page, GLIMMER_QUESTION)
+    answer = reply.locator(".answer-text").first.inner_text()
+    assert "1987" in answer
+    chip = reply.locator(".chip").first
+    assert chip.get_attribute("data-doc") == UNSAFE_NAME
+    start, end = int(chip.get_attribute("data-start")), int(chip.get_attribute("data-end"))
+    assert UNSAFE_TEXT[start:end] == answer
+    open_chip(page, chip, via_keyboard=True)  # Enter on a focused chip opens it
+    assert page.locator("#source-text mark").inner_text() == answer
+    assert mark_is_visible_in_panel(page)
+
+    # The document's markup is displayed as text; nothing in it ran or became an element.
+    panel_text = page.locator("#source-text").inner_text()
+    assert "<script>window.__pwned=1</script>" in panel_text
+    assert '<img src=x onerror="__pwned=2">' in panel_text
+    assert page.locator("#source-text script, #source-text img, #source-text b").count() == 0
+    assert page.evaluate("typeof window.__pwned") == "undefined"
+
+    # An answer containing markup is shown as text too.
+    reply = ask(page, "Which unsafe notes have bold tags?")
+    assert "<b>bold</b>" in reply.locator(".answer-text").first.inner_text()
+    assert page.locator("#transcript b, #transcript img, #transcript script").count() == 0
+    assert page.evaluate("typeof window.__pwned") == "undefined"
+    screenshot(page, "fake-unsafe-document")
+    assert page.errors == []
+
+
+def test_chat_page_no_answer_errors_and_keyboard(page, fake_server):
+    page.goto(fake_server + "/")
+    page.locator("#service-status", has_text="Ready").wait_for()
+
+    reply = ask(page, "zzyzx qwerty")
+    assert "No answer found" in reply.inner_text()
+    passages = reply.locator(".passages .chip")
+    assert passages.count() >= 1
+    p = passages.first
+    doc, start, end = p.get_attribute("data-doc"), int(p.get_attribute("data-start")), int(p.get_attribute("data-end"))
+    open_chip(page, p, via_keyboard=True)
+    expected = get_json(f"{fake_server}/documents/{doc}")["text"][start:end]
+    assert page.locator("#source-text mark").inner_text() == expected
+
+    # Escape closes the panel and gives focus back to the chip that opened it.
+    page.keyboard.press("Escape")
+    assert page.is_hidden("#source-panel")
+    assert page.evaluate("document.activeElement.dataset.doc") == doc
+
+    # Errors from the server are shown in the conversation.
+    reply = ask(page, "Tell me the forbidden secret")
+    assert "error" in (reply.get_attribute("class") or "")
+    assert "forbidden things are not allowed" in reply.inner_text()
+    assert reply.get_attribute("role") == "alert"
+
+    # Keyboard only: Tab from the question box reaches the Ask button, then the chips.
+    page.focus("#question")
+    page.keyboard.press("Tab")
+    assert page.evaluate("document.activeElement.id") == "send"
+    page.focus("#question")
+    page.keyboard.press("Shift+Tab")
+    assert page.evaluate("document.activeElement.classList.contains('chip')")
+    # a focused chip shows a focus outline
+    outline = page.evaluate("getComputedStyle(document.activeElement).outlineStyle")
+    assert outline not in ("", "none")
+    page.keyboard.press(" ")  # Space opens it too
+    page.locator("#source-info", has_text="highlighted").wait_for()
+    assert page.is_visible("#source-panel")
+    assert page.get_attribute("#transcript", "aria-live") == "polite"
+    assert page.errors == []
+
+
+def test_chat_page_on_a_phone_screen(browser, fake_server):
+    context = browser.new_context(viewport={"width": 375, "height": 740}, is_mobile=True, has_touch=True)
+    page = context.new_page()
+    try:
+        page.goto(fake_server + "/")
+        page.locator("#service-status", has_text="Ready").wait_for()
+        reply = ask(page, KZ_QUESTION)
+        reply.locator(".chip").first.tap()
+        page.locator("#source-info", has_text="highlighted").wait_for()
+        chat = page.locator(".chat").bounding_box()
+        panel = page.locator("#source-panel").bounding_box()
+        assert panel["y"] >= chat["y"] + chat["height"] - 1  # below the chat
+        assert panel["width"] <= 375
+        assert page.evaluate("document.documentElement.scrollWidth") <= 375  # no sideways scrolling
+        assert mark_is_visible_in_panel(page)
+        screenshot(page, "fake-phone")
+    finally:
+        context.close()
+
+
+# --------------------------------------------------------------------------- the real server
+
+
+def _reader_missing() -> str | None:
+    reader = PROJECT_ROOT / "models" / "reader"
+    if not any(reader.glob("*.safetensors")) and not any(reader.glob("*.bin")):
+        return f"no reader model in {reader} yet"
+    return None
+
+
+@pytest.fixture(scope="module")
+def real_server(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("browser-real")
+    corpus = make_corpus(tmp)
+    port = free_port()
+    env = {
+        **os.environ,
+        "QA_CORPUS_DIR": str(corpus),
+        "QA_INDEX_DIR": str(tmp / "index"),
+        "HF_HUB_OFFLINE": "1",
+        "TRANSFORMERS_OFFLINE": "1",
+        "PYTHONUNBUFFERED": "1",
+    }
+    log = open(tmp / "server.log", "w+")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "qa.cli", "serve", "--host", "127.0.0.1", "--port", str(port)],
+        cwd=PROJECT_ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 900  # first run builds the index; the machine may be busy
+        while True:
+            if proc.poll() is not None:
+                log.seek(0)
+                pytest.fail(f"qa serve exited with {proc.returncode}:\n{log.read()[-4000:]}")
+            try:
+                with urllib.request.urlopen(url + "/ready", timeout=5) as r:
+                    if r.status == 200:
+                        break
+            except urllib.error.HTTPError as e:
+                body = json.load(e)
+                if body.get("status") == "failed":
+                    pytest.fail(f"server not ready: {body.get('reason')}")
+            except OSError:
+                pass
+            assert time.monotonic() < deadline, "qa serve did not become ready"
+            time.sleep(1)
+        log.seek(0)
+        assert url in log.read(), "qa serve should print its URL"
+        yield url
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(20)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+        log.close()
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(_reader_missing() is not None, reason=str(_reader_missing()))
+def test_real_server_end_to_end(page, real_server):
+    page.goto(real_server + "/")
+    page.locator("#service-status", has_text="Ready").wait_for(timeout=60_000)
+
+    reply = ask(page, KZ_QUESTION)
+    answer = reply.locator(".answer-text").first.inner_text()
+    assert "January 2" in answer or "2 January" in answer, answer
+    chip = reply.locator(".chip").first
+    doc = chip.get_attribute("data-doc")
+    start, end = int(chip.get_attribute("data-start")), int(chip.get_attribute("data-end"))
+    assert get_json(f"{real_server}/documents/{doc}")["text"][start:end] == answer
+    open_chip(page, chip)
+    assert page.locator("#source-text mark").inner_text() == answer
+    assert mark_is_visible_in_panel(page)
+    screenshot(page, "real-kazakhstan")
+
+    # The document with <script> text and emoji before the fact: opened, shown as text, inert.
+    reply = ask(page, GLIMMER_QUESTION)
+    answer = reply.locator(".answer-text").first.inner_text()
+    assert "1987" in answer, answer
+    chip = reply.locator(f'.chip[data-doc="{UNSAFE_NAME}"]').first
+    open_chip(page, chip, via_keyboard=True)
+    assert page.locator("#source-text mark").inner_text() == answer
+    assert "<script>window.__pwned=1</script>" in page.locator("#source-text").inner_text()
+    assert page.locator("#source-text script, #source-text img").count() == 0
+    assert page.evaluate("typeof window.__pwned") == "undefined"
+    screenshot(page, "real-unsafe-document")
+    assert page.errors == []
