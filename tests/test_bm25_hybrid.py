@@ -110,3 +110,14 @@ def test_make_retriever_bm25_and_errors():
         make_retriever("sparse", Store(), None, s)
     with pytest.raises(ValueError):
         make_retriever("hybrid", Store(), None, s)
+
+
+def test_bm25_concurrent_queries_agree():
+    from concurrent.futures import ThreadPoolExecutor
+
+    r = BM25Retriever(CHUNKS).warm_up()
+    questions = ["protested prices", "peacekeepers requested", "arrests for treason", "stocking bread"] * 25
+    expected = {q: [p.chunk.document for p in r.run(q, 2)] for q in set(questions)}
+    with ThreadPoolExecutor(8) as pool:
+        got = list(pool.map(lambda q: (q, [p.chunk.document for p in r.run(q, 2)]), questions))
+    assert all(expected[q] == docs for q, docs in got)

@@ -91,9 +91,12 @@ class BM25Retriever:
         return [float(s) for s in self._model.get_scores(query_ids)]
 
     def _query_ids(self, question: str) -> list[int]:
-        ids = self._tokenizer.tokenize(
-            [question], update_vocab=False, return_as="ids", show_progress=False
-        )[0]
+        # update_vocab=False still caches new surface forms of known stems in the tokenizer's
+        # dicts, so queries from several threads (the HTTP API) take the lock.
+        with self._lock:
+            ids = self._tokenizer.tokenize(
+                [question], update_vocab=False, return_as="ids", show_progress=False
+            )[0]
         # Words not in the corpus vocabulary map to the empty token; they cannot match anything.
         empty = self._tokenizer.get_vocab_dict().get("")
         return [i for i in ids if i != empty]
