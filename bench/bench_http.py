@@ -1,0 +1,165 @@
+"""HTTP latency benchmark of POST /ask on loopback.
+
+Starts its own server (``qa serve``) on a free 127.0.0.1 port, waits until /ready, then for each
+concurrency level sends a bounded number of questions with that many concurrent clients (httpx)
+and prints latency p50/p95/max and throughput. Figures only, no asserts.
+
+    python bench/bench_http.py                      # 40 requests at 1 and at 8 clients
+    python bench/bench_http.py --requests 80 --concurrency 1 4 8
+    python bench/bench_http.py --url http://127.0.0.1:8000   # an already running server
+
+The server uses the usual settings (QA_* environment variables), so by default it serves seeds/
+with the index in index/ (built on first run).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import platform
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+
+ROOT = Path(__file__).resolve().parent.parent
+QUESTIONS = [
+    "When did the protests in Kazakhstan begin?",
+    "Why did people protest in Kazakhstan?",
+    "Who is the first president of Kazakhstan?",
+    "What did Lukashenko discuss with Nazarbayev?",
+    "How many security forces were killed during the protests?",
+    "Which building did protesters break into in Almaty?",
+    "What did President Tokayev introduce?",
+    "Who are the peacekeepers sent by?",
+]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def start_server(timeout: float) -> tuple[subprocess.Popen, str]:
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "qa.cli", "serve", "--host", "127.0.0.1", "--port", str(port)],
+        cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+    )
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise SystemExit(f"qa serve exited with {proc.returncode}")
+        try:
+            r = httpx.get(url + "/ready", timeout=5)
+            if r.status_code == 200:
+                return proc, url
+            if r.json().get("status") == "failed":
+                stop_server(proc)
+                raise SystemExit(f"server not ready: {r.json().get('reason')}")
+        except httpx.TransportError:
+            pass
+        time.sleep(0.5)
+    stop_server(proc)
+    raise SystemExit("server did not become ready in time")
+
+
+def stop_server(proc: subprocess.Popen) -> None:
+    try:
+        os.killpg(proc.pid, signal.SIGTERM)
+        proc.wait(20)
+    except (ProcessLookupError, subprocess.TimeoutExpired):
+        os.killpg(proc.pid, signal.SIGKILL)
+
+
+def percentile(values: list[float], p: float) -> float:
+    s = sorted(values)
+    k = (len(s) - 1) * p / 100
+    lo, hi = int(k), min(int(k) + 1, len(s) - 1)
+    return s[lo] + (s[hi] - s[lo]) * (k - lo)
+
+
+async def run_level(url: str, concurrency: int, n_requests: int) -> dict:
+    latencies: list[float] = []
+    errors = 0
+    queue: asyncio.Queue[int] = asyncio.Queue()
+    for i in range(n_requests):
+        queue.put_nowait(i)
+
+    async def worker(client: httpx.AsyncClient) -> None:
+        nonlocal errors
+        while True:
+            try:
+                i = queue.get_nowait()
+            except asyncio.QueueEmpty:
+                return
+            t0 = time.perf_counter()
+            r = await client.post("/ask", json={"question": QUESTIONS[i % len(QUESTIONS)]})
+            dt = time.perf_counter() - t0
+            if r.status_code == 200:
+                latencies.append(dt * 1000)
+            else:
+                errors += 1
+
+    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
+    async with httpx.AsyncClient(base_url=url, timeout=300, limits=limits) as client:
+        await client.post("/ask", json={"question": QUESTIONS[0]})  # warm the connection and caches
+        t0 = time.perf_counter()
+        await asyncio.gather(*(worker(client) for _ in range(concurrency)))
+        wall = time.perf_counter() - t0
+    return {
+        "concurrency": concurrency,
+        "requests": n_requests,
+        "errors": errors,
+        "p50_ms": round(statistics.median(latencies), 1) if latencies else None,
+        "p95_ms": round(percentile(latencies, 95), 1) if latencies else None,
+        "max_ms": round(max(latencies), 1) if latencies else None,
+        "req_per_s": round(len(latencies) / wall, 2) if wall else None,
+        "wall_s": round(wall, 2),
+    }
+
+
+def main(argv: list[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--requests", type=int, default=40, help="requests per concurrency level (default 40)")
+    ap.add_argument("--concurrency", type=int, nargs="+", default=[1, 8], help="client counts (default 1 8)")
+    ap.add_argument("--url", help="benchmark a running server instead of starting one")
+    ap.add_argument("--ready-timeout", type=float, default=900, help="seconds to wait for /ready")
+    ap.add_argument("--json", action="store_true", help="print the results as JSON too")
+    args = ap.parse_args(argv)
+
+    proc = None
+    url = args.url
+    if url is None:
+        print("starting qa serve (first run builds the index)…", flush=True)
+        proc, url = start_server(args.ready_timeout)
+    try:
+        ready = httpx.get(url + "/ready", timeout=10).json()
+        print(f"server {url}: {ready.get('documents')} documents; {os.cpu_count()} CPUs, "
+              f"{platform.processor() or platform.machine()}, Python {platform.python_version()}")
+        print(f"{'clients':>7} {'requests':>8} {'errors':>6} {'p50 ms':>9} {'p95 ms':>9} {'max ms':>9} {'req/s':>7}")
+        results = []
+        for c in args.concurrency:
+            r = asyncio.run(run_level(url, c, args.requests))
+            results.append(r)
+            print(f"{r['concurrency']:>7} {r['requests']:>8} {r['errors']:>6} {r['p50_ms']!s:>9} "
+                  f"{r['p95_ms']!s:>9} {r['max_ms']!s:>9} {r['req_per_s']!s:>7}", flush=True)
+        if args.json:
+            print(json.dumps(results, indent=2))
+    finally:
+        if proc is not None:
+            stop_server(proc)
+
+
+if __name__ == "__main__":
+    main()
