@@ -42,9 +42,51 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="qa-reader")
     sub = parser.add_subparsers(dest="command", required=True)
     add_train_reader_command(sub)
+    add_export_reader_command(sub)
     args = parser.parse_args(argv)
     return args.func(args)
 
 
 if __name__ == "__main__":
     raise SystemExit(main())
+
+
+def add_export_reader_command(sub) -> None:
+    p = sub.add_parser("export-reader", help="validate a checkpoint, calibrate abstention, ship it to models/reader")
+    p.add_argument("checkpoint", type=Path, nargs="?", default=None,
+                   help="trained checkpoint folder (default: <run_dir>/best)")
+    p.add_argument("--config", type=Path, default=None)
+    p.add_argument("--squad-dir", type=Path, default=None)
+    p.add_argument("--out", type=Path, default=None, help="default: Settings.reader_model_dir (models/reader)")
+    p.add_argument("--limit", type=int, default=None, help="validate on the first N questions only (smoke test)")
+    p.add_argument("--dry-run", action="store_true", help="print the figures, write nothing")
+    p.add_argument("--force", action="store_true", help="ship even if the shipped model has a higher F1")
+    p.set_defaults(func=cmd_export_reader)
+
+
+def cmd_export_reader(args: argparse.Namespace) -> int:
+    from qa.config import PROJECT_ROOT, get_settings
+    from qa.reader.export import export, validate_checkpoint
+    from qa.reader.train import load_config
+
+    settings = get_settings()
+    cfg = load_config(args.config)
+    run_dir = PROJECT_ROOT / cfg["run_dir"]
+    ckpt = args.checkpoint or (run_dir / "best")
+    state_path = ckpt / "state.json"
+    state = json.loads(state_path.read_text()) if state_path.exists() else {}
+    cfg = state.get("config", cfg)  # validate with the settings the checkpoint was trained with
+    figures = validate_checkpoint(ckpt, cfg, args.squad_dir or settings.squad_dir, limit=args.limit)
+    print(json.dumps(figures, indent=2))
+    out = args.out or settings.reader_model_dir
+    shipped = out / "reader_config.json"
+    if shipped.exists() and not args.force:
+        old = json.loads(shipped.read_text())["figures"]["squad_v1_dev42"]["f1"]
+        if old >= figures["squad_v1_dev42"]["f1"]:
+            print(f"not shipped: the shipped model's F1 {old} >= {figures['squad_v1_dev42']['f1']} (use --force)")
+            return 1
+    if args.dry_run or args.limit:
+        return 0
+    card = export(ckpt, out, cfg, figures, state)
+    print(f"shipped to {out} (sha256 {card['sha256']['model.safetensors']})")
+    return 0
