@@ -623,3 +623,31 @@ def test_real_corrupt_index_is_503_with_reason(tmp_path, embedder, chunker, vict
         assert reason in err["message"]
         assert_error(c.get("/documents"), 503, "not_ready")
     assert damaged[0].read_bytes() == b"\x00garbage\xff" * 7  # nothing was silently rebuilt over it
+
+
+# --------------------------------------------------------------------------- qa serve
+
+
+def test_serve_command_arguments():
+    import argparse
+
+    from api.serve import add_serve_command, cmd_serve, server_url
+
+    parser = argparse.ArgumentParser(prog="qa")
+    add_serve_command(parser.add_subparsers())
+    args = parser.parse_args(["serve"])
+    assert (args.host, args.port, args.func) == ("127.0.0.1", 8000, cmd_serve)
+    args = parser.parse_args(["serve", "--host", "0.0.0.0", "--port", "9001"])
+    assert (args.host, args.port) == ("0.0.0.0", 9001)
+    assert server_url("127.0.0.1", 8000) == "http://127.0.0.1:8000"
+    assert server_url("0.0.0.0", 80) == "http://127.0.0.1:80"
+    assert server_url("::1", 8000) == "http://[::1]:8000"
+
+
+def test_qa_cli_has_serve():
+    cli = pytest.importorskip("qa.cli")
+    parser = cli.build_parser() if hasattr(cli, "build_parser") else None
+    if parser is None:
+        pytest.skip("qa.cli has no build_parser()")
+    args = parser.parse_args(["serve", "--port", "8123"])
+    assert args.port == 8123
