@@ -102,3 +102,21 @@ class Embedder:
     def embed_query(self, text: str) -> np.ndarray:
         """L2-normalised float32 vector of shape (dimension,)."""
         return self.embed_documents([text])[0]
+
+
+_shared: dict[tuple[str, int], Embedder] = {}
+_shared_lock = threading.Lock()
+
+
+def get_embedder(model_path: str | Path | None = None, batch_size: int = 32) -> Embedder:
+    """A process-wide shared Embedder per (model path, batch size), so the model loads once."""
+    if model_path is None:
+        from qa.config import default_embedding_model
+
+        model_path = default_embedding_model()
+    key = (str(model_path), int(batch_size))
+    with _shared_lock:
+        emb = _shared.get(key)
+        if emb is None:
+            emb = _shared[key] = Embedder(model_path, batch_size=batch_size)
+        return emb

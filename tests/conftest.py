@@ -46,9 +46,10 @@ def chunker(tokenizer):
 
 @pytest.fixture(scope="session")
 def embedder(model_path):
-    from qa.embedding import Embedder
+    from qa.embedding import get_embedder
 
-    return Embedder(model_path).warm_up()
+    # The process-wide shared instance: in-process CLI/API calls reuse the loaded model.
+    return get_embedder(model_path, Settings().embedding_batch_size).warm_up()
 
 
 @pytest.fixture
@@ -79,7 +80,4 @@ def seed_settings(tmp_path_factory) -> Settings:
 def seed_index(seed_settings, embedder, chunker):
     from qa.index_store import IndexStore
 
-    store, _report = IndexStore.build_or_update(
-        seed_settings.corpus_dir, seed_settings, embedder, chunker
-    )
-    return store
+    return IndexStore.build_or_update(seed_settings.corpus_dir, seed_settings, embedder, chunker)
