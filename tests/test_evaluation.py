@@ -312,7 +312,7 @@ def test_argparse_wiring():
     eval_cli.add_eval_command(sub)
     args = parser.parse_args(["eval", "a.jsonl", "b.jsonl", "--json", "--mode", "hybrid", "-k", "7",
                               "--out", "x"])
-    assert args.func is eval_cli.cmd_eval
+    assert args.func is eval_cli.cmd_eval and args.handler is eval_cli.cmd_eval
     assert args.files == [Path("a.jsonl"), Path("b.jsonl")] and args.k == 7 and args.mode == "hybrid"
     args = parser.parse_args(["eval", "--squad", "dev.json", "--limit", "10"])
     assert args.squad == Path("dev.json") and args.limit == 10 and args.files == []

@@ -45,7 +45,7 @@ def add_eval_command(sub) -> None:
                    help="score retrieval alone (recall@k, MRR by type): loads the index, not the reader")
     p.add_argument("--limit", type=int, default=None, help="only the first N questions")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
-    p.set_defaults(func=cmd_eval)
+    p.set_defaults(handler=cmd_eval, func=cmd_eval)  # qa.cli dispatches on handler, qa.reader.cli on func
 
 
 def _timestamp() -> str:

@@ -14,17 +14,15 @@ from qa.evaluation.metrics import first_hit_rank, mean_reciprocal_rank, percenti
 
 
 def load_index(settings: Any) -> tuple[Any, Any]:
-    """(index store, embedder) as the pipeline loads them: the active index in ``settings.index_dir``,
-    built from ``settings.corpus_dir`` when there is none yet."""
-    from qa.chunking import Chunker
+    """(index store, embedder) as ``qa search`` and the pipeline load them: the active index in
+    ``settings.index_dir``, built from ``settings.corpus_dir`` when there is none yet."""
+    import sys
+
     from qa.embedding import Embedder
-    from qa.index_store import IndexNotFoundError, IndexStore, build_or_update
+    from qa.index_store import load_or_build
 
     embedder = Embedder.from_settings(settings).warm_up()
-    try:
-        store = IndexStore.load(settings.index_dir, embedder.model_id, embedder.dimension)
-    except IndexNotFoundError:
-        store = build_or_update(settings.corpus_dir, settings, embedder, Chunker.from_settings(settings))
+    store = load_or_build(settings, embedder, announce=lambda m: print(f"qa: {m}", file=sys.stderr))
     return store, embedder
 
 
