@@ -20,7 +20,7 @@ def add_serve_command(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--host", default=s.host, help=f"interface to listen on (default {s.host}; QA_HOST)")
     p.add_argument("--port", type=int, default=s.port, help=f"port (default {s.port}; QA_PORT)")
     p.add_argument("--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"])
-    p.set_defaults(func=cmd_serve)
+    p.set_defaults(handler=cmd_serve)
     return p
 
 

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from qa.config import Settings, get_settings
-from qa.index_store import DocumentInfo, IndexNotFoundError, IndexStore, build_or_update
+from qa.index_store import DocumentInfo, IndexStore, build_or_update, load_or_build
 from qa.ingest import SUPPORTED_SUFFIXES
 from qa.types import AskResult, PassageOut
 
@@ -69,17 +69,13 @@ class QAPipeline:
         if self._state is not None:
             return self
         from qa.chunking import Chunker
-        from qa.embedding import Embedder
+        from qa.embedding import get_embedder
         from qa.reader.reader import ExtractiveReader
 
         s = self.settings
-        self.embedder = Embedder.from_settings(s).warm_up()
+        self.embedder = get_embedder(s.resolved_embedding_model(), s.embedding_batch_size).warm_up()
         self.chunker = Chunker.from_settings(s)
-        try:
-            store = IndexStore.load(s.index_dir, self.embedder.model_id, self.embedder.dimension)
-        except IndexNotFoundError:
-            logger.warning("no index in %s: building it from %s (first run)", s.index_dir, s.corpus_dir)
-            store = build_or_update(s.corpus_dir, s, self.embedder, self.chunker, show_progress=show_progress)
+        store = load_or_build(s, self.embedder, self.chunker, announce=logger.warning, show_progress=show_progress)
         self.reader = ExtractiveReader(
             s.reader_model_dir, max_length=s.reader_max_length, stride=s.reader_stride,
             max_answer_tokens=s.reader_max_answer_tokens, n_best=s.reader_n_best, threshold=s.abstain_threshold,

@@ -19,7 +19,7 @@ def add_train_reader_command(sub) -> None:
     p.add_argument("--stop-after-minutes", type=float, default=None,
                    help="checkpoint and stop after this long (resume later with --resume)")
     p.add_argument("--device", default=None, help="cpu or cuda (default: cuda when available)")
-    p.set_defaults(func=cmd_train_reader)
+    p.set_defaults(handler=cmd_train_reader)
 
 
 def cmd_train_reader(args: argparse.Namespace) -> int:
@@ -44,7 +44,7 @@ def main(argv: list[str] | None = None) -> int:
     add_train_reader_command(sub)
     add_export_reader_command(sub)
     args = parser.parse_args(argv)
-    return args.func(args)
+    return args.handler(args)
 
 
 if __name__ == "__main__":
@@ -61,7 +61,7 @@ def add_export_reader_command(sub) -> None:
     p.add_argument("--limit", type=int, default=None, help="validate on the first N questions only (smoke test)")
     p.add_argument("--dry-run", action="store_true", help="print the figures, write nothing")
     p.add_argument("--force", action="store_true", help="ship even if the shipped model has a higher F1")
-    p.set_defaults(func=cmd_export_reader)
+    p.set_defaults(handler=cmd_export_reader)
 
 
 def cmd_export_reader(args: argparse.Namespace) -> int:
@@ -80,13 +80,18 @@ def cmd_export_reader(args: argparse.Namespace) -> int:
     print(json.dumps(figures, indent=2))
     out = args.out or settings.reader_model_dir
     shipped = out / "reader_config.json"
-    if shipped.exists() and not args.force:
+    if shipped.exists() and not args.force and not args.dry_run:
         old = json.loads(shipped.read_text())["figures"]["squad_v1_dev42"]["f1"]
         if old >= figures["squad_v1_dev42"]["f1"]:
             print(f"not shipped: the shipped model's F1 {old} >= {figures['squad_v1_dev42']['f1']} (use --force)")
             return 1
-    if args.dry_run or args.limit:
+    if args.dry_run:
         return 0
+    if args.limit and args.out is None:
+        print("--limit figures are a smoke test: give --out to write such a model elsewhere than the shipped one")
+        return 1
+    if args.limit:
+        figures["limited_to_first_questions"] = args.limit
     card = export(ckpt, out, cfg, figures, state)
     print(f"shipped to {out} (sha256 {card['sha256']['model.safetensors']})")
     return 0

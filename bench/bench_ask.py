@@ -1,0 +1,65 @@
+"""Warm `qa ask` latency over the seed questions (model and index already loaded) and reader throughput.
+
+    python bench/bench_ask.py [--rounds 3] [--questions eval/seeds_qa.jsonl]
+
+Prints p50/p95 of the whole ask (retrieve + read), of each stage, and reader windows/s. Figures only:
+nothing here asserts a time.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+
+def pct(values: list[float], q: float) -> float:
+    values = sorted(values)
+    return values[min(len(values) - 1, round(q * (len(values) - 1)))]
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--questions", type=Path, default=ROOT / "eval" / "seeds_qa.jsonl")
+    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("-k", type=int, default=None)
+    args = ap.parse_args()
+
+    from qa.config import Settings
+    from qa.pipeline import QAPipeline
+
+    questions = [json.loads(line)["question"] for line in args.questions.read_text().splitlines() if line.strip()]
+    with tempfile.TemporaryDirectory() as tmp:
+        settings = Settings(index_dir=Path(tmp) / "index")
+        t0 = time.perf_counter()
+        pipe = QAPipeline(settings).warm_up()
+        print(f"warm-up (models + index build of seeds/): {time.perf_counter() - t0:.1f} s")
+        pipe.ask(questions[0])  # first call outside the figures
+        total, retrieve, read, windows = [], [], [], 0
+        for _ in range(args.rounds):
+            for q in questions:
+                t = time.perf_counter()
+                r = pipe.ask(q, top_k=args.k)
+                total.append((time.perf_counter() - t) * 1000)
+                retrieve.append(r.timing_ms["retrieve"])
+                read.append(r.timing_ms["read"])
+                windows += len(r.passages)
+        n = len(total)
+        print(f"questions: {len(questions)} x {args.rounds} rounds = {n} asks, top_k={args.k or settings.top_k}, "
+              f"retrieval={settings.retrieval_mode}")
+        for name, v in (("ask total", total), ("retrieve", retrieve), ("read", read)):
+            print(f"{name:>10}: p50 {pct(v, 0.5):7.1f} ms   p95 {pct(v, 0.95):7.1f} ms   mean {statistics.mean(v):7.1f} ms")
+        print(f"reader throughput: {windows / (sum(read) / 1000):.1f} windows/s (one window per passage of "
+              f"<= {settings.chunk_tokens} tokens)")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
