@@ -259,10 +259,10 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     level = logging.WARNING - 10 * min(args.verbose, 2)
-    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
-    if args.verbose < 2:
-        for noisy in ("bm25s", "sentence_transformers", "transformers", "faiss"):
-            logging.getLogger(noisy).setLevel(max(level, logging.WARNING))
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
+    handler.setLevel(level)  # on the handler: some libraries (bm25s) force their loggers to DEBUG
+    logging.basicConfig(level=level, handlers=[handler])
     try:
         return int(args.handler(args) or 0)
     except IndexLoadError as e:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -41,6 +42,23 @@ def model_id_for_path(model_path: str | Path) -> str:
     return path.name or str(model_path)
 
 
+def _configured_dimension(path: Path) -> int | None:
+    """Output size of a Transformer + Pooling (+ Normalize) sentence-transformers folder."""
+    try:
+        modules = json.loads((path / "modules.json").read_text(encoding="utf-8"))
+        kinds = [m["type"].rsplit(".", 1)[-1] for m in modules]
+        if any(k not in ("Transformer", "Pooling", "Normalize") for k in kinds):
+            return None  # e.g. a Dense layer changes the size: ask the model
+        pooling = next(m for m in modules if m["type"].endswith("Pooling"))
+        cfg = json.loads((path / pooling["path"] / "config.json").read_text(encoding="utf-8"))
+        modes = [k for k, v in cfg.items() if k.startswith("pooling_mode") and v is True]
+        if modes not in (["pooling_mode_mean_tokens"], ["pooling_mode_cls_token"], ["pooling_mode_max_tokens"]):
+            return None
+        return int(cfg["word_embedding_dimension"])
+    except (OSError, ValueError, KeyError, StopIteration, TypeError):
+        return None
+
+
 class Embedder:
     """``Embedder(model_path=None, batch_size=32)``; the model loads on first use or ``warm_up()``."""
 
@@ -67,6 +85,11 @@ class Embedder:
                     os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
                     from sentence_transformers import SentenceTransformer
 
+                    with contextlib.suppress(Exception):  # no "Loading weights" bar on the console
+                        from transformers.utils import logging as hf_logging
+
+                        hf_logging.disable_progress_bar()
+
                     logger.info("loading embedding model %s", self.model_path)
                     self._model = SentenceTransformer(self.model_path, device="cpu")
         return self
@@ -77,9 +100,18 @@ class Embedder:
 
     @property
     def dimension(self) -> int:
+        """Vector size; read from the model folder's config when possible (no model load)."""
+        if self._model is None:
+            dim = _configured_dimension(Path(self.model_path))
+            if dim is not None:
+                return dim
         m = self.model
         get = getattr(m, "get_embedding_dimension", None) or m.get_sentence_embedding_dimension
         return int(get())
+
+    @property
+    def loaded(self) -> bool:
+        return self._model is not None
 
     @property
     def max_seq_length(self) -> int:
