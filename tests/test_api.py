@@ -636,7 +636,7 @@ def test_serve_command_arguments():
     parser = argparse.ArgumentParser(prog="qa")
     add_serve_command(parser.add_subparsers())
     args = parser.parse_args(["serve"])
-    assert (args.host, args.port, args.func) == ("127.0.0.1", 8000, cmd_serve)
+    assert (args.host, args.port, args.handler) == ("127.0.0.1", 8000, cmd_serve)
     args = parser.parse_args(["serve", "--host", "0.0.0.0", "--port", "9001"])
     assert (args.host, args.port) == ("0.0.0.0", 9001)
     assert server_url("127.0.0.1", 8000) == "http://127.0.0.1:8000"
@@ -645,9 +645,9 @@ def test_serve_command_arguments():
 
 
 def test_qa_cli_has_serve():
-    cli = pytest.importorskip("qa.cli")
-    parser = cli.build_parser() if hasattr(cli, "build_parser") else None
-    if parser is None:
-        pytest.skip("qa.cli has no build_parser()")
-    args = parser.parse_args(["serve", "--port", "8123"])
-    assert args.port == 8123
+    from qa.cli import build_parser
+
+    from api.serve import cmd_serve
+
+    args = build_parser().parse_args(["serve", "--port", "8123"])
+    assert (args.port, args.handler) == (8123, cmd_serve)
