@@ -1,0 +1,142 @@
+"""`qa index` and `qa search`: reports, first run, acceptance query, errors (exit 2, no traceback)."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+
+import pytest
+
+from qa.cli import main
+from qa.config import PROJECT_ROOT, get_settings
+
+pytestmark = pytest.mark.slow
+
+QUESTION = "When did the protests in Kazakhstan begin?"
+
+
+@pytest.fixture
+def cli_env(monkeypatch, embedder):
+    """Point the CLI at given index/corpus folders via QA_* variables (settings cache cleared)."""
+
+    def configure(index_dir, corpus_dir=None, **extra):
+        monkeypatch.setenv("QA_INDEX_DIR", str(index_dir))
+        if corpus_dir is not None:
+            monkeypatch.setenv("QA_CORPUS_DIR", str(corpus_dir))
+        for k, v in extra.items():
+            monkeypatch.setenv(f"QA_{k.upper()}", str(v))
+        get_settings.cache_clear()
+
+    yield configure
+    get_settings.cache_clear()
+
+
+def test_search_acceptance_on_seeds(seed_index, seed_settings, cli_env, capsys):
+    cli_env(seed_settings.index_dir, seed_settings.corpus_dir)
+    for extra in ([], ["--mode", "dense"]):
+        assert main(["search", QUESTION, "--json", *extra]) == 0
+        rows = json.loads(capsys.readouterr().out)
+        assert rows and [r["rank"] for r in rows] == list(range(1, len(rows) + 1))
+        for r in rows:
+            text = open(seed_settings.corpus_dir / r["document"], encoding="utf-8").read()
+            assert text[r["start"] : r["end"]] == r["text"]
+            assert {"document", "start", "end", "score", "rank", "text"} <= set(r)
+        assert "January 2" in rows[0]["text"], (extra, rows[0])
+
+
+def test_search_text_output_and_k(seed_index, seed_settings, cli_env, capsys):
+    cli_env(seed_settings.index_dir, seed_settings.corpus_dir)
+    assert main(["search", QUESTION, "-k", "2"]) == 0
+    out = capsys.readouterr().out
+    assert out.count("score=") == 2 and "#1 " in out and ".txt" in out
+    assert main(["search", QUESTION, "-k", "0"]) == 1
+
+
+def test_first_run_builds_index(tmp_corpus, tmp_path, cli_env, capsys):
+    root = tmp_corpus({"a.txt": "Otters hold hands while they sleep.", "b.md": "Bread rises because of yeast."})
+    cli_env(tmp_path / "idx", root)
+    assert main(["search", "Why does bread rise?", "--json", "-k", "1"]) == 0
+    captured = capsys.readouterr()
+    assert "first run" in captured.err and "building" in captured.err
+    rows = json.loads(captured.out)
+    assert rows[0]["document"] == "b.md"
+    assert (tmp_path / "idx" / "CURRENT").is_file()
+
+
+def test_index_command_reports_changes(tmp_corpus, tmp_path, cli_env, capsys):
+    root = tmp_corpus({"a.txt": "Alpha text about owls.", "b.txt": "Beta text about bees.", "bad.txt": b"\xff\xfe\x00oops"})
+    cli_env(tmp_path / "idx", root, chunk_tokens=32, chunk_overlap=8)
+    assert main(["index"]) == 0
+    out = capsys.readouterr().out
+    assert "Documents indexed: 2" in out
+    assert "Documents skipped: 1" in out and "bad.txt" in out
+    assert "Time:" in out
+
+    (root / "a.txt").write_text("Alpha text about eagles now.", encoding="utf-8")
+    (root / "b.txt").unlink()
+    (root / "c.md").write_text("Gamma text about ants.", encoding="utf-8")
+    assert main(["index", "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["added"] == ["c.md"] and report["changed"] == ["a.txt"]
+    assert report["removed"] == ["b.txt"] and report["reused"] == []
+
+    assert main(["index"]) == 0
+    out = capsys.readouterr().out
+    assert "Documents indexed: 0" in out and "Documents reused:  2" in out
+
+
+def test_index_explicit_folder(tmp_corpus, tmp_path, cli_env, capsys):
+    root = tmp_corpus({"x/one.txt": "One document.", "x/two.md": "Two document."})
+    cli_env(tmp_path / "idx", tmp_path / "does-not-matter", chunk_tokens=32, chunk_overlap=8)
+    assert main(["index", str(root)]) == 0
+    out = capsys.readouterr().out
+    assert "Documents indexed: 2" in out
+    from qa.index_store import IndexStore
+
+    assert set(IndexStore.load(tmp_path / "idx").documents) == {"x/one.txt", "x/two.md"}
+    assert main(["index", str(tmp_path / "missing")]) == 1
+
+
+def _copy_index(src, dst):
+    shutil.copytree(src, dst, ignore=shutil.ignore_patterns(".lock"))
+    return dst / (dst / "CURRENT").read_text().strip()
+
+
+@pytest.mark.parametrize(
+    "damage, message, cls",
+    [
+        (lambda v: (v / "index.faiss").write_bytes((v / "index.faiss").read_bytes()[:100]), "index.faiss", "corrupt"),
+        (lambda v: (v / "chunks.jsonl").unlink(), "chunks.jsonl", "corrupt"),
+        (
+            lambda v: (v / "manifest.json").write_text(
+                (v / "manifest.json").read_text().replace("all-MiniLM-L6-v2", "some-other-model")
+            ),
+            "some-other-model",
+            "stale",
+        ),
+    ],
+)
+def test_search_with_broken_index_exits_2(seed_index, seed_settings, tmp_path, cli_env, capsys, damage, message, cls):
+    version = _copy_index(seed_settings.index_dir, tmp_path / "idx")
+    damage(version)
+    cli_env(tmp_path / "idx", seed_settings.corpus_dir)
+    assert main(["search", QUESTION]) == 2
+    err = capsys.readouterr().err
+    assert message in err and "qa index" in err
+    assert "Traceback" not in err
+
+
+def test_subprocess_error_has_no_traceback(seed_index, seed_settings, tmp_path):
+    version = _copy_index(seed_settings.index_dir, tmp_path / "idx")
+    (version / "vectors.npy").unlink()
+    env = dict(os.environ, QA_INDEX_DIR=str(tmp_path / "idx"), QA_CORPUS_DIR=str(seed_settings.corpus_dir))
+    proc = subprocess.run(
+        [sys.executable, "-m", "qa.cli", "search", QUESTION],
+        cwd=PROJECT_ROOT, env=env, capture_output=True, text=True, timeout=300,
+    )
+    assert proc.returncode == 2, proc.stderr
+    assert "vectors.npy" in proc.stderr and "qa index" in proc.stderr
+    assert "Traceback" not in proc.stderr
