@@ -65,6 +65,11 @@ MAX_BODY_BYTES = 256 * 1024
 _CONTROL_CHARS = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
 
 
+def shown(name: str) -> str:
+    """A name quoted for an error message, control/bidi characters escaped (emoji etc. kept)."""
+    return "'" + _CONTROL_CHARS.sub(lambda m: m.group().encode("unicode_escape").decode(), name.replace("'", "\\'")) + "'"
+
+
 class ApiError(Exception):
     """Raised by endpoints; rendered as :class:`ErrorResponse` JSON with ``status``."""
 
@@ -120,40 +125,38 @@ def check_upload_name(name: str | None) -> str:
     """The upload's file name if it is a safe, flat .txt/.md name; ApiError(400) otherwise."""
     if not name:
         raise ApiError(400, "invalid_file_name", "every uploaded file needs a file name")
-    shown = ascii(name)
     if "/" in name or "\\" in name:
-        raise ApiError(400, "invalid_file_name", f"file name {shown} must not contain path separators")
+        raise ApiError(400, "invalid_file_name", f"file name {shown(name)} must not contain path separators")
     if ".." in name:
-        raise ApiError(400, "invalid_file_name", f"file name {shown} must not contain '..'")
+        raise ApiError(400, "invalid_file_name", f"file name {shown(name)} must not contain '..'")
     if name.startswith("."):
-        raise ApiError(400, "invalid_file_name", f"file name {shown} must not start with a dot")
+        raise ApiError(400, "invalid_file_name", f"file name {shown(name)} must not start with a dot")
     if _CONTROL_CHARS.search(name):
-        raise ApiError(400, "invalid_file_name", f"file name {shown} must not contain control characters")
+        raise ApiError(400, "invalid_file_name", f"file name {shown(name)} must not contain control characters")
     if name != name.strip():
-        raise ApiError(400, "invalid_file_name", f"file name {shown} must not start or end with whitespace")
+        raise ApiError(400, "invalid_file_name", f"file name {shown(name)} must not start or end with whitespace")
     if len(name.encode("utf-8", "surrogatepass")) > MAX_NAME_BYTES:
-        raise ApiError(400, "invalid_file_name", f"file name {shown} is longer than {MAX_NAME_BYTES} bytes")
+        raise ApiError(400, "invalid_file_name", f"file name {shown(name)} is longer than {MAX_NAME_BYTES} bytes")
     if not name.lower().endswith(ALLOWED_SUFFIXES) or name.lower() in ALLOWED_SUFFIXES:
-        raise ApiError(400, "unsupported_file_type", f"file {shown}: only .txt and .md files can be uploaded")
+        raise ApiError(400, "unsupported_file_type", f"file {shown(name)}: only .txt and .md files can be uploaded")
     try:
         name.encode("utf-8")
     except UnicodeEncodeError:
-        raise ApiError(400, "invalid_file_name", f"file name {shown} is not valid Unicode") from None
+        raise ApiError(400, "invalid_file_name", f"file name {shown(name)} is not valid Unicode") from None
     return name
 
 
 def check_upload_content(name: str, data: bytes, limit: int) -> None:
-    shown = ascii(name)
     if len(data) > limit:
-        raise ApiError(413, "file_too_large", f"file {shown} is larger than the limit of {limit} bytes")
+        raise ApiError(413, "file_too_large", f"file {shown(name)} is larger than the limit of {limit} bytes")
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError as e:
-        raise ApiError(400, "not_utf8", f"file {shown} is not UTF-8 text ({e.reason} at byte {e.start})") from None
+        raise ApiError(400, "not_utf8", f"file {shown(name)} is not UTF-8 text ({e.reason} at byte {e.start})") from None
     if "\x00" in text:
-        raise ApiError(400, "not_text", f"file {shown} contains NUL bytes; only plain text can be uploaded")
+        raise ApiError(400, "not_text", f"file {shown(name)} contains NUL bytes; only plain text can be uploaded")
     if not text.strip():
-        raise ApiError(400, "empty_file", f"file {shown} is empty or only whitespace")
+        raise ApiError(400, "empty_file", f"file {shown(name)} is empty or only whitespace")
 
 
 # --------------------------------------------------------------------------- security headers
@@ -407,7 +410,7 @@ def create_app(
         try:
             text = await anyio.to_thread.run_sync(pipeline.document_text, doc_id)
         except KeyError:
-            raise ApiError(404, "not_found", f"unknown document {doc_id!r}") from None
+            raise ApiError(404, "not_found", f"unknown document {shown(doc_id)}") from None
         if raw:
             return PlainTextResponse(text, media_type="text/plain; charset=utf-8")
         return DocumentText(id=doc_id, text=text, length=len(text))
@@ -444,9 +447,9 @@ def create_app(
             name = check_upload_name(f.filename)
             target = (corpus / name).resolve()
             if target.parent != corpus:  # defense in depth; check_upload_name already ensures it
-                raise ApiError(400, "invalid_file_name", f"file name {ascii(name)} escapes the corpus folder")
+                raise ApiError(400, "invalid_file_name", f"file name {shown(name)} escapes the corpus folder")
             if name in seen:
-                raise ApiError(400, "duplicate_file", f"file {ascii(name)} is given twice")
+                raise ApiError(400, "duplicate_file", f"file {shown(name)} is given twice")
             seen.add(name)
             data = await f.read(limit + 1)
             check_upload_content(name, data, limit)
@@ -459,7 +462,7 @@ def create_app(
                 for name, _ in batch:
                     if name in existing or (corpus / name).exists():
                         raise ApiError(409, "already_exists",
-                                       f"a document named {ascii(name)} already exists; delete it first to replace it")
+                                       f"a document named {shown(name)} already exists; delete it first to replace it")
                 try:
                     added = list(pipeline.add_documents(batch))
                 except ValueError as e:  # qa.pipeline.DocumentError
@@ -484,11 +487,11 @@ def create_app(
         def remove() -> None:
             with service.write_lock:
                 if doc_id not in {_doc_out(d).id for d in pipeline.documents()}:
-                    raise ApiError(404, "not_found", f"unknown document {doc_id!r}")
+                    raise ApiError(404, "not_found", f"unknown document {shown(doc_id)}")
                 try:
                     pipeline.remove_document(doc_id)
                 except KeyError:
-                    raise ApiError(404, "not_found", f"unknown document {doc_id!r}") from None
+                    raise ApiError(404, "not_found", f"unknown document {shown(doc_id)}") from None
 
         await in_thread(service, remove)
         return DeleteResult(id=doc_id)
