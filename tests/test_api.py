@@ -526,7 +526,7 @@ def _real_pipeline_available() -> str | None:
         import qa.pipeline  # noqa: F401
     except ImportError as e:
         return f"qa.pipeline not importable yet: {e}"
-    reader = PROJECT_ROOT / "models" / "reader"
+    reader = Path(Settings().reader_model_dir)  # models/reader unless QA_READER_MODEL_DIR says otherwise
     if not any(reader.glob("*.safetensors")) and not any(reader.glob("*.bin")):
         return f"no reader model in {reader} yet"
     return None
