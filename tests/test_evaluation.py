@@ -303,6 +303,13 @@ def test_cmd_eval_with_fake_pipeline(tmp_path: Path, monkeypatch, capsys):
     assert {p.name for p in out.iterdir()} == {"report.json", "report.md", "chart.png"}
 
     assert eval_cli.cmd_eval(_args(files=[tmp_path / "missing.jsonl"])) == 2
+
+    def no_reader(settings):
+        raise FileNotFoundError("reader model not found")
+
+    monkeypatch.setattr(eval_cli, "make_pipeline", no_reader)
+    assert eval_cli.cmd_eval(_args(files=[eval_file])) == 1
+    assert "reader model not found" in capsys.readouterr().err
     assert eval_cli.cmd_eval(_args(files=[eval_file], k=0)) == 2
 
 

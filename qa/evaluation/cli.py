@@ -177,7 +177,11 @@ def _cmd_eval_sets(args: argparse.Namespace) -> int:
     if getattr(args, "retrieval_only", False):
         return _cmd_retrieval_only(args, files, items)
     settings = _settings_for(args)
-    pipeline = make_pipeline(settings)
+    try:
+        pipeline = make_pipeline(settings)
+    except FileNotFoundError as exc:  # no reader model yet, no corpus...
+        print(f"qa: error: {exc}", file=sys.stderr)
+        return 1
     results = run_pipeline(pipeline, items, top_k=settings.top_k, max_answers=settings.max_answers,
                            progress=not args.no_progress)
     meta = {
@@ -218,7 +222,11 @@ def _cmd_squad(args: argparse.Namespace) -> int:
         return 2
     settings = _settings_for(args)
     model_dir = args.reader_dir or settings.reader_model_dir
-    reader = make_reader(model_dir, settings)
+    try:
+        reader = make_reader(model_dir, settings)
+    except FileNotFoundError as exc:
+        print(f"qa: error: {exc}", file=sys.stderr)
+        return 1
     result = evaluate_squad(reader, args.squad, limit=args.limit, progress=not args.no_progress)
     result["reader_model_dir"] = str(model_dir)
     result["created"] = _dt.datetime.now().isoformat(timespec="seconds")
