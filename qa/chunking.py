@@ -31,6 +31,7 @@ from qa.types import Chunk, Document
 if TYPE_CHECKING:
     from qa.config import Settings
 
+MIN_CHUNK_TOKENS = 3
 _SENTENCE_END = frozenset(".!?;:…。！？；")
 _CJK_SENTENCE_END = frozenset("。！？；")
 _CLOSERS = frozenset("\"'”’)]»」』")
@@ -59,8 +60,11 @@ class Chunker:
         tokenizer: Any = None,
         max_chunk_chars: int | None = None,
     ) -> None:
-        if chunk_tokens < 1:
-            raise ValueError("chunk_tokens must be >= 1")
+        if chunk_tokens < MIN_CHUNK_TOKENS:
+            # One code point can be up to 3 tokens (a Hangul syllable decomposes into 3 jamo;
+            # checked over all of Unicode for the MiniLM tokenizer), so smaller windows cannot
+            # always hold even a single character.
+            raise ValueError(f"chunk_tokens must be >= {MIN_CHUNK_TOKENS}")
         if not 0 <= chunk_overlap < chunk_tokens:
             raise ValueError("chunk_overlap must be >= 0 and < chunk_tokens")
         self.chunk_tokens = chunk_tokens

@@ -131,4 +131,11 @@ def test_invalid_params():
     with pytest.raises(ValueError):
         Chunker(tokenizer=_tok(), chunk_tokens=10, chunk_overlap=10)
     with pytest.raises(ValueError):
-        Chunker(tokenizer=_tok(), chunk_tokens=0, chunk_overlap=0)
+        Chunker(tokenizer=_tok(), chunk_tokens=2, chunk_overlap=0)
+
+
+def test_hangul_needs_three_tokens_per_character():
+    # Why MIN_CHUNK_TOKENS is 3: one syllable is 3 jamo tokens; the smallest window still fits it.
+    chunker = _chunker(3, 1)
+    assert chunker.count_tokens("각") == 3
+    check_chunks(chunker, "각각각 한국어 텍스트")
