@@ -47,9 +47,6 @@ def main(argv: list[str] | None = None) -> int:
     return args.handler(args)
 
 
-if __name__ == "__main__":
-    raise SystemExit(main())
-
 
 def add_export_reader_command(sub) -> None:
     p = sub.add_parser("export-reader", help="validate a checkpoint, calibrate abstention, ship it to models/reader")
@@ -95,3 +92,7 @@ def cmd_export_reader(args: argparse.Namespace) -> int:
     card = export(ckpt, out, cfg, figures, state)
     print(f"shipped to {out} (sha256 {card['sha256']['model.safetensors']})")
     return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
