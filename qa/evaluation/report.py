@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -108,14 +109,14 @@ def _highlight(cited: dict, width: int = 220) -> str:
     if cs is None or not 0 <= cited["start"] - cs <= cited["end"] - cs <= len(ctx):
         return _clip(ctx, width)
     a, b = cited["start"] - cs, cited["end"] - cs
-    left = " ".join(ctx[:a].split())
-    right = " ".join(ctx[b:].split())
+    left = re.sub(r"\s+", " ", ctx[:a]).lstrip()
+    right = re.sub(r"\s+", " ", ctx[b:]).rstrip()
     room = max(20, (width - (b - a)) // 2)
     if len(left) > room:
         left = "…" + left[-room:]
     if len(right) > room:
         right = right[:room] + "…"
-    return f"{left} **{ctx[a:b]}** {right}".strip()
+    return f"{left}**{ctx[a:b]}**{right}"
 
 
 def render_markdown(report: EvalReport, chart_name: str | None = "chart.png") -> str:
