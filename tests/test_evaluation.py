@@ -347,6 +347,7 @@ class FakeReaderOutput:
     def __init__(self, text: str | None):
         self.answer_found = text is not None
         self.answers = [type("A", (), {"text": text})()] if text else []
+        self.best_guess = type("A", (), {"text": text or "Karim"})()
 
 
 class FakeReader:
@@ -366,7 +367,8 @@ def test_squad_scoring(tmp_path: Path):
     assert qs[2].gold == [""] and qs[1].gold == ["January", "in January"]
     assert len(load_squad_file(path, limit=2)[1]) == 2
     reader = FakeReader()
-    preds, lat = predict_squad(reader.read_contexts, qs, progress=False)
+    preds, lat, forced = predict_squad(reader.read_contexts, qs, progress=False)
+    assert forced == {"s1": "Massimov", "s2": "in January", "s3": "Karim"}
     assert reader.contexts[0] == [("s1", SQUAD_V2["data"][0]["paragraphs"][0]["context"])]
     assert preds == {"s1": "Massimov", "s2": "in January", "s3": ""} and len(lat) == 3
     s = squad_scores(preds, qs)
@@ -387,6 +389,7 @@ def test_cmd_eval_squad(tmp_path: Path, monkeypatch, capsys):
     assert eval_cli.cmd_eval(_args(squad=path, out=out, json=True, limit=2)) == 0
     data = json.loads(capsys.readouterr().out)
     assert data["scores"]["total"] == 2 and data["version"] == "v2.0"
+    assert data["scores"]["abstained"] == 0.0 and data["scores"]["forced_f1"] == data["scores"]["f1"]
     saved = json.loads((out / "report.json").read_text(encoding="utf-8"))
     assert saved["predictions"] == {"s1": "Massimov", "s2": "in January"}
 

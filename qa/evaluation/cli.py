@@ -235,8 +235,8 @@ def _cmd_squad(args: argparse.Namespace) -> int:
     (out_dir / "report.json").write_text(json.dumps(result, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
     s = result["scores"]
     lines = [f"SQuAD {result['version'] or '?'} reader-only: {args.squad} ({s['total']} questions)"]
-    for key in ("exact", "f1", "HasAns_exact", "HasAns_f1", "NoAns_exact", "NoAns_f1",
-                "latency_p50_ms", "latency_p95_ms"):
+    for key in ("exact", "f1", "HasAns_exact", "HasAns_f1", "NoAns_exact", "NoAns_f1", "forced_exact",
+                "forced_f1", "abstained", "latency_p50_ms", "latency_p95_ms"):
         if s.get(key) is not None:
             lines.append(f"  {key:<16} {s[key]:8.2f}")
     lines.append(f"report: {out_dir / 'report.json'}")
