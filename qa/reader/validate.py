@@ -9,7 +9,7 @@ import torch
 from tqdm.auto import tqdm
 
 from qa.metrics import squad_em_f1
-from qa.reader.decode import decode, encode_windows, pad_batch
+from qa.reader.decode import decode, encode_windows
 from qa.reader.squad import QAExample
 
 
