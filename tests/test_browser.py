@@ -310,11 +310,6 @@ def test_chat_page_on_a_phone_screen(browser, fake_server):
 # --------------------------------------------------------------------------- the real server
 
 
-def _reader_missing() -> str | None:
-    reader = Path(Settings().reader_model_dir)  # models/reader unless QA_READER_MODEL_DIR says otherwise
-    if not any(reader.glob("*.safetensors")) and not any(reader.glob("*.bin")):
-        return f"no reader model in {reader} yet"
-    return None
 
 
 @pytest.fixture(scope="module")
@@ -367,7 +362,6 @@ def real_server(tmp_path_factory):
 
 
 @pytest.mark.slow
-@pytest.mark.skipif(_reader_missing() is not None, reason=str(_reader_missing()))
 def test_real_server_end_to_end(page, real_server):
     page.goto(real_server + "/")
     page.locator("#service-status", has_text="Ready").wait_for(timeout=60_000)

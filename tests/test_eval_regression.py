@@ -1,6 +1,5 @@
 """CI regression guard: the real pipeline on eval/seeds_qa.jsonl keeps every citation valid and F1
-above a floor. Slow (loads the embedder and the reader, builds a throw-away index); skipped when the
-trained reader model is not there.
+above a floor. Slow (loads the embedder and the reader, builds a throw-away index).
 
     python -m pytest -m slow tests/test_eval_regression.py
 """
@@ -31,8 +30,7 @@ def _reader_available(model_dir: Path) -> bool:
 @pytest.mark.slow
 def test_pipeline_on_seed_eval_set(tmp_path):
     settings = get_settings()
-    if not _reader_available(Path(settings.reader_model_dir)):
-        pytest.skip(f"no trained reader model in {settings.reader_model_dir}")
+    assert _reader_available(Path(settings.reader_model_dir)), f"no reader model in {settings.reader_model_dir}"
     from qa.evaluation.dataset import load_eval_set
     from qa.evaluation.report import build_report, summary_table, write_report
     from qa.evaluation.runner import run_pipeline
