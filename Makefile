@@ -36,3 +36,8 @@ test: setup browser-deps
 
 eval: setup
 	$(BIN)/qa eval
+
+# Figures only (no asserts): warm qa ask latency, then /ask over HTTP at 1 and 8 clients.
+bench: setup
+	$(BIN)/python bench/bench_ask.py --rounds 1
+	$(BIN)/python bench/bench_http.py --requests 40
