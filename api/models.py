@@ -23,6 +23,15 @@ class AskRequestBase(BaseModel):
         None, ge=1, le=MAX_ANSWERS_MAX, description="answers to return at most (default: Settings.max_answers)"
     )
 
+    @field_validator("top_k", "max_answers", mode="before")
+    @classmethod
+    def _json_integer(cls, v: Any) -> Any:
+        # As JSON Schema's "integer": true/false and "3" are not integers (1.0 is). Pydantic's lax
+        # mode would coerce them.
+        if isinstance(v, (bool, str)):
+            raise ValueError("must be an integer")
+        return v
+
     @field_validator("question")
     @classmethod
     def _not_blank(cls, v: str) -> str:
