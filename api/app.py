@@ -17,7 +17,6 @@ inside ``create_app`` as a real class, not a string annotation.)
 """
 
 import logging
-import re
 import threading
 import traceback
 from contextlib import asynccontextmanager
@@ -47,6 +46,7 @@ from api.models import (
     ask_request_model,
 )
 from qa.config import Settings, get_settings
+from qa.pipeline import DocumentError, check_document_content, check_document_name, shown
 from qa.types import AskResult
 
 logger = logging.getLogger(__name__)
@@ -54,21 +54,11 @@ logger = logging.getLogger(__name__)
 STATIC_DIR = Path(__file__).resolve().parent / "static"
 
 #: Upload rules (the per-file byte limit is Settings.max_upload_bytes).
-ALLOWED_SUFFIXES = (".txt", ".md")
 MAX_FILES_PER_UPLOAD = 20
-MAX_NAME_BYTES = 255
 #: Concurrent model calls (ask) in worker threads; more requests wait their turn.
 MODEL_CONCURRENCY = 4
 #: Request body limit for everything but uploads (a question is at most a few KiB of JSON).
 MAX_BODY_BYTES = 256 * 1024
-
-_CONTROL_CHARS = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
-
-
-def shown(name: str) -> str:
-    """A name quoted for an error message, control/bidi characters escaped (emoji etc. kept)."""
-    return "'" + _CONTROL_CHARS.sub(lambda m: m.group().encode("unicode_escape").decode(), name.replace("'", "\\'")) + "'"
-
 
 class ApiError(Exception):
     """Raised by endpoints; rendered as :class:`ErrorResponse` JSON with ``status``."""
@@ -119,44 +109,6 @@ def _doc_out(info: Any) -> DocumentOut:
     if isinstance(info, dict):
         return DocumentOut.model_validate(info)
     return DocumentOut.model_validate(info, from_attributes=True)
-
-
-def check_upload_name(name: str | None) -> str:
-    """The upload's file name if it is a safe, flat .txt/.md name; ApiError(400) otherwise."""
-    if not name:
-        raise ApiError(400, "invalid_file_name", "every uploaded file needs a file name")
-    if "/" in name or "\\" in name:
-        raise ApiError(400, "invalid_file_name", f"file name {shown(name)} must not contain path separators")
-    if ".." in name:
-        raise ApiError(400, "invalid_file_name", f"file name {shown(name)} must not contain '..'")
-    if name.startswith("."):
-        raise ApiError(400, "invalid_file_name", f"file name {shown(name)} must not start with a dot")
-    if _CONTROL_CHARS.search(name):
-        raise ApiError(400, "invalid_file_name", f"file name {shown(name)} must not contain control characters")
-    if name != name.strip():
-        raise ApiError(400, "invalid_file_name", f"file name {shown(name)} must not start or end with whitespace")
-    if len(name.encode("utf-8", "surrogatepass")) > MAX_NAME_BYTES:
-        raise ApiError(400, "invalid_file_name", f"file name {shown(name)} is longer than {MAX_NAME_BYTES} bytes")
-    if not name.lower().endswith(ALLOWED_SUFFIXES) or name.lower() in ALLOWED_SUFFIXES:
-        raise ApiError(400, "unsupported_file_type", f"file {shown(name)}: only .txt and .md files can be uploaded")
-    try:
-        name.encode("utf-8")
-    except UnicodeEncodeError:
-        raise ApiError(400, "invalid_file_name", f"file name {shown(name)} is not valid Unicode") from None
-    return name
-
-
-def check_upload_content(name: str, data: bytes, limit: int) -> None:
-    if len(data) > limit:
-        raise ApiError(413, "file_too_large", f"file {shown(name)} is larger than the limit of {limit} bytes")
-    try:
-        text = data.decode("utf-8")
-    except UnicodeDecodeError as e:
-        raise ApiError(400, "not_utf8", f"file {shown(name)} is not UTF-8 text ({e.reason} at byte {e.start})") from None
-    if "\x00" in text:
-        raise ApiError(400, "not_text", f"file {shown(name)} contains NUL bytes; only plain text can be uploaded")
-    if not text.strip():
-        raise ApiError(400, "empty_file", f"file {shown(name)} is empty or only whitespace")
 
 
 # --------------------------------------------------------------------------- security headers
@@ -444,15 +396,15 @@ def create_app(
         batch: list[tuple[str, bytes]] = []
         seen: set[str] = set()
         for f in files:
-            name = check_upload_name(f.filename)
-            target = (corpus / name).resolve()
-            if target.parent != corpus:  # defense in depth; check_upload_name already ensures it
-                raise ApiError(400, "invalid_file_name", f"file name {shown(name)} escapes the corpus folder")
-            if name in seen:
-                raise ApiError(400, "duplicate_file", f"file {shown(name)} is given twice")
-            seen.add(name)
-            data = await f.read(limit + 1)
-            check_upload_content(name, data, limit)
+            try:
+                name = check_document_name(f.filename)
+                if name in seen:
+                    raise DocumentError(f"file {shown(name)} is given twice", "duplicate_file")
+                seen.add(name)
+                data = await f.read(limit + 1)
+                check_document_content(name, data, limit)
+            except DocumentError as e:
+                raise ApiError(e.status, e.code, str(e)) from None
             batch.append((name, data))
 
         def store() -> tuple[list[str], dict[str, DocumentOut]]:
@@ -465,7 +417,9 @@ def create_app(
                                        f"a document named {shown(name)} already exists; delete it first to replace it")
                 try:
                     added = list(pipeline.add_documents(batch))
-                except ValueError as e:  # qa.pipeline.DocumentError
+                except DocumentError as e:
+                    raise ApiError(e.status, e.code, str(e)) from None
+                except ValueError as e:  # any other refusal from the indexing layer
                     raise ApiError(400, "invalid_document", str(e) or "invalid document") from None
                 return added, {_doc_out(d).id: _doc_out(d) for d in pipeline.documents()}
 

@@ -31,7 +31,13 @@ class QuestionError(ValueError):
 
 
 class DocumentError(ValueError):
-    """An uploaded document is refused (name, type, encoding, size)."""
+    """An uploaded document is refused (name, type, encoding, size). ``code`` and ``status`` say how an
+    HTTP layer should report it."""
+
+    def __init__(self, message: str, code: str = "invalid_document", status: int = 400) -> None:
+        super().__init__(message)
+        self.code = code
+        self.status = status
 
 
 @dataclass(frozen=True)
@@ -40,19 +46,53 @@ class _State:
     retriever: object
 
 
-_BAD_NAME = re.compile(r"[\x00-\x1f\x7f/\\:]")
+MAX_NAME_BYTES = 255
+_CONTROL_CHARS = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
 
 
-def validate_document_name(name: str) -> str:
-    """A plain file name inside the corpus folder: no separators, '..', leading dot, control chars."""
-    if not name or name != name.strip() or _BAD_NAME.search(name) or name.startswith(".") or ".." in name:
-        raise DocumentError(f"invalid file name {name!r}: use a plain name such as notes.txt "
-                            "(no path separators, '..', leading dot or control characters)")
-    if Path(name).suffix.lower() not in SUPPORTED_SUFFIXES:
-        raise DocumentError(f"unsupported file type {name!r}: only {', '.join(SUPPORTED_SUFFIXES)} files")
-    if len(name) > 200:
-        raise DocumentError("file name longer than 200 characters")
+def shown(name: str) -> str:
+    """A name quoted for an error message, control/bidi characters escaped (emoji etc. kept)."""
+    return "'" + _CONTROL_CHARS.sub(lambda m: m.group().encode("unicode_escape").decode(), name.replace("'", "\\'")) + "'"
+
+
+def check_document_name(name: str | None) -> str:
+    """A safe, flat .txt/.md file name inside the corpus folder, or DocumentError."""
+    if not name:
+        raise DocumentError("every uploaded file needs a file name", "invalid_file_name")
+    if "/" in name or "\\" in name:
+        raise DocumentError(f"file name {shown(name)} must not contain path separators", "invalid_file_name")
+    if ".." in name:
+        raise DocumentError(f"file name {shown(name)} must not contain '..'", "invalid_file_name")
+    if name.startswith("."):
+        raise DocumentError(f"file name {shown(name)} must not start with a dot", "invalid_file_name")
+    if _CONTROL_CHARS.search(name):
+        raise DocumentError(f"file name {shown(name)} must not contain control characters", "invalid_file_name")
+    if name != name.strip():
+        raise DocumentError(f"file name {shown(name)} must not start or end with whitespace", "invalid_file_name")
+    if len(name.encode("utf-8", "surrogatepass")) > MAX_NAME_BYTES:
+        raise DocumentError(f"file name {shown(name)} is longer than {MAX_NAME_BYTES} bytes", "invalid_file_name")
+    if not name.lower().endswith(SUPPORTED_SUFFIXES) or name.lower() in SUPPORTED_SUFFIXES:
+        raise DocumentError(f"file {shown(name)}: only .txt and .md files can be uploaded", "unsupported_file_type")
+    try:
+        name.encode("utf-8")
+    except UnicodeEncodeError:
+        raise DocumentError(f"file name {shown(name)} is not valid Unicode", "invalid_file_name") from None
     return name
+
+
+def check_document_content(name: str, data: bytes, limit: int) -> str:
+    """The upload's text if it is non-empty UTF-8 text within ``limit`` bytes, or DocumentError."""
+    if len(data) > limit:
+        raise DocumentError(f"file {shown(name)} is larger than the limit of {limit} bytes", "file_too_large", 413)
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise DocumentError(f"file {shown(name)} is not UTF-8 text ({e.reason} at byte {e.start})", "not_utf8") from None
+    if "\x00" in text:
+        raise DocumentError(f"file {shown(name)} contains NUL bytes; only plain text can be uploaded", "not_text")
+    if not text.strip():
+        raise DocumentError(f"file {shown(name)} is empty or only whitespace", "empty_file")
+    return text
 
 
 class QAPipeline:
@@ -150,21 +190,11 @@ class QAPipeline:
         checked: list[tuple[str, str]] = []
         seen: set[str] = set()
         for name, data in files:
-            name = validate_document_name(name)
+            name = check_document_name(name)
             if name in seen:
-                raise DocumentError(f"{name!r} is uploaded twice")
+                raise DocumentError(f"file {shown(name)} is given twice", "duplicate_file")
             seen.add(name)
-            if len(data) > s.max_upload_bytes:
-                raise DocumentError(f"{name!r} is {len(data)} bytes; the limit is {s.max_upload_bytes}")
-            try:
-                text = data.decode("utf-8")
-            except UnicodeDecodeError as exc:
-                raise DocumentError(f"{name!r} is not UTF-8 text ({exc.reason} at byte {exc.start})") from None
-            if not text.strip():
-                raise DocumentError(f"{name!r} is empty")
-            if "\x00" in text:
-                raise DocumentError(f"{name!r} looks binary (contains NUL bytes)")
-            checked.append((name, text))
+            checked.append((name, check_document_content(name, data, s.max_upload_bytes)))
         corpus = Path(s.corpus_dir)
         with self._write_lock:
             state = self._require()
@@ -174,7 +204,7 @@ class QAPipeline:
                 for (name, _), (_, data) in zip(checked, files):
                     target = corpus / name
                     if target.resolve().parent != corpus.resolve():
-                        raise DocumentError(f"invalid file name {name!r}")
+                        raise DocumentError(f"file name {shown(name)} escapes the corpus folder", "invalid_file_name")
                     previous = target.read_bytes() if target.exists() else None
                     tmp = corpus / f".{name}.upload"
                     tmp.write_bytes(data)
