@@ -49,6 +49,9 @@ class Settings(BaseSettings):
     reader_stride: int = 96
     reader_max_answer_tokens: int = 30
     reader_n_best: int = 20
+    # auto: bf16 autocast where the CPU computes bf16 natively (AVX-512 BF16 / AMX; about 2x faster here, same
+    # EM/F1: the validation figures are measured in bf16), else fp32.
+    reader_precision: Literal["auto", "bf16", "fp32"] = "auto"
     max_answers: int = Field(3, ge=1, le=20)
     # None: use the threshold calibrated on validation data and stored in the model card / reader config.
     abstain_threshold: float | None = None

@@ -119,6 +119,7 @@ class QAPipeline:
         self.reader = ExtractiveReader(
             s.reader_model_dir, max_length=s.reader_max_length, stride=s.reader_stride,
             max_answer_tokens=s.reader_max_answer_tokens, n_best=s.reader_n_best, threshold=s.abstain_threshold,
+            precision=s.reader_precision,
         )
         self.reader.warm_up()
         self._state = self._make_state(store)

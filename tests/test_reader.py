@@ -169,3 +169,53 @@ def test_shipped_model_loads_offline_and_answers(monkeypatch):
     out = r.read_contexts("When did the protests begin?", [("ctx", ctx)])
     assert out.best_guess is not None and "2 January" in out.best_guess.text
     assert 0.0 < r.threshold < 1.0  # a calibrated threshold, read from the model folder
+
+
+def test_decoded_spans_are_widened_to_whole_words():
+    """The model may put its start/end on a sub-word ("kazakh" of "Kazakhstani"): the answer is the whole word."""
+    import numpy as np
+    from transformers import AutoTokenizer
+
+    from qa.reader.decode import decode, encode_windows
+
+    tok = AutoTokenizer.from_pretrained(default_embedding_model())
+    context = "Protests in Kazakhstani cities began on 2 January 2022."
+    w = encode_windows(tok, "Where?", [context], max_length=64, stride=16)
+    toks = tok.convert_ids_to_tokens(w.encoding["input_ids"][0])
+    first = toks.index("kazakhstan")  # "Kazakhstani" is "kazakhstan" + "##i"
+    assert toks[first + 1] == "##i"
+    S = np.full((1, len(toks)), -10.0, dtype=np.float32)
+    E = np.full((1, len(toks)), -10.0, dtype=np.float32)
+    S[0, first], E[0, first] = 10.0, 10.0  # the span "Kazakhstan", cut inside the word
+    cands, _ = decode(S, E, w, max_answer_tokens=30, n_best=5)
+    assert context[cands[0].start : cands[0].end] == "Kazakhstani"
+    S[0, first], S[0, first + 1] = -10.0, 10.0  # the span "i" alone
+    cands2, _ = decode(S, E, w, max_answer_tokens=30, n_best=5)
+    assert context[cands2[0].start : cands2[0].end] == "Kazakhstani"
+    cands = cands + cands2
+    # every candidate starts and ends on word boundaries
+    for c in cands:
+        assert c.start == 0 or not (context[c.start - 1].isalnum() and context[c.start].isalnum())
+        assert c.end == len(context) or not (context[c.end - 1].isalnum() and context[c.end].isalnum())
+
+
+def test_precision_setting_is_checked_and_bf16_agrees_with_fp32():
+    from qa.reader.reader import native_bf16
+
+    with pytest.raises(ValueError, match="precision"):
+        ExtractiveReader(SHIPPED, precision="fp8")
+    auto = ExtractiveReader(SHIPPED)
+    auto.warm_up()
+    assert auto.bf16 == native_bf16()
+    fp32 = ExtractiveReader(SHIPPED, precision="fp32")
+    fp32.warm_up()
+    bf16 = ExtractiveReader(SHIPPED, precision="bf16")
+    bf16.warm_up()
+    assert (fp32.bf16, bf16.bf16) == (False, True)
+    ctx = ("Unrest began in the city of Zhanaozen on 2 January 2022 after fuel prices doubled. "
+           "By 5 January the protests had spread to Almaty, the largest city.")
+    for q in ("When did the unrest begin?", "Where did the protests spread?"):
+        a = fp32.read_contexts(q, [("ctx", ctx)]).best_guess
+        b = bf16.read_contexts(q, [("ctx", ctx)]).best_guess
+        assert (a.start, a.end) == (b.start, b.end)
+        assert abs(a.score - b.score) < 0.05

@@ -82,7 +82,7 @@ def make_reader(model_dir: Path, settings: Any = None) -> Any:
         reader = ExtractiveReader(
             model_dir, max_length=settings.reader_max_length, stride=settings.reader_stride,
             max_answer_tokens=settings.reader_max_answer_tokens, n_best=settings.reader_n_best,
-            threshold=settings.abstain_threshold,
+            threshold=settings.abstain_threshold, precision=settings.reader_precision,
         )
     reader.warm_up()
     return reader

@@ -15,6 +15,8 @@ def add_train_reader_command(sub) -> None:
     p.add_argument("--resume", action="store_true", help="continue from <run-dir>/checkpoint")
     p.add_argument("--sample", type=int, default=None, help="train on a seeded sample of N questions")
     p.add_argument("--epochs", type=int, default=None)
+    p.add_argument("--init-from", default=None,
+                   help="start from this trained checkpoint instead of a fresh span head (warm start)")
     p.add_argument("--max-steps", type=int, default=None, help="stop the schedule after N steps")
     p.add_argument("--stop-after-minutes", type=float, default=None,
                    help="checkpoint and stop after this long (resume later with --resume)")
@@ -26,7 +28,8 @@ def cmd_train_reader(args: argparse.Namespace) -> int:
     from qa.config import PROJECT_ROOT, get_settings
     from qa.reader.train import load_config, train
 
-    cfg = load_config(args.config, {"train_questions": args.sample, "epochs": args.epochs})
+    cfg = load_config(args.config, {"train_questions": args.sample, "epochs": args.epochs,
+                                    "init_from": args.init_from})
     squad_dir = args.squad_dir or get_settings().squad_dir
     run_dir = args.run_dir or (PROJECT_ROOT / cfg["run_dir"])
     if not (squad_dir / cfg["train_file"]).exists():

@@ -25,6 +25,8 @@ class Windows:
     encoding: object  # BatchEncoding (features are windows)
     context_of: list[int]  # window -> context index
     offsets: list[list[tuple[int, int] | None]]  # window -> token -> char span in its context, None if not context
+    # window -> token -> char span of the whole word the token belongs to (as far as the window holds it)
+    word_spans: list[list[tuple[int, int] | None]] | None = None
 
 
 def encode_windows(tokenizer, question: str, contexts: list[str], max_length: int, stride: int,
@@ -44,11 +46,35 @@ def encode_windows(tokenizer, question: str, contexts: list[str], max_length: in
         padding=False,
     )
     context_of = list(enc["overflow_to_sample_mapping"])
-    offsets = []
+    offsets, word_spans = [], []
     for w in range(len(enc["input_ids"])):
         seq = enc.sequence_ids(w)
-        offsets.append([tuple(o) if s == 1 else None for o, s in zip(enc["offset_mapping"][w], seq)])
-    return Windows(enc, context_of, offsets)
+        offs = [tuple(o) if s == 1 else None for o, s in zip(enc["offset_mapping"][w], seq)]
+        offsets.append(offs)
+        word_spans.append(_word_spans(offs, enc.word_ids(w)))
+    return Windows(enc, context_of, offsets, word_spans)
+
+
+def _word_spans(offs: list, word_ids: list) -> list[tuple[int, int] | None]:
+    """Char span of each context token's whole word (pre-tokenizer word: whitespace/punctuation/CJK split).
+
+    A span decoded from sub-word tokens ("Kazakh" of "Kazakhstani") is widened to whole words, so an
+    answer never starts or ends inside a word.
+    """
+    spans: list[tuple[int, int] | None] = [None] * len(offs)
+    i = 0
+    while i < len(offs):
+        if offs[i] is None:
+            i += 1
+            continue
+        j = i
+        while j + 1 < len(offs) and offs[j + 1] is not None and word_ids[j + 1] == word_ids[i]:
+            j += 1
+        span = (offs[i][0], offs[j][1])
+        for t in range(i, j + 1):
+            spans[t] = span
+        i = j + 1
+    return spans
 
 
 def pad_batch(windows: Windows, indices: list[int] | None = None, pad_id: int = 0):
@@ -75,8 +101,11 @@ def _softmax(x: np.ndarray) -> np.ndarray:
 
 
 def decode_window(start_logits: np.ndarray, end_logits: np.ndarray, offsets: list, context_index: int,
-                  max_answer_tokens: int, n_best: int) -> tuple[list[SpanCandidate], float]:
-    """Best spans of one window. Probabilities are softmaxes over the window's context tokens plus [CLS]."""
+                  max_answer_tokens: int, n_best: int, word_spans: list | None = None) -> tuple[list[SpanCandidate], float]:
+    """Best spans of one window. Probabilities are softmaxes over the window's context tokens plus [CLS].
+
+    With ``word_spans`` a span is widened to whole words; spans that become equal keep the best probability.
+    """
     L = len(offsets)
     valid = np.array([i == 0 or offsets[i] is not None for i in range(L)])
     s_log = np.where(valid, start_logits[:L], -1e9)
@@ -89,15 +118,21 @@ def decode_window(start_logits: np.ndarray, end_logits: np.ndarray, offsets: lis
     k = min(n_best, len(ctx_tokens))
     cand_s = sorted(ctx_tokens, key=lambda i: -ps[i])[:k]
     cand_e = sorted(ctx_tokens, key=lambda i: -pe[i])[:k]
-    out = []
+    best: dict[tuple[int, int], float] = {}
     for i in cand_s:
         for j in cand_e:
             if j < i or j - i + 1 > max_answer_tokens:
                 continue
-            start, end = offsets[i][0], offsets[j][1]
+            if word_spans is not None:
+                start, end = word_spans[i][0], word_spans[j][1]
+            else:
+                start, end = offsets[i][0], offsets[j][1]
             if end <= start:
                 continue
-            out.append(SpanCandidate(context_index, start, end, float(ps[i] * pe[j]), null_prob))
+            p = float(ps[i] * pe[j])
+            if p > best.get((start, end), -1.0):
+                best[(start, end)] = p
+    out = [SpanCandidate(context_index, s, e, p, null_prob) for (s, e), p in best.items()]
     out.sort(key=lambda c: -c.prob)
     return out[:n_best], null_prob
 
@@ -109,7 +144,8 @@ def decode(start_logits: np.ndarray, end_logits: np.ndarray, windows: Windows, m
     n_ctx = max(windows.context_of) + 1 if windows.context_of else 0
     null = [1.0] * n_ctx
     for w, ctx in enumerate(windows.context_of):
-        c, p0 = decode_window(start_logits[w], end_logits[w], windows.offsets[w], ctx, max_answer_tokens, n_best)
+        ws = windows.word_spans[w] if windows.word_spans is not None else None
+        c, p0 = decode_window(start_logits[w], end_logits[w], windows.offsets[w], ctx, max_answer_tokens, n_best, ws)
         cands.extend(c)
         null[ctx] = min(null[ctx], p0)
     cands.sort(key=lambda c: -c.prob)

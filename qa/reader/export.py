@@ -102,7 +102,7 @@ def export(checkpoint: Path, out_dir: Path, cfg: dict, figures: dict, train_stat
         "max_length": cfg["max_length"],
         "doc_stride": cfg["doc_stride"],
         "max_answer_tokens": cfg["max_answer_tokens"],
-        "bf16_inference": False,
+        "validated_precision": "bf16" if cfg["bf16"] else "fp32",  # figures measured with bf16 autocast
         "figures": figures,
         "training": {k: v for k, v in cfg.items()},
         "trained_steps": train_state.get("step"),

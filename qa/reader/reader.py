@@ -53,11 +53,21 @@ def sentence_bounds(text: str, start: int, end: int, max_chars: int = 300) -> tu
     return s, e
 
 
+def native_bf16() -> bool:
+    """True when this CPU computes bf16 natively (oneDNN's check: AVX-512 BF16 or AMX)."""
+    import torch
+
+    try:
+        return bool(torch.backends.mkldnn.is_available() and torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    except (AttributeError, RuntimeError):
+        return False
+
+
 class ExtractiveReader:
     """Loads the shipped span-extraction model once; ``run`` batches all windows of a question."""
 
     def __init__(self, model_dir: str | Path, max_length: int = 256, stride: int = 96, max_answer_tokens: int = 30,
-                 n_best: int = 20, threshold: float | None = None, batch_size: int = 16, bf16: bool | None = None):
+                 n_best: int = 20, threshold: float | None = None, batch_size: int = 16, precision: str = "auto"):
         self.model_dir = Path(model_dir)
         self.max_length = max_length
         self.stride = stride
@@ -65,7 +75,10 @@ class ExtractiveReader:
         self.n_best = n_best
         self._threshold_override = threshold
         self.batch_size = batch_size
-        self.bf16 = bf16
+        if precision not in ("auto", "bf16", "fp32"):
+            raise ValueError(f"precision must be auto, bf16 or fp32, not {precision!r}")
+        self.precision = precision
+        self.bf16 = precision == "bf16"
         self.threshold = threshold if threshold is not None else DEFAULT_THRESHOLD
         self.model = None
         self.tokenizer = None
@@ -92,8 +105,8 @@ class ExtractiveReader:
         model = AutoModelForQuestionAnswering.from_pretrained(str(self.model_dir), dtype=torch.float32)
         model.eval()
         self.model = model
-        if self.bf16 is None:
-            self.bf16 = bool(self.card.get("bf16_inference", False))
+        if self.precision == "auto":
+            self.bf16 = native_bf16()
 
     # -- inference ---------------------------------------------------------------------------
     def _logits(self, windows) -> tuple[np.ndarray, np.ndarray]:

@@ -162,7 +162,9 @@ def train(cfg: dict, squad_dir: Path, run_dir: Path, resume: bool = False, max_s
         print(f"resuming from step {start_step} ({ckpt})")
     else:
         state = {}
-        model_src = base_model_path(cfg)
+        model_src = cfg.get("init_from") or base_model_path(cfg)
+        if cfg.get("init_from"):
+            print(f"starting from {model_src} (init_from)")
     tokenizer = AutoTokenizer.from_pretrained(base_model_path(cfg))
     model = AutoModelForQuestionAnswering.from_pretrained(model_src).to(device)
 
