@@ -30,7 +30,9 @@ import anyio.to_thread
 from fastapi import Depends, FastAPI, File, Query, Request, UploadFile
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse, PlainTextResponse, Response
+from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.staticfiles import StaticFiles
+from swagger_ui_bundle import swagger_ui_path
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match
 
@@ -118,7 +120,7 @@ _PAGE_CSP = (
     "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
     "connect-src 'self'; object-src 'none'; base-uri 'none'; frame-ancestors 'none'; form-action 'self'"
 )
-_NO_CSP_PATHS = ("/docs", "/redoc")  # Swagger UI / ReDoc use inline scripts
+_NO_CSP_PATHS = ("/docs",)  # Swagger UI's page starts itself with an inline script
 
 
 class SecurityHeaders:
@@ -247,6 +249,8 @@ def create_app(
             "`{error, message, details?}`."
         ),
         lifespan=lifespan,
+        docs_url=None,  # served below from the swagger-ui-bundle package: no CDN, works offline
+        redoc_url=None,  # ReDoc has no offline bundle on PyPI; /docs and /openapi.json cover it
     )
     app.state.service = service
     upload_body_limit = MAX_FILES_PER_UPLOAD * settings.max_upload_bytes + 1024 * 1024
@@ -455,5 +459,16 @@ def create_app(
     async def index_page() -> Response:
         return FileResponse(STATIC_DIR / "index.html", media_type="text/html; charset=utf-8")
 
+    # ---- API docs (Swagger UI assets from the swagger-ui-bundle package, not a CDN)
+    @app.get("/docs", include_in_schema=False)
+    async def swagger_docs() -> Response:
+        return get_swagger_ui_html(
+            openapi_url=app.openapi_url, title=f"{app.title} - API docs",
+            swagger_js_url="/static/swagger-ui/swagger-ui-bundle.js",
+            swagger_css_url="/static/swagger-ui/swagger-ui.css",
+            swagger_favicon_url="/static/swagger-ui/favicon-32x32.png",
+        )
+
+    app.mount("/static/swagger-ui", StaticFiles(directory=swagger_ui_path), name="swagger-ui")
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     return app

@@ -518,7 +518,14 @@ def test_openapi_and_docs(client):
     assert {"/ask", "/documents", "/documents/{doc_id}", "/health", "/ready"} <= set(paths)
     assert {"get", "delete"} <= set(paths["/documents/{doc_id}"]) and "post" in paths["/documents"]
     assert "422" in paths["/ask"]["post"]["responses"] and "503" in paths["/ask"]["post"]["responses"]
-    assert client.get("/docs").status_code == 200
+    docs = client.get("/docs")
+    assert docs.status_code == 200
+    # Swagger UI is served from the swagger-ui-bundle package, never from a CDN (the service runs offline)
+    assert "/static/swagger-ui/swagger-ui-bundle.js" in docs.text and "cdn." not in docs.text
+    js = client.get("/static/swagger-ui/swagger-ui-bundle.js")
+    assert js.status_code == 200 and "javascript" in js.headers["content-type"] and len(js.content) > 100_000
+    assert client.get("/static/swagger-ui/swagger-ui.css").status_code == 200
+    assert client.get("/redoc").status_code == 404  # ReDoc needs a CDN: not offered
 
 
 # --------------------------------------------------------------------------- the real pipeline

@@ -287,6 +287,24 @@ def test_chat_page_no_answer_errors_and_keyboard(page, fake_server):
     assert page.errors == []
 
 
+def test_api_docs_render_without_network(page, fake_server):
+    """/docs (Swagger UI) works offline: every request off the test server is refused."""
+    outside: list[str] = []
+
+    def only_local(route):
+        if route.request.url.startswith(fake_server):
+            route.continue_()
+        else:
+            outside.append(route.request.url)
+            route.abort()
+
+    page.route("**/*", only_local)
+    page.goto(fake_server + "/docs")
+    page.locator(".swagger-ui .info .title", has_text="Document QA").wait_for(timeout=30_000)
+    page.locator(".opblock-summary-path", has_text="/ask").first.wait_for(timeout=30_000)
+    assert outside == [] and page.errors == []
+
+
 def test_chat_page_on_a_phone_screen(browser, fake_server):
     context = browser.new_context(viewport={"width": 375, "height": 740}, is_mobile=True, has_touch=True)
     page = context.new_page()
