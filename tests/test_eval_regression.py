@@ -13,9 +13,10 @@ import pytest
 from qa.config import PROJECT_ROOT, get_settings
 
 # Overall F1 (percent, unanswerable questions included: abstaining on them scores 1) of the shipped
-# reader with hybrid retrieval, k=5, on eval/seeds_qa.jsonl: 49.4 measured 2026-11-22 (README
-# "Evaluation"). The floor leaves a few points of slack; raise it when the system improves.
-F1_FLOOR = 45.0
+# reader with hybrid retrieval, k=5, on eval/seeds_qa.jsonl: 59.7 measured 2026-11-22 with the reader
+# trained on all SQuAD questions (README "Evaluation"; the previous reader scored 49.4). The floor leaves a
+# few points of slack (fp32 on CPUs without bf16); raise it when the system improves.
+F1_FLOOR = 55.0
 # Retrieval must keep finding the evidence: recall@5 over the answerable questions (measured 95.1).
 RECALL_AT_5_FLOOR = 92.0
 CITATION_VALIDITY_REQUIRED = 100.0
