@@ -58,7 +58,7 @@ def encode_windows(tokenizer, question: str, contexts: list[str], max_length: in
 def _word_spans(offs: list, word_ids: list) -> list[tuple[int, int] | None]:
     """Char span of each context token's whole word (pre-tokenizer word: whitespace/punctuation/CJK split).
 
-    A span decoded from sub-word tokens ("Kazakh" of "Kazakhstani") is widened to whole words, so an
+    A span decoded from sub-word tokens ("kazakhstan" + "##i" of "Kazakhstani") is widened to whole words, so an
     answer never starts or ends inside a word.
     """
     spans: list[tuple[int, int] | None] = [None] * len(offs)
