@@ -212,6 +212,10 @@ def test_precision_setting_is_checked_and_bf16_agrees_with_fp32():
     bf16 = ExtractiveReader(SHIPPED, precision="bf16")
     bf16.warm_up()
     assert (fp32.bf16, bf16.bf16) == (False, True)
+    import torch
+
+    assert next(fp32.model.parameters()).dtype == torch.float32
+    assert next(bf16.model.parameters()).dtype == torch.bfloat16  # cast once, not autocast per forward
     ctx = ("Unrest began in the city of Zhanaozen on 2 January 2022 after fuel prices doubled. "
            "By 5 January the protests had spread to Almaty, the largest city.")
     for q in ("When did the unrest begin?", "Where did the protests spread?"):
