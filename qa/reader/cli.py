@@ -17,6 +17,9 @@ def add_train_reader_command(sub) -> None:
     p.add_argument("--epochs", type=int, default=None)
     p.add_argument("--init-from", default=None,
                    help="start from this trained checkpoint instead of a fresh span head (warm start)")
+    p.add_argument("--skip-batches", type=int, default=None,
+                   help="leave out the first N batches of the seeded order (with --init-from: continue on "
+                        "batches the previous stage did not see)")
     p.add_argument("--max-steps", type=int, default=None, help="stop the schedule after N steps")
     p.add_argument("--stop-after-minutes", type=float, default=None,
                    help="checkpoint and stop after this long (resume later with --resume)")
@@ -29,7 +32,7 @@ def cmd_train_reader(args: argparse.Namespace) -> int:
     from qa.reader.train import load_config, train
 
     cfg = load_config(args.config, {"train_questions": args.sample, "epochs": args.epochs,
-                                    "init_from": args.init_from})
+                                    "init_from": args.init_from, "skip_batches": args.skip_batches})
     squad_dir = args.squad_dir or get_settings().squad_dir
     run_dir = args.run_dir or (PROJECT_ROOT / cfg["run_dir"])
     if not (squad_dir / cfg["train_file"]).exists():

@@ -65,6 +65,19 @@ def length_grouped_batches(lengths: list[int], batch_size: int, group: int, seed
     return batches
 
 
+def batch_schedule(lengths: list[int], cfg: dict) -> list[list[int]]:
+    """The seeded order of batches over all epochs, less the first `skip_batches` ones.
+
+    The order depends only on the lengths, the batch settings and the seed, so a warm-started stage
+    (`init_from`) given `skip_batches` = the steps of the previous stage continues on batches it did not see.
+    """
+    epoch_batches = [
+        length_grouped_batches(lengths, cfg["batch_size"], cfg["length_group_size"], cfg["seed"] + e)
+        for e in range(cfg["epochs"])
+    ]
+    return [b for eb in epoch_batches for b in eb][cfg.get("skip_batches", 0):]
+
+
 def prepare_data(cfg: dict, squad_dir: Path, tokenizer):
     from qa.reader.squad import build_train_features, load_squad, split_titles, squad_titles, synthetic_negatives
 
@@ -173,11 +186,7 @@ def train(cfg: dict, squad_dir: Path, run_dir: Path, resume: bool = False, max_s
     print(f"data: {json.dumps({k: v for k, v in stats.items() if 'titles' not in k})} "
           f"(prepared in {time.time() - t0:.0f}s)")
     lengths = [len(f["input_ids"]) for f in feats]
-    epoch_batches = [
-        length_grouped_batches(lengths, cfg["batch_size"], cfg["length_group_size"], cfg["seed"] + e)
-        for e in range(cfg["epochs"])
-    ]
-    schedule = [b for eb in epoch_batches for b in eb]
+    schedule = batch_schedule(lengths, cfg)
     total = len(schedule) if not max_steps else min(max_steps, len(schedule))
 
     no_decay = ("bias", "LayerNorm.weight")
