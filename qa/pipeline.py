@@ -116,11 +116,7 @@ class QAPipeline:
         self.embedder = get_embedder(s.resolved_embedding_model(), s.embedding_batch_size).warm_up()
         self.chunker = Chunker.from_settings(s)
         store = load_or_build(s, self.embedder, self.chunker, announce=logger.warning, show_progress=show_progress)
-        self.reader = ExtractiveReader(
-            s.reader_model_dir, max_length=s.reader_max_length, stride=s.reader_stride,
-            max_answer_tokens=s.reader_max_answer_tokens, n_best=s.reader_n_best, threshold=s.abstain_threshold,
-            precision=s.reader_precision,
-        )
+        self.reader = ExtractiveReader.from_settings(s)
         self.reader.warm_up()
         self._state = self._make_state(store)
         return self

@@ -76,14 +76,7 @@ def make_reader(model_dir: Path, settings: Any = None) -> Any:
     """The served reader, configured like the pipeline's (tests replace this)."""
     from qa.reader.reader import ExtractiveReader
 
-    if settings is None:
-        reader = ExtractiveReader(model_dir)
-    else:
-        reader = ExtractiveReader(
-            model_dir, max_length=settings.reader_max_length, stride=settings.reader_stride,
-            max_answer_tokens=settings.reader_max_answer_tokens, n_best=settings.reader_n_best,
-            threshold=settings.abstain_threshold, precision=settings.reader_precision,
-        )
+    reader = ExtractiveReader(model_dir) if settings is None else ExtractiveReader.from_settings(settings, model_dir)
     reader.warm_up()
     return reader
 

@@ -36,10 +36,13 @@ def validate_checkpoint(checkpoint: Path, cfg: dict, squad_dir: Path, limit: int
 
     tok = AutoTokenizer.from_pretrained(str(checkpoint))
     model = AutoModelForQuestionAnswering.from_pretrained(str(checkpoint), dtype=torch.float32).to(device)
-    if cfg["bf16"]:
-        model = model.to(torch.bfloat16)  # validate in the precision the service runs (bf16 weights)
+    from qa.reader.reader import bf16_native_on
+
+    bf16 = bool(cfg["bf16"]) and bf16_native_on(device)
+    if bf16:
+        model = model.to(torch.bfloat16)  # validate in the precision the service runs here (bf16 weights)
     kw = dict(max_length=cfg["max_length"], stride=cfg["doc_stride"], max_answer_tokens=cfg["max_answer_tokens"],
-              device=device, bf16=cfg["bf16"])
+              device=device, bf16=bf16)
 
     noans_path = squad_dir / cfg["noans_file"]
     trained_titles, held_titles = split_titles(squad_titles(noans_path), cfg["noans_train_title_fraction"], cfg["seed"])
@@ -72,6 +75,7 @@ def validate_checkpoint(checkpoint: Path, cfg: dict, squad_dir: Path, limit: int
         for e, p in rep
     ])) if rep else 0.0
     return {
+        "precision": "bf16" if bf16 else "fp32",
         "squad_v1_dev42": {k: round(v, 2) for k, v in full.items()},
         "squad_v1_dev42_heldout_titles": {k: round(v, 2) for k, v in held_scores.items()},
         "threshold": round(threshold, 4),
@@ -104,7 +108,7 @@ def export(checkpoint: Path, out_dir: Path, cfg: dict, figures: dict, train_stat
         "max_length": cfg["max_length"],
         "doc_stride": cfg["doc_stride"],
         "max_answer_tokens": cfg["max_answer_tokens"],
-        "validated_precision": "bf16" if cfg["bf16"] else "fp32",  # figures measured with bf16 weights
+        "validated_precision": figures.get("precision", "bf16" if cfg["bf16"] else "fp32"),  # of the figures
         "figures": figures,
         "training": {k: v for k, v in cfg.items()},
         "trained_steps": train_state.get("step"),

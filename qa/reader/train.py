@@ -142,11 +142,11 @@ def _save_checkpoint(run_dir: Path, name: str, model, tokenizer, optimizer, sche
     shutil.rmtree(old, ignore_errors=True)
 
 
-def quick_validation(model, tokenizer, cfg: dict, examples, device: str) -> dict:
+def quick_validation(model, tokenizer, cfg: dict, examples, device: str, bf16: bool) -> dict:
     from qa.reader.validate import predict_examples, score_answerable
 
     preds = predict_examples(model, tokenizer, examples, cfg["max_length"], cfg["doc_stride"],
-                             cfg["max_answer_tokens"], device=device, bf16=cfg["bf16"], progress=False)
+                             cfg["max_answer_tokens"], device=device, bf16=bf16, progress=False)
     return score_answerable(examples, preds)
 
 
@@ -156,9 +156,14 @@ def train(cfg: dict, squad_dir: Path, run_dir: Path, resume: bool = False, max_s
     from tqdm.auto import tqdm
     from transformers import AutoModelForQuestionAnswering, AutoTokenizer, get_linear_schedule_with_warmup
 
+    from qa.reader.reader import bf16_native_on
     from qa.reader.squad import load_squad
 
     device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+    # cfg["bf16"] asks for bf16 autocast; it is used only where bf16 is native (else fp32, same config)
+    bf16 = bool(cfg["bf16"]) and bf16_native_on(device)
+    print(f"device {device}, {'bf16 autocast' if bf16 else 'fp32'}"
+          + ("" if bf16 == bool(cfg["bf16"]) else " (bf16 is not native here)"))
     run_dir.mkdir(parents=True, exist_ok=True)
     log_path = run_dir / "log.jsonl"
     ckpt = run_dir / "checkpoint"
@@ -179,7 +184,9 @@ def train(cfg: dict, squad_dir: Path, run_dir: Path, resume: bool = False, max_s
         if cfg.get("init_from"):
             print(f"starting from {model_src} (init_from)")
     tokenizer = AutoTokenizer.from_pretrained(base_model_path(cfg))
-    model = AutoModelForQuestionAnswering.from_pretrained(model_src).to(device)
+    # fp32 master weights: a shipped checkpoint (models/reader) is stored in fp16, and
+    # transformers 5 would otherwise keep the dtype its config names.
+    model = AutoModelForQuestionAnswering.from_pretrained(model_src, dtype=torch.float32).to(device)
 
     t0 = time.time()
     feats, stats = prepare_data(cfg, squad_dir, tokenizer)
@@ -213,11 +220,11 @@ def train(cfg: dict, squad_dir: Path, run_dir: Path, resume: bool = False, max_s
     loss_acc, n_acc, tick = 0.0, 0, time.time()
     step = start_step
     with log_path.open("a") as log:
-        log.write(json.dumps({"event": "start", "step": start_step, "total_steps": total, "device": device,
+        log.write(json.dumps({"event": "start", "step": start_step, "total_steps": total, "device": device, "bf16": bf16,
                               **{k: v for k, v in stats.items() if "titles" not in k}}) + "\n")
         for step in range(start_step, total):
             batch = {k: v.to(device) for k, v in collate(feats, schedule[step]).items()}
-            with torch.autocast(device_type=device.split(":")[0], dtype=torch.bfloat16, enabled=cfg["bf16"]):
+            with torch.autocast(device_type=device.split(":")[0], dtype=torch.bfloat16, enabled=bf16):
                 loss = model(**batch).loss
             loss.backward()
             torch.nn.utils.clip_grad_norm_(model.parameters(), cfg["max_grad_norm"])
@@ -236,7 +243,7 @@ def train(cfg: dict, squad_dir: Path, run_dir: Path, resume: bool = False, max_s
                 bar.set_postfix(loss=f"{rec['loss']:.3f}")
                 loss_acc, n_acc, tick = 0.0, 0, time.time()
             if done % cfg["eval_every"] == 0 or done == total:
-                m = quick_validation(model, tokenizer, cfg, quick_valid, device)
+                m = quick_validation(model, tokenizer, cfg, quick_valid, device, bf16)
                 model.train()
                 log.write(json.dumps({"event": "eval", "step": done, **m}) + "\n")
                 log.flush()

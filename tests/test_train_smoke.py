@@ -1,0 +1,90 @@
+"""The training loop itself, on a tiny SQuAD-format set (seconds, not a real training run):
+it takes steps, logs, checkpoints, resumes, and uses bf16 autocast only where bf16 is native."""
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from qa.reader.train import load_config, train
+
+PARAS = [
+    ("Astana", "Astana became the capital of Kazakhstan in 1997. The city lies on the Ishim River.",
+     [("When did Astana become the capital?", "1997"), ("Which river runs through Astana?", "Ishim River")]),
+    ("Astana", "The Bayterek tower was completed in 2002 and is 105 metres tall.",
+     [("How tall is the Bayterek tower?", "105 metres")]),
+    ("Almaty", "Almaty was the capital until 1997 and remains the largest city, with about two million people.",
+     [("What is the largest city?", "Almaty"), ("How many people live in Almaty?", "about two million")]),
+    ("Almaty", "Mountains of the Trans-Ili Alatau rise south of the city.",
+     [("Which mountains rise south of the city?", "Trans-Ili Alatau")]),
+]
+
+
+def _squad_file(path, paras, impossible: bool = False) -> None:
+    data: dict[str, dict] = {}
+    for n, (title, ctx, qas) in enumerate(paras):
+        art = data.setdefault(title, {"title": title, "paragraphs": []})
+        items = []
+        for m, (q, a) in enumerate(qas):
+            if impossible:
+                items.append({"id": f"{n}-{m}-x", "question": q, "answers": [], "is_impossible": True})
+            else:
+                items.append({"id": f"{n}-{m}", "question": q,
+                              "answers": [{"text": a, "answer_start": ctx.index(a)}]})
+        art["paragraphs"].append({"context": ctx, "qas": items})
+    path.write_text(json.dumps({"data": list(data.values())}), encoding="utf-8")
+
+
+@pytest.fixture
+def tiny_squad(tmp_path):
+    squad = tmp_path / "squad"
+    squad.mkdir()
+    _squad_file(squad / "train.json", PARAS)
+    _squad_file(squad / "valid.json", PARAS[:2])
+    _squad_file(squad / "noans.json", [(t, c, [("Who won the 2018 World Cup?", "")]) for t, c, _ in PARAS],
+                impossible=True)
+    cfg = load_config(overrides={"train_file": "train.json", "valid_file": "valid.json", "noans_file": "noans.json",
+                                 "batch_size": 4, "eval_every": 2, "eval_questions": 3, "checkpoint_every": 1,
+                                 "synthetic_negative_fraction": 0.5})
+    return squad, cfg
+
+
+def _log(run_dir):
+    return [json.loads(line) for line in (run_dir / "log.jsonl").read_text().splitlines()]
+
+
+def test_train_steps_checkpoints_and_resumes(tiny_squad, tmp_path, monkeypatch):
+    import qa.reader.reader as reader_mod
+
+    squad, cfg = tiny_squad
+    run_dir = tmp_path / "run"
+    # a CPU without native bf16 (AVX2 only): the config asks for bf16, training runs in fp32
+    monkeypatch.setattr(reader_mod, "native_bf16", lambda: False)
+    out = train(cfg, squad, run_dir, max_steps=2, device="cpu")
+    assert out["step"] == 2
+    log = _log(run_dir)
+    start = log[0]
+    assert start["event"] == "start" and start["bf16"] is False and start["device"] == "cpu"
+    assert start["features"] >= len(PARAS)
+    evals = [r for r in log if r["event"] == "eval"]
+    assert [r["step"] for r in evals] == [2] and 0 <= evals[0]["f1"] <= 100
+    state = json.loads((run_dir / "checkpoint" / "state.json").read_text())
+    assert state["step"] == 2 and state["config"] == cfg
+    assert (run_dir / "checkpoint" / "model.safetensors").exists()
+    assert (run_dir / "best" / "model.safetensors").exists()
+
+    # --resume continues at step 2 of a 3-step schedule, with the same config
+    out = train(cfg, squad, run_dir, resume=True, max_steps=3, device="cpu")
+    assert out["step"] == 3
+    assert [r["step"] for r in _log(run_dir) if r["event"] == "start"] == [0, 2]
+    with pytest.raises(SystemExit, match="different config"):
+        train({**cfg, "learning_rate": 1.0}, squad, run_dir, resume=True, max_steps=3, device="cpu")
+
+
+def test_bf16_is_used_only_where_native(monkeypatch):
+    import qa.reader.reader as reader_mod
+
+    monkeypatch.setattr(reader_mod, "native_bf16", lambda: False)
+    assert reader_mod.bf16_native_on("cpu") is False
+    monkeypatch.setattr(reader_mod, "native_bf16", lambda: True)
+    assert reader_mod.bf16_native_on("cpu") is True
