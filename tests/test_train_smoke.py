@@ -88,3 +88,30 @@ def test_bf16_is_used_only_where_native(monkeypatch):
     assert reader_mod.bf16_native_on("cpu") is False
     monkeypatch.setattr(reader_mod, "native_bf16", lambda: True)
     assert reader_mod.bf16_native_on("cpu") is True
+
+
+def test_trained_checkpoint_validates_exports_and_serves(tiny_squad, tmp_path):
+    import hashlib
+
+    from qa.reader.export import export, validate_checkpoint
+    from qa.reader.reader import ExtractiveReader
+
+    squad, cfg = tiny_squad
+    run_dir = tmp_path / "run"
+    train(cfg, squad, run_dir, max_steps=1, device="cpu")
+    state = json.loads((run_dir / "best" / "state.json").read_text())
+    figures = validate_checkpoint(run_dir / "best", cfg, squad)
+    assert figures["squad_v1_dev42"]["count"] == 3 and 0 <= figures["squad_v1_dev42"]["f1"] <= 100
+    assert figures["precision"] in ("torch-bf16", "torch-fp32", "onnx-fp32")
+    assert 0.0 <= figures["threshold"] <= 1.0
+    out = tmp_path / "shipped"
+    card = export(run_dir / "best", out, cfg, figures, state)
+    digest = hashlib.sha256((out / "model.safetensors").read_bytes()).hexdigest()
+    assert card["sha256"]["model.safetensors"] == digest and digest in (out / "MODEL_CARD.md").read_text()
+    assert json.loads((out / "reader_config.json").read_text())["validated_precision"] == figures["precision"]
+    reader = ExtractiveReader(out, backend="torch")
+    reader.warm_up()
+    assert reader.threshold == figures["threshold"]
+    ctx = PARAS[0][1]
+    guess = reader.read_contexts("When did Astana become the capital?", [("a", ctx)]).best_guess
+    assert guess is not None and ctx[guess.start:guess.end] == guess.text

@@ -13,6 +13,7 @@ import datetime as _dt
 import hashlib
 import json
 import shutil
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -38,9 +39,27 @@ def validate_checkpoint(checkpoint: Path, cfg: dict, squad_dir: Path, limit: int
     model = AutoModelForQuestionAnswering.from_pretrained(str(checkpoint), dtype=torch.float32).to(device)
     from qa.reader.reader import bf16_native_on
 
+    from qa.reader.onnx_backend import OnnxQAModel, onnx_available
+
+    # validate in the runtime the service picks here: bf16 weights where bf16 is native, else onnxruntime
+    # fp32 where installed (same logits as PyTorch fp32 to ~1e-5, ~1.7x faster on an AVX2 CPU), else PyTorch fp32
     bf16 = bool(cfg["bf16"]) and bf16_native_on(device)
+    runtime = "torch-bf16" if bf16 else "torch-fp32"
+    onnx_tmp = None
     if bf16:
-        model = model.to(torch.bfloat16)  # validate in the precision the service runs here (bf16 weights)
+        model = model.to(torch.bfloat16)
+    elif device == "cpu" and onnx_available():
+        onnx_tmp = tempfile.mkdtemp(prefix="reader-onnx-")
+        model, runtime = OnnxQAModel(checkpoint, onnx_tmp).warm_up(), "onnx-fp32"
+    try:
+        return _validate(model, tok, cfg, squad_dir, limit, device, bf16, runtime)
+    finally:
+        if onnx_tmp:
+            shutil.rmtree(onnx_tmp, ignore_errors=True)
+
+
+def _validate(model, tok, cfg: dict, squad_dir: Path, limit: int | None, device: str, bf16: bool,
+              runtime: str) -> dict:
     kw = dict(max_length=cfg["max_length"], stride=cfg["doc_stride"], max_answer_tokens=cfg["max_answer_tokens"],
               device=device, bf16=bf16)
 
@@ -75,7 +94,7 @@ def validate_checkpoint(checkpoint: Path, cfg: dict, squad_dir: Path, limit: int
         for e, p in rep
     ])) if rep else 0.0
     return {
-        "precision": "bf16" if bf16 else "fp32",
+        "precision": runtime,
         "squad_v1_dev42": {k: round(v, 2) for k, v in full.items()},
         "squad_v1_dev42_heldout_titles": {k: round(v, 2) for k, v in held_scores.items()},
         "threshold": round(threshold, 4),
