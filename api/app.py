@@ -315,7 +315,8 @@ def create_app(
             except Exception as e:  # noqa: BLE001
                 body = Readiness(ready=False, status="failed", reason=f"{type(e).__name__}: {e}")
                 return JSONResponse(body.model_dump(), status_code=503)
-            return Readiness(ready=True, status="ready", documents=n)
+            runtime = getattr(getattr(service.pipeline, "reader", None), "runtime", None) or None
+            return Readiness(ready=True, status="ready", documents=n, reader_runtime=runtime)
         body = Readiness(ready=False, status=service.status, reason=service.reason or service.status)
         return JSONResponse(body.model_dump(), status_code=503)
 

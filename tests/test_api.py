@@ -93,7 +93,7 @@ def test_health_and_ready(client):
     assert client.get("/health").json() == {"status": "ok"}
     r = client.get("/ready")
     assert r.status_code == 200
-    assert r.json() == {"ready": True, "status": "ready", "reason": None, "documents": 6}
+    assert r.json() == {"ready": True, "status": "ready", "reason": None, "documents": 6, "reader_runtime": None}
 
 
 def test_warm_up_failure_gives_503_with_reason_everywhere(settings):
@@ -546,6 +546,7 @@ def real_client(tmp_path_factory):
     with TestClient(create_app(s)) as c:
         r = c.get("/ready")
         assert r.status_code == 200, r.text
+        assert r.json()["reader_runtime"] in ("torch-bf16", "onnx-fp32", "torch-fp32")
         yield c, s
 
 

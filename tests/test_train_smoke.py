@@ -109,6 +109,9 @@ def test_trained_checkpoint_validates_exports_and_serves(tiny_squad, tmp_path):
     digest = hashlib.sha256((out / "model.safetensors").read_bytes()).hexdigest()
     assert card["sha256"]["model.safetensors"] == digest and digest in (out / "MODEL_CARD.md").read_text()
     assert json.loads((out / "reader_config.json").read_text())["validated_precision"] == figures["precision"]
+    assert card["stages"] == [{"init_from": "", "train_questions": 0, "skip_batches": 0, "steps": 1,
+                               "learning_rate": cfg["learning_rate"]}]
+    assert "(1) from the base model, all questions: 1 steps" in (out / "MODEL_CARD.md").read_text()
     reader = ExtractiveReader(out, backend="torch")
     reader.warm_up()
     assert reader.threshold == figures["threshold"]

