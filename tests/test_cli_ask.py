@@ -1,0 +1,55 @@
+"""`qa ask` as a user runs it (a fresh process, the shipped reader, the seed corpus): the issue's acceptance
+questions, exact citations, and a stdout that stays valid JSON even while the reader's ONNX cache is built."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from qa.config import PROJECT_ROOT
+
+pytestmark = pytest.mark.slow
+
+SEEDS = PROJECT_ROOT / "seeds"
+
+
+def _qa(args: list[str], tmp_path) -> subprocess.CompletedProcess:
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1",
+           "QA_CORPUS_DIR": str(SEEDS), "QA_INDEX_DIR": str(tmp_path / "index"),
+           "QA_READER_CACHE_DIR": str(tmp_path / "onnx-cache")}
+    return subprocess.run([sys.executable, "-m", "qa.cli", *args], capture_output=True, text=True, env=env,
+                          cwd=tmp_path, timeout=600)
+
+
+def test_qa_ask_answers_with_exact_citations_and_abstains_off_topic(tmp_path):
+    out = _qa(["ask", "When did the protests in Kazakhstan begin?", "--json"], tmp_path)
+    assert out.returncode == 0, out.stderr
+    body = json.loads(out.stdout)  # nothing but the JSON on stdout (index build, model export chatter: stderr)
+    assert body["question"] == "When did the protests in Kazakhstan begin?"
+    assert body["answer_found"] is True
+    best = body["answers"][0]
+    assert "January 2" in best["text"], best
+    for answer in body["answers"]:
+        assert answer["citations"], answer
+        for c in answer["citations"]:
+            text = open(SEEDS / c["document"], encoding="utf-8").read()
+            assert text[c["start"]:c["end"]] == c["text"]
+            assert text[c["context_start"]:c["context_end"]] == c["context"]
+        top = answer["citations"][0]
+        assert (answer["document"], answer["start"], answer["end"]) == (top["document"], top["start"], top["end"])
+
+    out = _qa(["ask", "Who won the 2018 FIFA World Cup?"], tmp_path)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.startswith("No answer found in the documents."), out.stdout
+    assert "[1]" in out.stdout  # the closest passages are still shown
+
+
+@pytest.mark.parametrize("question", ["", "   ", "x" * 5000])
+def test_qa_ask_bad_question_is_a_clear_error(tmp_path, question):
+    out = _qa(["ask", question], tmp_path)
+    assert out.returncode == 2, (out.returncode, out.stdout, out.stderr)
+    assert out.stderr.startswith("qa: error:") and "Traceback" not in out.stderr, out.stderr
