@@ -101,6 +101,9 @@ def export_onnx(model_dir: Path, out_path: Path) -> Path:
     out_path.parent.mkdir(parents=True, exist_ok=True)
     tmp = out_path.with_name(f".{out_path.name}.{os.getpid()}.tmp")
     chatter = io.StringIO()  # the exporter prints its progress; keep stdout clean for `qa ask --json`
+    onnx_log = logging.getLogger("torch.onnx")  # and logs "torchvision is not installed" notes
+    level = onnx_log.level
+    onnx_log.setLevel(logging.ERROR)
     try:
         with contextlib.redirect_stdout(chatter), contextlib.redirect_stderr(chatter), warnings.catch_warnings():
             warnings.simplefilter("ignore")
@@ -116,6 +119,7 @@ def export_onnx(model_dir: Path, out_path: Path) -> Path:
         os.replace(tmp, out_path)
         logger.info("reader exported to %s (max |logit diff| vs PyTorch %.1e)", out_path, diff)
     finally:
+        onnx_log.setLevel(level)
         tmp.unlink(missing_ok=True)
     return out_path
 
