@@ -97,8 +97,8 @@ class Readiness(BaseModel):
     status: str = Field(description='"ready", "starting" or "failed"')
     reason: str | None = Field(None, description="why the service is not ready")
     documents: int | None = Field(None, description="documents indexed, when ready")
-    reader_runtime: str | None = Field(None, description='how the reader runs, when ready: "torch-bf16", '
-                                                         '"onnx-fp32" or "torch-fp32"')
+    reader_runtime: str | None = Field(None, description='how the reader runs, when ready: "torch-bf16" '
+                                                         '(native bf16 CPUs) or "torch-fp32"')
 
 
 class ErrorResponse(BaseModel):

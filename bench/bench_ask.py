@@ -30,10 +30,8 @@ def main() -> int:
     ap.add_argument("--questions", type=Path, default=ROOT / "eval" / "seeds_qa.jsonl")
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("-k", type=int, default=None)
-    ap.add_argument("--backend", choices=["auto", "torch", "onnx"], default=None,
-                    help="reader backend (default: QA_READER_BACKEND, auto)")
     ap.add_argument("--precision", choices=["auto", "bf16", "fp32"], default=None,
-                    help="reader precision for the torch backend (default: QA_READER_PRECISION, auto)")
+                    help="reader precision (default: QA_READER_PRECISION, auto)")
     args = ap.parse_args()
 
     from qa.config import Settings
@@ -41,7 +39,7 @@ def main() -> int:
 
     questions = [json.loads(line)["question"] for line in args.questions.read_text().splitlines() if line.strip()]
     with tempfile.TemporaryDirectory() as tmp:
-        overrides = {k: v for k, v in (("reader_backend", args.backend), ("reader_precision", args.precision)) if v}
+        overrides = {"reader_precision": args.precision} if args.precision else {}
         settings = Settings(index_dir=Path(tmp) / "index", **overrides)
         t0 = time.perf_counter()
         pipe = QAPipeline(settings).warm_up()

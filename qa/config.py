@@ -52,10 +52,6 @@ class Settings(BaseSettings):
     # auto: bf16 autocast where the CPU computes bf16 natively (AVX-512 BF16 / AMX; about 2x faster here, same
     # EM/F1: the validation figures are measured in bf16), else fp32.
     reader_precision: Literal["auto", "bf16", "fp32"] = "auto"
-    # auto: PyTorch bf16 where bf16 is native, else onnxruntime fp32 (the checkpoint exported once to ONNX and
-    # cached in reader_cache_dir; ~1.7x faster than PyTorch fp32 on an AVX2 CPU), else PyTorch fp32.
-    reader_backend: Literal["auto", "torch", "onnx"] = "auto"
-    reader_cache_dir: Path = PROJECT_ROOT / "build" / "reader-onnx"
     max_answers: int = Field(3, ge=1, le=20)
     # None: use the threshold calibrated on validation data and stored in the model card / reader config.
     abstain_threshold: float | None = None

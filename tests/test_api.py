@@ -546,7 +546,7 @@ def real_client(tmp_path_factory):
     with TestClient(create_app(s)) as c:
         r = c.get("/ready")
         assert r.status_code == 200, r.text
-        assert r.json()["reader_runtime"] in ("torch-bf16", "onnx-fp32", "torch-fp32")
+        assert r.json()["reader_runtime"] in ("torch-bf16", "torch-fp32")
         yield c, s
 
 

@@ -34,7 +34,7 @@ def random_head_dir(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="session")
 def random_reader(random_head_dir) -> ExtractiveReader:
-    r = ExtractiveReader(random_head_dir, max_length=64, stride=16, n_best=10, backend="torch")
+    r = ExtractiveReader(random_head_dir, max_length=64, stride=16, n_best=10)
     r.warm_up()
     return r
 
@@ -207,9 +207,9 @@ def test_precision_setting_is_checked_and_bf16_agrees_with_fp32():
     auto = ExtractiveReader(SHIPPED)
     auto.warm_up()
     assert auto.bf16 == native_bf16()
-    fp32 = ExtractiveReader(SHIPPED, precision="fp32", backend="torch")
+    fp32 = ExtractiveReader(SHIPPED, precision="fp32")
     fp32.warm_up()
-    bf16 = ExtractiveReader(SHIPPED, precision="bf16", backend="torch")
+    bf16 = ExtractiveReader(SHIPPED, precision="bf16")
     bf16.warm_up()
     assert (fp32.bf16, bf16.bf16) == (False, True)
     import torch
@@ -224,96 +224,3 @@ def test_precision_setting_is_checked_and_bf16_agrees_with_fp32():
         assert (a.start, a.end) == (b.start, b.end)
         assert abs(a.score - b.score) < 0.05
 
-
-# ---------------------------------------------------------------------------- onnxruntime backend
-
-UNREST = ("Unrest began in the city of Zhanaozen on 2 January 2022 after fuel prices doubled. "
-          "By 5 January the protests had spread to Almaty, the largest city, and the government resigned.")
-
-
-def test_onnx_backend_agrees_with_pytorch_fp32():
-    torch_r = ExtractiveReader(SHIPPED, precision="fp32", backend="torch")
-    onnx_r = ExtractiveReader(SHIPPED, backend="onnx")
-    torch_r.warm_up()
-    onnx_r.warm_up()
-    assert (torch_r.runtime, onnx_r.runtime) == ("torch-fp32", "onnx-fp32")
-    long_doc = " ".join([UNREST] * 12)  # several windows, batched in one run
-    for q, ctxs in (("When did the unrest begin?", [("a", UNREST)]),
-                    ("Where did the protests spread?", [("a", UNREST), ("b", long_doc)]),
-                    ("Who won the 2018 World Cup?", [("a", UNREST)])):
-        a = torch_r.read_contexts(q, ctxs)
-        b = onnx_r.read_contexts(q, ctxs)
-        assert a.windows == b.windows > 0
-        assert [(c.document, c.start, c.end) for c in a.best_guess.citations] == \
-            [(c.document, c.start, c.end) for c in b.best_guess.citations]
-        assert abs(a.best_guess.score - b.best_guess.score) < 1e-3
-        assert a.answer_found == b.answer_found
-
-
-def test_onnx_cache_is_reused_and_a_corrupt_one_rebuilt(tmp_path, monkeypatch):
-    from qa.reader import onnx_backend
-
-    built = ExtractiveReader(SHIPPED, backend="onnx", cache_dir=tmp_path / "cache")
-    built.warm_up()
-    cached = built.onnx.path
-    assert cached.parent == tmp_path / "cache" and cached.stat().st_size > 1_000_000
-    assert list(cached.parent.iterdir()) == [cached]  # no temporary file left behind
-
-    def no_export(*a, **k):
-        raise AssertionError("the cached export should have been used")
-
-    with monkeypatch.context() as m:
-        m.setattr(onnx_backend, "export_onnx", no_export)
-        again = ExtractiveReader(SHIPPED, backend="onnx", cache_dir=tmp_path / "cache")
-        again.warm_up()
-        assert again.read_contexts("When did the unrest begin?", [("a", UNREST)]).best_guess.text
-
-    cached.write_bytes(b"not an onnx graph")  # a crash mid-write elsewhere, a disk error...
-    rebuilt = ExtractiveReader(SHIPPED, backend="onnx", cache_dir=tmp_path / "cache")
-    rebuilt.warm_up()
-    assert rebuilt.onnx.path == cached and cached.stat().st_size > 1_000_000
-    assert "2 January" in rebuilt.read_contexts("When did the unrest begin?", [("a", UNREST)]).best_guess.text
-
-
-def test_backend_choice(monkeypatch):
-    import qa.reader.onnx_backend as onnx_backend
-    import qa.reader.reader as reader_mod
-
-    with pytest.raises(ValueError, match="backend"):
-        ExtractiveReader(SHIPPED, backend="tensorrt")
-    with pytest.raises(ValueError, match="fp32"):
-        ExtractiveReader(SHIPPED, backend="onnx", precision="bf16")
-
-    monkeypatch.setattr(reader_mod, "native_bf16", lambda: False)
-    auto = ExtractiveReader(SHIPPED)
-    auto.warm_up()
-    assert auto.runtime == "onnx-fp32"  # AVX2-only CPU with onnxruntime installed
-
-    monkeypatch.setattr(reader_mod, "native_bf16", lambda: True)
-    native = ExtractiveReader(SHIPPED)
-    native.warm_up()
-    assert native.runtime == "torch-bf16"
-
-    monkeypatch.setattr(reader_mod, "native_bf16", lambda: False)
-    monkeypatch.setattr(onnx_backend, "onnx_available", lambda: False)
-    plain = ExtractiveReader(SHIPPED)
-    plain.warm_up()
-    assert plain.runtime == "torch-fp32"
-
-
-def test_auto_backend_falls_back_to_pytorch_when_the_export_fails(monkeypatch, caplog):
-    import qa.reader.onnx_backend as onnx_backend
-    import qa.reader.reader as reader_mod
-
-    def broken(self):
-        raise RuntimeError("exporter exploded")
-
-    monkeypatch.setattr(reader_mod, "native_bf16", lambda: False)
-    monkeypatch.setattr(onnx_backend.OnnxQAModel, "warm_up", broken)
-    r = ExtractiveReader(SHIPPED)
-    r.warm_up()
-    assert r.runtime == "torch-fp32" and r.onnx is None
-    assert "exporter exploded" in caplog.text
-    assert "2 January" in r.read_contexts("When did the unrest begin?", [("a", UNREST)]).best_guess.text
-    with pytest.raises(RuntimeError, match="exploded"):
-        ExtractiveReader(SHIPPED, backend="onnx").warm_up()

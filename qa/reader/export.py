@@ -13,7 +13,6 @@ import datetime as _dt
 import hashlib
 import json
 import shutil
-import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -39,23 +38,11 @@ def validate_checkpoint(checkpoint: Path, cfg: dict, squad_dir: Path, limit: int
     model = AutoModelForQuestionAnswering.from_pretrained(str(checkpoint), dtype=torch.float32).to(device)
     from qa.reader.reader import bf16_native_on
 
-    from qa.reader.onnx_backend import OnnxQAModel, onnx_available
-
-    # validate in the runtime the service picks here: bf16 weights where bf16 is native, else onnxruntime
-    # fp32 where installed (same logits as PyTorch fp32 to ~1e-5, ~1.7x faster on an AVX2 CPU), else PyTorch fp32
+    # validate in the precision the service runs here: bf16 weights where bf16 is native, else fp32
     bf16 = bool(cfg["bf16"]) and bf16_native_on(device)
-    runtime = "torch-bf16" if bf16 else "torch-fp32"
-    onnx_tmp = None
     if bf16:
         model = model.to(torch.bfloat16)
-    elif device == "cpu" and onnx_available():
-        onnx_tmp = tempfile.mkdtemp(prefix="reader-onnx-")
-        model, runtime = OnnxQAModel(checkpoint, onnx_tmp).warm_up(), "onnx-fp32"
-    try:
-        return _validate(model, tok, cfg, squad_dir, limit, device, bf16, runtime)
-    finally:
-        if onnx_tmp:
-            shutil.rmtree(onnx_tmp, ignore_errors=True)
+    return _validate(model, tok, cfg, squad_dir, limit, device, bf16, "torch-bf16" if bf16 else "torch-fp32")
 
 
 def _validate(model, tok, cfg: dict, squad_dir: Path, limit: int | None, device: str, bf16: bool,

@@ -10,7 +10,6 @@ from pathlib import Path
 
 import numpy as np
 
-from qa.config import PROJECT_ROOT
 from qa.metrics import normalize_answer
 from qa.reader.decode import SpanCandidate, decode, encode_windows, pad_batch
 from qa.types import Answer, Citation, Passage
@@ -18,7 +17,6 @@ from qa.types import Answer, Citation, Passage
 logger = logging.getLogger(__name__)
 
 DEFAULT_THRESHOLD = 0.5  # used only when the model folder carries no calibrated threshold
-DEFAULT_ONNX_CACHE = PROJECT_ROOT / "build" / "reader-onnx"  # Settings.reader_cache_dir
 _SENTENCE_END = ".!?。！？\n"
 
 
@@ -83,8 +81,7 @@ class ExtractiveReader:
     """Loads the shipped span-extraction model once; ``run`` batches all windows of a question."""
 
     def __init__(self, model_dir: str | Path, max_length: int = 256, stride: int = 96, max_answer_tokens: int = 30,
-                 n_best: int = 20, threshold: float | None = None, batch_size: int = 16, precision: str = "auto",
-                 backend: str = "auto", cache_dir: str | Path | None = None):
+                 n_best: int = 20, threshold: float | None = None, batch_size: int = 16, precision: str = "auto"):
         self.model_dir = Path(model_dir)
         self.max_length = max_length
         self.stride = stride
@@ -94,16 +91,9 @@ class ExtractiveReader:
         self.batch_size = batch_size
         if precision not in ("auto", "bf16", "fp32"):
             raise ValueError(f"precision must be auto, bf16 or fp32, not {precision!r}")
-        if backend not in ("auto", "torch", "onnx"):
-            raise ValueError(f"backend must be auto, torch or onnx, not {backend!r}")
-        if backend == "onnx" and precision == "bf16":
-            raise ValueError("the onnx backend runs fp32: use precision fp32/auto, or backend torch for bf16")
         self.precision = precision
-        self.backend = backend
-        self.cache_dir = Path(cache_dir) if cache_dir is not None else DEFAULT_ONNX_CACHE
         self.bf16 = precision == "bf16"
-        self.runtime = ""  # after warm_up: "torch-bf16", "torch-fp32" or "onnx-fp32"
-        self.onnx = None
+        self.runtime = ""  # after warm_up: "torch-bf16" or "torch-fp32"
         self.threshold = threshold if threshold is not None else DEFAULT_THRESHOLD
         self.model = None
         self.tokenizer = None
@@ -117,7 +107,7 @@ class ExtractiveReader:
         return cls(
             model_dir or s.reader_model_dir, max_length=s.reader_max_length, stride=s.reader_stride,
             max_answer_tokens=s.reader_max_answer_tokens, n_best=s.reader_n_best, threshold=s.abstain_threshold,
-            precision=s.reader_precision, backend=s.reader_backend, cache_dir=s.reader_cache_dir,
+            precision=s.reader_precision,
         )
 
     # -- loading -----------------------------------------------------------------------------
@@ -139,8 +129,6 @@ class ExtractiveReader:
         self.tokenizer = AutoTokenizer.from_pretrained(str(self.model_dir))
         if self.precision == "auto":
             self.bf16 = native_bf16()
-        if self._use_onnx():
-            return
         model = AutoModelForQuestionAnswering.from_pretrained(str(self.model_dir), dtype=torch.float32)
         model.eval()
         self.runtime = "torch-bf16" if self.bf16 else "torch-fp32"
@@ -149,27 +137,6 @@ class ExtractiveReader:
             # weight on every forward), same EM/F1 (`qa export-reader` validates in this precision)
             model = model.to(torch.bfloat16)
         self.model = model
-
-    def _use_onnx(self) -> bool:
-        """Run on onnxruntime? `backend` onnx: yes (errors raise); auto: where bf16 is not in use and
-        onnxruntime is installed (fp32 about 1.7x faster than PyTorch eager on an AVX2 CPU), falling back
-        to PyTorch with a warning if the export fails."""
-        from qa.reader.onnx_backend import OnnxQAModel, onnx_available
-
-        if self.backend == "torch" or (self.backend == "auto" and (self.bf16 or not onnx_available())):
-            return False
-        self.bf16 = False
-        try:
-            self.onnx = OnnxQAModel(self.model_dir, self.cache_dir).warm_up()
-        except Exception as exc:
-            if self.backend == "onnx":
-                raise
-            logger.warning("reader: onnxruntime unavailable (%s); running PyTorch fp32", exc)
-            self.onnx = None
-            return False
-        self.model = self.onnx
-        self.runtime = "onnx-fp32"
-        return True
 
     # -- inference ---------------------------------------------------------------------------
     def _logits(self, windows) -> tuple[np.ndarray, np.ndarray]:
@@ -184,10 +151,8 @@ class ExtractiveReader:
             for b in range(0, n, self.batch_size):
                 idx = order[b : b + self.batch_size]
                 ids, mask, tt = pad_batch(windows, idx)
-                if self.onnx is not None:
-                    s, e = self.onnx.logits(ids, mask, tt)
-                else:  # the weights are already bf16 when self.bf16: no autocast needed
-                    s, e = forward_logits(self.model, ids, mask, tt, "cpu", False)
+                # the weights are already bf16 when self.bf16: no autocast needed
+                s, e = forward_logits(self.model, ids, mask, tt, "cpu", False)
                 for r, w in enumerate(idx):
                     L = len(windows.encoding["input_ids"][w])
                     S[w, :L], E[w, :L] = s[r, :L], e[r, :L]

@@ -22,9 +22,6 @@ class Prediction:
 
 
 def forward_logits(model, input_ids, mask, types, device: str, bf16: bool) -> tuple[np.ndarray, np.ndarray]:
-    """Start/end logits of a PyTorch QA model, or of an `OnnxQAModel` (which has its own `logits`)."""
-    if not isinstance(model, torch.nn.Module):
-        return model.logits(input_ids, mask, types)
     with torch.inference_mode():
         ids = torch.from_numpy(input_ids).to(device)
         am = torch.from_numpy(mask).to(device)
@@ -37,8 +34,7 @@ def forward_logits(model, input_ids, mask, types, device: str, bf16: bool) -> tu
 def predict_examples(model, tokenizer, examples: list[QAExample], max_length: int = 256, stride: int = 96,
                      max_answer_tokens: int = 30, batch_size: int = 64, device: str = "cpu", bf16: bool = True,
                      progress: bool = True) -> list[Prediction]:
-    if isinstance(model, torch.nn.Module):
-        model.eval()
+    model.eval()
     preds: list[Prediction] = []
     group = 256
     bar = tqdm(total=len(examples), desc="validate", disable=not progress, leave=False)
