@@ -207,6 +207,7 @@ def test_precision_setting_is_checked_and_bf16_agrees_with_fp32():
     auto = ExtractiveReader(SHIPPED)
     auto.warm_up()
     assert auto.bf16 == native_bf16()
+    assert auto.runtime == ("torch-bf16" if native_bf16() else "torch-fp32")
     fp32 = ExtractiveReader(SHIPPED, precision="fp32")
     fp32.warm_up()
     bf16 = ExtractiveReader(SHIPPED, precision="bf16")
@@ -223,4 +224,3 @@ def test_precision_setting_is_checked_and_bf16_agrees_with_fp32():
         b = bf16.read_contexts(q, [("ctx", ctx)]).best_guess
         assert (a.start, a.end) == (b.start, b.end)
         assert abs(a.score - b.score) < 0.05
-
