@@ -42,11 +42,6 @@ def validate_checkpoint(checkpoint: Path, cfg: dict, squad_dir: Path, limit: int
     bf16 = bool(cfg["bf16"]) and bf16_native_on(device)
     if bf16:
         model = model.to(torch.bfloat16)
-    return _validate(model, tok, cfg, squad_dir, limit, device, bf16, "torch-bf16" if bf16 else "torch-fp32")
-
-
-def _validate(model, tok, cfg: dict, squad_dir: Path, limit: int | None, device: str, bf16: bool,
-              runtime: str) -> dict:
     kw = dict(max_length=cfg["max_length"], stride=cfg["doc_stride"], max_answer_tokens=cfg["max_answer_tokens"],
               device=device, bf16=bf16)
 
@@ -81,7 +76,7 @@ def _validate(model, tok, cfg: dict, squad_dir: Path, limit: int | None, device:
         for e, p in rep
     ])) if rep else 0.0
     return {
-        "precision": runtime,
+        "precision": "torch-bf16" if bf16 else "torch-fp32",
         "squad_v1_dev42": {k: round(v, 2) for k, v in full.items()},
         "squad_v1_dev42_heldout_titles": {k: round(v, 2) for k, v in held_scores.items()},
         "threshold": round(threshold, 4),

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import logging
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -13,8 +12,6 @@ import numpy as np
 from qa.metrics import normalize_answer
 from qa.reader.decode import SpanCandidate, decode, encode_windows, pad_batch
 from qa.types import Answer, Citation, Passage
-
-logger = logging.getLogger(__name__)
 
 DEFAULT_THRESHOLD = 0.5  # used only when the model folder carries no calibrated threshold
 _SENTENCE_END = ".!?。！？\n"
