@@ -32,6 +32,8 @@ def main() -> int:
     ap.add_argument("-k", type=int, default=None)
     ap.add_argument("--precision", choices=["auto", "bf16", "fp32"], default=None,
                     help="reader precision (default: QA_READER_PRECISION, auto)")
+    ap.add_argument("--first-passages", type=int, default=None,
+                    help="early exit: passages read first (default: QA_READER_FIRST_PASSAGES; 0 = read all at once)")
     args = ap.parse_args()
 
     from qa.config import Settings
@@ -40,13 +42,15 @@ def main() -> int:
     questions = [json.loads(line)["question"] for line in args.questions.read_text().splitlines() if line.strip()]
     with tempfile.TemporaryDirectory() as tmp:
         overrides = {"reader_precision": args.precision} if args.precision else {}
+        if args.first_passages is not None:
+            overrides["reader_first_passages"] = args.first_passages
         settings = Settings(index_dir=Path(tmp) / "index", **overrides)
         t0 = time.perf_counter()
         pipe = QAPipeline(settings).warm_up()
         print(f"warm-up (models + index build of seeds/): {time.perf_counter() - t0:.1f} s; "
               f"reader runtime: {pipe.reader.runtime}")
         pipe.ask(questions[0])  # first call outside the figures
-        total, retrieve, read, windows = [], [], [], 0
+        total, retrieve, read, windows, early = [], [], [], 0, 0
         for _ in range(args.rounds):
             for q in questions:
                 t = time.perf_counter()
@@ -54,14 +58,18 @@ def main() -> int:
                 total.append((time.perf_counter() - t) * 1000)
                 retrieve.append(r.timing_ms["retrieve"])
                 read.append(r.timing_ms["read"])
-                windows += len(r.passages)
+                windows += r.passages_read
+                early += r.passages_read < len(r.passages)
         n = len(total)
         print(f"questions: {len(questions)} x {args.rounds} rounds = {n} asks, top_k={args.k or settings.top_k}, "
               f"retrieval={settings.retrieval_mode}")
+        first = settings.reader_first_passages
+        print(f"early exit: read {first} passages first, the rest only below score {settings.reader_early_exit_score}: "
+              f"exited early on {early} of {n} asks" if first else "early exit: off (every passage read at once)")
         for name, v in (("ask total", total), ("retrieve", retrieve), ("read", read)):
             print(f"{name:>10}: p50 {pct(v, 0.5):7.1f} ms   p95 {pct(v, 0.95):7.1f} ms   mean {statistics.mean(v):7.1f} ms")
         print(f"reader throughput: {windows / (sum(read) / 1000):.1f} windows/s (one window per passage of "
-              f"<= {settings.chunk_tokens} tokens)")
+              f"<= {settings.chunk_tokens} tokens), {windows / n:.2f} passages read per ask")
     return 0
 
 

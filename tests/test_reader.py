@@ -224,3 +224,68 @@ def test_precision_setting_is_checked_and_bf16_agrees_with_fp32():
         b = bf16.read_contexts(q, [("ctx", ctx)]).best_guess
         assert (a.start, a.end) == (b.start, b.end)
         assert abs(a.score - b.score) < 0.05
+
+
+def _passages(doc: str, pieces: list[str]) -> tuple[str, list[Passage]]:
+    """One document made of ``pieces`` (one passage each, in retrieval order)."""
+    text, passages = "", []
+    for i, piece in enumerate(pieces):
+        start = len(text)
+        text += piece + "\n\n"
+        passages.append(Passage(chunk=Chunk(doc, start, start + len(piece), piece), score=1.0 - i / 10, rank=i + 1))
+    return text, passages
+
+
+_ANSWER = "The protests began on 2 January 2022 in the town of Zhanaozen after a sharp rise in fuel prices."
+_OTHER = ["The river is frozen for five months of the year and ships wait in the harbour.",
+          "Wheat, barley and cotton are grown in the south, where the summers are long and dry.",
+          "The national football team plays its home matches in the capital's largest stadium."]
+
+
+@pytest.fixture(scope="module")
+def shipped_reader() -> ExtractiveReader:
+    r = ExtractiveReader(SHIPPED)
+    r.warm_up()
+    return r
+
+
+def test_early_exit_stops_after_a_confident_first_passage(shipped_reader):
+    text, passages = _passages("d.txt", [_ANSWER, *_OTHER])
+    q = "When did the protests begin?"
+    shipped_reader.first_passages, shipped_reader.early_exit_score = 0, 0.9
+    full = shipped_reader.run(q, passages, lambda d: text)
+    assert full.passages_read == 4 and full.windows == 4
+    shipped_reader.first_passages = 1
+    try:
+        fast = shipped_reader.run(q, passages, lambda d: text)
+    finally:
+        shipped_reader.first_passages = 0
+    assert fast.best_guess.citations[0].score >= 0.9  # the premise: the model is confident here
+    assert fast.passages_read == 1 and fast.windows == 1
+    assert fast.best_guess.text == full.best_guess.text == "2 January 2022"
+    assert text[fast.best_guess.start : fast.best_guess.end] == fast.best_guess.text
+
+
+def test_early_exit_reads_on_when_the_first_passages_are_weak(shipped_reader):
+    """The answer is in the third passage: the first two give no confident span, so every passage is read and
+    the answer's offsets point into the third passage of the document."""
+    text, passages = _passages("d.txt", [_OTHER[0], _OTHER[1], _ANSWER, _OTHER[2]])
+    q = "When did the protests begin?"
+    shipped_reader.first_passages, shipped_reader.early_exit_score = 2, 0.9
+    try:
+        out = shipped_reader.run(q, passages, lambda d: text)
+    finally:
+        shipped_reader.first_passages = 0
+    assert out.passages_read == 4 and out.windows == 4
+    best = out.best_guess
+    assert best.text == "2 January 2022" and text[best.start : best.end] == best.text
+    assert passages[2].chunk.start <= best.start < best.end <= passages[2].chunk.end
+
+
+def test_early_exit_is_configured_by_settings():
+    from qa.config import Settings
+
+    r = ExtractiveReader.from_settings(Settings(reader_first_passages=3, reader_early_exit_score=0.8))
+    assert (r.first_passages, r.early_exit_score) == (3, 0.8)
+    with pytest.raises(ValueError):
+        Settings(reader_early_exit_score=1.5)

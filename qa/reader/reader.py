@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import threading
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -25,6 +25,7 @@ class ReaderOutput:
     best_guess: Answer | None = None  # the top answer even when abstaining (for evaluation/diagnostics)
     candidates: int = 0
     windows: int = 0
+    passages_read: int = 0  # fewer than given when the early exit skipped the rest
     extra: dict = field(default_factory=dict)
 
 
@@ -78,7 +79,8 @@ class ExtractiveReader:
     """Loads the shipped span-extraction model once; ``run`` batches all windows of a question."""
 
     def __init__(self, model_dir: str | Path, max_length: int = 256, stride: int = 96, max_answer_tokens: int = 30,
-                 n_best: int = 20, threshold: float | None = None, batch_size: int = 16, precision: str = "auto"):
+                 n_best: int = 20, threshold: float | None = None, batch_size: int = 16, precision: str = "auto",
+                 first_passages: int = 0, early_exit_score: float = 0.9):
         self.model_dir = Path(model_dir)
         self.max_length = max_length
         self.stride = stride
@@ -89,6 +91,8 @@ class ExtractiveReader:
         if precision not in ("auto", "bf16", "fp32"):
             raise ValueError(f"precision must be auto, bf16 or fp32, not {precision!r}")
         self.precision = precision
+        self.first_passages = first_passages
+        self.early_exit_score = early_exit_score
         self.bf16 = precision == "bf16"
         self.runtime = ""  # after warm_up: "torch-bf16" or "torch-fp32"
         self.threshold = threshold if threshold is not None else DEFAULT_THRESHOLD
@@ -104,7 +108,8 @@ class ExtractiveReader:
         return cls(
             model_dir or s.reader_model_dir, max_length=s.reader_max_length, stride=s.reader_stride,
             max_answer_tokens=s.reader_max_answer_tokens, n_best=s.reader_n_best, threshold=s.abstain_threshold,
-            precision=s.reader_precision,
+            precision=s.reader_precision, first_passages=s.reader_first_passages,
+            early_exit_score=s.reader_early_exit_score,
         )
 
     # -- loading -----------------------------------------------------------------------------
@@ -166,21 +171,37 @@ class ExtractiveReader:
         return cands, null, len(windows.context_of)
 
     def run(self, question: str, passages: list[Passage], document_text, max_answers: int = 3) -> ReaderOutput:
-        """Answer from retrieved passages. ``document_text(doc_id)`` returns the full document text."""
-        contexts = [p.chunk.text for p in passages]
-        cands, _null, n_windows = self.spans(question, contexts)
+        """Answer from retrieved passages (best first). ``document_text(doc_id)`` returns the full document text.
+
+        With ``first_passages`` set, the best passages are read first; the others are read only when no span
+        in them reaches ``early_exit_score``. Most questions are settled by the first passages, so this
+        saves most of the reading time, and a weak first answer still gets every passage's evidence.
+        """
+        head = passages[: self.first_passages] if self.first_passages else passages
+        cands, _null, n_windows = self.spans(question, [p.chunk.text for p in head])
+        n_read = len(head)
+        if n_read < len(passages) and not (cands and cands[0].prob >= self.early_exit_score):
+            rest, _null, more = self.spans(question, [p.chunk.text for p in passages[n_read:]])
+            cands = sorted(cands + [replace(c, context_index=c.context_index + n_read) for c in rest],
+                           key=lambda c: -c.prob)
+            n_windows += more
+            n_read = len(passages)
         located = []
         for c in cands:
             ch = passages[c.context_index].chunk
             located.append((ch.document, ch.start + c.start, ch.start + c.end, c.prob))
-        return self._assemble(located, document_text, max_answers, n_windows)
+        out = self._assemble(located, document_text, max_answers, n_windows)
+        out.passages_read = n_read
+        return out
 
     def read_contexts(self, question: str, contexts: list[tuple[str, str]], max_answers: int = 3) -> ReaderOutput:
         """Answer from (document_id, text) pairs read whole (e.g. a SQuAD paragraph)."""
         texts = dict(contexts)
         cands, _null, n_windows = self.spans(question, [t for _, t in contexts])
         located = [(contexts[c.context_index][0], c.start, c.end, c.prob) for c in cands]
-        return self._assemble(located, texts.__getitem__, max_answers, n_windows)
+        out = self._assemble(located, texts.__getitem__, max_answers, n_windows)
+        out.passages_read = len(contexts)
+        return out
 
     # -- merging -----------------------------------------------------------------------------
     def _assemble(self, located, document_text, max_answers: int, n_windows: int) -> ReaderOutput:
