@@ -51,6 +51,7 @@ def main() -> int:
               f"reader runtime: {pipe.reader.runtime}")
         pipe.ask(questions[0])  # first call outside the figures
         total, retrieve, read, windows, early = [], [], [], 0, 0
+        exited: dict[str, str | None] = {}  # question -> top answer after an early exit
         for _ in range(args.rounds):
             for q in questions:
                 t = time.perf_counter()
@@ -59,7 +60,9 @@ def main() -> int:
                 retrieve.append(r.timing_ms["retrieve"])
                 read.append(r.timing_ms["read"])
                 windows += r.passages_read
-                early += r.passages_read < len(r.passages)
+                if r.passages_read < len(r.passages):
+                    early += 1
+                    exited[q] = r.answers[0].text if r.answers else None
         n = len(total)
         print(f"questions: {len(questions)} x {args.rounds} rounds = {n} asks, top_k={args.k or settings.top_k}, "
               f"retrieval={settings.retrieval_mode}")
@@ -70,6 +73,14 @@ def main() -> int:
             print(f"{name:>10}: p50 {pct(v, 0.5):7.1f} ms   p95 {pct(v, 0.95):7.1f} ms   mean {statistics.mean(v):7.1f} ms")
         print(f"reader throughput: {windows / (sum(read) / 1000):.1f} windows/s (one window per passage of "
               f"<= {settings.chunk_tokens} tokens), {windows / n:.2f} passages read per ask")
+        if exited:  # outside the timings: does reading every passage change the top answer?
+            pipe.reader.first_passages = 0
+            changed = 0
+            for q, top in exited.items():
+                r = pipe.ask(q, top_k=args.k)
+                changed += (r.answers[0].text if r.answers else None) != top
+            print(f"early exit: top answer differs from reading every passage on {changed} of {len(exited)} "
+                  f"questions that exited early")
     return 0
 
 

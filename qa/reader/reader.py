@@ -174,8 +174,8 @@ class ExtractiveReader:
         """Answer from retrieved passages (best first). ``document_text(doc_id)`` returns the full document text.
 
         With ``first_passages`` set, the best passages are read first; the others are read only when no span
-        in them reaches ``early_exit_score``. Most questions are settled by the first passages, so this
-        saves most of the reading time, and a weak first answer still gets every passage's evidence.
+        in them reaches ``early_exit_score`` (a weak first answer still gets every passage's evidence). What
+        it saves depends on how often the model is that confident: README, Latency.
         """
         head = passages[: self.first_passages] if self.first_passages else passages
         cands, _null, n_windows = self.spans(question, [p.chunk.text for p in head])
