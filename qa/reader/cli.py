@@ -15,6 +15,8 @@ def add_train_reader_command(sub) -> None:
     p.add_argument("--resume", action="store_true", help="continue from <run-dir>/checkpoint")
     p.add_argument("--sample", type=int, default=None, help="train on a seeded sample of N questions")
     p.add_argument("--epochs", type=int, default=None)
+    p.add_argument("--base-model", default=None,
+                   help="encoder folder to start from (default: the bundled all-MiniLM-L6-v2)")
     p.add_argument("--init-from", default=None,
                    help="start from this trained checkpoint instead of a fresh span head (warm start)")
     p.add_argument("--skip-batches", type=int, default=None,
@@ -32,7 +34,8 @@ def cmd_train_reader(args: argparse.Namespace) -> int:
     from qa.reader.train import load_config, train
 
     cfg = load_config(args.config, {"train_questions": args.sample, "epochs": args.epochs,
-                                    "init_from": args.init_from, "skip_batches": args.skip_batches})
+                                    "init_from": args.init_from, "skip_batches": args.skip_batches,
+                                    "base_model": args.base_model})
     squad_dir = args.squad_dir or get_settings().squad_dir
     run_dir = args.run_dir or (PROJECT_ROOT / cfg["run_dir"])
     if not (squad_dir / cfg["train_file"]).exists():
@@ -63,6 +66,9 @@ def add_export_reader_command(sub) -> None:
     p.add_argument("--out", type=Path, default=None, help="default: Settings.reader_model_dir (models/reader)")
     p.add_argument("--limit", type=int, default=None, help="validate on the first N questions only (smoke test)")
     p.add_argument("--dry-run", action="store_true", help="print the figures, write nothing")
+    p.add_argument("--device", default="cpu",
+                   help="cpu (default) or cuda; either way the figures are computed in fp32 unless bf16 is native "
+                        "on the CPU, the precision the service runs in")
     p.add_argument("--force", action="store_true", help="ship even if the shipped model has a higher F1")
     p.set_defaults(handler=cmd_export_reader)
 
@@ -79,7 +85,8 @@ def cmd_export_reader(args: argparse.Namespace) -> int:
     state_path = ckpt / "state.json"
     state = json.loads(state_path.read_text()) if state_path.exists() else {}
     cfg = state.get("config", cfg)  # validate with the settings the checkpoint was trained with
-    figures = validate_checkpoint(ckpt, cfg, args.squad_dir or settings.squad_dir, limit=args.limit)
+    figures = validate_checkpoint(ckpt, cfg, args.squad_dir or settings.squad_dir, limit=args.limit,
+                                  device=args.device)
     print(json.dumps(figures, indent=2))
     out = args.out or settings.reader_model_dir
     shipped = out / "reader_config.json"
