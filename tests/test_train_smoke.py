@@ -118,3 +118,40 @@ def test_trained_checkpoint_validates_exports_and_serves(tiny_squad, tmp_path):
     ctx = PARAS[0][1]
     guess = reader.read_contexts("When did Astana become the capital?", [("a", ctx)]).best_guess
     assert guess is not None and ctx[guess.start:guess.end] == guess.text
+
+
+def test_soup_averages_runs_that_differ_only_in_learning_rate(tiny_squad, tmp_path):
+    from safetensors.torch import load_file
+
+    from qa.reader.export import export, validate_checkpoint
+    from qa.reader.soup import soup
+
+    squad, cfg = tiny_squad
+    cfg = {**cfg, "warmup_ratio": 0.0}  # so that the one step moves the weights
+    runs = []
+    for lr in (1e-4, 5e-4):
+        run_dir = tmp_path / f"run-{lr}"
+        train({**cfg, "learning_rate": lr, "eval_every": 1}, squad, run_dir, max_steps=1, device="cpu")
+        runs.append(run_dir / "best")
+    out = tmp_path / "soup"
+    state = soup(runs, out)
+    assert [r["learning_rate"] for r in state["soup"]] == [1e-4, 5e-4]
+    a, b, s = (load_file(str(p / "model.safetensors")) for p in (*runs, out))
+    name = "qa_outputs.weight"
+    assert not a[name].equal(b[name])  # the two runs really differ
+    assert ((a[name] + b[name]) / 2 - s[name]).abs().max() < 1e-6
+    assert all(s[k].dtype == a[k].dtype for k in a)
+
+    figures = validate_checkpoint(out, cfg, squad)
+    card = export(out, tmp_path / "shipped", cfg, figures, state)
+    assert [r["learning_rate"] for r in card["soup"]] == [1e-4, 5e-4]
+    assert "uniform average (`qa soup-reader`) of 2 runs" in (tmp_path / "shipped" / "MODEL_CARD.md").read_text()
+
+    # runs trained on other data (here: another batch size) are not averaged
+    other = tmp_path / "run-other"
+    train({**cfg, "batch_size": 2, "eval_every": 1}, squad, other, max_steps=1, device="cpu")
+    with pytest.raises(ValueError, match="batch_size"):
+        soup([runs[0], other / "best"], tmp_path / "bad")
+    assert not (tmp_path / "bad").exists()
+    with pytest.raises(ValueError, match="at least two"):
+        soup(runs[:1], tmp_path / "bad")

