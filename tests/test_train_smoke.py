@@ -104,6 +104,11 @@ def test_trained_checkpoint_validates_exports_and_serves(tiny_squad, tmp_path):
     assert figures["squad_v1_dev42"]["count"] == 3 and 0 <= figures["squad_v1_dev42"]["f1"] <= 100
     assert figures["precision"] in ("torch-bf16", "torch-fp32")
     assert 0.0 <= figures["threshold"] <= 1.0
+    from qa.reader.validate import TEMPERATURE_GRID
+
+    t = figures["temperature"]
+    assert t["value"] in TEMPERATURE_GRID and t["questions"] == 3  # the 3 validation questions, 1 distractor each
+    assert t["multi_passage_f1"][str(t["value"])] == max(t["multi_passage_f1"].values())
     out = tmp_path / "shipped"
     card = export(run_dir / "best", out, cfg, figures, state)
     digest = hashlib.sha256((out / "model.safetensors").read_bytes()).hexdigest()
@@ -114,7 +119,7 @@ def test_trained_checkpoint_validates_exports_and_serves(tiny_squad, tmp_path):
     assert "(1) from the base model, all questions: 1 steps" in (out / "MODEL_CARD.md").read_text()
     reader = ExtractiveReader(out)
     reader.warm_up()
-    assert reader.threshold == figures["threshold"]
+    assert reader.threshold == figures["threshold"] and reader.temperature == t["value"]
     ctx = PARAS[0][1]
     guess = reader.read_contexts("When did Astana become the capital?", [("a", ctx)]).best_guess
     assert guess is not None and ctx[guess.start:guess.end] == guess.text

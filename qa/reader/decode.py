@@ -101,15 +101,18 @@ def _softmax(x: np.ndarray) -> np.ndarray:
 
 
 def decode_window(start_logits: np.ndarray, end_logits: np.ndarray, offsets: list, context_index: int,
-                  max_answer_tokens: int, n_best: int, word_spans: list | None = None) -> tuple[list[SpanCandidate], float]:
-    """Best spans of one window. Probabilities are softmaxes over the window's context tokens plus [CLS].
+                  max_answer_tokens: int, n_best: int, word_spans: list | None = None,
+                  temperature: float = 1.0) -> tuple[list[SpanCandidate], float]:
+    """Best spans of one window. Probabilities are softmaxes over the window's context tokens plus [CLS],
+    of the logits divided by ``temperature`` (> 1 softens them: the order of spans within a window stays,
+    their probabilities become more comparable across windows).
 
     With ``word_spans`` a span is widened to whole words; spans that become equal keep the best probability.
     """
     L = len(offsets)
     valid = np.array([i == 0 or offsets[i] is not None for i in range(L)])
-    s_log = np.where(valid, start_logits[:L], -1e9)
-    e_log = np.where(valid, end_logits[:L], -1e9)
+    s_log = np.where(valid, start_logits[:L] / temperature, -1e9)
+    e_log = np.where(valid, end_logits[:L] / temperature, -1e9)
     ps, pe = _softmax(s_log), _softmax(e_log)
     null_prob = float(ps[0] * pe[0])
     ctx_tokens = [i for i in range(L) if offsets[i] is not None]
@@ -138,14 +141,15 @@ def decode_window(start_logits: np.ndarray, end_logits: np.ndarray, offsets: lis
 
 
 def decode(start_logits: np.ndarray, end_logits: np.ndarray, windows: Windows, max_answer_tokens: int = 30,
-           n_best: int = 20) -> tuple[list[SpanCandidate], list[float]]:
+           n_best: int = 20, temperature: float = 1.0) -> tuple[list[SpanCandidate], list[float]]:
     """All windows' candidates (best first) and each context's null probability (min over its windows)."""
     cands: list[SpanCandidate] = []
     n_ctx = max(windows.context_of) + 1 if windows.context_of else 0
     null = [1.0] * n_ctx
     for w, ctx in enumerate(windows.context_of):
         ws = windows.word_spans[w] if windows.word_spans is not None else None
-        c, p0 = decode_window(start_logits[w], end_logits[w], windows.offsets[w], ctx, max_answer_tokens, n_best, ws)
+        c, p0 = decode_window(start_logits[w], end_logits[w], windows.offsets[w], ctx, max_answer_tokens, n_best, ws,
+                              temperature)
         cands.extend(c)
         null[ctx] = min(null[ctx], p0)
     cands.sort(key=lambda c: -c.prob)

@@ -18,7 +18,10 @@ from pathlib import Path
 import numpy as np
 
 from qa.reader.squad import load_squad, split_titles, squad_titles
-from qa.reader.validate import calibrate_threshold, predict_examples, score_answerable
+from qa.reader.validate import (calibrate_threshold, fit_temperature, multi_passage_sets, predict_examples,
+                                score_answerable)
+
+MULTI_PASSAGE_QUESTIONS = 400  # dev-42 questions, each read with 4 distractor paragraphs, to fit the temperature
 
 
 def sha256_file(path: Path) -> str:
@@ -57,6 +60,11 @@ def validate_checkpoint(checkpoint: Path, cfg: dict, squad_dir: Path, limit: int
     valid = load_squad(squad_dir / cfg["valid_file"])
     if limit:
         valid = valid[:limit]
+    # 1. the softmax temperature that makes span probabilities comparable across passages
+    sets = multi_passage_sets(valid, min(MULTI_PASSAGE_QUESTIONS, limit or MULTI_PASSAGE_QUESTIONS), cfg["seed"])
+    temperature = fit_temperature(model, tok, sets, **kw)
+    kw["temperature"] = temperature["value"]
+    # 2. figures and threshold at that temperature
     preds = predict_examples(model, tok, valid, **kw)
     full = score_answerable(valid, preds)
     held = [(e, p) for e, p in zip(valid, preds) if e.title not in trained_titles]
@@ -85,6 +93,7 @@ def validate_checkpoint(checkpoint: Path, cfg: dict, squad_dir: Path, limit: int
         "squad_v1_dev42": {k: round(v, 2) for k, v in full.items()},
         "squad_v1_dev42_heldout_titles": {k: round(v, 2) for k, v in held_scores.items()},
         "threshold": round(threshold, 4),
+        "temperature": temperature,
         "calibration": {"titles": sorted(calib_titles), "balanced_accuracy": round(100 * calib_bal_acc, 2),
                         "answerable": len(probs(calib_titles, False)), "unanswerable": len(probs(calib_titles, True))},
         "noans_report": {
@@ -131,6 +140,7 @@ def export(checkpoint: Path, out_dir: Path, cfg: dict, figures: dict, train_stat
     digest = sha256_file(tmp / "model.safetensors")
     reader_cfg = {
         "threshold": figures["threshold"],
+        "temperature": (figures.get("temperature") or {}).get("value", 1.0),
         "max_length": cfg["max_length"],
         "doc_stride": cfg["doc_stride"],
         "max_answer_tokens": cfg["max_answer_tokens"],
@@ -169,6 +179,17 @@ def _soup_row(c: dict) -> str:
             f"differ only in learning rate: {runs} |\n")
 
 
+def _temperature_text(c: dict) -> str:
+    t = c["figures"].get("temperature")
+    if not t:
+        return ""
+    f = t["multi_passage_f1"]
+    return (f"Span probabilities are softmaxes of the logits divided by a temperature of **{t['value']}**, fitted on "
+            f"{t['questions']} dev-42 questions each read with the 4 paragraphs of its article that share the most "
+            f"words with it: top-answer F1 {f.get(str(t['value']))} there, against {f.get('1.0')} at temperature 1 "
+            f"(grid: {', '.join(f'{k}: {v}' for k, v in f.items())}).\n\n")
+
+
 def model_card(c: dict) -> str:
     f = c["figures"]
     t = c["training"]
@@ -196,7 +217,7 @@ trained by this project with `qa train-reader` and exported with `qa export-read
 | SQuAD v1.1 dev-42, all articles | {v1['count']} | {v1['exact_match']} | {v1['f1']} |
 | SQuAD v1.1 dev-42, articles without trained no-answer questions | {v1h['count']} | {v1h['exact_match']} | {v1h['f1']} |
 
-Abstention: answer only if the best span's probability ≥ **{c['threshold']}**, calibrated (balanced accuracy
+{_temperature_text(c)}Abstention: answer only if the best span's probability ≥ **{c['threshold']}**, calibrated (balanced accuracy
 {f['calibration']['balanced_accuracy']}%) on the v2.0 dev articles {', '.join(f['calibration']['titles'])}.
 Reported on the other held-out v2.0 articles ({', '.join(na['titles'])}):
 no-answer accuracy **{na['no_answer_accuracy']}%** on {na['unanswerable']} unanswerable questions;

@@ -96,6 +96,7 @@ class ExtractiveReader:
         self.bf16 = precision == "bf16"
         self.runtime = ""  # after warm_up: "torch-bf16" or "torch-fp32"
         self.threshold = threshold if threshold is not None else DEFAULT_THRESHOLD
+        self.temperature = 1.0  # from reader_config.json (fitted by qa export-reader)
         self.model = None
         self.tokenizer = None
         self.card: dict = {}
@@ -128,6 +129,7 @@ class ExtractiveReader:
         self.card = json.loads(cfg_path.read_text()) if cfg_path.exists() else {}
         if self._threshold_override is None and "threshold" in self.card:
             self.threshold = float(self.card["threshold"])
+        self.temperature = float(self.card.get("temperature", 1.0))
         self.tokenizer = AutoTokenizer.from_pretrained(str(self.model_dir))
         if self.precision == "auto":
             self.bf16 = native_bf16()
@@ -167,7 +169,7 @@ class ExtractiveReader:
             return [], [], 0
         windows = encode_windows(self.tokenizer, question, contexts, self.max_length, self.stride)
         S, E = self._logits(windows)
-        cands, null = decode(S, E, windows, self.max_answer_tokens, self.n_best)
+        cands, null = decode(S, E, windows, self.max_answer_tokens, self.n_best, self.temperature)
         return cands, null, len(windows.context_of)
 
     def run(self, question: str, passages: list[Passage], document_text, max_answers: int = 3) -> ReaderOutput:
