@@ -9,7 +9,7 @@ import torch
 from tqdm.auto import tqdm
 
 from qa.metrics import squad_em_f1
-from qa.reader.decode import decode, encode_windows
+from qa.reader.decode import decode, encode_windows, pad_batch
 from qa.reader.squad import QAExample
 
 
@@ -141,16 +141,7 @@ def fit_temperature(model, tokenizer, sets, max_length: int = 256, stride: int =
     logits = []
     for ex, contexts in sets:
         enc = encode_windows(tokenizer, ex.question, contexts, max_length, stride)
-        n = len(enc.context_of)
-        width = max(len(x) for x in enc.encoding["input_ids"])
-        ids = np.zeros((n, width), dtype=np.int64)
-        mask = np.zeros_like(ids)
-        tt = np.zeros_like(ids)
-        for w in range(n):
-            x = enc.encoding["input_ids"][w]
-            ids[w, : len(x)] = x
-            mask[w, : len(x)] = 1
-            tt[w, : len(x)] = enc.encoding["token_type_ids"][w]
+        ids, mask, tt = pad_batch(enc)
         s, e = forward_logits(model, ids, mask, tt, device, bf16)
         s = np.where(mask == 1, s, -1e9).astype(np.float32)
         e = np.where(mask == 1, e, -1e9).astype(np.float32)
