@@ -165,6 +165,7 @@ class QAPipeline:
             passages=[PassageOut(document=p.chunk.document, start=p.chunk.start, end=p.chunk.end,
                                  score=round(p.score, 6), rank=p.rank, text=p.chunk.text) for p in passages],
             no_answer_score=out.no_answer_score,
+            best_guess=out.best_guess,
             passages_read=out.passages_read,
             timing_ms={"retrieve": round((t1 - t0) * 1000, 2), "read": round((t2 - t1) * 1000, 2),
                        "total": round((t2 - t0) * 1000, 2)},

@@ -84,6 +84,9 @@ class AskResult(BaseModel):
     answers: list[Answer]
     passages: list[PassageOut]
     no_answer_score: float = Field(description="reader's confidence that the documents hold no answer, 0-1")
+    best_guess: Answer | None = Field(None, description="the best candidate answer whether or not it was given: "
+                                                        "when answer_found is false this is the guess the service "
+                                                        "did not trust enough (score below QA_MIN_CONFIDENCE)")
     passages_read: int = Field(0, description="passages the reader read: all of them, or fewer when the best "
                                               "ones already held a confident answer (QA_READER_FIRST_PASSAGES)")
     timing_ms: dict[str, float] = Field(default_factory=dict)
