@@ -4,6 +4,15 @@
     qa eval my_set.jsonl other.jsonl --mode bm25 -k 10 --out eval/reports/bm25
     qa eval --json                            # JSON summary on stdout (tables go to stderr)
     qa eval --squad ../shared/squad/squad-v1.1-dev-42.json --limit 500
+    qa eval --open-squad ../shared/squad/squad-v1.1-dev-42.json --limit 600 --seed 0 [--remove-articles 8]
+        [--workdir /tmp/open-dev42]
+
+--squad reads each question with its own paragraph (the reader alone); --open-squad turns every
+article of the file into a document, indexes them with the normal pipeline in a temporary folder (or
+--workdir, kept and reused incrementally) and asks every question (or a seeded sample of --limit)
+through the whole pipeline; --remove-articles N leaves N seeded articles out of the corpus, making
+their questions unanswerable (qa.evaluation.open_squad). Metric definitions: qa.evaluation.metrics,
+qa.evaluation.selective and docs/evaluation.md.
 """
 
 from __future__ import annotations
@@ -43,7 +52,16 @@ def add_eval_command(sub) -> None:
     p.add_argument("--reader-dir", type=Path, default=None, help="reader model folder for --squad (default: settings)")
     p.add_argument("--retrieval-only", action="store_true",
                    help="score retrieval alone (recall@k, MRR by type): loads the index, not the reader")
-    p.add_argument("--limit", type=int, default=None, help="only the first N questions")
+    p.add_argument("--open-squad", dest="open_squad", type=Path, default=None, metavar="FILE",
+                   help="the open setting: every article of a SQuAD file becomes a document of a fresh index and "
+                        "every question goes through the whole pipeline")
+    p.add_argument("--remove-articles", dest="remove_articles", type=int, default=0, metavar="N",
+                   help="--open-squad: leave N seeded articles out of the corpus; their questions must be abstained on")
+    p.add_argument("--seed", type=int, default=0, help="--open-squad: seed of the removal and of the --limit sample")
+    p.add_argument("--workdir", type=Path, default=None, metavar="DIR",
+                   help="--open-squad: keep the corpus and index here and reuse them (default: a temporary folder)")
+    p.add_argument("--limit", type=int, default=None,
+                   help="only the first N questions (--open-squad: a seeded sample of N questions)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(handler=cmd_eval, func=cmd_eval)  # qa.cli dispatches on handler, qa.reader.cli on func
 
@@ -101,6 +119,8 @@ def cmd_eval(args: argparse.Namespace) -> int:
     if args.limit is not None and args.limit < 1:
         print("error: --limit must be >= 1", file=sys.stderr)
         return 2
+    if getattr(args, "open_squad", None) is not None:
+        return _cmd_open_squad(args)
     if args.squad is not None:
         return _cmd_squad(args)
     return _cmd_eval_sets(args)
@@ -207,6 +227,104 @@ def _cmd_eval_sets(args: argparse.Namespace) -> int:
     return 0
 
 
+def build_open_index(settings: Any, progress: bool = False) -> Any:
+    """Index the open-setting corpus (``settings.corpus_dir``) into ``settings.index_dir``,
+    incrementally (tests replace this)."""
+    from qa.evaluation.open_squad import build_index
+
+    return build_index(settings, show_progress=progress)
+
+
+def _cmd_open_squad(args: argparse.Namespace) -> int:
+    import tempfile
+
+    from qa.evaluation.open_squad import (
+        TRAIN_FILE_NAME,
+        TrainingArticlesError,
+        build_open_setting,
+        check_no_training_articles,
+        write_corpus,
+    )
+    from qa.evaluation.report import build_report, summary_table, write_report
+    from qa.evaluation.runner import run_pipeline
+
+    path = args.open_squad
+    if not path.is_file():
+        print(f"error: SQuAD file not found: {path}", file=sys.stderr)
+        return 2
+    if args.remove_articles < 0:
+        print("error: --remove-articles must be >= 0", file=sys.stderr)
+        return 2
+    settings = _settings_for(args)
+    train = Path(settings.squad_dir) / TRAIN_FILE_NAME
+    try:
+        if train.is_file():
+            check_no_training_articles(path, train)
+        setting = build_open_setting(path, remove_articles=args.remove_articles, seed=args.seed, limit=args.limit)
+    except (TrainingArticlesError, ValueError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    if not setting.items:
+        print("error: no questions to evaluate", file=sys.stderr)
+        return 2
+
+    with tempfile.TemporaryDirectory(prefix="qa-open-squad-") as tmp:
+        work = Path(args.workdir) if args.workdir is not None else Path(tmp)
+        corpus = write_corpus(setting, work / "corpus")
+        settings = settings.model_copy(update={"corpus_dir": corpus, "index_dir": work / "index"})
+        (work / "setting.json").write_text(json.dumps(setting.summary(), indent=2, ensure_ascii=False) + "\n",
+                                           encoding="utf-8")
+        try:
+            store = build_open_index(settings, progress=not args.no_progress)
+            pipeline = make_pipeline(settings)
+        except FileNotFoundError as exc:
+            print(f"qa: error: {exc}", file=sys.stderr)
+            return 1
+        build = getattr(store, "build_report", None)
+        results = run_pipeline(pipeline, setting.items, top_k=settings.top_k, max_answers=settings.max_answers,
+                               progress=not args.no_progress)
+        meta = {
+            "created": _dt.datetime.now().isoformat(timespec="seconds"),
+            "eval_files": [str(path)],
+            "setting": "open-squad",
+            "open_squad": setting.summary(),
+            "remove_articles": args.remove_articles,
+            "seed": args.seed,
+            "limit": args.limit,
+            "workdir": str(args.workdir) if args.workdir is not None else None,
+            "index_build": build.summary() if build is not None and hasattr(build, "summary") else None,
+            "retrieval_mode": settings.retrieval_mode,
+            "top_k": settings.top_k,
+            "max_answers": settings.max_answers,
+            "reader_model_dir": str(settings.reader_model_dir),
+            "git_commit": _git_commit(),
+        }
+    report = build_report(results, settings.top_k, meta)
+    out_dir = args.out or (REPORTS_DIR / f"open-squad-{_timestamp()}")
+    paths = write_report(report, out_dir)
+    s = setting.summary()
+    head = (f"open SQuAD: {path}: {s['articles']} articles ({len(setting.removed_titles)} removed), "
+            f"{s['questions']} questions ({s['questions_present']} present, {s['questions_removed']} removed), "
+            f"seed {args.seed}")
+    table = summary_table(report)
+    where = "report: " + ", ".join(str(p) for p in paths.values())
+    if args.json:
+        print(head, file=sys.stderr)
+        print(table, file=sys.stderr)
+        print(where, file=sys.stderr)
+        summary = {"meta": report.meta, "overall": report.overall, "by_type": report.by_type,
+                   "report_files": {k: str(v) for k, v in paths.items()}}
+        print(json.dumps(summary, indent=2, ensure_ascii=False))
+    else:
+        print(head)
+        print(table)
+        print(where)
+    errors = report.overall.get("errors") or 0
+    if errors:
+        print(f"warning: {errors} question(s) raised an error; see {paths['markdown']}", file=sys.stderr)
+    return 0
+
+
 def _cmd_squad(args: argparse.Namespace) -> int:
     from qa.evaluation.squad import evaluate_squad
 
@@ -229,13 +347,15 @@ def _cmd_squad(args: argparse.Namespace) -> int:
     s = result["scores"]
     lines = [f"SQuAD {result['version'] or '?'} reader-only: {args.squad} ({s['total']} questions)"]
     for key in ("exact", "f1", "HasAns_exact", "HasAns_f1", "NoAns_exact", "NoAns_f1", "forced_exact",
-                "forced_f1", "abstained", "latency_p50_ms", "latency_p95_ms"):
+                "forced_f1", "abstained", "coverage_answerable", "no_answer_accuracy", "auroc_correct",
+                "auroc_answerable", "aurc", "coverage_at_90_precision", "ece", "latency_p50_ms", "latency_p95_ms"):
         if s.get(key) is not None:
-            lines.append(f"  {key:<16} {s[key]:8.2f}")
+            digits = 3 if key in ("auroc_correct", "auroc_answerable", "aurc", "ece") else 2
+            lines.append(f"  {key:<24} {s[key]:8.{digits}f}")
     lines.append(f"report: {out_dir / 'report.json'}")
     if args.json:
         print("\n".join(lines), file=sys.stderr)
-        print(json.dumps({k: v for k, v in result.items() if k != "predictions"}, indent=2))
+        print(json.dumps({k: v for k, v in result.items() if k not in ("predictions", "items")}, indent=2))
     else:
         print("\n".join(lines))
     return 0

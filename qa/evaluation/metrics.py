@@ -19,6 +19,17 @@ Definitions (all rates in percent, MRR in 0-1):
   abstentions / abstentions, recall = correct abstentions / unanswerable questions, accuracy =
   share of questions where (abstained) == (unanswerable).
 * **latency p50 / p95** - percentiles (linear interpolation) of the wall time of each ``ask``.
+* **coverage** - share of questions answered (not abstained); **coverage (answerable)** - share of
+  the answerable questions answered.
+
+Selective-QA metrics (definitions in :mod:`qa.evaluation.selective`): every question's
+*confidence* is the score of its best guess (``AskResult.best_guess``, else the top answer, else 0)
+and the guess is *correct* when the question is answerable and the guess's token F1 >= 0.5. Over
+those: ``auroc_correct`` (right vs wrong) and ``auroc_answerable`` (answerable vs unanswerable),
+0-1, ties counted half, None when one class is empty; ``aurc`` (area under the risk-coverage
+curve, mean risk over the n prefixes, 0-1, lower is better); ``coverage_at_90_precision`` (percent);
+``ece`` (10 equal-width bins, 0-1). The report also keeps the reliability bins and the
+risk-coverage curve (``EvalReport.selective``).
 """
 
 from __future__ import annotations
@@ -29,6 +40,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from qa.evaluation.dataset import EvalItem, EvidenceSpan
+from qa.evaluation.selective import confidence_and_guess, guess_correctness, selective_metrics
 from qa.metrics import best_over, exact_match, f1, normalize_answer
 
 # ---------------------------------------------------------------------------------------------
@@ -168,6 +180,11 @@ class ItemResult:
     cited: dict | None = None  # the top answer's citation: document, start, end, context
     top_passage: dict | None = None
     error: str | None = None
+    # selective QA: the best guess whether or not the service answered (qa.evaluation.selective)
+    confidence: float = 0.0  # its score (0 when nothing was found)
+    guess: str = ""
+    guess_f1: float = 0.0  # token F1 against the gold answers (0 for unanswerable questions)
+    guess_correct: bool = False  # answerable and guess_f1 >= 0.5
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -197,6 +214,8 @@ def score_item(
                  "context": getattr(top, "context", ""), "context_start": getattr(top, "context_start", None)}
         if item.answerable:
             citation_correct = overlaps_any(top.document, top.start, top.end, item.evidence)
+    confidence, guess = confidence_and_guess(result)
+    guess_f1, guess_correct = guess_correctness(guess, item.answers)
     top_passage = None
     if passages:
         p = passages[0]
@@ -221,6 +240,10 @@ def score_item(
         latency_ms=latency_ms,
         cited=cited,
         top_passage=top_passage,
+        confidence=confidence,
+        guess=guess,
+        guess_f1=guess_f1,
+        guess_correct=guess_correct,
     )
 
 
@@ -275,6 +298,10 @@ def aggregate(results: Sequence[ItemResult], k: int) -> dict[str, Any]:
     out["citation_accuracy"] = _pct([bool(r.citation_correct) for r in answered_answerable])
     out["citation_validity"] = _pct([bool(r.citation_valid) for r in answered])
     out.update(no_answer_metrics([r.abstained for r in results], [not r.answerable for r in results]))
+    out["coverage"] = _pct([not r.abstained for r in results])
+    out["coverage_answerable"] = _pct([not r.abstained for r in answerable])
+    out.update(selective_metrics([r.confidence for r in results], [r.guess_correct for r in results],
+                                 [r.answerable for r in results]))
     latencies = [r.latency_ms for r in results]
     out["latency_p50_ms"] = percentile(latencies, 50)
     out["latency_p95_ms"] = percentile(latencies, 95)

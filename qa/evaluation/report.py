@@ -1,4 +1,9 @@
-"""Evaluation reports: report.json, a readable report.md and a PNG chart, plus a terminal summary."""
+"""Evaluation reports: report.json, a readable report.md and a PNG chart, plus a terminal summary.
+
+The chart has three panels: F1 and recall@k by question type, the reliability diagram (accuracy of
+the best guess against its confidence, 10 bins) and the risk-coverage curve (metric definitions:
+:mod:`qa.evaluation.metrics`, :mod:`qa.evaluation.selective`).
+"""
 
 from __future__ import annotations
 
@@ -10,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from qa.evaluation.metrics import ItemResult, aggregate, aggregate_by_type, recall_ks
+from qa.evaluation.selective import reliability_bins, risk_coverage_curve, thin_curve
 
 # (key, label, kind) kind: "pct" (percent), "ratio" (0-1), "ms", "int"
 _HEADLINE = [
@@ -24,6 +30,13 @@ _HEADLINE = [
     ("no_answer_precision", "no-answer precision", "pct"),
     ("no_answer_recall", "no-answer recall", "pct"),
     ("no_answer_accuracy", "no-answer accuracy", "pct"),
+    ("coverage", "coverage", "pct"),
+    ("coverage_answerable", "coverage (answerable)", "pct"),
+    ("auroc_correct", "AUROC right/wrong", "ratio"),
+    ("auroc_answerable", "AUROC answerable", "ratio"),
+    ("aurc", "AURC", "ratio"),
+    ("coverage_at_90_precision", "coverage@90% precision", "pct"),
+    ("ece", "ECE", "ratio"),
     ("latency_p50_ms", "latency p50 (ms)", "ms"),
     ("latency_p95_ms", "latency p95 (ms)", "ms"),
 ]
@@ -36,6 +49,9 @@ _BY_TYPE_COLUMNS = [
     ("mrr", "MRR", "ratio"),
     ("citation_accuracy", "cit. acc.", "pct"),
     ("no_answer_accuracy", "no-ans acc.", "pct"),
+    ("coverage", "coverage", "pct"),
+    ("auroc_correct", "AUROC", "ratio"),
+    ("ece", "ECE", "ratio"),
     ("latency_p50_ms", "p50 ms", "ms"),
 ]
 
@@ -60,6 +76,8 @@ class EvalReport:
     overall: dict
     by_type: dict
     items: list[ItemResult] = field(default_factory=list)
+    # reliability bins and the (thinned) risk-coverage curve of all items, see selective_curves
+    selective: dict = field(default_factory=dict)
 
     @property
     def k(self) -> int:
@@ -70,6 +88,7 @@ class EvalReport:
             "meta": self.meta,
             "overall": self.overall,
             "by_type": self.by_type,
+            "selective": self.selective,
             "worst_misses": [r.id for r in worst_misses(self.items)],
             "items": [r.to_dict() for r in self.items],
         }
@@ -79,7 +98,15 @@ def build_report(results: Sequence[ItemResult], k: int, meta: dict | None = None
     meta = dict(meta or {})
     meta.setdefault("top_k", k)
     return EvalReport(meta=meta, overall=aggregate(results, k), by_type=aggregate_by_type(results, k),
-                      items=list(results))
+                      items=list(results), selective=selective_curves(results))
+
+
+def selective_curves(results: Sequence[ItemResult]) -> dict:
+    """``reliability``: the 10 reliability bins; ``risk_coverage``: at most 200 points of the
+    risk-coverage curve (confidence = best guess's score, correct = guess F1 >= 0.5)."""
+    conf = [r.confidence for r in results]
+    ok = [r.guess_correct for r in results]
+    return {"reliability": reliability_bins(conf, ok), "risk_coverage": thin_curve(risk_coverage_curve(conf, ok))}
 
 
 def worst_misses(results: Sequence[ItemResult], n: int = 10) -> list[ItemResult]:
@@ -139,8 +166,9 @@ def render_markdown(report: EvalReport, chart_name: str | None = "chart.png") ->
     lines += [header, "| --- |" + " ---: |" * len(_BY_TYPE_COLUMNS)]
     for t, agg in report.by_type.items():
         lines.append(f"| {t} | " + " | ".join(fmt(agg.get(key), kind) for key, _, kind in _BY_TYPE_COLUMNS) + " |")
+    lines += _selective_markdown(report)
     if chart_name:
-        lines += ["", f"![F1 and recall@{k} by question type]({chart_name})"]
+        lines += ["", f"![F1 and recall@{k} by question type, reliability diagram, risk-coverage curve]({chart_name})"]
     lines += ["", "## Worst misses", ""]
     misses = worst_misses(report.items)
     if not misses:
@@ -177,8 +205,29 @@ def render_markdown(report: EvalReport, chart_name: str | None = "chart.png") ->
     return "\n".join(lines)
 
 
+def _selective_markdown(report: EvalReport) -> list[str]:
+    """The selective-QA section: definitions in one line, then the reliability bins."""
+    o = report.overall
+    lines = ["", "## Confidence (selective QA)", "",
+             "Confidence = score of the best guess (answered or not); correct = answerable and guess F1 >= 0.5. "
+             f"AUROC right/wrong {fmt(o.get('auroc_correct'), 'ratio')}, "
+             f"AUROC answerable/unanswerable {fmt(o.get('auroc_answerable'), 'ratio')}, "
+             f"AURC {fmt(o.get('aurc'), 'ratio')} (oracle {fmt(o.get('aurc_optimal'), 'ratio')}), "
+             f"coverage at 90% precision {fmt(o.get('coverage_at_90_precision'), 'pct')}%, "
+             f"ECE {fmt(o.get('ece'), 'ratio')} (10 bins); best guesses correct "
+             f"{fmt(o.get('accuracy_guess'), 'pct')}%."]
+    bins = report.selective.get("reliability") or []
+    if bins:
+        lines += ["", "| confidence bin | n | mean confidence | accuracy |", "| --- | ---: | ---: | ---: |"]
+        for b in bins:
+            lines.append(f"| {b['lo']:.1f}–{b['hi']:.1f} | {b['count']} | {fmt(b['confidence'], 'ratio')} | "
+                         f"{fmt(b['accuracy'], 'ratio')} |")
+    return lines
+
+
 def render_chart(report: EvalReport, path: Path) -> Path:
-    """Grouped bars of F1 and recall@k per question type (plus overall)."""
+    """Three panels: grouped bars of F1 and recall@k per question type (plus overall), the
+    reliability diagram and the risk-coverage curve."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -191,7 +240,9 @@ def render_chart(report: EvalReport, path: Path) -> Path:
     recalls = [a.get("recall@k") for a in aggs]
     x = list(range(len(groups)))
     width = 0.38
-    fig, ax = plt.subplots(figsize=(max(6.0, 0.9 * len(groups) + 2), 4.2), dpi=110)
+    fig, (ax, ax_rel, ax_rc) = plt.subplots(
+        1, 3, figsize=(max(6.0, 0.9 * len(groups) + 2) + 9.0, 4.4), dpi=110,
+        gridspec_kw={"width_ratios": [max(6.0, 0.9 * len(groups) + 2), 4.5, 4.5]})
     ax.bar([i - width / 2 for i in x], f1s, width, label="F1", color="#3b75af")
     ax.bar([i + width / 2 for i in x], [r or 0.0 for r in recalls], width, label=f"recall@{k}", color="#ef8636")
     for i, r in enumerate(recalls):
@@ -205,11 +256,54 @@ def render_chart(report: EvalReport, path: Path) -> Path:
     ax.set_title(f"F1 and recall@{k} by question type" + (f" ({mode})" if mode else ""))
     ax.legend(loc="lower right")
     ax.grid(axis="y", alpha=0.3)
+    _plot_reliability(ax_rel, report)
+    _plot_risk_coverage(ax_rc, report)
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path)
     plt.close(fig)
     return path
+
+
+def _plot_reliability(ax: Any, report: EvalReport) -> None:
+    bins = [b for b in (report.selective.get("reliability") or []) if b["count"]]
+    ax.plot([0, 1], [0, 1], linestyle="--", color="grey", linewidth=1, label="perfect calibration")
+    if bins:
+        ax.bar([(b["lo"] + b["hi"]) / 2 for b in bins], [b["accuracy"] for b in bins],
+               width=[0.9 * (b["hi"] - b["lo"]) for b in bins], color="#3b75af", alpha=0.8, label="accuracy")
+        ax.plot([b["confidence"] for b in bins], [b["accuracy"] for b in bins], "o", color="#ef8636",
+                markersize=4, label="(mean confidence, accuracy)")
+        for b in bins:
+            ax.text((b["lo"] + b["hi"]) / 2, min(0.97, b["accuracy"] + 0.02), str(b["count"]), ha="center",
+                    va="bottom", fontsize=6)
+    ece = report.overall.get("ece")
+    ax.set_title("Reliability" + (f" (ECE {ece:.3f})" if ece is not None else ""))
+    ax.set_xlabel("confidence of the best guess")
+    ax.set_ylabel("share correct (F1 >= 0.5)")
+    ax.set_xlim(0, 1)
+    ax.set_ylim(0, 1)
+    ax.legend(loc="upper left", fontsize=7)
+    ax.grid(alpha=0.3)
+
+
+def _plot_risk_coverage(ax: Any, report: EvalReport) -> None:
+    points = report.selective.get("risk_coverage") or []
+    if points:
+        ax.step([0.0] + [p["coverage"] for p in points], [points[0]["risk"]] + [p["risk"] for p in points],
+                where="post", color="#3b75af")
+    ax.axhline(0.1, linestyle="--", color="grey", linewidth=1, label="risk 0.1 (90% precision)")
+    aurc = report.overall.get("aurc")
+    cov = report.overall.get("coverage_at_90_precision")
+    title = "Risk-coverage"
+    if aurc is not None:
+        title += f" (AURC {aurc:.3f}, cov@90% {cov:.1f}%)"
+    ax.set_title(title, fontsize=9)
+    ax.set_xlabel("coverage (most confident first)")
+    ax.set_ylabel("risk (share wrong among covered)")
+    ax.set_xlim(0, 1)
+    ax.set_ylim(0, 1)
+    ax.legend(loc="upper left", fontsize=7)
+    ax.grid(alpha=0.3)
 
 
 def write_report(report: EvalReport, out_dir: Path) -> dict[str, Path]:

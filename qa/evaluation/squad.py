@@ -5,6 +5,15 @@ without retrieval. SQuAD v2.0 questions marked ``is_impossible`` expect an abste
 answer), as in the official v2.0 script: gold answers that normalise to nothing are dropped and a
 question with none left has the single gold answer "". Reported: ``exact``, ``f1`` (percent, over
 all questions) and, when both kinds occur, ``HasAns_*`` and ``NoAns_*`` breakdowns.
+
+Also reported (:func:`evaluate_squad`): ``forced_exact``/``forced_f1`` (the best span even where the
+reader abstained), ``coverage_answerable`` (percent of the answerable questions answered), the
+no-answer precision/recall/accuracy of :func:`qa.evaluation.metrics.no_answer_metrics` (on a v1.1
+file every question is answerable: no-answer accuracy is then the coverage), and the selective-QA
+metrics of :mod:`qa.evaluation.selective` (confidence = the best guess's score, correct = answerable
+and forced F1 >= 0.5): ``auroc_correct``, ``auroc_answerable``, ``aurc``,
+``coverage_at_90_precision``, ``ece``; the reliability bins and the risk-coverage curve are under
+``selective``.
 """
 
 from __future__ import annotations
@@ -16,7 +25,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from qa.evaluation.metrics import percentile
+from qa.evaluation.metrics import no_answer_metrics, percentile
+from qa.evaluation.selective import (
+    confidence_and_guess,
+    guess_correctness,
+    reliability_bins,
+    risk_coverage_curve,
+    selective_metrics,
+    thin_curve,
+)
 from qa.metrics import exact_match, f1, normalize_answer
 
 
@@ -112,16 +129,15 @@ def prediction_text(output: Any, forced: bool = False) -> str:
     return text or ""
 
 
-def predict_squad(
+def predict_squad_records(
     read: Callable[[str, list[tuple[str, str]]], Any],
     questions: Sequence[SquadQuestion],
     progress: bool = True,
-) -> tuple[dict[str, str], list[float], dict[str, str]]:
-    """Run ``read(question, [(context_id, context)])`` for every question:
-    (predictions as served, latencies ms, forced predictions = best span even when abstaining)."""
-    preds: dict[str, str] = {}
-    forced: dict[str, str] = {}
-    latencies: list[float] = []
+) -> list[dict[str, Any]]:
+    """Run ``read(question, [(context_id, context)])`` for every question; per question: ``id``,
+    ``prediction`` (as served, "" when abstaining), ``forced`` (best span even when abstaining),
+    ``confidence`` (the best guess's score, 0 when none) and ``latency_ms``."""
+    records: list[dict[str, Any]] = []
     iterator: Any = questions
     if progress:
         from tqdm.auto import tqdm
@@ -130,10 +146,51 @@ def predict_squad(
     for q in iterator:
         t0 = time.perf_counter()
         output = read(q.question, [(q.id, q.context)])
-        latencies.append((time.perf_counter() - t0) * 1000.0)
-        preds[q.id] = prediction_text(output)
-        forced[q.id] = prediction_text(output, forced=True)
-    return preds, latencies, forced
+        latency = (time.perf_counter() - t0) * 1000.0
+        confidence = 0.0 if output is None or isinstance(output, str) else confidence_and_guess(output)[0]
+        records.append({"id": q.id, "prediction": prediction_text(output),
+                        "forced": prediction_text(output, forced=True), "confidence": confidence,
+                        "latency_ms": latency})
+    return records
+
+
+def predict_squad(
+    read: Callable[[str, list[tuple[str, str]]], Any],
+    questions: Sequence[SquadQuestion],
+    progress: bool = True,
+) -> tuple[dict[str, str], list[float], dict[str, str]]:
+    """Run ``read(question, [(context_id, context)])`` for every question:
+    (predictions as served, latencies ms, forced predictions = best span even when abstaining)."""
+    records = predict_squad_records(read, questions, progress)
+    return ({r["id"]: r["prediction"] for r in records}, [r["latency_ms"] for r in records],
+            {r["id"]: r["forced"] for r in records})
+
+
+def selective_squad(questions: Sequence[SquadQuestion], records: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """Coverage, no-answer and selective-QA metrics of reader-only predictions (module docstring).
+    Adds ``guess_f1`` and ``correct`` to every record."""
+    by_id = {r["id"]: r for r in records}
+    answerable_flags, abstained, confidences, correct = [], [], [], []
+    for q in questions:
+        r = by_id[q.id]
+        answerable = q.gold != [""]
+        guess_f1, ok = guess_correctness(r["forced"], q.gold if answerable else [])
+        r["guess_f1"], r["correct"] = guess_f1, ok
+        answerable_flags.append(answerable)
+        abstained.append(not r["prediction"])
+        confidences.append(float(r["confidence"]))
+        correct.append(ok)
+    answered_answerable = [not a for a, ans in zip(abstained, answerable_flags) if ans]
+    out: dict[str, Any] = {
+        "coverage": 100.0 * sum(1 for a in abstained if not a) / len(abstained) if abstained else None,
+        "coverage_answerable": (100.0 * sum(1 for x in answered_answerable if x) / len(answered_answerable)
+                                if answered_answerable else None),
+    }
+    out.update(no_answer_metrics(abstained, [not a for a in answerable_flags]))
+    out.update(selective_metrics(confidences, correct, answerable_flags))
+    curves = {"reliability": reliability_bins(confidences, correct),
+              "risk_coverage": thin_curve(risk_coverage_curve(confidences, correct))}
+    return {"scores": out, "selective": curves}
 
 
 def evaluate_squad(reader: Any, path: str | Path, limit: int | None = None,
@@ -145,7 +202,10 @@ def evaluate_squad(reader: Any, path: str | Path, limit: int | None = None,
     figure comparable with published SQuAD v1.1 results), abstention rate and latency percentiles.
     """
     version, questions = load_squad_file(path, limit)
-    preds, latencies, forced = predict_squad(reader.read_contexts, questions, progress=progress)
+    records = predict_squad_records(reader.read_contexts, questions, progress=progress)
+    preds = {r["id"]: r["prediction"] for r in records}
+    forced = {r["id"]: r["forced"] for r in records}
+    latencies = [r["latency_ms"] for r in records]
     scores = squad_scores(preds, questions)
     forced_scores = squad_scores(forced, questions)
     scores["forced_exact"] = forced_scores["exact"]
@@ -153,4 +213,7 @@ def evaluate_squad(reader: Any, path: str | Path, limit: int | None = None,
     scores["abstained"] = 100.0 * sum(1 for v in preds.values() if not v) / len(preds) if preds else 0.0
     scores["latency_p50_ms"] = percentile(latencies, 50)
     scores["latency_p95_ms"] = percentile(latencies, 95)
-    return {"file": str(path), "version": version, "limit": limit, "scores": scores, "predictions": preds}
+    selective = selective_squad(questions, records)
+    scores.update(selective["scores"])
+    return {"file": str(path), "version": version, "limit": limit, "scores": scores,
+            "selective": selective["selective"], "predictions": preds, "items": records}
