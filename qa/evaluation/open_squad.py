@@ -40,7 +40,7 @@ from qa.evaluation.dataset import EvalItem, EvidenceSpan
 
 PARAGRAPH_SEPARATOR = "\n\n"
 TRAIN_FILE_NAME = "squad-v1.1-train.json"
-_UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
+_UNSAFE = re.compile(r"[^\w.-]+")
 
 
 class TrainingArticlesError(ValueError):
@@ -73,7 +73,8 @@ class OpenSetting:
 
 
 def safe_title(title: str) -> str:
-    """A file-name-safe version of an article title (letters, digits, ``._-``; others -> ``_``)."""
+    """A file-name-safe version of an article title (letters and digits, Unicode included, and ``._-``
+    kept; runs of anything else -> ``_``; no leading/trailing dots or underscores)."""
     name = _UNSAFE.sub("_", title).strip("._")
     return name or "article"
 
