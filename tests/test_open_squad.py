@@ -418,3 +418,13 @@ def test_argparse_open_squad():
         Path("dev.json"), 8, 600, 3, Path("w"))
     args = parser.parse_args(["eval"])
     assert args.open_squad is None and args.remove_articles == 0 and args.seed == 0 and args.workdir is None
+
+
+def test_open_squad_report_markdown_names_the_setting(squad_file, tmp_path, fake_cli, capsys):
+    out = tmp_path / "r"
+    assert eval_cli.cmd_eval(_args(open_squad=squad_file, remove_articles=1, seed=2, out=out)) == 0
+    capsys.readouterr()
+    md = (out / "report.md").read_text(encoding="utf-8")
+    removed = sorted(build_open_setting(squad_file, remove_articles=1, seed=2).removed_titles)
+    assert f"5 articles as documents, 1 removed ({removed[0]})" in md
+    assert "| present |" in md and "| removed |" in md and "## Confidence (selective QA)" in md

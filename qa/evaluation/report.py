@@ -150,10 +150,18 @@ def render_markdown(report: EvalReport, chart_name: str | None = "chart.png") ->
     k = report.k
     m = report.meta
     lines = ["# QA evaluation report", ""]
-    for key in ("created", "eval_files", "retrieval_mode", "top_k", "max_answers", "reader_model_dir", "git_commit"):
+    for key in ("created", "eval_files", "setting", "seed", "limit", "remove_articles", "retrieval_mode", "top_k",
+                "max_answers", "reader_model_dir", "index_build", "git_commit"):
         if key in m and m[key] not in (None, ""):
             value = ", ".join(map(str, m[key])) if isinstance(m[key], list) else m[key]
             lines.append(f"- **{key}**: {value}")
+    open_squad = m.get("open_squad")
+    if isinstance(open_squad, dict):
+        removed = open_squad.get("removed_articles") or []
+        lines.append(f"- **open SQuAD**: {open_squad.get('articles')} articles as documents, {len(removed)} removed"
+                     + (f" ({', '.join(map(str, removed))})" if removed else "")
+                     + f"; {open_squad.get('questions')} questions ({open_squad.get('questions_present')} on present "
+                     f"articles, {open_squad.get('questions_removed')} on removed ones: must abstain)")
     lines += ["", "## Overall", "", "| metric | value |", "| --- | ---: |"]
     o = report.overall
     for key, label, kind in _HEADLINE:
