@@ -251,6 +251,9 @@ def build_parser() -> argparse.ArgumentParser:
     add_train_reader_command(subparsers)
     add_export_reader_command(subparsers)
     add_soup_reader_command(subparsers)
+    from qa.training.cli import add_training_commands
+
+    add_training_commands(subparsers)
     return parser
 
 

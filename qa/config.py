@@ -58,8 +58,13 @@ class Settings(BaseSettings):
     reader_first_passages: int = Field(0, ge=0, le=50)
     reader_early_exit_score: float = Field(0.9, ge=0.0, le=1.0)
     max_answers: int = Field(3, ge=1, le=20)
-    # None: use the threshold calibrated on validation data and stored in the model card / reader config.
+    # Without a verifier: abstain when the best span's probability is below this (None: the threshold stored in
+    # the reader config). Unused when the reader folder has a verifier (verifier.json).
     abstain_threshold: float | None = None
+    # With a verifier, every answer's score is the calibrated probability that it is correct; the service
+    # abstains when the best answer's is below this. None: the default stored in verifier.json (docs/confidence.md).
+    min_confidence: float | None = Field(None, ge=0.0, le=1.0)
+    verifier: bool = Field(True, description="use the answer verifier when the reader folder has one")
 
     # API limits
     max_question_chars: int = 1000

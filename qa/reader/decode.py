@@ -100,6 +100,41 @@ def _softmax(x: np.ndarray) -> np.ndarray:
     return e / e.sum()
 
 
+def _window_spans(ls: np.ndarray, le: np.ndarray, offsets: list, context_index: int, max_answer_tokens: int,
+                  n_best: int, word_spans: list | None, null_prob: float) -> list[SpanCandidate]:
+    """The n-best spans of one window from its start/end log-probabilities (``-inf`` where not allowed)."""
+    ctx_tokens = [i for i in range(len(offsets)) if offsets[i] is not None]
+    if not ctx_tokens:
+        return []
+    k = min(n_best, len(ctx_tokens))
+    cand_s = sorted(ctx_tokens, key=lambda i: -ls[i])[:k]
+    cand_e = sorted(ctx_tokens, key=lambda i: -le[i])[:k]
+    best: dict[tuple[int, int], float] = {}
+    for i in cand_s:
+        for j in cand_e:
+            if j < i or j - i + 1 > max_answer_tokens:
+                continue
+            if word_spans is not None:
+                start, end = word_spans[i][0], word_spans[j][1]
+            else:
+                start, end = offsets[i][0], offsets[j][1]
+            if end <= start:
+                continue
+            p = float(np.exp(ls[i] + le[j]))
+            if p > best.get((start, end), -1.0):
+                best[(start, end)] = p
+    out = [SpanCandidate(context_index, s, e, p, null_prob) for (s, e), p in best.items()]
+    out.sort(key=lambda c: -c.prob)
+    return out[:n_best]
+
+
+def _logsumexp(x: np.ndarray) -> float:
+    m = float(np.max(x))
+    if not np.isfinite(m):
+        return m
+    return m + float(np.log(np.sum(np.exp(x - m))))
+
+
 def decode_window(start_logits: np.ndarray, end_logits: np.ndarray, offsets: list, context_index: int,
                   max_answer_tokens: int, n_best: int, word_spans: list | None = None,
                   temperature: float = 1.0) -> tuple[list[SpanCandidate], float]:
@@ -115,29 +150,49 @@ def decode_window(start_logits: np.ndarray, end_logits: np.ndarray, offsets: lis
     e_log = np.where(valid, end_logits[:L] / temperature, -1e9)
     ps, pe = _softmax(s_log), _softmax(e_log)
     null_prob = float(ps[0] * pe[0])
-    ctx_tokens = [i for i in range(L) if offsets[i] is not None]
-    if not ctx_tokens:
-        return [], null_prob
-    k = min(n_best, len(ctx_tokens))
-    cand_s = sorted(ctx_tokens, key=lambda i: -ps[i])[:k]
-    cand_e = sorted(ctx_tokens, key=lambda i: -pe[i])[:k]
-    best: dict[tuple[int, int], float] = {}
-    for i in cand_s:
-        for j in cand_e:
-            if j < i or j - i + 1 > max_answer_tokens:
-                continue
-            if word_spans is not None:
-                start, end = word_spans[i][0], word_spans[j][1]
-            else:
-                start, end = offsets[i][0], offsets[j][1]
-            if end <= start:
-                continue
-            p = float(ps[i] * pe[j])
-            if p > best.get((start, end), -1.0):
-                best[(start, end)] = p
-    out = [SpanCandidate(context_index, s, e, p, null_prob) for (s, e), p in best.items()]
-    out.sort(key=lambda c: -c.prob)
-    return out[:n_best], null_prob
+    with np.errstate(divide="ignore"):
+        ls, le = np.log(ps), np.log(pe)
+    return _window_spans(ls, le, offsets, context_index, max_answer_tokens, n_best, word_spans, null_prob), null_prob
+
+
+def decode_shared(start_logits: np.ndarray, end_logits: np.ndarray, windows: Windows, max_answer_tokens: int = 30,
+                  n_best: int = 20, temperature: float = 1.0) -> tuple[list[SpanCandidate], float]:
+    """Shared normalisation over every window of a question (Clark & Gardner, 2018): one softmax for the
+    start and one for the end over all context tokens of all windows plus one null, whose logit is the
+    log of the mean of the windows' exponentiated [CLS] logits. A span's probability is then comparable
+    across passages (what a reader trained with :mod:`qa.training.shared_norm` learns). Returns the
+    candidates (best first) and the question's null probability.
+    """
+    n = len(windows.context_of)
+    if n == 0:
+        return [], 1.0
+    parts_s, parts_e, cls_s, cls_e = [], [], [], []
+    for w in range(n):
+        offs = windows.offsets[w]
+        ctx = np.array([o is not None for o in offs], dtype=bool)
+        L = len(offs)
+        s = start_logits[w, :L] / temperature
+        e = end_logits[w, :L] / temperature
+        parts_s.append(s[ctx])
+        parts_e.append(e[ctx])
+        cls_s.append(s[0])
+        cls_e.append(e[0])
+    null_s = _logsumexp(np.array(cls_s)) - float(np.log(n))
+    null_e = _logsumexp(np.array(cls_e)) - float(np.log(n))
+    zs = _logsumexp(np.concatenate(parts_s + [np.array([null_s])]))
+    ze = _logsumexp(np.concatenate(parts_e + [np.array([null_e])]))
+    null_prob = float(np.exp(null_s - zs + null_e - ze))
+    cands: list[SpanCandidate] = []
+    for w in range(n):
+        offs = windows.offsets[w]
+        L = len(offs)
+        valid = np.array([o is not None for o in offs], dtype=bool)
+        ls = np.where(valid, start_logits[w, :L] / temperature - zs, -np.inf)
+        le = np.where(valid, end_logits[w, :L] / temperature - ze, -np.inf)
+        ws = windows.word_spans[w] if windows.word_spans is not None else None
+        cands.extend(_window_spans(ls, le, offs, windows.context_of[w], max_answer_tokens, n_best, ws, null_prob))
+    cands.sort(key=lambda c: -c.prob)
+    return cands, null_prob
 
 
 def decode(start_logits: np.ndarray, end_logits: np.ndarray, windows: Windows, max_answer_tokens: int = 30,

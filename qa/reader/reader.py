@@ -9,8 +9,9 @@ from pathlib import Path
 
 import numpy as np
 
-from qa.metrics import normalize_answer
-from qa.reader.decode import SpanCandidate, decode, encode_windows, pad_batch
+from qa.reader.aggregate import Located, group_answers
+from qa.reader.decode import SpanCandidate, decode, decode_shared, encode_windows, pad_batch
+from qa.verifier.features import answer_features, key_of
 from qa.types import Answer, Citation, Passage
 
 DEFAULT_THRESHOLD = 0.5  # used only when the model folder carries no calibrated threshold
@@ -80,7 +81,8 @@ class ExtractiveReader:
 
     def __init__(self, model_dir: str | Path, max_length: int = 256, stride: int = 96, max_answer_tokens: int = 30,
                  n_best: int = 20, threshold: float | None = None, batch_size: int = 16, precision: str = "auto",
-                 first_passages: int = 0, early_exit_score: float = 0.9):
+                 first_passages: int = 0, early_exit_score: float = 0.9, min_confidence: float | None = None,
+                 use_verifier: bool = True):
         self.model_dir = Path(model_dir)
         self.max_length = max_length
         self.stride = stride
@@ -97,6 +99,12 @@ class ExtractiveReader:
         self.runtime = ""  # after warm_up: "torch-bf16" or "torch-fp32"
         self.threshold = threshold if threshold is not None else DEFAULT_THRESHOLD
         self.temperature = 1.0  # from reader_config.json (fitted by qa export-reader)
+        self.min_confidence_override = min_confidence
+        self.min_confidence = min_confidence if min_confidence is not None else 0.5
+        self.use_verifier = use_verifier
+        self.verifier = None  # qa.verifier.model.Verifier, from verifier.json beside the weights
+        self.verify_top = 5  # answers the verifier scores (it may reorder them)
+        self.shared = False  # shared-normalisation decoding (reader_config.json "normalisation": "shared")
         self.model = None
         self.tokenizer = None
         self.card: dict = {}
@@ -110,7 +118,8 @@ class ExtractiveReader:
             model_dir or s.reader_model_dir, max_length=s.reader_max_length, stride=s.reader_stride,
             max_answer_tokens=s.reader_max_answer_tokens, n_best=s.reader_n_best, threshold=s.abstain_threshold,
             precision=s.reader_precision, first_passages=s.reader_first_passages,
-            early_exit_score=s.reader_early_exit_score,
+            early_exit_score=s.reader_early_exit_score, min_confidence=s.min_confidence,
+            use_verifier=s.verifier,
         )
 
     # -- loading -----------------------------------------------------------------------------
@@ -130,6 +139,13 @@ class ExtractiveReader:
         if self._threshold_override is None and "threshold" in self.card:
             self.threshold = float(self.card["threshold"])
         self.temperature = float(self.card.get("temperature", 1.0))
+        self.shared = self.card.get("normalisation") == "shared"
+        if self.use_verifier:
+            from qa.verifier.model import Verifier
+
+            self.verifier = Verifier.load(self.model_dir)
+            if self.verifier is not None and self.min_confidence_override is None:
+                self.min_confidence = self.verifier.min_confidence
         self.tokenizer = AutoTokenizer.from_pretrained(str(self.model_dir))
         if self.precision == "auto":
             self.bf16 = native_bf16()
@@ -162,94 +178,101 @@ class ExtractiveReader:
                     S[w, :L], E[w, :L] = s[r, :L], e[r, :L]
         return S, E
 
-    def spans(self, question: str, contexts: list[str]) -> tuple[list[SpanCandidate], list[float], int]:
-        """n-best spans over all windows of all contexts (offsets into each context string)."""
+    def spans(self, question: str, contexts: list[str]) -> tuple[list[SpanCandidate], float, int]:
+        """n-best spans over all windows of all contexts (offsets into each context string), the question's
+        null probability, and the number of windows read. A reader trained with shared normalisation
+        (``"normalisation": "shared"`` in reader_config.json) is decoded with one softmax over all windows;
+        older readers per window (null: 1 - the best span's probability)."""
         self.warm_up()
         if not contexts:
-            return [], [], 0
+            return [], 1.0, 0
         windows = encode_windows(self.tokenizer, question, contexts, self.max_length, self.stride)
         S, E = self._logits(windows)
-        cands, null = decode(S, E, windows, self.max_answer_tokens, self.n_best, self.temperature)
+        if self.shared:
+            cands, null = decode_shared(S, E, windows, self.max_answer_tokens, self.n_best, self.temperature)
+        else:
+            cands, _ = decode(S, E, windows, self.max_answer_tokens, self.n_best, self.temperature)
+            null = 1.0 - (cands[0].prob if cands else 0.0)
         return cands, null, len(windows.context_of)
 
     def run(self, question: str, passages: list[Passage], document_text, max_answers: int = 3) -> ReaderOutput:
         """Answer from retrieved passages (best first). ``document_text(doc_id)`` returns the full document text.
 
         With ``first_passages`` set, the best passages are read first; the others are read only when no span
-        in them reaches ``early_exit_score`` (a weak first answer still gets every passage's evidence). What
-        it saves depends on how often the model is that confident: README, Latency.
+        in them reaches ``early_exit_score`` (a weak first answer still gets every passage's evidence).
         """
         head = passages[: self.first_passages] if self.first_passages else passages
-        cands, _null, n_windows = self.spans(question, [p.chunk.text for p in head])
+        cands, null, n_windows = self.spans(question, [p.chunk.text for p in head])
         n_read = len(head)
         if n_read < len(passages) and not (cands and cands[0].prob >= self.early_exit_score):
-            rest, _null, more = self.spans(question, [p.chunk.text for p in passages[n_read:]])
-            cands = sorted(cands + [replace(c, context_index=c.context_index + n_read) for c in rest],
-                           key=lambda c: -c.prob)
-            n_windows += more
+            # read everything at once: with shared normalisation one softmax must cover all windows
+            cands, null, n_windows = self.spans(question, [p.chunk.text for p in passages])
             n_read = len(passages)
         located = []
         for c in cands:
             ch = passages[c.context_index].chunk
-            located.append((ch.document, ch.start + c.start, ch.start + c.end, c.prob))
-        out = self._assemble(located, document_text, max_answers, n_windows)
+            located.append(Located(ch.document, ch.start + c.start, ch.start + c.end, c.prob, c.context_index))
+        out = self._assemble(question, located, document_text, max_answers, n_windows, null, n_read,
+                             passages[:n_read])
         out.passages_read = n_read
         return out
 
     def read_contexts(self, question: str, contexts: list[tuple[str, str]], max_answers: int = 3) -> ReaderOutput:
         """Answer from (document_id, text) pairs read whole (e.g. a SQuAD paragraph)."""
         texts = dict(contexts)
-        cands, _null, n_windows = self.spans(question, [t for _, t in contexts])
-        located = [(contexts[c.context_index][0], c.start, c.end, c.prob) for c in cands]
-        out = self._assemble(located, texts.__getitem__, max_answers, n_windows)
+        cands, null, n_windows = self.spans(question, [t for _, t in contexts])
+        located = [Located(contexts[c.context_index][0], c.start, c.end, c.prob, c.context_index) for c in cands]
+        out = self._assemble(question, located, texts.__getitem__, max_answers, n_windows, null, len(contexts), None)
         out.passages_read = len(contexts)
         return out
 
     # -- merging -----------------------------------------------------------------------------
-    def _assemble(self, located, document_text, max_answers: int, n_windows: int) -> ReaderOutput:
-        # 1. one citation per (document, start, end): overlapping chunks find the same span twice
-        best_at: dict[tuple[str, int, int], float] = {}
-        for doc, s, e, p in located:
-            key = (doc, s, e)
-            if p > best_at.get(key, -1.0):
-                best_at[key] = p
-        # 2. group citations by normalised answer text
+    def _assemble(self, question: str, located: list[Located], document_text, max_answers: int, n_windows: int,
+                  null: float, n_passages: int, passages: list[Passage] | None) -> ReaderOutput:
         texts: dict[str, str] = {}
-        groups: dict[str, list[tuple[str, int, int, float]]] = {}
-        for (doc, s, e), p in best_at.items():
+
+        def text_of(doc: str) -> str:
             if doc not in texts:
                 texts[doc] = document_text(doc)
-            span = texts[doc][s:e]
-            key = normalize_answer(span) or span.strip().lower()
-            if not key:
-                continue
-            groups.setdefault(key, []).append((doc, s, e, p))
+            return texts[doc]
+
+        groups = group_answers(located, text_of, sentence_bounds)
+        # each passage's own best span (agreement between passages)
+        best_key: list[str | None] = [None] * n_passages
+        for c in located:  # best first
+            if 0 <= c.passage < n_passages and best_key[c.passage] is None:
+                best_key[c.passage] = key_of(text_of(c.document)[c.start : c.end])
+        considered = groups[: max(self.verify_top, max_answers)]
+        if self.verifier is not None and considered:
+            kind = "full" if passages is not None else "reader"
+            rows = [answer_features(considered, i, null, question, text_of(g.best.document)[g.best.start : g.best.end],
+                                    best_key, passages) for i, g in enumerate(considered)]
+            probs = [float(x) for x in self.verifier.score(rows, kind)]
+            scored = sorted(zip(considered, probs, rows), key=lambda t: -t[1])
+            threshold = self.min_confidence
+        else:
+            rows = [None] * len(considered)
+            scored = [(g, g.support, r) for g, r in zip(considered, rows)]
+            threshold = self.threshold
         answers: list[Answer] = []
-        for key, cits in groups.items():
-            cits.sort(key=lambda c: -c[3])
-            # Several occurrences: drop those nested in a better citation of the same answer
-            kept: list[tuple[str, int, int, float]] = []
-            for c in cits:
-                if not any(k[0] == c[0] and k[1] < c[2] and c[1] < k[2] for k in kept):
-                    kept.append(c)
-            # Aggregate support (noisy-or over distinct places): more independent support ranks higher.
-            miss = 1.0
-            for c in kept:
-                miss *= 1.0 - c[3]
-            score = 1.0 - miss
+        for g, score, _ in scored:
             citations = []
-            for doc, s, e, p in kept:
-                cs, ce = sentence_bounds(texts[doc], s, e)
-                citations.append(Citation(document=doc, start=s, end=e, text=texts[doc][s:e], score=round(p, 6),
-                                          context=texts[doc][cs:ce], context_start=cs, context_end=ce))
+            for c, (cs, ce) in zip(g.citations, g.contexts):
+                t = text_of(c.document)
+                citations.append(Citation(document=c.document, start=c.start, end=c.end, text=t[c.start : c.end],
+                                          score=round(c.prob, 6), context=t[cs:ce], context_start=cs, context_end=ce))
             top = citations[0]
             answers.append(Answer(text=top.text, score=round(score, 6), document=top.document, start=top.start,
                                   end=top.end, context=top.context, context_start=top.context_start,
                                   context_end=top.context_end, citations=citations))
-        answers.sort(key=lambda a: (-a.score, -a.citations[0].score))
         best = answers[0] if answers else None
-        best_prob = best.citations[0].score if best else 0.0
-        found = best is not None and best_prob >= self.threshold
-        kept_answers = [a for a in answers if a.citations[0].score >= self.threshold][:max_answers] if found else []
-        return ReaderOutput(answers=kept_answers, answer_found=found, no_answer_score=round(1.0 - best_prob, 6),
-                            best_guess=best, candidates=len(located), windows=n_windows)
+        if self.verifier is not None:
+            found = best is not None and best.score >= threshold
+            kept_answers = [a for a in answers if a.score >= threshold][:max_answers] if found else []
+        else:  # no verifier: the old rule on the best span's probability
+            best_prob = best.citations[0].score if best else 0.0
+            found = best is not None and best_prob >= threshold
+            kept_answers = [a for a in answers if a.citations[0].score >= threshold][:max_answers] if found else []
+        extra = {"features": [r for _, _, r in scored], "answer_texts": [a.text for a in answers], "null_prob": null}
+        return ReaderOutput(answers=kept_answers, answer_found=found, no_answer_score=round(null, 6),
+                            best_guess=best, candidates=len(located), windows=n_windows, extra=extra)

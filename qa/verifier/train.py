@@ -1,0 +1,227 @@
+"""`qa train-verifier`: fit the answer verifier on an open setting built from held-out SQuAD *train* articles.
+
+1. The articles: the ``--held-out`` articles that :mod:`qa.training.groups` keeps away from reader training
+   (same seeded split). They become one corpus (one document per article); ``--remove-articles`` of them are
+   left out, so their questions are "not in the documents" -- what the service faces.
+2. Every sampled question goes through the real pipeline (hybrid retrieval, the reader, aggregation) with
+   the verifier off; each of the top answers becomes a feature row (:mod:`qa.verifier.features`) labelled
+   correct when its token F1 against a gold answer is >= 0.5 (answers to removed-article questions: wrong).
+3. Articles are split train / calibration / test (seeded, by article). A logistic regression (scikit-learn)
+   is fitted on the train rows, an isotonic regression on the calibration rows' top answers maps its output
+   to P(correct); the test rows report AUROC, ECE and coverage at the chosen precision.
+4. ``min_confidence``: the lowest threshold whose answered top answers reach ``--target-precision`` on the
+   calibration split. Everything goes to ``<reader>/verifier.json`` (plain JSON, see model.py).
+
+    qa train-verifier --reader models/reader --questions 3000
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as _dt
+import hashlib
+import json
+import random
+import sys
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from qa.verifier.features import FULL, READER
+from qa.verifier.model import FILE_NAME, LinearCalibrated
+
+F1_CORRECT = 0.5
+
+
+def label_rows(rows: list[dict], answers: list[str], answerable: bool) -> list[int]:
+    from qa.metrics import best_over, f1
+
+    return [int(answerable and best_over(f1, r["_answer"], answers) >= F1_CORRECT) for r in rows]
+
+
+def collect(pipeline: Any, items: list, top_k: int, progress: bool = True) -> list[dict]:
+    """Feature rows (verifier off) for every item: one per considered answer, with label and article."""
+    state = pipeline._require()
+    reader = pipeline.reader
+    rows: list[dict] = []
+    from tqdm.auto import tqdm
+
+    for item in tqdm(items, desc="verifier data", disable=not progress):
+        passages = state.retriever.run(item.question, top_k)
+        out = reader.run(item.question, passages, state.store.document_text, max_answers=3)
+        feats = out.extra.get("features") or []
+        texts = _answer_texts(out)
+        for rank, (f, text) in enumerate(zip(feats, texts)):
+            if f is None:
+                continue
+            r = dict(f)
+            r["_answer"] = text
+            r["_rank"] = rank
+            r["_id"] = item.id
+            r["_article"] = item.extra.get("title", item.type) if hasattr(item, "extra") else ""
+            r["_answerable"] = item.answerable
+            r["_label"] = label_rows([r], list(item.answers), item.answerable)[0]
+            rows.append(r)
+    return rows
+
+
+def _answer_texts(out: Any) -> list[str]:
+    """Texts of the answers the features describe, in the same order (all considered answers, scored)."""
+    return list(out.extra.get("answer_texts") or [])
+
+
+def fit_linear(X: np.ndarray, y: np.ndarray, features: list[str], C: float = 1.0) -> LinearCalibrated:
+    from sklearn.linear_model import LogisticRegression
+
+    mean = X.mean(axis=0)
+    scale = X.std(axis=0)
+    scale[scale < 1e-9] = 1.0
+    lr = LogisticRegression(C=C, max_iter=2000)
+    lr.fit((X - mean) / scale, y)
+    return LinearCalibrated(features, mean, scale, lr.coef_[0].astype(float), float(lr.intercept_[0]),
+                            np.zeros(0), np.zeros(0))
+
+
+def fit_isotonic(model: LinearCalibrated, X: np.ndarray, y: np.ndarray) -> None:
+    from sklearn.isotonic import IsotonicRegression
+
+    raw = model.raw(X)
+    iso = IsotonicRegression(y_min=0.0, y_max=1.0, out_of_bounds="clip")
+    iso.fit(raw, y)
+    model.iso_x = np.asarray(iso.X_thresholds_, float)
+    model.iso_y = np.asarray(iso.y_thresholds_, float)
+
+
+def selective_summary(p: np.ndarray, y: np.ndarray, answerable: np.ndarray, threshold: float) -> dict:
+    from sklearn.metrics import roc_auc_score
+
+    out: dict[str, Any] = {"n": int(len(p)), "accuracy_of_top": float(y.mean()) if len(y) else None}
+    out["auroc_right_vs_wrong"] = float(roc_auc_score(y, p)) if 0 < y.sum() < len(y) else None
+    out["auroc_answerable"] = float(roc_auc_score(answerable, p)) if 0 < answerable.sum() < len(answerable) else None
+    bins = np.clip((p * 10).astype(int), 0, 9)
+    ece = 0.0
+    for b in range(10):
+        m = bins == b
+        if m.any():
+            ece += m.mean() * abs(y[m].mean() - p[m].mean())
+    out["ece"] = float(ece)
+    answered = p >= threshold
+    out["threshold"] = threshold
+    out["coverage"] = float(answered.mean())
+    out["precision_answered"] = float(y[answered].mean()) if answered.any() else None
+    out["answerable_refused"] = float((~answered[answerable.astype(bool)]).mean()) if answerable.any() else None
+    out["unanswerable_caught"] = (float((~answered[~answerable.astype(bool)]).mean())
+                                  if (~answerable.astype(bool)).any() else None)
+    return out
+
+
+def choose_threshold(p: np.ndarray, y: np.ndarray, target_precision: float) -> float:
+    """The lowest threshold whose answered items reach ``target_precision`` (over thresholds at the scores)."""
+    best = 1.0
+    for t in sorted(set(np.round(p, 4).tolist()), reverse=True):
+        m = p >= t
+        if m.any() and y[m].mean() >= target_precision:
+            best = t
+    return float(best)
+
+
+def split_articles(titles: list[str], seed: int, fractions=(0.6, 0.2)) -> tuple[set, set, set]:
+    ordered = sorted(set(titles))
+    random.Random(seed).shuffle(ordered)
+    a = round(len(ordered) * fractions[0])
+    b = a + round(len(ordered) * fractions[1])
+    return set(ordered[:a]), set(ordered[a:b]), set(ordered[b:])
+
+
+def fit_verifier(rows: list[dict], seed: int, target_precision: float) -> dict:
+    """Fit both feature sets on rows (from :func:`collect`) split by article; returns the verifier.json dict."""
+    arts = sorted({r["_article"] for r in rows})
+    tr, ca, te = split_articles(arts, seed)
+    pick = lambda s, top_only=False: [r for r in rows if r["_article"] in s and (not top_only or r["_rank"] == 0)]  # noqa: E731
+    data: dict[str, Any] = {"models": {}, "splits": {"train": sorted(tr), "calibration": sorted(ca), "test": sorted(te)}}
+    metrics = {}
+    for kind, feats in (("full", FULL), ("reader", READER)):
+        Xtr = np.array([[r[f] for f in feats] for r in pick(tr)])
+        ytr = np.array([r["_label"] for r in pick(tr)])
+        m = fit_linear(Xtr, ytr, feats)
+        cal = pick(ca, True)
+        fit_isotonic(m, np.array([[r[f] for f in feats] for r in cal]), np.array([r["_label"] for r in cal]))
+        data["models"][kind] = m.to_dict()
+        pc = m.predict(np.array([[r[f] for f in feats] for r in cal]))
+        yc = np.array([r["_label"] for r in cal])
+        thr = choose_threshold(pc, yc, target_precision)
+        test = pick(te, True)
+        pt = m.predict(np.array([[r[f] for f in feats] for r in test]))
+        yt = np.array([r["_label"] for r in test])
+        at = np.array([r["_answerable"] for r in test])
+        metrics[kind] = {"threshold_at_target": thr,
+                         "calibration": selective_summary(pc, yc, np.array([r["_answerable"] for r in cal]), thr),
+                         "test": selective_summary(pt, yt, at, thr)}
+    data["min_confidence"] = round(metrics["full"]["threshold_at_target"], 4)
+    data["target_precision"] = target_precision
+    data["metrics"] = metrics
+    data["rows"] = {"train": len(pick(tr)), "calibration": len(pick(ca, True)), "test": len(pick(te, True))}
+    return data
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="qa train-verifier", description=__doc__.split("\n\n")[0])
+    ap.add_argument("--reader", type=Path, default=None, help="reader folder (default: settings)")
+    ap.add_argument("--squad", type=Path, default=None, help="SQuAD train file (default: QA_SQUAD_DIR/squad-v1.1-train.json)")
+    ap.add_argument("--held-out", type=int, default=60, help="articles held out of reader training (qa.training.groups)")
+    ap.add_argument("--split-seed", type=int, default=42, help="seed of that held-out split")
+    ap.add_argument("--remove-articles", type=int, default=12)
+    ap.add_argument("--questions", type=int, default=3000)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--target-precision", type=float, default=0.8)
+    ap.add_argument("--workdir", type=Path, default=Path("runs/verifier"))
+    ap.add_argument("--rows", type=Path, default=None, help="reuse feature rows saved by an earlier run (JSONL)")
+    ap.add_argument("--dry-run", action="store_true", help="fit and print, do not write verifier.json")
+    args = ap.parse_args(argv)
+
+    from qa.config import get_settings
+    from qa.training.groups import split_articles as reader_split
+
+    s = get_settings()
+    reader_dir = args.reader or s.reader_model_dir
+    squad = args.squad or (s.squad_dir / "squad-v1.1-train.json")
+    args.workdir.mkdir(parents=True, exist_ok=True)
+    rows_path = args.rows or (args.workdir / "rows.jsonl")
+    if args.rows is None:
+        from qa.evaluation.open_squad import build_open_setting, write_corpus
+        from qa.pipeline import QAPipeline
+
+        titles = [a.get("title", "") for a in json.loads(squad.read_text(encoding="utf-8"))["data"]]
+        _, held = reader_split(titles, args.held_out, args.split_seed)
+        setting = build_open_setting(squad, titles=held, remove_articles=args.remove_articles, seed=args.seed,
+                                     limit=args.questions)
+        corpus = write_corpus(setting, args.workdir / "corpus")
+        settings = s.model_copy(update={"corpus_dir": corpus, "index_dir": args.workdir / "index",
+                                        "reader_model_dir": reader_dir, "verifier": False})
+        pipeline = QAPipeline(settings)
+        pipeline.warm_up(show_progress=True)
+        rows = collect(pipeline, setting.items, settings.top_k)
+        with rows_path.open("w", encoding="utf-8") as f:
+            for r in rows:
+                f.write(json.dumps(r) + "\n")
+    rows = [json.loads(x) for x in rows_path.read_text(encoding="utf-8").splitlines() if x.strip()]
+    data = fit_verifier(rows, args.seed, args.target_precision)
+    data["version"] = 1
+    data["date"] = _dt.date.today().isoformat()
+    data["trained_on"] = {"squad_file": squad.name, "held_out_articles": args.held_out, "split_seed": args.split_seed,
+                          "removed_articles": args.remove_articles, "questions": args.questions, "seed": args.seed,
+                          "f1_correct": F1_CORRECT}
+    weights = Path(reader_dir) / "model.safetensors"
+    if weights.exists():
+        data["reader_sha256"] = hashlib.sha256(weights.read_bytes()).hexdigest()
+    print(json.dumps({"min_confidence": data["min_confidence"], "rows": data["rows"], "metrics": data["metrics"]},
+                     indent=1))
+    if not args.dry_run:
+        (Path(reader_dir) / FILE_NAME).write_text(json.dumps(data, indent=1) + "\n", encoding="utf-8")
+        print(f"wrote {Path(reader_dir) / FILE_NAME}", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

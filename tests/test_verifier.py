@@ -1,0 +1,101 @@
+"""The answer verifier: calibration on synthetic data with a known answer, the JSON model, thresholds, splits."""
+
+import json
+
+import numpy as np
+import pytest
+
+from qa.verifier.model import FILE_NAME, LinearCalibrated, Verifier
+from qa.verifier.train import choose_threshold, fit_isotonic, fit_linear, fit_verifier, selective_summary, split_articles
+
+
+def _synthetic(n, rng):
+    x1 = rng.normal(size=n)
+    x2 = rng.normal(size=n)  # noise feature
+    p_true = 1 / (1 + np.exp(-(2.0 * x1 - 0.5)))
+    y = (rng.random(n) < p_true).astype(int)
+    return np.c_[x1, x2], y, p_true
+
+
+def test_calibrated_probabilities_match_the_known_truth():
+    rng = np.random.default_rng(0)
+    Xtr, ytr, _ = _synthetic(4000, rng)
+    Xca, yca, _ = _synthetic(4000, rng)
+    Xte, yte, pte = _synthetic(4000, rng)
+    m = fit_linear(Xtr, ytr, ["x1", "x2"])
+    fit_isotonic(m, Xca, yca)
+    p = m.predict(Xte)
+    assert np.mean(np.abs(p - pte)) < 0.05  # close to the true probability of each row
+    s = selective_summary(p, yte, np.ones(len(yte), bool), 0.5)
+    assert s["ece"] < 0.04
+    assert s["auroc_right_vs_wrong"] > 0.8
+    assert abs(m.coef[1]) < 0.2 * abs(m.coef[0])  # the noise feature gets little weight
+
+
+def test_a_miscalibrated_score_is_fixed_by_isotonic():
+    rng = np.random.default_rng(1)
+    X, y, p_true = _synthetic(6000, rng)
+    m = fit_linear(X[:2000], y[:2000], ["x1", "x2"])
+    m.coef = m.coef * 3  # overconfident scores, same order
+    raw = m.raw(X[4000:])
+    fit_isotonic(m, X[2000:4000], y[2000:4000])
+    fixed = m.predict(X[4000:])
+    ece = lambda p: selective_summary(p, y[4000:], np.ones(2000, bool), 0.5)["ece"]  # noqa: E731
+    assert ece(raw) > 0.05
+    assert ece(fixed) < ece(raw) / 2
+
+
+def test_model_json_round_trip_and_load(tmp_path):
+    rng = np.random.default_rng(2)
+    X, y, _ = _synthetic(1000, rng)
+    m = fit_linear(X, y, ["a", "b"])
+    fit_isotonic(m, X, y)
+    data = {"models": {"full": m.to_dict(), "reader": m.to_dict()}, "min_confidence": 0.6}
+    (tmp_path / FILE_NAME).write_text(json.dumps(data))
+    v = Verifier.load(tmp_path)
+    rows = [{"a": float(a), "b": float(b)} for a, b in X[:50]]
+    assert np.allclose(v.score(rows, "full"), m.predict(X[:50]))
+    assert v.min_confidence == 0.6 and len(v.sha256) == 64
+    assert Verifier.load(tmp_path / "missing") is None
+
+
+def test_a_corrupt_verifier_file_says_what_to_do(tmp_path):
+    (tmp_path / FILE_NAME).write_text('{"models": {"full": {"features": []}}}')
+    with pytest.raises(ValueError, match="qa train-verifier"):
+        Verifier.load(tmp_path)
+
+
+def test_choose_threshold_by_hand():
+    p = np.array([0.9, 0.8, 0.7, 0.6, 0.5])
+    y = np.array([1, 1, 0, 1, 0])
+    # answered above 0.8: 2/2; above 0.7: 2/3; above 0.6: 3/4 = 0.75; above 0.5: 3/5
+    assert choose_threshold(p, y, 0.75) == 0.6
+    assert choose_threshold(p, y, 0.9) == 0.8
+    assert choose_threshold(p, y, 1.01) == 1.0  # unreachable: answer nothing
+
+
+def test_splits_are_by_article_and_disjoint():
+    titles = [f"t{i}" for i in range(50)]
+    a, b, c = split_articles(titles, seed=3)
+    assert not (a & b) and not (a & c) and not (b & c) and (a | b | c) == set(titles)
+    assert split_articles(titles, seed=3) == (a, b, c)
+
+
+def test_fit_verifier_keeps_articles_apart():
+    from qa.verifier.features import FULL
+
+    rng = np.random.default_rng(4)
+    rows = []
+    for art in range(30):
+        for q in range(20):
+            x = rng.normal()
+            y = int(rng.random() < 1 / (1 + np.exp(-2 * x)))
+            r = {f: float(rng.normal()) for f in FULL}
+            r["span_logit"] = x
+            r.update({"_article": f"a{art}", "_rank": 0, "_label": y, "_answerable": True, "_answer": "x"})
+            rows.append(r)
+    data = fit_verifier(rows, seed=0, target_precision=0.8)
+    sp = data["splits"]
+    assert not (set(sp["train"]) & set(sp["test"])) and not (set(sp["calibration"]) & set(sp["test"]))
+    assert data["metrics"]["full"]["test"]["auroc_right_vs_wrong"] > 0.7
+    assert 0.0 <= data["min_confidence"] <= 1.0
