@@ -428,3 +428,14 @@ def test_open_squad_report_markdown_names_the_setting(squad_file, tmp_path, fake
     removed = sorted(build_open_setting(squad_file, remove_articles=1, seed=2).removed_titles)
     assert f"5 articles as documents, 1 removed ({removed[0]})" in md
     assert "| present |" in md and "| removed |" in md and "## Confidence (selective QA)" in md
+
+
+def test_builder_imports_without_models():
+    import subprocess
+    import sys
+
+    code = ("import sys, qa.evaluation.open_squad, qa.evaluation.selective; "
+            "heavy = [m for m in ('torch', 'transformers', 'faiss', 'sentence_transformers') if m in sys.modules]; "
+            "assert not heavy, heavy")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr

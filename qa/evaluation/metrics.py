@@ -30,6 +30,13 @@ those: ``auroc_correct`` (right vs wrong) and ``auroc_answerable`` (answerable v
 curve, mean risk over the n prefixes, 0-1, lower is better); ``coverage_at_90_precision`` (percent);
 ``ece`` (10 equal-width bins, 0-1). The report also keeps the reliability bins and the
 risk-coverage curve (``EvalReport.selective``).
+
+The same aggregates serve ``qa eval --open-squad FILE [--remove-articles N] [--limit Q] [--seed S]
+[--workdir DIR]`` (:mod:`qa.evaluation.open_squad`: SQuAD articles as documents, every question through
+the whole pipeline; questions of removed articles are unanswerable, typed ``removed``, the others
+``present``, so the per-type tables split the two). ``qa eval --squad FILE`` (the reader alone,
+:mod:`qa.evaluation.squad`) reports coverage of the answerable questions, the no-answer metrics and
+the same selective metrics. Commands, definitions and measured figures: docs/evaluation.md.
 """
 
 from __future__ import annotations
