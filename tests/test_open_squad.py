@@ -439,3 +439,16 @@ def test_builder_imports_without_models():
             "assert not heavy, heavy")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
+
+
+def test_cmd_open_squad_refuses_the_service_folders_as_workdir(squad_file, tmp_path, monkeypatch, capsys):
+    home = tmp_path / "home"
+    (home / "corpus").mkdir(parents=True)
+    (home / "corpus" / "mine.txt").write_text("my own document", encoding="utf-8")
+    monkeypatch.setattr(eval_cli, "_settings_for",
+                        lambda args: Settings(squad_dir=tmp_path / "none", corpus_dir=home / "corpus",
+                                              index_dir=tmp_path / "elsewhere"))
+    monkeypatch.setattr(eval_cli, "build_open_index", lambda settings, progress=False: pytest.fail("indexed"))
+    assert eval_cli.cmd_eval(_args(open_squad=squad_file, workdir=home)) == 2
+    assert "service's own corpus" in capsys.readouterr().err
+    assert (home / "corpus" / "mine.txt").exists()

@@ -267,6 +267,14 @@ def _cmd_open_squad(args: argparse.Namespace) -> int:
     if not setting.items:
         print("error: no questions to evaluate", file=sys.stderr)
         return 2
+    if args.workdir is not None:
+        # the work folder's corpus/ is synchronised (other .txt/.md files deleted) and index/ rebuilt:
+        # never let it be the service's own corpus or index
+        for sub, own in (("corpus", settings.corpus_dir), ("index", settings.index_dir)):
+            if (Path(args.workdir) / sub).resolve() == Path(own).resolve():
+                print(f"error: --workdir {args.workdir}: {sub}/ there is the service's own {sub} folder; "
+                      "choose another folder", file=sys.stderr)
+                return 2
 
     with tempfile.TemporaryDirectory(prefix="qa-open-squad-") as tmp:
         work = Path(args.workdir) if args.workdir is not None else Path(tmp)
