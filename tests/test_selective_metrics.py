@@ -401,3 +401,41 @@ def test_selective_squad_v1_every_question_answerable(tmp_path: Path):
     assert out["coverage_answerable"] == 50.0 and out["no_answer_accuracy"] == 50.0
     assert out["auroc_answerable"] is None and out["auroc_correct"] is None  # one class each
     assert out["aurc"] == 0.0 and out["ece"] == pytest.approx((0.8 + 0.2) / 2)
+
+
+def test_aurc_ties_after_errors_by_hand():
+    # .9 wrong; .5 tied pair (one right, one wrong); .1 right.
+    # prefix 1: 1/1; inside the tie: j=1 -> (1 + 1/2) / 2 = .75, j=2 -> 2/3; prefix 4: 2/4
+    conf = [0.9, 0.5, 0.5, 0.1]
+    ok = [False, True, False, True]
+    assert aurc(conf, ok) == pytest.approx((1 + 0.75 + 2 / 3 + 0.5) / 4)
+
+
+def _aurc_no_ties(order_ok: list[bool]) -> float:
+    wrong, total = 0, 0.0
+    for i, ok in enumerate(order_ok, start=1):
+        wrong += 0 if ok else 1
+        total += wrong / i
+    return total / len(order_ok)
+
+
+def test_aurc_is_the_mean_over_orders_of_tied_questions():
+    import itertools
+
+    rng = random.Random(3)
+    for _ in range(15):
+        n = rng.randint(1, 7)
+        conf = [rng.choice([0.2, 0.5, 0.8]) for _ in range(n)]
+        ok = [rng.random() < 0.5 for _ in range(n)]
+        # every order consistent with the confidence ranking, equally likely
+        orders = {tuple(p) for p in itertools.permutations(range(n))
+                  if all(conf[p[i]] >= conf[p[i + 1]] for i in range(n - 1))}
+        expected = sum(_aurc_no_ties([ok[i] for i in p]) for p in orders) / len(orders)
+        assert aurc(conf, ok) == pytest.approx(expected)
+
+
+def test_bins_are_floor_of_ten_times_confidence():
+    bins = reliability_bins([0.15, 0.25, 0.05, 0.99, 0.1, 0.5], [True] * 6)
+    assert [b["count"] for b in bins] == [1, 2, 1, 0, 0, 1, 0, 0, 0, 1]
+    # .14 (right) and .16 (wrong) share bin 1: mean conf .15, accuracy .5 -> ECE .35
+    assert expected_calibration_error([0.14, 0.16], [True, False]) == pytest.approx(0.35)
