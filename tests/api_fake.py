@@ -90,8 +90,15 @@ class FakePipeline:
                            context_start=s, context_end=e)
             answers.append(Answer(text=t[s:e], score=score, document=d, start=s, end=e, context=t[s:e],
                                   context_start=s, context_end=e, citations=[cit]))
+        guess = answers[0] if answers else None
+        if guess is None and passages:  # abstaining: the best guess is the top passage, with a low score
+            p = passages[0]
+            cit = Citation(document=p.document, start=p.start, end=p.end, text=p.text, score=0.05, context=p.text,
+                           context_start=p.start, context_end=p.end)
+            guess = Answer(text=p.text, score=0.05, document=p.document, start=p.start, end=p.end, context=p.text,
+                           context_start=p.start, context_end=p.end, citations=[cit])
         return AskResult(question=question, answer_found=bool(answers), answers=answers, passages=passages,
-                         no_answer_score=0.1 if answers else 0.9, timing_ms={"total": 1.0})
+                         no_answer_score=0.1 if answers else 0.9, best_guess=guess, timing_ms={"total": 1.0})
 
     # -- writing
     def add_documents(self, files: list[tuple[str, bytes]]) -> list[str]:

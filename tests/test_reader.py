@@ -12,6 +12,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
 
 from qa.config import PROJECT_ROOT, default_embedding_model
+from qa.reader.aggregate import Located
 from qa.reader.reader import ExtractiveReader, sentence_bounds
 from qa.types import Chunk, Passage
 
@@ -102,7 +103,7 @@ DOCS = {
 def _loc(doc: str, needle: str, nth: int, p: float):
     starts = [m.start() for m in re.finditer(re.escape(needle), DOCS[doc])]
     s = starts[nth]
-    return (doc, s, s + len(needle), p)
+    return Located(doc, s, s + len(needle), p)
 
 
 def test_duplicates_merge_into_one_answer_with_every_citation():
@@ -114,19 +115,22 @@ def test_duplicates_merge_into_one_answer_with_every_citation():
         _loc("a.txt", "2 January", 1, 0.2),  # another place in the same document
         _loc("b.txt", "Zhanaozen", 0, 0.3),
     ]
-    out = r._assemble(located, DOCS.__getitem__, max_answers=5, n_windows=3)
+    out = r._assemble("When?", located, DOCS.__getitem__, max_answers=5, n_windows=3, null=0.1, n_passages=2,
+                      passages=None)
     assert out.answer_found
     top = out.answers[0]
     assert top.text == "2 January"
     assert [(c.document, c.score) for c in top.citations] == [("a.txt", 0.6), ("b.txt", 0.4), ("a.txt", 0.2)]
-    # support from several places ranks higher than any single one (noisy-or)
-    assert top.score > 0.6
+    # support from independent documents ranks higher than any single place (noisy-or over a.txt and b.txt;
+    # the second place in a.txt is the same witness and adds nothing)
+    assert top.score == pytest.approx(1 - (1 - 0.6) * (1 - 0.4))
     assert [a.text for a in out.answers] == ["2 January", "Zhanaozen"]
 
 
 def test_abstains_below_threshold_but_keeps_best_guess():
     r = _reader_with_threshold(0.7)
-    out = r._assemble([_loc("b.txt", "Zhanaozen", 0, 0.3)], DOCS.__getitem__, max_answers=3, n_windows=1)
+    out = r._assemble("Where?", [_loc("b.txt", "Zhanaozen", 0, 0.3)], DOCS.__getitem__, max_answers=3, n_windows=1,
+                      null=0.7, n_passages=1, passages=None)
     assert not out.answer_found and out.answers == []
     assert out.best_guess is not None and out.best_guess.text == "Zhanaozen"
     assert out.no_answer_score == pytest.approx(0.7)

@@ -66,6 +66,19 @@
     return p + "%";
   }
 
+  // The score is the calibrated probability that the answer is right (docs/confidence.md); said in words too.
+  function confidenceWords(score) {
+    const p = Number(score) || 0;
+    if (p >= 0.8) return "very likely right";
+    if (p >= 0.6) return "likely right";
+    if (p >= 0.4) return "uncertain";
+    return "probably wrong";
+  }
+
+  function confidenceLabel(score) {
+    return confidenceWords(score) + " (" + percent(score) + ")";
+  }
+
   function docUrl(docId) {
     return "/documents/" + docId.split("/").map(encodeURIComponent).join("/");
   }
@@ -126,7 +139,8 @@
           el("span", { class: "visually-hidden", text: "Answer: " }),
           el("strong", { class: "answer-text", text: best.text }),
           " ",
-          el("span", { class: "confidence", title: "reader confidence", text: "confidence " + percent(best.score) })),
+          el("span", { class: "confidence", title: "estimated probability that this answer is right",
+                       text: confidenceLabel(best.score) })),
       );
       const ctx = contextWithMark(best);
       if (ctx) li.append(ctx);
@@ -138,7 +152,7 @@
         for (const a of answers.slice(1)) {
           list.append(el("li", null,
             el("span", { class: "answer-text", text: a.text }), " ",
-            el("span", { class: "confidence", text: percent(a.score) }),
+            el("span", { class: "confidence", text: confidenceLabel(a.score) }),
             citationList(a.citations && a.citations.length ? a.citations : [a])));
         }
         more.append(list);
@@ -146,9 +160,19 @@
       }
     } else {
       li.classList.add("no-answer");
-      li.append(el("p", { class: "answer-line" },
-        el("strong", { text: "No answer found in the documents." })));
       const passages = Array.isArray(result.passages) ? result.passages : [];
+      li.append(el("p", { class: "answer-line" },
+        el("strong", { text: "Not found in the documents" }),
+        passages.length ? " — closest passages below." : "."));
+      const guess = result.best_guess;
+      if (guess && typeof guess.text === "string") {
+        li.append(el("p", { class: "best-guess" },
+          "Best guess, not trusted: ",
+          el("span", { class: "answer-text", text: guess.text }), " ",
+          el("span", { class: "confidence", title: "estimated probability that this guess is right",
+                       text: confidenceLabel(guess.score) }), " ",
+          chip(guess.document, guess.start, guess.end, "Open best guess")));
+      }
       if (passages.length) {
         li.append(el("p", { class: "passages-intro", text: "Closest passages:" }));
         const list = el("ol", { class: "passages" });

@@ -70,7 +70,8 @@ def split_articles(titles: list[str], held_out: int, seed: int) -> tuple[set[str
 class ParagraphRetriever:
     """Dense (MiniLM, cosine) + BM25 over paragraphs, fused by reciprocal rank fusion like the service."""
 
-    def __init__(self, paras: list[Paragraph], embedder=None, rrf_k: int = 60, show_progress: bool = True):
+    def __init__(self, paras: list[Paragraph], embedder=None, rrf_k: int = 60, show_progress: bool = True,
+                 cache: str | Path | None = None):
         from qa.retriever.bm25 import BM25Retriever
         from qa.types import Chunk
 
@@ -88,19 +89,43 @@ class ParagraphRetriever:
         self.rrf_k = rrf_k
         self.chunks = [Chunk(str(p.index), 0, len(p.text), p.text) for p in paras]
         self.bm25 = BM25Retriever(self.chunks).warm_up()
-        self.vectors = embedder.embed_documents([p.text for p in paras], show_progress=show_progress)
+        self.vectors = None
+        if cache is not None and Path(cache).exists():
+            v = np.load(cache)
+            if v.shape[0] == len(paras):
+                self.vectors = v
+        if self.vectors is None:
+            self.vectors = embedder.embed_documents([p.text for p in paras], show_progress=show_progress)
+            if cache is not None:
+                np.save(cache, self.vectors)
 
     def search_many(self, questions: list[str], k: int, exclude: list[set[int]] | None = None,
                     candidates: int = 40) -> list[list[int]]:
+        """Fused top-``k`` paragraph indices per question, leaving out ``exclude[i]`` for question ``i``.
+        Batched: one matrix product for the dense side, one bm25s call for the lexical side."""
         qv = self.embedder.embed_documents(questions)
         dense_scores = qv @ self.vectors.T
+        widest = max((len(e) for e in exclude), default=0) if exclude else 0
+        n_bm = min(len(self.paras), candidates + widest)
+        tok = self.bm25._tokenizer
+        empty = tok.get_vocab_dict().get("")
+        q_ids = [[i for i in ids if i != empty] for ids in
+                 tok.tokenize(questions, update_vocab=False, return_as="ids", show_progress=False)]
+        nonempty = [i for i, q in enumerate(q_ids) if q]
+        bm_docs: dict[int, list[int]] = {}
+        if nonempty:
+            docs, scores = self.bm25._model.retrieve([q_ids[i] for i in nonempty], k=n_bm, show_progress=False,
+                                                     n_threads=0, return_as="tuple")
+            for row, i in enumerate(nonempty):
+                bm_docs[i] = [int(d) for d, sc in zip(docs[row].tolist(), scores[row].tolist()) if sc > 0]
         out: list[list[int]] = []
-        for i, q in enumerate(questions):
+        for i in range(len(questions)):
             ex = exclude[i] if exclude else set()
-            dense_top = np.argsort(-dense_scores[i])[: candidates + len(ex)]
+            dense_top = np.argpartition(-dense_scores[i], min(len(self.paras) - 1, candidates + len(ex)))
+            dense_top = dense_top[: candidates + len(ex)]
+            dense_top = dense_top[np.argsort(-dense_scores[i][dense_top])]
             dense_rank = [int(j) for j in dense_top if int(j) not in ex][:candidates]
-            bm = self.bm25.run(q, candidates + len(ex))
-            bm_rank = [int(p.chunk.document) for p in bm if int(p.chunk.document) not in ex][:candidates]
+            bm_rank = [j for j in bm_docs.get(i, []) if j not in ex][:candidates]
             fused: dict[int, float] = {}
             for ranking in (dense_rank, bm_rank):
                 for r, j in enumerate(ranking, start=1):
@@ -122,7 +147,8 @@ def _contains_answer(text: str, answers: list[str]) -> bool:
 
 def build_groups(articles: list[dict], titles: set[str], n_questions: int, seed: int, k: int = 5,
                  null_fraction: float = 0.2, single_fraction: float = 0.1, retriever: ParagraphRetriever | None = None,
-                 batch: int = 256, show_progress: bool = True) -> tuple[list[Group], list[Paragraph]]:
+                 batch: int = 256, show_progress: bool = True, cache: str | Path | None = None
+                 ) -> tuple[list[Group], list[Paragraph]]:
     """Groups for a seeded sample of ``n_questions`` questions of the articles in ``titles``.
 
     Retrieval runs over *all* paragraphs of ``articles`` (the corpus), so distractors can come from any article.
@@ -143,7 +169,7 @@ def build_groups(articles: list[dict], titles: set[str], n_questions: int, seed:
     rng = random.Random(seed)
     rng.shuffle(items)
     items = items[:n_questions] if n_questions else items
-    retriever = retriever or ParagraphRetriever(paras, show_progress=show_progress)
+    retriever = retriever or ParagraphRetriever(paras, show_progress=show_progress, cache=cache)
     groups: list[Group] = []
     from tqdm.auto import tqdm
 
@@ -196,12 +222,13 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("-k", type=int, default=5)
     ap.add_argument("--null-fraction", type=float, default=0.2)
     ap.add_argument("--single-fraction", type=float, default=0.1)
+    ap.add_argument("--cache", type=Path, default=None, help="save/reuse the paragraph vectors here (.npy)")
     args = ap.parse_args(argv)
     articles = load_articles(args.squad)
     titles = [a.get("title", "") for a in articles]
     train_titles, held = split_articles(titles, args.held_out, args.seed)
     groups, _ = build_groups(articles, train_titles, args.questions, args.seed, args.k, args.null_fraction,
-                             args.single_fraction)
+                             args.single_fraction, cache=args.cache)
     save_groups(groups, args.out)
     kinds = {}
     for g in groups:

@@ -13,7 +13,8 @@ nvidia-smi -L 2>/dev/null || echo "no nvidia-smi"
 python3 -c "import torch, transformers; print('torch', torch.__version__, 'transformers', transformers.__version__, 'cuda', torch.cuda.is_available())"
 python3 -m qa.training.shared_norm --squad .gpu/train.json.gz --groups .gpu/train_groups.jsonl.gz \
   --init models/reader --out /tmp/sn --dev-squad .gpu/dev.json.gz --dev-groups .gpu/dev_groups.jsonl.gz \
-  --dev-limit "${DEV_LIMIT:-2000}" --single-limit "${SINGLE_LIMIT:-3000}" --old-temperature 3 --eval-before --eval-after \
+  --dev-limit "${DEV_LIMIT:-2000}" --single-limit "${SINGLE_LIMIT:-3000}" --old-temperature 3 ${EVAL_BEFORE:---eval-before} --eval-after \
+  --extra-single "${EXTRA_SINGLE:-0}" --interpolate "${INTERPOLATE:-}" --min-single-f1 "${MIN_SINGLE_F1:-0}" \
   --epochs "${EPOCHS:-2}" --minutes "${MINUTES:-4}" --groups-per-batch "${GROUPS_PER_BATCH:-32}" --lr "${LR:-3e-5}" \
   --save-fp16 2>&1 | grep -v -i warn | tee "$OUT/log.txt"
 cp /tmp/sn/figures.json /tmp/sn/model/config.json "$OUT/" 2>/dev/null

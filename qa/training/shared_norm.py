@@ -303,6 +303,12 @@ def train(args) -> dict:
     groups = read_groups(Path(args.groups))
     if args.max_groups:
         groups = groups[: args.max_groups]
+    if args.extra_single:
+        # keep the single-paragraph skill: some answerable questions also appear with their own paragraph alone
+        rng = random.Random(args.seed + 7)
+        extra = [dict(g, kind="single", passages=[g["gold"]]) for g in groups
+                 if g["kind"] == "answerable" and rng.random() < args.extra_single]
+        groups = groups + extra
     feats = featurize(groups, texts, tokenizer, args.max_length, args.stride)
     note(stage="features", groups=len(groups), windows=len(feats["ids"]))
 
@@ -353,7 +359,8 @@ def train(args) -> dict:
     step = 0
     t_train = time.time()
     losses = []
-    probe = 30
+    probe_from, probe = 10, 40  # time steps 10..40: the first steps include CUDA/autocast warm-up
+    t_probe = None
     done = False
     for epoch in range(args.epochs):
         order = batches if epoch == 0 else group_batches(feats, args.groups_per_batch, args.seed + epoch)
@@ -373,9 +380,15 @@ def train(args) -> dict:
             opt.step()
             losses.append(float(loss.detach()))
             step += 1
+            if step == probe_from:
+                if device == "cuda":
+                    torch.cuda.synchronize()
+                t_probe = time.time()
             if step == probe and args.minutes:
-                per_step = (time.time() - t_train) / probe
-                budget_steps = int(args.minutes * 60 / per_step)
+                if device == "cuda":
+                    torch.cuda.synchronize()
+                per_step = (time.time() - t_probe) / (probe - probe_from)
+                budget_steps = int((args.minutes * 60 - (time.time() - t_train)) / per_step) + step
                 total = max(probe + 1, min(planned, budget_steps))
                 note(stage="probe", sec_per_step=round(per_step, 4), planned=planned, total=total)
             if step % 100 == 0:
@@ -393,6 +406,23 @@ def train(args) -> dict:
     note(stage="trained", **figures["train"])
     if args.eval_after:
         figures["after"] = evaluate("after", None)
+    if args.interpolate and dev is not None:
+        trained = {k: v.detach().clone() for k, v in model.state_dict().items()}
+        init = AutoModelForQuestionAnswering.from_pretrained(args.init, dtype=torch.float32).state_dict()
+        candidates = {1.0: figures.get("after") or evaluate("a=1.0", None)}
+        for a in [float(x) for x in args.interpolate.split(",") if x.strip()]:
+            model.load_state_dict({k: a * trained[k] + (1 - a) * init[k].to(trained[k].device)
+                                   if trained[k].is_floating_point() else trained[k] for k in trained})
+            candidates[a] = evaluate(f"a={a}", None)
+        ok = {a: r for a, r in candidates.items()
+              if (r.get("single_shared") or {}).get("forced_f1", 0) >= args.min_single_f1}
+        pool = ok or candidates
+        best = max(pool, key=lambda a: (pool[a].get("groups_shared") or {}).get("forced_f1", 0))
+        figures["interpolation"] = {"candidates": {str(a): r for a, r in candidates.items()}, "chosen": best,
+                                    "min_single_f1": args.min_single_f1, "rule_met": bool(ok)}
+        model.load_state_dict({k: best * trained[k] + (1 - best) * init[k].to(trained[k].device)
+                               if trained[k].is_floating_point() else trained[k] for k in trained})
+        note(stage="interpolation", chosen=best, rule_met=bool(ok))
     model.eval()
     save_dir = out / "model"
     model.to("cpu")
@@ -425,6 +455,14 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--lr", type=float, default=3e-5)
     ap.add_argument("--weight-decay", type=float, default=0.01)
     ap.add_argument("--max-groups", type=int, default=0)
+    ap.add_argument("--extra-single", type=float, default=0.0,
+                    help="also train this share of answerable questions on their own paragraph alone")
+    ap.add_argument("--interpolate", default="",
+                    help="comma-separated weights a of the trained model in a*trained + (1-a)*init to evaluate "
+                         "after training (WiSE-FT); the best by --min-single-f1 rule is saved")
+    ap.add_argument("--min-single-f1", type=float, default=0.0,
+                    help="with --interpolate: keep the best multi-passage F1 among weights whose single-paragraph "
+                         "F1 (shared decoding) is at least this")
     ap.add_argument("--max-length", type=int, default=256)
     ap.add_argument("--stride", type=int, default=96)
     ap.add_argument("--seed", type=int, default=42)
