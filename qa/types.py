@@ -55,6 +55,7 @@ class Citation(BaseModel):
     context: str = Field(description="the surrounding sentence(s): document_text[context_start:context_end]")
     context_start: int
     context_end: int
+    page: int | None = Field(None, description="1-based page of `start` in a paged document (PDF); null otherwise")
 
 
 class Answer(BaseModel):
@@ -67,6 +68,7 @@ class Answer(BaseModel):
     context_start: int
     context_end: int
     citations: list[Citation] = Field(description="every supporting occurrence, best first")
+    page: int | None = Field(None, description="1-based page of `start` in a paged document (PDF); null otherwise")
 
 
 class PassageOut(BaseModel):
