@@ -15,9 +15,12 @@ from pydantic import BaseModel, Field
 @dataclass(frozen=True)
 class Document:
     id: str  # path relative to the corpus root, with "/" separators
-    text: str
+    text: str  # the served text: what offsets index (a converted format's extracted text)
     sha256: str  # of the file's bytes
     size: int  # bytes on disk
+    converter: str = "text"  # qa.converters name: text, pdf, docx, html
+    converter_version: str = ""  # library + rule versions that produced ``text``
+    page_starts: tuple[int, ...] = ()  # paged formats: offset in ``text`` where each page starts
 
 
 @dataclass(frozen=True)
