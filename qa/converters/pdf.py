@@ -1,10 +1,10 @@
 """PDF with pypdf, page by page.
 
-Each page's text is ``page.extract_text()`` (pypdf's default "plain" mode), tidied (see
-:func:`qa.converters.base.tidy`); pages are joined with a blank line and their start offsets are
+Each page's text is ``page.extract_text()`` (pypdf's default "plain" mode) with runs of spaces
+inside a line (justified text) made one space, tidied (see :func:`qa.converters.base.tidy`); pages are joined with a blank line and their start offsets are
 recorded, so a citation's page number comes from the served text itself. Why pypdf and not
-pdfplumber: see docs/converters.md (same words on our test files, pdfplumber drops the spaces of
-justified lines less often but is ~5x slower and pulls in pdfminer.six + pypdfium2).
+pdfplumber: see docs/converters.md (the same words on our test files; pypdf reads two-column pages
+column by column where pdfplumber interleaves their lines, and it is ~5x faster).
 
 Refused, each with its own code: a file pypdf cannot parse (``pdf_corrupt``), one encrypted with
 a password (``pdf_encrypted``; an empty user password, i.e. copy protection only, is opened), and
@@ -15,10 +15,13 @@ from __future__ import annotations
 
 import io
 import logging
+import re
 
 from qa.converters.base import ConversionError, Extraction, join_pages, tidy
 
 RULES = 1
+#: pypdf renders the stretched word gaps of justified lines as runs of spaces: one space is served.
+_SPACES = re.compile(r"(?<=\S)[ \t]{2,}(?=\S)")
 #: Refuse PDFs with more pages than this (a 2 MB upload limit makes it academic for uploads).
 MAX_PAGES = 5000
 
@@ -53,7 +56,7 @@ class PdfConverter:
             n = len(reader.pages)
             if n > MAX_PAGES:
                 raise ConversionError(f"has {n} pages; at most {MAX_PAGES} are read", "pdf_too_many_pages")
-            pages = [tidy(page.extract_text() or "") for page in reader.pages]
+            pages = [tidy(_SPACES.sub(" ", page.extract_text() or "")) for page in reader.pages]
         except ConversionError:
             raise
         except (PdfReadError, PyPdfError, ValueError, KeyError, TypeError, AttributeError, IndexError,
