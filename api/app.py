@@ -367,7 +367,9 @@ def create_app(
             "`page_starts[i]` is where page i+1 begins in `text`."
         ),
         responses={
-            200: {"content": {"text/plain": {"schema": {"type": "string"}}}},
+            200: {"content": {"text/plain": {"schema": {"type": "string"}},
+                              **{t.split(";")[0]: {"schema": {"type": "string", "format": "binary"}}
+                                 for t in _MEDIA_TYPES.values() if not t.startswith("text/plain")}}},
             **_responses(404, 422, 503),
         },
     )

@@ -346,8 +346,9 @@ def delete_document(base: str, doc_id: str) -> None:
         urllib.request.urlopen(req, timeout=30).close()
 
 
-def upload_from_page(page, name: str, data: bytes, mime: str, *, drop: bool = False) -> str:
-    """Upload through the file picker (or drag-and-drop onto the drop zone); returns the status text."""
+def upload_from_page(page, name: str, data: bytes, mime: str, *, drop: str | None = None) -> str:
+    """Upload through the file picker, or by dropping the file on the element ``drop``; returns the
+    status text."""
     if drop:
         handle = page.evaluate_handle(
             """([name, b64, mime]) => {
@@ -358,8 +359,9 @@ def upload_from_page(page, name: str, data: bytes, mime: str, *, drop: bool = Fa
             }""",
             [name, base64.b64encode(data).decode(), mime],
         )
-        page.dispatch_event("#drop-zone", "dragenter", {"dataTransfer": handle})
-        page.dispatch_event("#drop-zone", "drop", {"dataTransfer": handle})
+        page.dispatch_event(drop, "dragenter", {"dataTransfer": handle})
+        assert "dragging" in page.get_attribute("#drop-zone", "class")
+        page.dispatch_event(drop, "drop", {"dataTransfer": handle})
     else:
         page.set_input_files("#file-input", files=[{"name": name, "mimeType": mime, "buffer": data}])
     status = page.locator("#upload-status.ok, #upload-status.bad")
@@ -414,15 +416,17 @@ def test_chat_page_drag_and_drop_and_the_servers_errors(page, fake_server):
     page.locator("#service-status", has_text="Ready").wait_for()
     before = get_json(f"{fake_server}/documents")
     # a scan without a text layer: refused, the server's message shown as an alert, nothing added
-    status = upload_from_page(page, "scan.pdf", make_image_only_pdf(2), "application/pdf", drop=True)
+    status = upload_from_page(page, "scan.pdf", make_image_only_pdf(2), "application/pdf", drop="#drop-zone")
     assert status.startswith("Not added: file 'scan.pdf' has no text layer"), status
     assert page.get_attribute("#upload-status", "role") == "alert"
     assert get_json(f"{fake_server}/documents") == before
     # a Word file dropped onto the zone is added
     try:
         docx = make_docx([[("heading", "Minutes"), ("para", "The Glimmerdale council met on 3 March 2026.")]])
-        status = upload_from_page(page, "minutes.docx", docx, "application/octet-stream", drop=True)
+        # dropped anywhere on the page (here: the conversation), not only on the drop zone
+        status = upload_from_page(page, "minutes.docx", docx, "application/octet-stream", drop="#transcript")
         assert status.startswith("Added minutes.docx"), status
+        assert "dragging" not in page.get_attribute("#drop-zone", "class")
         page.locator('#doc-list-items li[data-doc="minutes.docx"]', has_text="DOCX").wait_for()
         reply = ask(page, "When did the Glimmerdale council meet?")
         chip = reply.locator(".chip").first

@@ -382,17 +382,23 @@
   }
 
   fileInput.addEventListener("change", () => upload(fileInput.files));
+  // Files dropped anywhere on the page are uploaded (and never opened by the browser in place of
+  // the chat); the drop zone lights up while files are dragged over the page.
   for (const type of ["dragenter", "dragover"]) {
-    dropZone.addEventListener(type, (event) => {
+    document.addEventListener(type, (event) => {
       event.preventDefault();
       dropZone.classList.add("dragging");
     });
   }
-  dropZone.addEventListener("dragleave", () => dropZone.classList.remove("dragging"));
-  dropZone.addEventListener("drop", (event) => {
+  document.addEventListener("dragleave", (event) => {
+    if (!event.relatedTarget) dropZone.classList.remove("dragging");
+  });
+  document.addEventListener("drop", (event) => {
     event.preventDefault();
     dropZone.classList.remove("dragging");
-    if (event.dataTransfer && event.dataTransfer.files) upload(event.dataTransfer.files);
+    if (event.dataTransfer && event.dataTransfer.files && event.dataTransfer.files.length) {
+      upload(event.dataTransfer.files);
+    }
   });
 
   checkReady();
