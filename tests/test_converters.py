@@ -221,6 +221,13 @@ def test_docx_tables_in_document_order_and_merged_cells_once():
     assert ex.text == "Before the table.\n\nMerged heading | Year\nQuillon | lighthouse | 1873\n\nAfter the table."
 
 
+def test_pdf_ligatures_and_justified_gaps_are_plain_text():
+    pages = [[("para", "The ﬁnance oﬃce ﬂoor. " + "Justified text runs over several lines of this page. " * 5)]]
+    ex = convert("l.pdf", make_pdf(pages))
+    assert "The finance office floor." in ex.text
+    assert "  " not in ex.text and "\ufb01" not in ex.text
+
+
 def test_pdf_with_copy_protection_only_is_read():
     """Encrypted with an owner password but an empty user password: opens without a password."""
     pages = [[("para", "Copy protected but readable text.")]]

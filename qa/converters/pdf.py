@@ -1,7 +1,7 @@
 """PDF with pypdf, page by page.
 
 Each page's text is ``page.extract_text()`` (pypdf's default "plain" mode) with runs of spaces
-inside a line (justified text) made one space, tidied (see :func:`qa.converters.base.tidy`); pages are joined with a blank line and their start offsets are
+inside a line (justified text) made one space and ligature characters (ﬁ, ﬂ, ...) spelled out, tidied (see :func:`qa.converters.base.tidy`); pages are joined with a blank line and their start offsets are
 recorded, so a citation's page number comes from the served text itself. Why pypdf and not
 pdfplumber: see docs/converters.md (the same words on our test files; pypdf reads two-column pages
 column by column where pdfplumber interleaves their lines, and it is ~5x faster).
@@ -22,6 +22,14 @@ from qa.converters.base import ConversionError, Extraction, join_pages, tidy
 RULES = 1
 #: pypdf renders the stretched word gaps of justified lines as runs of spaces: one space is served.
 _SPACES = re.compile(r"(?<=\S)[ \t]{2,}(?=\S)")
+#: Typographic ligature characters (U+FB00-FB06) that fonts map text to: served as their letters, so
+#: "ﬁnance" is found by a search for "finance".
+_LIGATURES = str.maketrans({"\ufb00": "ff", "\ufb01": "fi", "\ufb02": "fl", "\ufb03": "ffi", "\ufb04": "ffl",
+                            "\ufb05": "st", "\ufb06": "st"})
+
+
+def _page_text(raw: str) -> str:
+    return tidy(_SPACES.sub(" ", raw.translate(_LIGATURES)))
 #: Refuse PDFs with more pages than this (a 2 MB upload limit makes it academic for uploads).
 MAX_PAGES = 5000
 
@@ -56,7 +64,7 @@ class PdfConverter:
             n = len(reader.pages)
             if n > MAX_PAGES:
                 raise ConversionError(f"has {n} pages; at most {MAX_PAGES} are read", "pdf_too_many_pages")
-            pages = [tidy(_SPACES.sub(" ", page.extract_text() or "")) for page in reader.pages]
+            pages = [_page_text(page.extract_text() or "") for page in reader.pages]
         except ConversionError:
             raise
         except (PdfReadError, PyPdfError, ValueError, KeyError, TypeError, AttributeError, IndexError,
