@@ -438,3 +438,29 @@ def test_real_pipeline_cites_page_3_and_refuses_bad_pdfs_without_change(tmp_path
             assert r.status_code == 400 and r.json()["error"] in ("pdf_encrypted", "pdf_no_text"), r.text
         assert (snapshot(corpus), c.get("/documents").json()) == before
         assert snapshot(s.index_dir) == index_before
+
+
+@pytest.mark.slow
+def test_an_index_built_before_the_converters_loads_and_is_reused(tmp_path, tmp_corpus, embedder, tokenizer):
+    """Manifests without converter fields (older indexes) load as `text` documents, and the next build
+    reuses their vectors (same bytes, same text) without calling them re-extracted."""
+    import json
+
+    from qa.chunking import Chunker
+    from qa.index_store import IndexStore, build_or_update
+
+    root = tmp_corpus({"notes.txt": "Plain notes about otters.", "b.md": "# B\nBread rises."})
+    s = Settings(corpus_dir=root, index_dir=tmp_path / "index")
+    chunker = Chunker(tokenizer=tokenizer, chunk_tokens=32, chunk_overlap=8)
+    built = build_or_update(root, s, embedder, chunker)
+    manifest_path = built.path / "manifest.json"
+    manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
+    for d in manifest["documents"]:
+        d.pop("converter"), d.pop("converter_version")
+    manifest_path.write_text(json.dumps(manifest), encoding="utf-8")
+    old = IndexStore.load(s.index_dir)
+    assert {(i.converter, i.converter_version, i.pages) for i in old.documents.values()} == {("text", "", None)}
+    again = build_or_update(root, s, embedder, chunker)
+    assert sorted(again.build_report.reused) == ["b.md", "notes.txt"] and again.build_report.reextracted == []
+    assert again.build_report.chunks_embedded == 0
+    assert again.documents["notes.txt"].converter == "text" and again.documents["notes.txt"].converter_version
