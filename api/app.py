@@ -107,6 +107,15 @@ def _error(status: int, error: str, message: str, details: list | None = None) -
     return JSONResponse(body.model_dump(exclude_none=True), status_code=status)
 
 
+_MEDIA_TYPES = {".pdf": "application/pdf", ".html": "text/html; charset=utf-8", ".htm": "text/html; charset=utf-8",
+                ".docx": "application/vnd.openxmlformats-officedocument.wordprocessingml.document",
+                ".md": "text/markdown; charset=utf-8", ".txt": "text/plain; charset=utf-8"}
+
+
+def original_media_type(name: str) -> str:
+    return _MEDIA_TYPES.get(Path(name).suffix.lower(), "application/octet-stream")
+
+
 def _doc_out(info: Any) -> DocumentOut:
     if isinstance(info, dict):
         return DocumentOut.model_validate(info)
@@ -243,9 +252,10 @@ def create_app(
         title="Document QA",
         version="0.1.0",
         description=(
-            "Extractive question answering over a folder of .txt/.md documents. Every answer cites "
-            "its document and Python code-point offsets: `document_text[start:end] == text`, where "
-            "document_text is what `GET /documents/{id}` returns. Errors are JSON "
+            "Extractive question answering over a folder of documents (.txt, .md, .pdf, .docx, .html). "
+            "Every answer cites its document and Python code-point offsets: `document_text[start:end] == "
+            "text`, where document_text is what `GET /documents/{id}` returns (for PDF, DOCX and HTML: "
+            "the extracted text); PDF citations also carry their 1-based `page`. Errors are JSON "
             "`{error, message, details?}`."
         ),
         lifespan=lifespan,
@@ -351,44 +361,59 @@ def create_app(
         tags=["documents"],
         summary="A document's text, exactly as answer offsets index it",
         description=(
-            "JSON `{id, text, length}` by default; with `?raw=true` the bare text as "
-            "`text/plain; charset=utf-8`. Offsets are Python code points (not UTF-16 units)."
+            "JSON `{id, text, length, page_starts}` by default; with `?raw=true` the bare text as "
+            "`text/plain; charset=utf-8`; with `?original=true` the original file as uploaded (e.g. "
+            "the PDF), as a download. Offsets are Python code points (not UTF-16 units); for a PDF, "
+            "`page_starts[i]` is where page i+1 begins in `text`."
         ),
         responses={
-            200: {"content": {"text/plain": {"schema": {"type": "string"}}}},
+            200: {"content": {"text/plain": {"schema": {"type": "string"}},
+                              **{t.split(";")[0]: {"schema": {"type": "string", "format": "binary"}}
+                                 for t in _MEDIA_TYPES.values() if not t.startswith("text/plain")}}},
             **_responses(404, 422, 503),
         },
     )
     async def get_document(
         doc_id: str,
         raw: bool = Query(False, description="return text/plain instead of JSON"),
+        original: bool = Query(False, description="download the original file (PDF, DOCX, HTML, ...)"),
         pipeline: Any = Depends(ready_pipeline),
     ):
         try:
+            if original:
+                path = await anyio.to_thread.run_sync(pipeline.document_original, doc_id)
+                # always a download (never rendered here: an uploaded .html must not run on this origin)
+                return FileResponse(path, media_type=original_media_type(path.name), filename=path.name,
+                                    content_disposition_type="attachment")
             text = await anyio.to_thread.run_sync(pipeline.document_text, doc_id)
+            page_starts = getattr(pipeline, "page_starts", None)
+            pages = list(await anyio.to_thread.run_sync(page_starts, doc_id)) if page_starts else []
         except KeyError:
             raise ApiError(404, "not_found", f"unknown document {shown(doc_id)}") from None
         if raw:
             return PlainTextResponse(text, media_type="text/plain; charset=utf-8")
-        return DocumentText(id=doc_id, text=text, length=len(text))
+        return DocumentText(id=doc_id, text=text, length=len(text), page_starts=pages or None)
 
     @app.post(
         "/documents",
         response_model=UploadResult,
         status_code=201,
         tags=["documents"],
-        summary="Upload .txt/.md files: stored in the corpus folder and indexed",
+        summary="Upload .txt/.md/.pdf/.docx/.html files: stored in the corpus folder and indexed",
         description=(
-            f"Multipart field `files`, one or more (at most {MAX_FILES_PER_UPLOAD}). Each must be "
-            f"UTF-8 text, not empty, at most Settings.max_upload_bytes ({settings.max_upload_bytes}) "
-            "bytes, with a plain .txt/.md name (no path separators, '..', leading dot or control "
-            "characters) that is not taken yet. All or nothing: if any file is rejected, nothing is "
+            f"Multipart field `files`, one or more (at most {MAX_FILES_PER_UPLOAD}). Each must be at "
+            f"most Settings.max_upload_bytes ({settings.max_upload_bytes}) bytes, with a plain "
+            ".txt/.md/.pdf/.docx/.html/.htm name (no path separators, '..', leading dot or control "
+            "characters) that is not taken yet, and must yield text: .txt/.md UTF-8 text (`not_utf8`, "
+            "`not_text`, `empty_file`); a PDF with a text layer (`pdf_corrupt`, `pdf_encrypted`, "
+            "`pdf_no_text`); a DOCX (`docx_corrupt`, `docx_zip_bomb`, `docx_no_text`); HTML with a "
+            "readable body (`html_no_text`). All or nothing: if any file is rejected, nothing is "
             "stored or indexed."
         ),
         responses=_responses(400, 409, 413, 422, 503),
     )
     async def upload_documents(
-        files: list[UploadFile] = File(..., description="the .txt/.md files"),
+        files: list[UploadFile] = File(..., description="the .txt/.md/.pdf/.docx/.html files"),
         pipeline: Any = Depends(ready_pipeline),
         service: ServiceState = Depends(get_service),
     ) -> UploadResult:
@@ -407,7 +432,8 @@ def create_app(
                     raise DocumentError(f"file {shown(name)} is given twice", "duplicate_file")
                 seen.add(name)
                 data = await f.read(limit + 1)
-                check_document_content(name, data, limit)
+                # off the event loop: converting a PDF/DOCX/HTML takes a moment
+                await anyio.to_thread.run_sync(check_document_content, name, data, limit)
             except DocumentError as e:
                 raise ApiError(e.status, e.code, str(e)) from None
             batch.append((name, data))

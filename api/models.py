@@ -66,6 +66,8 @@ class DocumentOut(BaseModel):
     size: int = Field(description="bytes on disk")
     sha256: str = Field(description="of the file's bytes")
     chunk_count: int = Field(description="chunks indexed for retrieval")
+    converter: str = Field("text", description="what extracted the served text: text, pdf, docx or html")
+    pages: int | None = Field(None, description="pages of a PDF; null for other formats")
 
 
 class DocumentList(BaseModel):
@@ -76,6 +78,8 @@ class DocumentText(BaseModel):
     id: str
     text: str = Field(description="exactly the text that start/end offsets index (Python code points)")
     length: int = Field(description="len(text) in code points")
+    page_starts: list[int] | None = Field(None, description="PDF: offset in text where each page begins "
+                                                            "(page n starts at page_starts[n-1]); null otherwise")
 
 
 class UploadResult(BaseModel):

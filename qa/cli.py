@@ -116,6 +116,8 @@ def cmd_index(args: argparse.Namespace) -> int:
     print(f"Documents indexed: {len(report.indexed)} ({len(report.added)} new, {len(report.changed)} changed)")
     print(f"Documents reused:  {len(report.reused)}")
     print(f"Documents removed: {len(report.removed)}")
+    if report.reextracted:
+        print(f"Documents re-extracted by a new converter version: {len(report.reextracted)}")
     print(f"Documents skipped: {len(report.skipped)}")
     for s in report.skipped:
         print(f"  skipped {s.path}: {s.reason}")
@@ -228,7 +230,8 @@ def cmd_ask(args: argparse.Namespace) -> int:
     for i, a in enumerate(result.answers, 1):
         print(f"{i}. {a.text}   (confidence {a.score:.0%})")
         for c in a.citations:
-            print(f"     {c.document} {c.start}-{c.end}: {' '.join(c.context.split())}")
+            page = f" p. {c.page}" if c.page else ""
+            print(f"     {c.document}{page} {c.start}-{c.end}: {' '.join(c.context.split())}")
     return EXIT_OK
 
 

@@ -54,7 +54,7 @@ class Settings(BaseSettings):
     reader_precision: Literal["auto", "bf16", "fp32"] = "auto"
     # Early exit (opt-in): read the best `reader_first_passages` retrieved passages first and the rest only when
     # no span there reaches `reader_early_exit_score` (a window's p(start)*p(end)). 0 = read every passage at
-    # once. Off by default: with the shipped reader few first passages score that high (README, Latency).
+    # once. Off by default: with the shipped reader few first passages score that high (docs/benchmarks.md, Latency).
     reader_first_passages: int = Field(0, ge=0, le=50)
     reader_early_exit_score: float = Field(0.9, ge=0.0, le=1.0)
     max_answers: int = Field(3, ge=1, le=20)

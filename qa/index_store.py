@@ -6,8 +6,10 @@ Layout of ``Settings.index_dir`` (default ``index/``)::
       CURRENT                 name of the active version folder (replaced atomically)
       v-20261122T004512-1a2b3c/
         manifest.json         format version, embedding model id, dimension, chunking params,
-                              index type, counts, and per document: id, sha256, size, chunk_count
-        documents.jsonl       {"id", "text"} per document: the exact text offsets refer to
+                              index type, counts, and per document: id, sha256, size, chunk_count,
+                              converter and converter_version (absent in older indexes: "text")
+        documents.jsonl       {"id", "text", "page_starts"?} per document: the exact (served,
+                              converted) text offsets refer to, and where each PDF page starts
         chunks.jsonl          {"document", "start", "end"} per chunk, in vector order
         vectors.npy           float32 (n_chunks, dimension), L2-normalised (reused on update)
         index.faiss           IndexFlatIP (default) or IndexHNSWFlat (inner product)
@@ -18,6 +20,8 @@ then swaps ``CURRENT`` with ``os.replace`` (atomic). A crash at any step before 
 previous version active and loadable; stale ``.tmp-*`` folders and superseded versions are removed
 by the next successful build. The index is self-contained: it stores each document's text, so
 ``store.document_text(doc_id)[chunk.start:chunk.end] == chunk.text`` without the corpus folder.
+Every build re-extracts every file (qa.converters), so a converter upgrade takes effect at the next
+build; a document's vectors are reused only while its file bytes AND its extracted text are unchanged.
 
 :meth:`IndexStore.load` verifies the manifest and raises :class:`IndexNotFoundError`,
 :class:`IndexCorruptError` or :class:`IndexStaleError` (all :class:`IndexLoadError`) with a message
@@ -86,6 +90,9 @@ class DocumentInfo:
     sha256: str  # of the file's bytes
     size: int  # bytes
     chunk_count: int
+    converter: str = "text"  # qa.converters name that extracted the served text
+    converter_version: str = ""  # its library/rule versions ("" in indexes built before converters)
+    pages: int | None = None  # pages of a paged document (PDF), else None
 
 
 @dataclass
@@ -96,6 +103,7 @@ class BuildReport:
     added: list[str] = field(default_factory=list)  # new documents (embedded)
     changed: list[str] = field(default_factory=list)  # sha256 changed (re-embedded)
     reused: list[str] = field(default_factory=list)  # unchanged (vectors reused)
+    reextracted: list[str] = field(default_factory=list)  # converter version changed since the last build
     removed: list[str] = field(default_factory=list)  # gone from the corpus
     skipped: list[SkippedFile] = field(default_factory=list)
     chunks_embedded: int = 0
@@ -110,13 +118,23 @@ class BuildReport:
         return (
             f"{self.documents} documents, {self.chunks} chunks: {len(self.indexed)} indexed "
             f"({len(self.added)} new, {len(self.changed)} changed), {len(self.reused)} reused, "
-            f"{len(self.removed)} removed, {len(self.skipped)} skipped in {self.seconds:.1f}s"
+            f"{len(self.removed)} removed, {len(self.skipped)} skipped"
+            + (f", {len(self.reextracted)} re-extracted by a new converter version" if self.reextracted else "")
+            + f" in {self.seconds:.1f}s"
         )
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
         d["indexed"] = self.indexed
         return d
+
+
+def _info(entry: dict[str, Any]) -> DocumentInfo:
+    """A manifest's document entry as DocumentInfo (converter fields optional: older indexes)."""
+    pages = entry.get("pages")
+    return DocumentInfo(entry["id"], entry["sha256"], int(entry["size"]), int(entry["chunk_count"]),
+                        str(entry.get("converter", "text")), str(entry.get("converter_version", "")),
+                        int(pages) if pages is not None else None)
 
 
 def _text_sha(text: str) -> str:
@@ -173,12 +191,14 @@ class IndexStore:
         texts: dict[str, str],
         vectors: np.ndarray,
         index: Any,
+        page_starts: dict[str, tuple[int, ...]] | None = None,
     ) -> None:
         self.path = Path(path)
         self.manifest = manifest
         self.chunks = chunks
         self.documents = documents
         self._texts = texts
+        self._page_starts = page_starts or {}
         self.vectors = vectors
         self._index = index
         self._doc_chunks: dict[str, list[int]] = {}
@@ -212,6 +232,19 @@ class IndexStore:
     def document_text(self, doc_id: str) -> str:
         """The exact text that offsets refer to. Raises KeyError for an unknown document."""
         return self._texts[doc_id]
+
+    def page_starts(self, doc_id: str) -> tuple[int, ...]:
+        """Where each page of a paged document (PDF) starts in its text; () for other formats.
+        Raises KeyError for an unknown document."""
+        if doc_id not in self._texts:
+            raise KeyError(doc_id)
+        return self._page_starts.get(doc_id, ())
+
+    def page_of(self, doc_id: str, offset: int) -> int | None:
+        """1-based page holding ``offset`` of a paged document, else None."""
+        from qa.converters import page_of
+
+        return page_of(self.page_starts(doc_id), offset)
 
     def document_ids(self) -> list[str]:
         return sorted(self.documents)
@@ -283,10 +316,7 @@ class IndexStore:
             manifest["chunking"]["chunk_tokens"]
             counts = manifest["counts"]
             doc_entries = manifest["documents"]
-            docs = {
-                d["id"]: DocumentInfo(d["id"], d["sha256"], int(d["size"]), int(d["chunk_count"]))
-                for d in doc_entries
-            }
+            docs = {d["id"]: _info(d) for d in doc_entries}
             text_shas = {d["id"]: d["text_sha256"] for d in doc_entries}
         except (KeyError, TypeError, ValueError) as e:
             raise IndexCorruptError(
@@ -308,11 +338,17 @@ class IndexStore:
 
         # Documents (texts)
         texts: dict[str, str] = {}
+        pages: dict[str, tuple[int, ...]] = {}
         try:
             with open(version / DOCUMENTS_FILE, encoding="utf-8", newline="") as f:
                 for line in f:
                     rec = json.loads(line)
                     texts[rec["id"]] = rec["text"]
+                    if rec.get("page_starts"):
+                        starts = tuple(int(x) for x in rec["page_starts"])
+                        if starts[0] != 0 or any(b <= a for a, b in zip(starts, starts[1:])) or starts[-1] > len(rec["text"]):
+                            raise ValueError(f"bad page_starts of {rec['id']}")
+                        pages[rec["id"]] = starts
         except (OSError, ValueError, KeyError, TypeError) as e:
             raise IndexCorruptError(f"{where}/{DOCUMENTS_FILE} is damaged ({e!r}); {REBUILD_HINT}") from None
         if set(texts) != set(docs):
@@ -375,7 +411,7 @@ class IndexStore:
         if index_type == "hnsw" and hasattr(index, "hnsw"):
             index.hnsw.efSearch = max(int(index.hnsw.efSearch), 128)
 
-        return cls(version, manifest, chunks, docs, texts, vectors, index)
+        return cls(version, manifest, chunks, docs, texts, vectors, index, pages)
 
     # ----------------------------------------------------------------- build
 
@@ -431,7 +467,10 @@ def _fsync_dir(path: Path) -> None:
 def _write_documents(folder: Path, docs: list[Document]) -> None:
     with open(folder / DOCUMENTS_FILE, "w", encoding="utf-8", newline="") as f:
         for d in docs:
-            f.write(json.dumps({"id": d.id, "text": d.text}) + "\n")
+            rec: dict[str, Any] = {"id": d.id, "text": d.text}
+            if d.page_starts:
+                rec["page_starts"] = list(d.page_starts)
+            f.write(json.dumps(rec) + "\n")
 
 
 def _write_chunks(folder: Path, chunks: list[Chunk]) -> None:
@@ -545,8 +584,10 @@ def build_or_update(
 ) -> IndexStore:
     """Index the corpus into ``settings.index_dir``, reusing vectors of unchanged documents.
 
-    Without ``paths`` the corpus is every ``.txt``/``.md`` under ``corpus_root``: documents whose
-    sha256 matches the previous index keep their chunks and vectors, new or changed ones are
+    Without ``paths`` the corpus is every supported file under ``corpus_root`` (converted to text
+    by qa.converters): documents whose sha256 and extracted text match the previous index keep
+    their chunks and vectors, new or changed ones (or ones a new converter version extracts
+    differently) are
     chunked and embedded, and indexed documents no longer present are dropped. With ``paths``
     (files or folders, ids relative to ``corpus_root``) only those are added or updated; the other
     indexed documents stay as they are (nothing is removed).
@@ -574,7 +615,8 @@ def build_or_update(
             given = {d.id for d in docs}
             for doc_id, info in loaded.documents.items():
                 if doc_id not in given:
-                    docs.append(Document(doc_id, loaded.document_text(doc_id), info.sha256, info.size))
+                    docs.append(Document(doc_id, loaded.document_text(doc_id), info.sha256, info.size,
+                                         info.converter, info.converter_version, loaded.page_starts(doc_id)))
             docs.sort(key=lambda d: d.id)
         # Documents of the old index that are not in the new one (for the report).
         old_ids = set(loaded.documents) if loaded is not None else set()
@@ -584,9 +626,16 @@ def build_or_update(
         parts: list[np.ndarray | int] = []  # per document: reused vectors, or how many to embed
         to_embed: list[Chunk] = []
         doc_entries: list[dict[str, Any]] = []
+        old_text_shas = {e["id"]: e.get("text_sha256") for e in prev.manifest["documents"]} if prev is not None else {}
         for doc in docs:
             old = prev_docs.get(doc.id)
-            if prev is not None and old is not None and old.sha256 == doc.sha256:
+            text_sha = _text_sha(doc.text)
+            before = loaded.documents.get(doc.id) if loaded is not None else None
+            if before is not None and before.converter_version and (
+                (before.converter, before.converter_version) != (doc.converter, doc.converter_version)
+            ):
+                report.reextracted.append(doc.id)
+            if prev is not None and old is not None and old.sha256 == doc.sha256 and old_text_shas.get(doc.id) == text_sha:
                 idx = prev._doc_chunks.get(doc.id, [])
                 chunks = [prev.chunks[i] for i in idx]
                 parts.append(prev.vectors[idx] if idx else np.zeros((0, dim), np.float32))
@@ -603,7 +652,10 @@ def build_or_update(
                     "sha256": doc.sha256,
                     "size": doc.size,
                     "chunk_count": len(chunks),
-                    "text_sha256": _text_sha(doc.text),
+                    "text_sha256": text_sha,
+                    "converter": doc.converter,
+                    "converter_version": doc.converter_version,
+                    **({"pages": len(doc.page_starts)} if doc.page_starts else {}),
                 }
             )
         current_ids = {d.id for d in docs}
@@ -642,8 +694,9 @@ def build_or_update(
         version = _write_version(index_dir, manifest, docs, all_chunks, vectors, index)
 
     texts = {d.id: d.text for d in docs}
-    infos = {e["id"]: DocumentInfo(e["id"], e["sha256"], e["size"], e["chunk_count"]) for e in doc_entries}
-    store = IndexStore(version, manifest, all_chunks, infos, texts, vectors, index)
+    infos = {e["id"]: _info(e) for e in doc_entries}
+    page_starts = {d.id: d.page_starts for d in docs if d.page_starts}
+    store = IndexStore(version, manifest, all_chunks, infos, texts, vectors, index, page_starts)
     report.documents = len(docs)
     report.chunks = len(all_chunks)
     report.seconds = time.perf_counter() - t0

@@ -1,9 +1,12 @@
-"""Load a corpus of ``.txt`` / ``.md`` documents.
+"""Load a corpus of documents: ``.txt``/``.md`` text, and ``.pdf``, ``.docx``, ``.html``/``.htm``
+converted to text by :mod:`qa.converters`.
 
 Offsets contract
 ----------------
-Every offset in the service is a Python code-point offset into the document text exactly as
-``open(path, encoding="utf-8").read()`` returns it. That means:
+Every offset in the service is a Python code-point offset into the document's **served text**:
+for a converted format, the converter's output (stored in the index and returned by
+``GET /documents/{id}``); for ``.txt``/``.md``, the text exactly as
+``open(path, encoding="utf-8").read()`` returns it. That means, for text files:
 
 * universal newlines: a CRLF (or lone CR) in the file reads as ``"\\n"``;
 * a UTF-8 byte-order mark is **kept** as ``"\\ufeff"`` at offset 0. We deliberately do not strip
@@ -12,8 +15,10 @@ Every offset in the service is a Python code-point offset into the document text
 
 ``sha256`` and ``size`` are computed on the raw bytes on disk.
 
-Files that are not valid UTF-8, or are empty / whitespace-only, are skipped with a ``logging``
-warning naming them; they never abort loading.
+Files that cannot be converted (not valid UTF-8, empty / whitespace-only, an encrypted or
+image-only PDF, a damaged DOCX, ...) are skipped with a ``logging`` warning naming them and the
+reason; they never abort loading. A converted document keeps its file name as its id
+(``report.pdf``); the original file stays in the corpus folder.
 """
 
 from __future__ import annotations
@@ -24,11 +29,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable
 
+from qa.converters import SUPPORTED_SUFFIXES, ConversionError, Extraction, convert
 from qa.types import Document
 
 logger = logging.getLogger(__name__)
 
-SUPPORTED_SUFFIXES = (".txt", ".md")
+__all__ = ["SUPPORTED_SUFFIXES", "SkippedFile", "decode_bytes", "discover", "document_from_bytes",
+           "document_id", "load_corpus", "load_document", "read_text"]
 
 
 @dataclass(frozen=True)
@@ -61,24 +68,23 @@ def document_id(path: Path, root: Path) -> str:
         return Path(path).name
 
 
+def _document(doc_id: str, raw: bytes, ex: Extraction) -> Document:
+    return Document(id=doc_id, text=ex.text, sha256=hashlib.sha256(raw).hexdigest(), size=len(raw),
+                    converter=ex.converter, converter_version=ex.version, page_starts=ex.page_starts)
+
+
 def document_from_bytes(doc_id: str, raw: bytes) -> Document:
-    """Build a Document from raw bytes. Raises UnicodeDecodeError / ValueError (empty text)."""
-    text = decode_bytes(raw)
-    if not text.strip():
-        raise ValueError("empty or whitespace-only")
-    return Document(id=doc_id, text=text, sha256=hashlib.sha256(raw).hexdigest(), size=len(raw))
+    """Build a Document from a file's raw bytes, converted by its suffix. Raises
+    :class:`qa.converters.ConversionError` (a ValueError) when it cannot be converted."""
+    return _document(doc_id, raw, convert(doc_id, raw))
 
 
 def load_document(path: Path, root: Path | None = None) -> Document:
-    """Load one file. Raises UnicodeDecodeError (not UTF-8) or ValueError (empty/whitespace-only)."""
+    """Load and convert one file. Raises ConversionError (a ValueError: not UTF-8, empty, a bad PDF...)."""
     path = Path(path)
     raw = path.read_bytes()
-    raw.decode("utf-8")  # validate strictly before the text read (raises UnicodeDecodeError)
-    text = read_text(path)
-    if not text.strip():
-        raise ValueError("empty or whitespace-only")
     doc_id = document_id(path, root) if root is not None else path.name
-    return Document(id=doc_id, text=text, sha256=hashlib.sha256(raw).hexdigest(), size=len(raw))
+    return _document(doc_id, raw, convert(path.name, raw))
 
 
 def discover(root: Path) -> list[Path]:
@@ -110,7 +116,7 @@ def _expand(paths: Iterable[Path]) -> list[Path]:
 def load_corpus(
     root: Path, paths: list[Path] | None = None
 ) -> tuple[list[Document], list[SkippedFile]]:
-    """Load every ``.txt``/``.md`` file under ``root`` (recursive), or only ``paths`` if given.
+    """Load every supported file under ``root`` (recursive), or only ``paths`` if given.
 
     ``paths`` may contain files or folders; ids are relative to ``root``. Returns documents
     sorted by id, and the files that were skipped (with a warning logged for each).
@@ -128,14 +134,14 @@ def load_corpus(
     for f in files:
         doc_id = document_id(f, root)
         if f.suffix.lower() not in SUPPORTED_SUFFIXES:
-            reason = f"unsupported file type {f.suffix or '(none)'!r} (only .txt and .md)"
+            reason = f"unsupported file type {f.suffix or '(none)'!r} (supported: {', '.join(SUPPORTED_SUFFIXES)})"
         elif not f.is_file():
             reason = "file not found"
         else:
             try:
                 doc = load_document(f, root)
-            except UnicodeDecodeError as e:
-                reason = f"not valid UTF-8 ({e.reason} at byte {e.start})"
+            except ConversionError as e:
+                reason = f"{e} [{e.code}]"
             except ValueError as e:
                 reason = str(e)
             except OSError as e:

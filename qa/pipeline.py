@@ -19,8 +19,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from qa.config import Settings, get_settings
+from qa.converters import SUPPORTED_SUFFIXES, ConversionError, add_pages, converter_for
 from qa.index_store import DocumentInfo, IndexStore, build_or_update, load_or_build
-from qa.ingest import SUPPORTED_SUFFIXES
 from qa.types import AskResult, PassageOut
 
 logger = logging.getLogger(__name__)
@@ -56,7 +56,7 @@ def shown(name: str) -> str:
 
 
 def check_document_name(name: str | None) -> str:
-    """A safe, flat .txt/.md file name inside the corpus folder, or DocumentError."""
+    """A safe, flat file name of a supported type (qa.converters) inside the corpus folder, or DocumentError."""
     if not name:
         raise DocumentError("every uploaded file needs a file name", "invalid_file_name")
     if "/" in name or "\\" in name:
@@ -72,7 +72,8 @@ def check_document_name(name: str | None) -> str:
     if len(name.encode("utf-8", "surrogatepass")) > MAX_NAME_BYTES:
         raise DocumentError(f"file name {shown(name)} is longer than {MAX_NAME_BYTES} bytes", "invalid_file_name")
     if not name.lower().endswith(SUPPORTED_SUFFIXES) or name.lower() in SUPPORTED_SUFFIXES:
-        raise DocumentError(f"file {shown(name)}: only .txt and .md files can be uploaded", "unsupported_file_type")
+        raise DocumentError(f"file {shown(name)}: only {', '.join(SUPPORTED_SUFFIXES)} files can be uploaded",
+                            "unsupported_file_type")
     try:
         name.encode("utf-8")
     except UnicodeEncodeError:
@@ -81,9 +82,18 @@ def check_document_name(name: str | None) -> str:
 
 
 def check_document_content(name: str, data: bytes, limit: int) -> str:
-    """The upload's text if it is non-empty UTF-8 text within ``limit`` bytes, or DocumentError."""
+    """The upload's served text if it is at most ``limit`` bytes and converts to non-empty text, or
+    DocumentError. ``.txt``/``.md`` must be UTF-8 without NULs; other formats are converted by
+    qa.converters, whose error codes (pdf_encrypted, pdf_no_text, docx_corrupt, docx_zip_bomb,
+    html_no_text, ...) are passed on."""
     if len(data) > limit:
         raise DocumentError(f"file {shown(name)} is larger than the limit of {limit} bytes", "file_too_large", 413)
+    conv = converter_for(name)
+    if conv is not None and conv.name != "text":
+        try:
+            return conv.convert(data).text
+        except ConversionError as e:
+            raise DocumentError(f"file {shown(name)} {e}", e.code) from None
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError as e:
@@ -158,7 +168,7 @@ class QAPipeline:
         t1 = time.perf_counter()
         out = self.reader.run(q, passages, state.store.document_text, max_answers=n)
         t2 = time.perf_counter()
-        return AskResult(
+        return add_pages(AskResult(
             question=q,
             answer_found=out.answer_found,
             answers=out.answers,
@@ -169,7 +179,7 @@ class QAPipeline:
             passages_read=out.passages_read,
             timing_ms={"retrieve": round((t1 - t0) * 1000, 2), "read": round((t2 - t1) * 1000, 2),
                        "total": round((t2 - t0) * 1000, 2)},
-        )
+        ), state.store.page_starts)
 
     # ------------------------------------------------------------------ documents
     def documents(self) -> list[DocumentInfo]:
@@ -178,6 +188,21 @@ class QAPipeline:
 
     def document_text(self, doc_id: str) -> str:
         return self.store.document_text(doc_id)
+
+    def page_starts(self, doc_id: str) -> tuple[int, ...]:
+        """Where each page of a PDF starts in its served text; () for other formats. KeyError if unknown."""
+        return self.store.page_starts(doc_id)
+
+    def document_original(self, doc_id: str) -> Path:
+        """The indexed document's original file in the corpus folder (e.g. the .pdf). KeyError when
+        the document is not indexed or its file is gone."""
+        if doc_id not in self.store.documents:
+            raise KeyError(doc_id)
+        corpus = Path(self.settings.corpus_dir).resolve()
+        path = (corpus / doc_id).resolve()
+        if corpus not in path.parents or not path.is_file():
+            raise KeyError(doc_id)
+        return path
 
     def add_documents(self, files: list[tuple[str, bytes]]) -> list[str]:
         """Validate every file first, then write them into the corpus folder and index incrementally.
@@ -209,7 +234,9 @@ class QAPipeline:
                     tmp.write_bytes(data)
                     os.replace(tmp, target)
                     written.append((target, previous))
-                store = build_or_update(corpus, s, self.embedder, self.chunker, previous=state.store)
+                # Only the uploaded files are read (and converted); the other documents stay as indexed.
+                store = build_or_update(corpus, s, self.embedder, self.chunker, previous=state.store,
+                                        paths=[target for target, _ in written])
             except BaseException:
                 for target, previous in written:
                     if previous is None:

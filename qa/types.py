@@ -15,9 +15,12 @@ from pydantic import BaseModel, Field
 @dataclass(frozen=True)
 class Document:
     id: str  # path relative to the corpus root, with "/" separators
-    text: str
+    text: str  # the served text: what offsets index (a converted format's extracted text)
     sha256: str  # of the file's bytes
     size: int  # bytes on disk
+    converter: str = "text"  # qa.converters name: text, pdf, docx, html
+    converter_version: str = ""  # library + rule versions that produced ``text``
+    page_starts: tuple[int, ...] = ()  # paged formats: offset in ``text`` where each page starts
 
 
 @dataclass(frozen=True)
@@ -55,6 +58,7 @@ class Citation(BaseModel):
     context: str = Field(description="the surrounding sentence(s): document_text[context_start:context_end]")
     context_start: int
     context_end: int
+    page: int | None = Field(None, description="1-based page of `start` in a paged document (PDF); null otherwise")
 
 
 class Answer(BaseModel):
@@ -67,6 +71,7 @@ class Answer(BaseModel):
     context_start: int
     context_end: int
     citations: list[Citation] = Field(description="every supporting occurrence, best first")
+    page: int | None = Field(None, description="1-based page of `start` in a paged document (PDF); null otherwise")
 
 
 class PassageOut(BaseModel):

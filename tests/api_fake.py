@@ -2,7 +2,9 @@
 
 Its "reader" picks the sentence sharing most words with the question and answers with that
 sentence, so answers are real spans of real documents: ``text[start:end] == answer.text``.
-Documents live in ``settings.corpus_dir`` like the real pipeline's (uploads are written there).
+Documents live in ``settings.corpus_dir`` like the real pipeline's (uploads are written there) and are
+converted by qa.converters like the real pipeline's (PDF/DOCX/HTML served as extracted text; PDF
+answers and citations carry ``page`` from the same helper the real pipeline uses).
 """
 
 from __future__ import annotations
@@ -14,8 +16,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from qa.config import Settings
-from qa.ingest import decode_bytes, load_corpus
-from qa.types import Answer, AskResult, Citation, PassageOut
+from qa.converters import add_pages
+from qa.ingest import document_from_bytes, load_corpus
+from qa.types import Answer, AskResult, Citation, Document, PassageOut
 
 WORD = re.compile(r"\w+")
 SENTENCE = re.compile(r"[^.!?\n]+[.!?]?")
@@ -28,6 +31,8 @@ class FakeDocInfo:
     size: int
     sha256: str
     chunk_count: int
+    converter: str = "text"
+    pages: int | None = None
 
 
 class FakeLoadError(Exception):
@@ -40,6 +45,8 @@ class FakePipeline:
         self.fail_warm_up = fail_warm_up
         self._lock = threading.Lock()
         self._docs: dict[str, tuple[str, bytes]] = {}
+        self._pages: dict[str, tuple[int, ...]] = {}
+        self._converter: dict[str, str] = {}
         self.asked: list[tuple[str, int | None, int | None]] = []
         self.warmed = False
 
@@ -48,18 +55,36 @@ class FakePipeline:
             raise FakeLoadError(self.fail_warm_up)
         docs, _ = load_corpus(Path(self.settings.corpus_dir))
         self._docs = {d.id: (d.text, (Path(self.settings.corpus_dir) / d.id).read_bytes()) for d in docs}
+        self._remember(docs)
         self.warmed = True
+
+    def _remember(self, docs: list[Document]) -> None:
+        self._pages = {**self._pages, **{d.id: d.page_starts for d in docs}}
+        self._converter = {**self._converter, **{d.id: d.converter for d in docs}}
 
     # -- reading
     def documents(self) -> list[FakeDocInfo]:
         docs = dict(self._docs)
         return [
-            FakeDocInfo(id=i, size=len(raw), sha256=hashlib.sha256(raw).hexdigest(), chunk_count=max(1, len(t) // 800 + 1))
+            FakeDocInfo(id=i, size=len(raw), sha256=hashlib.sha256(raw).hexdigest(), chunk_count=max(1, len(t) // 800 + 1),
+                        converter=self._converter.get(i, "text"), pages=len(self._pages.get(i, ())) or None)
             for i, (t, raw) in sorted(docs.items())
         ]
 
     def document_text(self, doc_id: str) -> str:
         return self._docs[doc_id][0]
+
+    def page_starts(self, doc_id: str) -> tuple[int, ...]:
+        self._docs[doc_id]  # KeyError if unknown
+        return self._pages.get(doc_id, ())
+
+    def document_original(self, doc_id: str) -> Path:
+        if doc_id not in self._docs:
+            raise KeyError(doc_id)
+        path = Path(self.settings.corpus_dir) / doc_id
+        if not path.is_file():
+            raise KeyError(doc_id)
+        return path
 
     def ask(self, question: str, top_k: int | None = None, max_answers: int | None = None) -> AskResult:
         self.asked.append((question, top_k, max_answers))
@@ -97,18 +122,19 @@ class FakePipeline:
                            context_start=p.start, context_end=p.end)
             guess = Answer(text=p.text, score=0.05, document=p.document, start=p.start, end=p.end, context=p.text,
                            context_start=p.start, context_end=p.end, citations=[cit])
-        return AskResult(question=question, answer_found=bool(answers), answers=answers, passages=passages,
-                         no_answer_score=0.1 if answers else 0.9, best_guess=guess, timing_ms={"total": 1.0})
+        return add_pages(AskResult(question=question, answer_found=bool(answers), answers=answers, passages=passages,
+                                   no_answer_score=0.1 if answers else 0.9, best_guess=guess,
+                                   timing_ms={"total": 1.0}), self.page_starts)
 
     # -- writing
     def add_documents(self, files: list[tuple[str, bytes]]) -> list[str]:
         with self._lock:
             corpus = Path(self.settings.corpus_dir)
-            for name, raw in files:
-                decode_bytes(raw)  # validates
-            for name, raw in files:
+            docs = [document_from_bytes(name, raw) for name, raw in files]  # validates (ConversionError)
+            for (name, raw), doc in zip(files, docs):
                 (corpus / name).write_bytes(raw)
-                self._docs = {**self._docs, name: (decode_bytes(raw), raw)}
+                self._docs = {**self._docs, name: (doc.text, raw)}
+            self._remember(docs)
             return [name for name, _ in files]
 
     def remove_document(self, doc_id: str) -> None:

@@ -288,7 +288,7 @@ def test_get_document_text_json_and_raw(client, settings):
     doc_id = "000_4741fbb5b5543d86.txt"
     expected = open(settings.corpus_dir / doc_id, encoding="utf-8").read()
     body = client.get(f"/documents/{doc_id}").json()
-    assert body == {"id": doc_id, "text": expected, "length": len(expected)}
+    assert body == {"id": doc_id, "text": expected, "length": len(expected), "page_starts": None}
     r = client.get(f"/documents/{doc_id}", params={"raw": "true"})
     assert r.status_code == 200 and r.headers["content-type"] == "text/plain; charset=utf-8"
     assert r.content.decode("utf-8") == expected
@@ -390,7 +390,7 @@ def test_upload_bad_names_are_400_and_write_nothing(client, settings, tmp_path, 
     assert not (tmp_path / "evil.txt").exists() and not Path("/tmp/evil.txt").exists()
 
 
-@pytest.mark.parametrize("name", ["notes.pdf", "notes", "notes.txt.exe", "notes.html", "notes.markdown"])
+@pytest.mark.parametrize("name", ["notes.doc", "notes", "notes.txt.exe", "notes.xhtml", "notes.markdown", "notes.odt"])
 def test_upload_wrong_extension_is_400(client, settings, name):
     before = snapshot(settings.corpus_dir)
     body = assert_error(upload(client, [(name, b"Some text.")]), 400, "unsupported_file_type")
@@ -442,7 +442,8 @@ def test_upload_is_all_or_nothing(client, settings):
     for files in (
         [("good.txt", b"Good text."), ("bad.txt", b"\xff\xfe")],
         [("good.txt", b"Good text."), ("../bad.txt", b"Bad.")],
-        [("good.txt", b"Good text."), ("bad.pdf", b"Bad.")],
+        [("good.txt", b"Good text."), ("bad.pdf", b"Bad.")],  # not a PDF: pdf_corrupt
+        [("good.txt", b"Good text."), ("bad.rtf", b"Bad.")],
         [("good.txt", b"Good text."), ("good.txt", b"Again.")],
     ):
         r = upload(client, files)

@@ -12,6 +12,8 @@ FAIL, they do not skip. Screenshots go to test-output/browser/ (gitignored); pat
 
 from __future__ import annotations
 
+import base64
+import contextlib
 import json
 import os
 import shutil
@@ -22,6 +24,7 @@ import sys
 import threading
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 from pathlib import Path
 
@@ -328,6 +331,115 @@ def test_chat_page_on_a_phone_screen(browser, fake_server):
         context.close()
 
 
+# --------------------------------------------------------------------------- uploads (PDF, DOCX, HTML)
+
+HARBOUR_PAGES = [
+    [("heading", "Annual harbour report"), ("para", "The report describes the harbour, its piers and its cranes.")],
+    [("heading", "Ferries"), ("para", "The ferry to Tesk island leaves every Tuesday morning."),
+     ("table", [["Route", "Boat"], ["Tesk", "Marta"]])],
+    [("heading", "Lighthouses"), ("para", "The Quillon lighthouse was built in 1873 by the engineer Marta Okonkwo.")],
+    [("heading", "Budget"), ("para", "The harbour spent 40 000 crowns on new cranes in 2025.")],
+]
+QUILLON_QUESTION = "Who built the Quillon lighthouse?"
+
+
+def delete_document(base: str, doc_id: str) -> None:
+    req = urllib.request.Request(f"{base}/documents/{urllib.parse.quote(doc_id)}", method="DELETE")
+    with contextlib.suppress(urllib.error.HTTPError):
+        urllib.request.urlopen(req, timeout=30).close()
+
+
+def upload_from_page(page, name: str, data: bytes, mime: str, *, drop: str | None = None) -> str:
+    """Upload through the file picker, or by dropping the file on the element ``drop``; returns the
+    status text."""
+    if drop:
+        handle = page.evaluate_handle(
+            """([name, b64, mime]) => {
+                const bytes = Uint8Array.from(atob(b64), (c) => c.charCodeAt(0));
+                const dt = new DataTransfer();
+                dt.items.add(new File([bytes], name, { type: mime }));
+                return dt;
+            }""",
+            [name, base64.b64encode(data).decode(), mime],
+        )
+        page.dispatch_event(drop, "dragenter", {"dataTransfer": handle})
+        assert "dragging" in page.get_attribute("#drop-zone", "class")
+        page.dispatch_event(drop, "drop", {"dataTransfer": handle})
+    else:
+        page.set_input_files("#file-input", files=[{"name": name, "mimeType": mime, "buffer": data}])
+    status = page.locator("#upload-status.ok, #upload-status.bad")
+    status.wait_for(timeout=120_000)
+    return status.inner_text()
+
+
+def test_chat_page_uploads_a_pdf_asks_and_highlights_on_its_page(page, fake_server):
+    from docgen import make_pdf
+
+    name = "harbour report.pdf"
+    page.goto(fake_server + "/")
+    page.locator("#service-status", has_text="Ready").wait_for()
+    try:
+        status = upload_from_page(page, name, make_pdf(HARBOUR_PAGES), "application/pdf")
+        assert status == f"Added {name} (4 pages). You can ask about it now.", status
+        assert page.is_hidden("#upload-progress")
+        item = page.locator(f'#doc-list-items li[data-doc="{name}"]')
+        item.wait_for()
+        assert "PDF, 4 pages" in item.inner_text()
+
+        reply = ask(page, QUILLON_QUESTION)
+        answer = reply.locator(".answer-text").first.inner_text()
+        assert "Okonkwo" in answer, answer
+        chip = reply.locator(".chip").first
+        assert chip.get_attribute("data-doc") == name and chip.get_attribute("data-page") == "3"
+        assert " · p. 3 · " in chip.inner_text()
+        start, end = int(chip.get_attribute("data-start")), int(chip.get_attribute("data-end"))
+        served = get_json(f"{fake_server}/documents/{urllib.parse.quote(name)}")
+        assert served["text"][start:end] == answer
+        assert served["page_starts"][2] <= start < served["page_starts"][3]
+
+        open_chip(page, chip)
+        assert page.locator("#source-text mark").inner_text() == answer
+        assert mark_is_visible_in_panel(page)
+        info = page.locator("#source-info").inner_text()
+        assert info.startswith(f"Page 3 · characters {start}–{end} highlighted") and "extracted" in info
+        # the panel shows the extracted text, and links the original PDF as a download
+        assert page.locator("#source-text").inner_text().replace("\n", "") == served["text"].replace("\n", "")
+        link = page.locator("#source-original")
+        assert link.get_attribute("href") == "/documents/harbour%20report.pdf?original=true"
+        screenshot(page, "fake-pdf-page-3")
+        assert page.errors == []
+    finally:
+        delete_document(fake_server, name)
+
+
+def test_chat_page_drag_and_drop_and_the_servers_errors(page, fake_server):
+    from docgen import make_docx, make_image_only_pdf
+
+    page.goto(fake_server + "/")
+    page.locator("#service-status", has_text="Ready").wait_for()
+    before = get_json(f"{fake_server}/documents")
+    # a scan without a text layer: refused, the server's message shown as an alert, nothing added
+    status = upload_from_page(page, "scan.pdf", make_image_only_pdf(2), "application/pdf", drop="#drop-zone")
+    assert status.startswith("Not added: file 'scan.pdf' has no text layer"), status
+    assert page.get_attribute("#upload-status", "role") == "alert"
+    assert get_json(f"{fake_server}/documents") == before
+    # a Word file dropped onto the zone is added
+    try:
+        docx = make_docx([[("heading", "Minutes"), ("para", "The Glimmerdale council met on 3 March 2026.")]])
+        # dropped anywhere on the page (here: the conversation), not only on the drop zone
+        status = upload_from_page(page, "minutes.docx", docx, "application/octet-stream", drop="#transcript")
+        assert status.startswith("Added minutes.docx"), status
+        assert "dragging" not in page.get_attribute("#drop-zone", "class")
+        page.locator('#doc-list-items li[data-doc="minutes.docx"]', has_text="DOCX").wait_for()
+        reply = ask(page, "When did the Glimmerdale council meet?")
+        chip = reply.locator(".chip").first
+        assert chip.get_attribute("data-doc") == "minutes.docx" and chip.get_attribute("data-page") is None
+        assert " p. " not in chip.inner_text()
+        assert page.errors == []
+    finally:
+        delete_document(fake_server, "minutes.docx")
+
+
 # --------------------------------------------------------------------------- the real server
 
 
@@ -410,4 +522,29 @@ def test_real_server_end_to_end(page, real_server):
     assert page.locator("#source-text script, #source-text img").count() == 0
     assert page.evaluate("typeof window.__pwned") == "undefined"
     screenshot(page, "real-unsafe-document")
+    assert page.errors == []
+
+
+@pytest.mark.slow
+def test_real_server_pdf_upload_from_the_page(page, real_server):
+    """The trained reader: upload a 4-page PDF from the page, ask about page 3, see p. 3 and the highlight."""
+    from docgen import make_pdf
+
+    name = "harbour.pdf"
+    page.goto(real_server + "/")
+    page.locator("#service-status", has_text="Ready").wait_for(timeout=60_000)
+    status = upload_from_page(page, name, make_pdf(HARBOUR_PAGES), "application/pdf")
+    assert status.startswith(f"Added {name} (4 pages)"), status
+    reply = ask(page, QUILLON_QUESTION)
+    answer = reply.locator(".answer-text").first.inner_text()
+    assert "Okonkwo" in answer, answer
+    chip = reply.locator(f'.chip[data-doc="{name}"]').first
+    assert chip.get_attribute("data-page") == "3" and " · p. 3 · " in chip.inner_text()
+    start, end = int(chip.get_attribute("data-start")), int(chip.get_attribute("data-end"))
+    assert get_json(f"{real_server}/documents/{name}")["text"][start:end] == answer
+    open_chip(page, chip)
+    assert page.locator("#source-text mark").inner_text() == answer
+    assert page.locator("#source-info").inner_text().startswith("Page 3")
+    assert mark_is_visible_in_panel(page)
+    screenshot(page, "real-pdf-page-3")
     assert page.errors == []

@@ -140,3 +140,25 @@ def test_subprocess_error_has_no_traceback(seed_index, seed_settings, tmp_path):
     assert proc.returncode == 2, proc.stderr
     assert "vectors.npy" in proc.stderr and "qa index" in proc.stderr
     assert "Traceback" not in proc.stderr
+
+
+def test_index_converts_pdf_docx_html_and_names_skipped_files(tmp_corpus, tmp_path, cli_env, capsys):
+    from docgen import make_docx, make_html, make_image_only_pdf, make_pdf
+
+    pages = [[("para", "Otters hold hands while they sleep.")], [("para", "Sea otters use stones as tools.")]]
+    root = tmp_corpus({"report.pdf": make_pdf(pages), "memo.docx": make_docx(pages), "page.html": make_html(pages),
+                       "scan.pdf": make_image_only_pdf(1), "notes.txt": "Bread rises because of yeast."})
+    cli_env(tmp_path / "idx", root)
+    assert main(["index", str(root)]) == 0
+    out = capsys.readouterr().out
+    assert "Documents indexed: 4 (4 new, 0 changed)" in out
+    assert "skipped scan.pdf:" in out and "no text layer" in out and "[pdf_no_text]" in out
+    assert main(["search", "Which animal uses stones as tools?", "--json", "-k", "5"]) == 0
+    rows = json.loads(capsys.readouterr().out)
+    assert {"report.pdf", "memo.docx", "page.html"} <= {r["document"] for r in rows}
+    from qa.index_store import IndexStore
+
+    store = IndexStore.load(tmp_path / "idx")
+    for r in rows:  # offsets index the served (extracted) text
+        assert store.document_text(r["document"])[r["start"]:r["end"]] == r["text"]
+    assert store.documents["report.pdf"].converter == "pdf" and store.documents["report.pdf"].pages == 2

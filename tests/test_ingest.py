@@ -12,7 +12,7 @@ def test_recursive_ids_and_types(tmp_corpus):
             "a.txt": "alpha",
             "sub/b.md": "# beta",
             "sub/deeper/c.txt": "gamma",
-            "ignored.pdf": "nope",
+            "ignored.csv": "nope",
             ".hidden/d.txt": "hidden",
         }
     )
@@ -86,3 +86,37 @@ def test_explicit_paths(tmp_corpus):
 def test_missing_root_raises(tmp_path):
     with pytest.raises(FileNotFoundError):
         load_corpus(tmp_path / "nope")
+
+
+def test_converted_formats_keep_their_file_name_as_id(tmp_corpus):
+    from docgen import make_docx, make_html, make_pdf
+
+    pages = [[("heading", "Harbour report"), ("para", "The Quillon lighthouse was built in 1873.")],
+             [("para", "The ferry to Tesk island leaves at 07:45.")]]
+    root = tmp_corpus({"report.pdf": make_pdf(pages), "sub/memo.docx": make_docx(pages),
+                       "page.html": make_html(pages), "old.htm": make_html(pages), "notes.txt": "plain"})
+    docs, skipped = load_corpus(root)
+    assert skipped == []
+    by_id = {d.id: d for d in docs}
+    assert sorted(by_id) == ["notes.txt", "old.htm", "page.html", "report.pdf", "sub/memo.docx"]
+    assert {d.id: d.converter for d in docs} == {"notes.txt": "text", "old.htm": "html", "page.html": "html",
+                                                 "report.pdf": "pdf", "sub/memo.docx": "docx"}
+    pdf = by_id["report.pdf"]
+    assert len(pdf.page_starts) == 2 and pdf.page_starts[0] == 0
+    assert pdf.text.index("ferry") >= pdf.page_starts[1] > pdf.text.index("1873")
+    assert pdf.sha256 == hashlib.sha256((root / "report.pdf").read_bytes()).hexdigest()
+    assert "pypdf" in pdf.converter_version
+    for d in docs:
+        assert "plain" in d.text or "Tesk island" in d.text
+
+
+def test_unreadable_converted_files_are_skipped_with_their_code(tmp_corpus, caplog):
+    root = tmp_corpus({"good.txt": "fine", "fake.pdf": b"not a pdf", "fake.docx": b"PK\x03\x04 broken",
+                       "empty.html": b"<html><body><script>x=1</script></body></html>"})
+    with caplog.at_level(logging.WARNING, logger="qa.ingest"):
+        docs, skipped = load_corpus(root)
+    assert [d.id for d in docs] == ["good.txt"]
+    reasons = {s.path: s.reason for s in skipped}
+    assert "pdf_corrupt" in reasons["fake.pdf"]
+    assert "docx_corrupt" in reasons["fake.docx"]
+    assert "html_no_text" in reasons["empty.html"]

@@ -18,6 +18,12 @@
   const closeButton = $("source-close");
   const docList = $("doc-list");
   const docListItems = $("doc-list-items");
+  const docCount = $("doc-count");
+  const dropZone = $("drop-zone");
+  const fileInput = $("file-input");
+  const uploadProgress = $("upload-progress");
+  const uploadStatus = $("upload-status");
+  const sourceOriginal = $("source-original");
 
   let busy = false;
   let openRequest = 0; // latest source-panel request; older responses are dropped
@@ -100,20 +106,23 @@
 
   // ---------------------------------------------------------------- citations
 
-  function chip(docId, start, end, label) {
-    const text = docId + " · " + start + "–" + end;
+  function chip(docId, start, end, label, page) {
+    const hasPage = Number.isInteger(page);
+    const text = docId + (hasPage ? " · p. " + page : "") + " · " + start + "–" + end;
     const button = el("button", {
       type: "button",
       class: "chip",
       "data-doc": docId,
       "data-start": String(start),
       "data-end": String(end),
-      "aria-label": (label || "Open source") + ": " + docId + ", characters " + start + " to " + end,
+      "aria-label": (label || "Open source") + ": " + docId + (hasPage ? ", page " + page : "") +
+        ", characters " + start + " to " + end,
       title: "Show in the document",
       text: text,
     });
+    if (hasPage) button.setAttribute("data-page", String(page));
     // A <button> is activated by click, Enter and Space alike.
-    button.addEventListener("click", () => openSource(docId, start, end, button));
+    button.addEventListener("click", () => openSource(docId, start, end, button, hasPage ? page : null));
     return button;
   }
 
@@ -189,7 +198,7 @@
 
   function citationList(citations) {
     const wrap = el("div", { class: "citations" }, el("span", { class: "citations-label", text: "Sources: " }));
-    for (const c of citations) wrap.append(chip(c.document, c.start, c.end, "Open citation"), " ");
+    for (const c of citations) wrap.append(chip(c.document, c.start, c.end, "Open citation", c.page), " ");
     return wrap;
   }
 
@@ -243,13 +252,15 @@
 
   // ---------------------------------------------------------------- source panel
 
-  async function openSource(docId, start, end, opener) {
+  async function openSource(docId, start, end, opener, page) {
     const token = ++openRequest;
     lastOpener = opener || null;
     panel.hidden = false;
     document.body.classList.add("panel-open");
     sourceTitle.textContent = docId;
     sourceInfo.textContent = "Loading…";
+    sourceOriginal.href = docUrl(docId) + "?original=true";
+    sourceOriginal.hidden = false;
     let text;
     try {
       const response = await fetch(docUrl(docId), { headers: { Accept: "application/json" } });
@@ -264,14 +275,16 @@
     if (token !== openRequest) return;
     sourceText.replaceChildren();
     if (start == null) {
-      sourceInfo.textContent = "Whole document";
+      sourceInfo.textContent = isConverted(docId) ? "Whole document (the text extracted from the file)" : "Whole document";
       sourceText.append(document.createTextNode(text));
       sourceText.scrollTop = 0;
     } else {
       const [before, middle, after] = splitAt(text, start, end);
       const mark = el("mark", { id: "source-mark", text: middle });
       sourceText.append(document.createTextNode(before), mark, document.createTextNode(after));
-      sourceInfo.textContent = "Characters " + start + "–" + end + " highlighted";
+      let info = (page ? "Page " + page + " · characters " : "Characters ") + start + "–" + end + " highlighted";
+      if (isConverted(docId)) info += " in the text extracted from the file";
+      sourceInfo.textContent = info;
       mark.scrollIntoView({ block: "center" });
     }
     sourceTitle.focus({ preventScroll: true });
@@ -310,21 +323,105 @@
     setTimeout(checkReady, 3000);
   }
 
-  docList.addEventListener("toggle", async () => {
-    if (!docList.open) return;
-    docListItems.replaceChildren(el("li", { text: "Loading…" }));
+  function isConverted(docId) {
+    return /\.(pdf|docx|html?)$/i.test(docId);
+  }
+
+  async function refreshDocuments() {
+    if (!docListItems.children.length) docListItems.replaceChildren(el("li", { text: "Loading…" }));
     try {
-      const response = await fetch("/documents");
+      const response = await fetch("/documents", { headers: { Accept: "application/json" } });
       if (!response.ok) throw new Error(await errorText(response));
       const body = await response.json();
       docListItems.replaceChildren();
+      docCount.textContent = "(" + body.documents.length + ")";
       for (const d of body.documents) {
         const b = el("button", { type: "button", class: "link", text: d.id });
         b.addEventListener("click", () => openSource(d.id, null, null, b));
-        docListItems.append(el("li", null, b));
+        const kind = d.pages ? "PDF, " + d.pages + (d.pages === 1 ? " page" : " pages")
+          : (d.converter && d.converter !== "text" ? d.converter.toUpperCase() : "");
+        docListItems.append(el("li", { "data-doc": d.id }, b, kind ? el("span", { class: "doc-kind", text: " " + kind }) : null));
       }
     } catch (e) {
       docListItems.replaceChildren(el("li", { text: "Could not list the documents: " + e.message }));
+    }
+  }
+
+  docList.addEventListener("toggle", () => { if (docList.open) refreshDocuments(); });
+
+  // ---------------------------------------------------------------- uploads
+
+  let uploading = false;
+
+  function setUploadStatus(text, kind) {
+    uploadStatus.textContent = text;
+    uploadStatus.className = "upload-status" + (kind ? " " + kind : "");
+    if (kind === "bad") uploadStatus.setAttribute("role", "alert");
+    else uploadStatus.setAttribute("role", "status");
+  }
+
+  /** POST the files to /documents with XMLHttpRequest (fetch cannot report upload progress). */
+  function upload(files) {
+    if (!files.length || uploading) return;
+    uploading = true;
+    const form = new FormData();
+    for (const f of files) form.append("files", f, f.name);
+    const names = Array.from(files, (f) => f.name).join(", ");
+    uploadProgress.hidden = false;
+    uploadProgress.value = 0;
+    setUploadStatus("Uploading " + names + "…", "busy");
+    const xhr = new XMLHttpRequest();
+    xhr.open("POST", "/documents");
+    xhr.setRequestHeader("Accept", "application/json");
+    xhr.upload.addEventListener("progress", (event) => {
+      if (event.lengthComputable) uploadProgress.value = Math.round((event.loaded / event.total) * 100);
+      if (event.loaded === event.total) setUploadStatus("Reading and indexing " + names + "…", "busy");
+    });
+    const done = () => {
+      uploading = false;
+      uploadProgress.hidden = true;
+      fileInput.value = "";
+    };
+    xhr.addEventListener("load", () => {
+      done();
+      let body = null;
+      try { body = JSON.parse(xhr.responseText); } catch (e) { /* not JSON */ }
+      if (xhr.status === 201 && body) {
+        const added = body.documents.map((d) => d.id + (d.pages ? " (" + d.pages + (d.pages === 1 ? " page)" : " pages)") : ""));
+        setUploadStatus("Added " + added.join(", ") + ". You can ask about it now.", "ok");
+        docList.open = true;
+        refreshDocuments();
+        checkReady();
+      } else {
+        const message = body && typeof body.message === "string" ? body.message
+          : "the server answered " + xhr.status + " " + xhr.statusText;
+        setUploadStatus("Not added: " + message, "bad");
+      }
+    });
+    xhr.addEventListener("error", () => {
+      done();
+      setUploadStatus("Not added: could not reach the server", "bad");
+    });
+    xhr.send(form);
+  }
+
+  fileInput.addEventListener("change", () => upload(fileInput.files));
+  // Files dropped anywhere on the page are uploaded (and never opened by the browser in place of
+  // the chat); the drop zone lights up while files are dragged over the page.
+  for (const type of ["dragenter", "dragover"]) {
+    document.addEventListener(type, (event) => {
+      event.preventDefault();
+      dropZone.classList.add("dragging");
+    });
+  }
+  document.addEventListener("dragleave", (event) => {
+    if (!event.relatedTarget) dropZone.classList.remove("dragging");
+  });
+  document.addEventListener("drop", (event) => {
+    event.preventDefault();
+    dropZone.classList.remove("dragging");
+    if (event.dataTransfer && event.dataTransfer.files && event.dataTransfer.files.length) {
+      upload(event.dataTransfer.files);
     }
   });
 

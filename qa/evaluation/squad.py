@@ -18,7 +18,6 @@ and forced F1 >= 0.5): ``auroc_correct``, ``auroc_answerable``, ``aurc``,
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -35,6 +34,7 @@ from qa.evaluation.selective import (
     thin_curve,
 )
 from qa.metrics import exact_match, f1, normalize_answer
+from qa.squad_data import read_squad
 
 
 @dataclass(frozen=True)
@@ -54,25 +54,11 @@ class SquadQuestion:
 
 
 def load_squad_file(path: str | Path, limit: int | None = None) -> tuple[str, list[SquadQuestion]]:
-    """(version, questions in file order) of a SQuAD v1.1/v2.0 JSON file; at most ``limit``."""
-    raw = json.loads(Path(path).read_text(encoding="utf-8"))
-    if not isinstance(raw, dict) or not isinstance(raw.get("data"), list):
-        raise ValueError(f"{path}: not a SQuAD file (no 'data' list)")
-    version = str(raw.get("version", ""))
-    out: list[SquadQuestion] = []
-    for article in raw["data"]:
-        title = article.get("title", "")
-        for para in article.get("paragraphs", []):
-            context = para["context"]
-            for qa in para.get("qas", []):
-                answers = tuple(a["text"] for a in qa.get("answers", []) if isinstance(a, dict) and "text" in a)
-                out.append(SquadQuestion(
-                    id=str(qa["id"]), title=title, question=qa["question"], context=context,
-                    answers=answers, is_impossible=bool(qa.get("is_impossible", False)),
-                ))
-                if limit is not None and len(out) >= limit:
-                    return version, out
-    return version, out
+    """(version, questions in file order) of a SQuAD v1.1/v2.0 JSON file; at most ``limit``. Read by
+    the project's one loader, :func:`qa.squad_data.read_squad` (its ``is_impossible`` rule)."""
+    version, items = read_squad(path, limit=limit)
+    return version, [SquadQuestion(id=i.id, title=i.title, question=i.question, context=i.context,
+                                   answers=i.answer_texts, is_impossible=i.is_impossible) for i in items]
 
 
 def squad_scores(predictions: dict[str, str], questions: Sequence[SquadQuestion]) -> dict[str, Any]:

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-import json
 import random
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from qa.squad_data import read_squad, squad_titles  # noqa: F401 - squad_titles re-exported for callers
 
 
 @dataclass
@@ -19,31 +20,11 @@ class QAExample:
 
 
 def load_squad(path: str | Path, titles: set[str] | None = None) -> list[QAExample]:
-    """Read a SQuAD v1.1/v2.0 JSON file (optionally only the articles with the given titles)."""
-    data = json.loads(Path(path).read_text(encoding="utf-8"))["data"]
-    out: list[QAExample] = []
-    for article in data:
-        title = article.get("title", "")
-        if titles is not None and title not in titles:
-            continue
-        for para in article["paragraphs"]:
-            ctx = para["context"]
-            for qa in para["qas"]:
-                out.append(
-                    QAExample(
-                        id=qa["id"],
-                        title=title,
-                        context=ctx,
-                        question=qa["question"],
-                        answers=list(qa.get("answers", [])),
-                        is_impossible=bool(qa.get("is_impossible", False)) or not qa.get("answers"),
-                    )
-                )
-    return out
-
-
-def squad_titles(path: str | Path) -> list[str]:
-    return [a.get("title", "") for a in json.loads(Path(path).read_text(encoding="utf-8"))["data"]]
+    """Read a SQuAD v1.1/v2.0 JSON file (optionally only the articles with the given titles), through
+    the project's one loader, :func:`qa.squad_data.read_squad` (its ``is_impossible`` rule)."""
+    _, items = read_squad(path, titles=titles)
+    return [QAExample(id=i.id, title=i.title, context=i.context, question=i.question,
+                      answers=[dict(a) for a in i.answers], is_impossible=i.is_impossible) for i in items]
 
 
 def split_titles(titles: list[str], fraction: float, seed: int) -> tuple[set[str], set[str]]:

@@ -1,0 +1,69 @@
+"""File converters: bytes of a document file -> the exact text that answers cite.
+
+    from qa.converters import convert, converter_for, SUPPORTED_SUFFIXES
+    extraction = convert("report.pdf", data)   # Extraction(text, converter, version, page_starts)
+
+One converter per format, chosen by file suffix (case-insensitive): ``.txt``/``.md`` (UTF-8 text),
+``.pdf`` (pypdf), ``.docx`` (python-docx), ``.html``/``.htm`` (trafilatura + selectolax).
+Libraries are imported on first use. Nothing here downloads anything. Errors are
+:class:`ConversionError` with a ``code`` the HTTP API reports as is.
+"""
+
+from __future__ import annotations
+
+from pathlib import PurePath
+from typing import Callable, Sequence
+
+from qa.converters.base import ConversionError, Converter, Extraction, join_pages, page_of, tidy
+from qa.converters.docx import DocxConverter
+from qa.converters.html import HtmlConverter
+from qa.converters.pdf import PdfConverter
+from qa.converters.text import TextConverter
+
+CONVERTERS: tuple[Converter, ...] = (TextConverter(), PdfConverter(), DocxConverter(), HtmlConverter())
+BY_SUFFIX: dict[str, Converter] = {s: c for c in CONVERTERS for s in c.suffixes}
+SUPPORTED_SUFFIXES: tuple[str, ...] = tuple(BY_SUFFIX)
+BY_NAME: dict[str, Converter] = {c.name: c for c in CONVERTERS}
+
+__all__ = [
+    "BY_NAME", "BY_SUFFIX", "CONVERTERS", "ConversionError", "Converter", "Extraction", "SUPPORTED_SUFFIXES",
+    "add_pages", "convert", "converter_for", "join_pages", "page_of", "tidy",
+]
+
+
+def converter_for(name: str) -> Converter | None:
+    """The converter for a file name's suffix (case-insensitive), or None."""
+    return BY_SUFFIX.get(PurePath(name).suffix.lower())
+
+
+def convert(name: str, data: bytes) -> Extraction:
+    """Convert ``data`` (the file ``name``'s bytes). Raises ConversionError (``unsupported_file_type``
+    for a suffix no converter handles)."""
+    conv = converter_for(name)
+    if conv is None:
+        raise ConversionError(
+            f"unsupported file type {PurePath(name).suffix or '(none)'!r} (supported: {', '.join(SUPPORTED_SUFFIXES)})",
+            "unsupported_file_type",
+        )
+    return conv.convert(data)
+
+
+def add_pages(result, page_starts_of: Callable[[str], Sequence[int]]):
+    """Fill ``page`` on every answer and citation of an AskResult (or anything with ``answers``)
+    from the recorded page starts of each document: ``page_starts_of(doc_id)`` (empty: no pages).
+    Offsets are untouched. Returns ``result``."""
+    cache: dict[str, Sequence[int]] = {}
+
+    def starts(doc: str) -> Sequence[int]:
+        if doc not in cache:
+            try:
+                cache[doc] = page_starts_of(doc) or ()
+            except KeyError:
+                cache[doc] = ()
+        return cache[doc]
+
+    for answer in getattr(result, "answers", None) or []:
+        answer.page = page_of(starts(answer.document), answer.start)
+        for citation in answer.citations:
+            citation.page = page_of(starts(citation.document), citation.start)
+    return result
