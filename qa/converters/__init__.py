@@ -62,7 +62,11 @@ def add_pages(result, page_starts_of: Callable[[str], Sequence[int]]):
                 cache[doc] = ()
         return cache[doc]
 
-    for answer in getattr(result, "answers", None) or []:
+    answers = list(getattr(result, "answers", None) or [])
+    guess = getattr(result, "best_guess", None)
+    if guess is not None and all(guess is not a for a in answers):
+        answers.append(guess)
+    for answer in answers:
         answer.page = page_of(starts(answer.document), answer.start)
         for citation in answer.citations:
             citation.page = page_of(starts(citation.document), citation.start)
