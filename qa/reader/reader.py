@@ -243,15 +243,15 @@ class ExtractiveReader:
             if 0 <= c.passage < n_passages and best_key[c.passage] is None:
                 best_key[c.passage] = key_of(text_of(c.document)[c.start : c.end])
         considered = groups[: max(self.verify_top, max_answers)]
+        kind = "full" if passages is not None else "reader"
+        # the verifier's features, always computed (cheap; `qa train-verifier` collects them with the verifier off)
+        rows = [answer_features(considered, i, null, question, text_of(g.best.document)[g.best.start : g.best.end],
+                                best_key, passages) for i, g in enumerate(considered)]
         if self.verifier is not None and considered:
-            kind = "full" if passages is not None else "reader"
-            rows = [answer_features(considered, i, null, question, text_of(g.best.document)[g.best.start : g.best.end],
-                                    best_key, passages) for i, g in enumerate(considered)]
             probs = [float(x) for x in self.verifier.score(rows, kind)]
             scored = sorted(zip(considered, probs, rows), key=lambda t: -t[1])
             threshold = self.min_confidence
         else:
-            rows = [None] * len(considered)
             scored = [(g, g.support, r) for g, r in zip(considered, rows)]
             threshold = self.threshold
         answers: list[Answer] = []

@@ -141,6 +141,10 @@ def fit_verifier(rows: list[dict], seed: int, target_precision: float) -> dict:
     pick = lambda s, top_only=False: [r for r in rows if r["_article"] in s and (not top_only or r["_rank"] == 0)]  # noqa: E731
     data: dict[str, Any] = {"models": {}, "splits": {"train": sorted(tr), "calibration": sorted(ca), "test": sorted(te)}}
     metrics = {}
+    for name, part in (("train", tr), ("calibration", ca), ("test", te)):
+        if not pick(part, True):
+            raise ValueError(f"no answered questions in the {name} split ({len(rows)} rows from {len(arts)} articles): "
+                             "collect more questions (--questions)")
     for kind, feats in (("full", FULL), ("reader", READER)):
         Xtr = np.array([[r[f] for f in feats] for r in pick(tr)])
         ytr = np.array([r["_label"] for r in pick(tr)])
@@ -159,6 +163,11 @@ def fit_verifier(rows: list[dict], seed: int, target_precision: float) -> dict:
                          "calibration": selective_summary(pc, yc, np.array([r["_answerable"] for r in cal]), thr),
                          "test": selective_summary(pt, yt, at, thr)}
     data["min_confidence"] = round(metrics["full"]["threshold_at_target"], 4)
+    # for serving without the verifier (QA_VERIFIER=false): the same precision target on the raw span probability
+    cal = pick(ca, True)
+    span_p = 1.0 / (1.0 + np.exp(-np.array([r["span_logit"] for r in cal])))
+    data["fallback_span_threshold"] = round(choose_threshold(span_p, np.array([r["_label"] for r in cal]),
+                                                             target_precision), 4)
     data["target_precision"] = target_precision
     data["metrics"] = metrics
     data["rows"] = {"train": len(pick(tr)), "calibration": len(pick(ca, True)), "test": len(pick(te, True))}
@@ -219,6 +228,11 @@ def main(argv: list[str] | None = None) -> int:
                      indent=1))
     if not args.dry_run:
         (Path(reader_dir) / FILE_NAME).write_text(json.dumps(data, indent=1) + "\n", encoding="utf-8")
+        cfg_path = Path(reader_dir) / "reader_config.json"
+        if cfg_path.exists():  # the no-verifier fallback threshold, on the same precision target
+            cfg = json.loads(cfg_path.read_text(encoding="utf-8"))
+            cfg["threshold"] = data["fallback_span_threshold"]
+            cfg_path.write_text(json.dumps(cfg, indent=2) + "\n", encoding="utf-8")
         print(f"wrote {Path(reader_dir) / FILE_NAME}", file=sys.stderr)
     return 0
 
