@@ -32,9 +32,14 @@ def main() -> int:
     ap.add_argument("-k", type=int, default=None)
     ap.add_argument("--precision", choices=["auto", "bf16", "fp32"], default=None,
                     help="reader precision (default: QA_READER_PRECISION, auto)")
+    ap.add_argument("--reader", type=Path, action="append", default=None,
+                    help="reader folder (repeat to compare readers in one run: questions alternate between them, "
+                         "so both see the same machine load); default: settings")
     ap.add_argument("--first-passages", type=int, default=None,
                     help="early exit: passages read first (default: QA_READER_FIRST_PASSAGES; 0 = read all at once)")
     args = ap.parse_args()
+    if args.reader and len(args.reader) > 1:
+        return compare(args)
 
     from qa.config import Settings
     from qa.pipeline import QAPipeline
@@ -81,6 +86,38 @@ def main() -> int:
                 changed += (r.answers[0].text if r.answers else None) != top
             print(f"early exit: top answer differs from reading every passage on {changed} of {len(exited)} "
                   f"questions that exited early")
+    return 0
+
+
+def compare(args) -> int:
+    """Several readers over one index, asked alternately (same questions, same load), p50/p95 each."""
+    from qa.config import Settings
+    from qa.pipeline import QAPipeline
+
+    questions = [json.loads(line)["question"] for line in args.questions.read_text().splitlines() if line.strip()]
+    with tempfile.TemporaryDirectory() as tmp:
+        pipes = []
+        for d in args.reader:
+            overrides = {"reader_precision": args.precision} if args.precision else {}
+            settings = Settings(index_dir=Path(tmp) / "index", reader_model_dir=d, **overrides)
+            pipe = QAPipeline(settings).warm_up()
+            pipe.ask(questions[0])
+            pipes.append(pipe)
+        times: list[list[float]] = [[] for _ in pipes]
+        for _ in range(args.rounds):
+            for q in questions:
+                for i, pipe in enumerate(pipes):
+                    t = time.perf_counter()
+                    pipe.ask(q, top_k=args.k)
+                    times[i].append((time.perf_counter() - t) * 1000)
+        print(f"questions: {len(questions)} x {args.rounds} rounds per reader, asked alternately; "
+              f"reader runtime: {pipes[0].reader.runtime}")
+        base = pct(times[0], 0.5)
+        for d, pipe, v in zip(args.reader, pipes, times):
+            verifier = "verifier" if pipe.reader.verifier is not None else "no verifier"
+            shared = "shared" if pipe.reader.shared else "per-window"
+            print(f"{str(d):>30} ({shared}, {verifier}): p50 {pct(v, 0.5):7.1f} ms   p95 {pct(v, 0.95):7.1f} ms   "
+                  f"p50 ratio to the first {pct(v, 0.5) / base:.3f}")
     return 0
 
 

@@ -161,6 +161,21 @@ def test_shipped_checkpoint_matches_model_card_checksum():
     assert card["sha256"]["model.safetensors"] in (SHIPPED / "MODEL_CARD.md").read_text()
 
 
+def test_shipped_verifier_matches_the_model_card_and_the_feature_lists():
+    from qa.verifier.features import FULL, READER
+    from qa.verifier.model import Verifier
+
+    card = _card()
+    v = Verifier.load(SHIPPED)
+    assert v is not None and v.sha256 == card["sha256"]["verifier.json"]
+    assert v.sha256 in (SHIPPED / "MODEL_CARD.md").read_text()
+    assert v.models["full"].features == FULL and v.models["reader"].features == READER
+    assert 0.0 < v.min_confidence < 1.0
+    # calibrated: the isotonic curve is a non-decreasing map into [0, 1]
+    for m in v.models.values():
+        assert len(m.iso_x) > 1 and (m.iso_y[1:] >= m.iso_y[:-1]).all() and 0 <= m.iso_y.min() <= m.iso_y.max() <= 1
+
+
 def test_shipped_model_loads_offline_and_answers(monkeypatch):
     def no_network(*a, **k):
         raise OSError("network disabled in this test")
@@ -326,7 +341,8 @@ def test_reader_takes_its_temperature_from_the_model_folder(random_head_dir, tmp
     r.warm_up()
     assert r.temperature == 2.5
     shipped = json.loads((SHIPPED / "reader_config.json").read_text())
-    assert shipped["temperature"] == shipped["figures"]["temperature"]["value"]
+    # the shipped reader is trained with shared normalisation: its probabilities are not tempered
+    assert shipped["normalisation"] == "shared" and shipped["temperature"] == 1.0
 
 
 def test_multi_passage_sets_hold_the_gold_paragraph_and_same_article_distractors():

@@ -40,29 +40,51 @@ def label_rows(rows: list[dict], answers: list[str], answerable: bool) -> list[i
     return [int(answerable and best_over(f1, r["_answer"], answers) >= F1_CORRECT) for r in rows]
 
 
-def collect(pipeline: Any, items: list, top_k: int, progress: bool = True) -> list[dict]:
-    """Feature rows (verifier off) for every item: one per considered answer, with label and article."""
+def _hides_evidence(passage: Any, item: Any) -> bool:
+    """True when a retrieved passage overlaps the item's evidence or contains one of its answers."""
+    ch = passage.chunk
+    if any(ev.overlaps(ch.document, ch.start, ch.end) for ev in item.evidence):
+        return True
+    low = ch.text.lower()
+    return any(a.strip() and a.strip().lower() in low for a in item.answers)
+
+
+def collect(pipeline: Any, items: list, top_k: int, progress: bool = True, hard_negative_fraction: float = 0.0,
+            seed: int = 0) -> list[dict]:
+    """Feature rows (verifier off) for every item: one per considered answer, with label and article.
+
+    With ``hard_negative_fraction``, that share of the answerable questions is also asked a second time with
+    every retrieved passage that holds its evidence or an answer text left out (the next ones move up): the
+    documents are on the question's topic but do not answer it, the hard "not in the documents" case
+    (a removed article is the easy one: nothing on the topic is retrieved). Those rows are labelled wrong.
+    """
     state = pipeline._require()
     reader = pipeline.reader
     rows: list[dict] = []
+    rng = random.Random(f"{seed}:hard-negatives")
     from tqdm.auto import tqdm
 
-    for item in tqdm(items, desc="verifier data", disable=not progress):
-        passages = state.retriever.run(item.question, top_k)
+    def add(item: Any, passages: list, answerable: bool, variant: str) -> None:
         out = reader.run(item.question, passages, state.store.document_text, max_answers=3)
         feats = out.extra.get("features") or []
-        texts = _answer_texts(out)
-        for rank, (f, text) in enumerate(zip(feats, texts)):
-            if f is None:
-                continue
+        for rank, (f, text) in enumerate(zip(feats, _answer_texts(out))):
             r = dict(f)
             r["_answer"] = text
             r["_rank"] = rank
             r["_id"] = item.id
-            r["_article"] = item.extra.get("title", item.type) if hasattr(item, "extra") else ""
-            r["_answerable"] = item.answerable
-            r["_label"] = label_rows([r], list(item.answers), item.answerable)[0]
+            r["_variant"] = variant
+            r["_article"] = item.extra.get("title", item.type) if getattr(item, "extra", None) else ""
+            r["_answerable"] = answerable
+            r["_label"] = label_rows([r], list(item.answers), answerable)[0]
             rows.append(r)
+
+    for item in tqdm(items, desc="verifier data", disable=not progress):
+        add(item, state.retriever.run(item.question, top_k), item.answerable, "as-retrieved")
+        if item.answerable and rng.random() < hard_negative_fraction:
+            wider = state.retriever.run(item.question, top_k + 10)
+            kept = [p for p in wider if not _hides_evidence(p, item)][:top_k]
+            if kept:
+                add(item, kept, False, "evidence-removed")
     return rows
 
 
@@ -127,17 +149,29 @@ def choose_threshold(p: np.ndarray, y: np.ndarray, target_precision: float) -> f
 
 
 def split_articles(titles: list[str], seed: int, fractions=(0.6, 0.2)) -> tuple[set, set, set]:
+    """Seeded (train, calibration, test) split of article titles. The seed is salted: the open setting draws the
+    removed articles with ``random.Random(seed)`` from the same sorted titles, and an unsalted shuffle would line
+    up with that draw."""
     ordered = sorted(set(titles))
-    random.Random(seed).shuffle(ordered)
+    random.Random(f"{seed}:verifier-split").shuffle(ordered)
     a = round(len(ordered) * fractions[0])
     b = a + round(len(ordered) * fractions[1])
     return set(ordered[:a]), set(ordered[a:b]), set(ordered[b:])
 
 
+def split_rows_by_article(rows: list[dict], seed: int) -> tuple[set, set, set]:
+    """Split articles so that each part has articles with and without their questions' answers in the corpus
+    (present and removed articles are split separately, 60/20/20)."""
+    present = sorted({r["_article"] for r in rows if r["_answerable"]})
+    removed = sorted({r["_article"] for r in rows if not r["_answerable"]} - set(present))
+    parts = [split_articles(present, seed), split_articles(removed, seed)]
+    return tuple(parts[0][i] | parts[1][i] for i in range(3))  # type: ignore[return-value]
+
+
 def fit_verifier(rows: list[dict], seed: int, target_precision: float) -> dict:
     """Fit both feature sets on rows (from :func:`collect`) split by article; returns the verifier.json dict."""
     arts = sorted({r["_article"] for r in rows})
-    tr, ca, te = split_articles(arts, seed)
+    tr, ca, te = split_rows_by_article(rows, seed)
     pick = lambda s, top_only=False: [r for r in rows if r["_article"] in s and (not top_only or r["_rank"] == 0)]  # noqa: E731
     data: dict[str, Any] = {"models": {}, "splits": {"train": sorted(tr), "calibration": sorted(ca), "test": sorted(te)}}
     metrics = {}
@@ -184,6 +218,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--questions", type=int, default=3000)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--target-precision", type=float, default=0.8)
+    ap.add_argument("--hard-negatives", type=float, default=0.3,
+                    help="share of answerable questions also asked with their evidence passages left out")
     ap.add_argument("--workdir", type=Path, default=Path("runs/verifier"))
     ap.add_argument("--rows", type=Path, default=None, help="reuse feature rows saved by an earlier run (JSONL)")
     ap.add_argument("--dry-run", action="store_true", help="fit and print, do not write verifier.json")
@@ -210,7 +246,8 @@ def main(argv: list[str] | None = None) -> int:
                                         "reader_model_dir": reader_dir, "verifier": False})
         pipeline = QAPipeline(settings)
         pipeline.warm_up(show_progress=True)
-        rows = collect(pipeline, setting.items, settings.top_k)
+        rows = collect(pipeline, setting.items, settings.top_k, hard_negative_fraction=args.hard_negatives,
+                       seed=args.seed)
         with rows_path.open("w", encoding="utf-8") as f:
             for r in rows:
                 f.write(json.dumps(r) + "\n")
@@ -220,6 +257,7 @@ def main(argv: list[str] | None = None) -> int:
     data["date"] = _dt.date.today().isoformat()
     data["trained_on"] = {"squad_file": squad.name, "held_out_articles": args.held_out, "split_seed": args.split_seed,
                           "removed_articles": args.remove_articles, "questions": args.questions, "seed": args.seed,
+                          "hard_negatives": args.hard_negatives,
                           "f1_correct": F1_CORRECT}
     weights = Path(reader_dir) / "model.safetensors"
     if weights.exists():
