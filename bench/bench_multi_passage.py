@@ -3,7 +3,7 @@
     python bench/bench_multi_passage.py [MODEL_DIR ...] [--questions 400] [--seed 42]
 
 Each of N seeded dev-42 questions is read with its own paragraph and the 4 paragraphs of its article that
-share the most words with it (`qa.reader.validate.multi_passage_sets`, the task `qa export-reader` fits the
+share the most words with it (`qa.training.validate.multi_passage_sets`, the task `qa export-reader` fits the
 temperature on; seed 42 is the one export uses). Prints F1 at every temperature of the grid. Figures only.
 """
 
@@ -27,8 +27,8 @@ def main() -> int:
 
     from qa.config import get_settings
     from qa.reader.reader import ExtractiveReader
-    from qa.reader.squad import load_squad
-    from qa.reader.validate import fit_temperature, multi_passage_sets
+    from qa.training.squad import load_squad
+    from qa.training.validate import fit_temperature, multi_passage_sets
 
     valid = load_squad((args.squad_dir or get_settings().squad_dir) / "squad-v1.1-dev-42.json")
     sets = multi_passage_sets(valid, args.questions, args.seed)

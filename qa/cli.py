@@ -247,7 +247,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     from api.serve import add_serve_command
     from qa.evaluation.cli import add_eval_command
-    from qa.reader.cli import add_export_reader_command, add_soup_reader_command, add_train_reader_command
+    from qa.training.reader_cli import add_export_reader_command, add_soup_reader_command, add_train_reader_command
 
     add_serve_command(subparsers)
     add_eval_command(subparsers)

@@ -1,4 +1,4 @@
-"""The one SQuAD v1.1/v2.0 JSON loader: training (qa.reader.squad) and evaluation
+"""The one SQuAD v1.1/v2.0 JSON loader: training (qa.training.squad) and evaluation
 (qa.evaluation.squad) both read files through :func:`read_squad`.
 
 One rule for unanswerable questions (:func:`is_impossible`): a question is unanswerable when the

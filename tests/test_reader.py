@@ -346,8 +346,8 @@ def test_reader_takes_its_temperature_from_the_model_folder(random_head_dir, tmp
 
 
 def test_multi_passage_sets_hold_the_gold_paragraph_and_same_article_distractors():
-    from qa.reader.squad import QAExample
-    from qa.reader.validate import multi_passage_sets
+    from qa.training.squad import QAExample
+    from qa.training.validate import multi_passage_sets
 
     examples = []
     for t in ("A", "B"):

@@ -7,7 +7,7 @@ import json
 import pytest
 
 from qa.evaluation.squad import load_squad_file
-from qa.reader.squad import load_squad, squad_titles
+from qa.training.squad import load_squad, squad_titles
 from qa.squad_data import is_impossible, read_squad
 
 SQUAD = {

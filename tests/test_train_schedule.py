@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import random
 
-from qa.reader.train import batch_schedule, length_grouped_batches
+from qa.training.train import batch_schedule, length_grouped_batches
 
 CFG = {"batch_size": 4, "length_group_size": 3, "seed": 7, "epochs": 2, "skip_batches": 0}
 LENGTHS = [random.Random(0).randint(10, 384) for _ in range(101)]

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from qa.reader.train import load_config, train
+from qa.training.train import load_config, train
 
 PARAS = [
     ("Astana", "Astana became the capital of Kazakhstan in 1997. The city lies on the Ishim River.",
@@ -93,7 +93,7 @@ def test_bf16_is_used_only_where_native(monkeypatch):
 def test_trained_checkpoint_validates_exports_and_serves(tiny_squad, tmp_path):
     import hashlib
 
-    from qa.reader.export import export, validate_checkpoint
+    from qa.training.export import export, validate_checkpoint
     from qa.reader.reader import ExtractiveReader
 
     squad, cfg = tiny_squad
@@ -104,7 +104,7 @@ def test_trained_checkpoint_validates_exports_and_serves(tiny_squad, tmp_path):
     assert figures["squad_v1_dev42"]["count"] == 3 and 0 <= figures["squad_v1_dev42"]["f1"] <= 100
     assert figures["precision"] in ("torch-bf16", "torch-fp32")
     assert 0.0 <= figures["threshold"] <= 1.0
-    from qa.reader.validate import TEMPERATURE_GRID
+    from qa.training.validate import TEMPERATURE_GRID
 
     t = figures["temperature"]
     assert t["value"] in TEMPERATURE_GRID and t["questions"] == 3  # the 3 validation questions, 1 distractor each
@@ -128,8 +128,8 @@ def test_trained_checkpoint_validates_exports_and_serves(tiny_squad, tmp_path):
 def test_soup_averages_runs_that_differ_only_in_learning_rate(tiny_squad, tmp_path):
     from safetensors.torch import load_file
 
-    from qa.reader.export import export, validate_checkpoint
-    from qa.reader.soup import soup
+    from qa.training.export import export, validate_checkpoint
+    from qa.training.soup import soup
 
     squad, cfg = tiny_squad
     cfg = {**cfg, "warmup_ratio": 0.0}  # so that the one step moves the weights

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from qa.verifier.model import FILE_NAME, LinearCalibrated, Verifier
-from qa.verifier.train import choose_threshold, fit_isotonic, fit_linear, fit_verifier, selective_summary, split_articles
+from qa.training.verifier import choose_threshold, fit_isotonic, fit_linear, fit_verifier, selective_summary, split_articles
 
 
 def _synthetic(n, rng):

@@ -63,7 +63,7 @@ def add_eval_command(sub) -> None:
     p.add_argument("--limit", type=int, default=None,
                    help="only the first N questions (--open-squad: a seeded sample of N questions)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
-    p.set_defaults(handler=cmd_eval, func=cmd_eval)  # qa.cli dispatches on handler, qa.reader.cli on func
+    p.set_defaults(handler=cmd_eval, func=cmd_eval)  # qa.cli dispatches on handler, qa.training.reader_cli on func
 
 
 def _timestamp() -> str:

@@ -160,7 +160,7 @@ class ExtractiveReader:
 
     # -- inference ---------------------------------------------------------------------------
     def _logits(self, windows) -> tuple[np.ndarray, np.ndarray]:
-        from qa.reader.validate import forward_logits
+        from qa.reader.forward import forward_logits
 
         n = len(windows.context_of)
         order = sorted(range(n), key=lambda w: len(windows.encoding["input_ids"][w]))

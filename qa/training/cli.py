@@ -1,7 +1,7 @@
-"""Training subcommands that are not the per-paragraph reader recipe (qa/reader/cli.py):
+"""Training subcommands that are not the per-paragraph reader recipe (qa/training/reader_cli.py):
 
     qa train-reader-shared ...   the shared-normalisation reader (qa.training.shared_norm)
-    qa train-verifier ...        the answer verifier (qa.verifier.train)
+    qa train-verifier ...        the answer verifier (qa.training.verifier)
     qa build-groups ...          multi-passage training groups (qa.training.groups)
 
 Each forwards its arguments to the module's own ``main`` (``qa <command> --help`` lists them).
@@ -13,7 +13,7 @@ import argparse
 
 _COMMANDS = {
     "train-reader-shared": ("qa.training.shared_norm", "train the reader to compare passages (shared normalisation)"),
-    "train-verifier": ("qa.verifier.train", "fit the answer verifier (calibrated P(correct)) on held-out SQuAD articles"),
+    "train-verifier": ("qa.training.verifier", "fit the answer verifier (calibrated P(correct)) on held-out SQuAD articles"),
     "build-groups": ("qa.training.groups", "build multi-passage training groups from a SQuAD file"),
 }
 

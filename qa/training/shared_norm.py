@@ -185,7 +185,7 @@ def evaluate_groups(model, tokenizer, groups: list[dict], texts: list[str], devi
     answerable from null groups (AUROC) -- decoded per window (the old reader) or shared."""
     from qa.metrics import best_over, exact_match, f1 as token_f1
     from qa.reader.decode import decode, decode_shared, encode_windows, pad_batch
-    from qa.reader.validate import forward_logits
+    from qa.reader.forward import forward_logits
 
     f1s, ems, scores, labels, correct = [], [], [], [], []
     for g in groups:

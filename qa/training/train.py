@@ -79,7 +79,7 @@ def batch_schedule(lengths: list[int], cfg: dict) -> list[list[int]]:
 
 
 def prepare_data(cfg: dict, squad_dir: Path, tokenizer):
-    from qa.reader.squad import build_train_features, load_squad, split_titles, squad_titles, synthetic_negatives
+    from qa.training.squad import build_train_features, load_squad, split_titles, squad_titles, synthetic_negatives
 
     train = load_squad(squad_dir / cfg["train_file"])
     if cfg["train_questions"] and cfg["train_questions"] < len(train):
@@ -143,7 +143,7 @@ def _save_checkpoint(run_dir: Path, name: str, model, tokenizer, optimizer, sche
 
 
 def quick_validation(model, tokenizer, cfg: dict, examples, device: str, bf16: bool) -> dict:
-    from qa.reader.validate import predict_examples, score_answerable
+    from qa.training.validate import predict_examples, score_answerable
 
     preds = predict_examples(model, tokenizer, examples, cfg["max_length"], cfg["doc_stride"],
                              cfg["max_answer_tokens"], device=device, bf16=bf16, progress=False)
@@ -157,7 +157,7 @@ def train(cfg: dict, squad_dir: Path, run_dir: Path, resume: bool = False, max_s
     from transformers import AutoModelForQuestionAnswering, AutoTokenizer, get_linear_schedule_with_warmup
 
     from qa.reader.reader import bf16_native_on
-    from qa.reader.squad import load_squad
+    from qa.training.squad import load_squad
 
     device = device or ("cuda" if torch.cuda.is_available() else "cpu")
     # cfg["bf16"] asks for bf16 autocast; it is used only where bf16 is native (else fp32, same config)

@@ -9,7 +9,7 @@ from pathlib import Path
 
 def add_train_reader_command(sub) -> None:
     p = sub.add_parser("train-reader", help="fine-tune the extractive reader on SQuAD (resumable)")
-    p.add_argument("--config", type=Path, default=None, help="TOML config (default: qa/reader/train_config.toml)")
+    p.add_argument("--config", type=Path, default=None, help="TOML config (default: qa/training/train_config.toml)")
     p.add_argument("--squad-dir", type=Path, default=None, help="folder of the SQuAD files (QA_SQUAD_DIR)")
     p.add_argument("--run-dir", type=Path, default=None, help="checkpoints and log (default from config)")
     p.add_argument("--resume", action="store_true", help="continue from <run-dir>/checkpoint")
@@ -32,7 +32,7 @@ def add_train_reader_command(sub) -> None:
 
 def cmd_train_reader(args: argparse.Namespace) -> int:
     from qa.config import PROJECT_ROOT, get_settings
-    from qa.reader.train import load_config, train
+    from qa.training.train import load_config, train
 
     cfg = load_config(args.config, {"train_questions": args.sample, "epochs": args.epochs,
                                     "init_from": args.init_from, "skip_batches": args.skip_batches,
@@ -77,8 +77,8 @@ def add_export_reader_command(sub) -> None:
 
 def cmd_export_reader(args: argparse.Namespace) -> int:
     from qa.config import PROJECT_ROOT, get_settings
-    from qa.reader.export import export, validate_checkpoint
-    from qa.reader.train import load_config
+    from qa.training.export import export, validate_checkpoint
+    from qa.training.train import load_config
 
     settings = get_settings()
     cfg = load_config(args.config)
@@ -117,7 +117,7 @@ def add_soup_reader_command(sub) -> None:
 
 
 def cmd_soup_reader(args: argparse.Namespace) -> int:
-    from qa.reader.soup import soup
+    from qa.training.soup import soup
 
     try:
         state = soup(args.checkpoints, args.out)

