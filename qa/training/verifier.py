@@ -88,6 +88,44 @@ def collect(pipeline: Any, items: list, top_k: int, progress: bool = True, hard_
     return rows
 
 
+def collect_single(reader: Any, setting: Any, limit: int, seed: int, negative_fraction: float = 0.3,
+                   progress: bool = True) -> list[dict]:
+    """Rows for the reader-alone setting (``qa eval --squad``): each answerable question read with its own
+    paragraph only, and for ``negative_fraction`` of them also with another paragraph of its article that holds
+    no answer text (labelled wrong) -- what the ``reader`` feature set is fitted on."""
+    from qa.evaluation.open_squad import PARAGRAPH_SEPARATOR
+
+    rng = random.Random(f"{seed}:single")
+    items = [it for it in setting.items if it.answerable and it.evidence]
+    rng.shuffle(items)
+    rows: list[dict] = []
+    from tqdm.auto import tqdm
+
+    def add(item: Any, paragraph: str, answerable: bool, variant: str) -> None:
+        out = reader.read_contexts(item.question, [("p", paragraph)], max_answers=3)
+        for rank, (f, text) in enumerate(zip(out.extra.get("features") or [], _answer_texts(out))):
+            r = dict(f)
+            r.update({"_answer": text, "_rank": rank, "_id": item.id, "_variant": variant,
+                      "_article": item.extra.get("title", ""), "_answerable": answerable})
+            r["_label"] = label_rows([r], list(item.answers), answerable)[0]
+            rows.append(r)
+
+    for item in tqdm(items[:limit], desc="verifier data (reader alone)", disable=not progress):
+        text = setting.documents[item.extra["document"]]
+        ev = item.evidence[0]
+        a = text.rfind(PARAGRAPH_SEPARATOR, 0, ev.start)
+        a = 0 if a < 0 else a + len(PARAGRAPH_SEPARATOR)
+        b = text.find(PARAGRAPH_SEPARATOR, ev.end)
+        b = len(text) if b < 0 else b
+        add(item, text[a:b], True, "own-paragraph")
+        if rng.random() < negative_fraction:
+            others = [p for p in text.split(PARAGRAPH_SEPARATOR)
+                      if p != text[a:b] and not any(x.lower() in p.lower() for x in item.answers if x.strip())]
+            if others:
+                add(item, rng.choice(others), False, "other-paragraph")
+    return rows
+
+
 def _answer_texts(out: Any) -> list[str]:
     """Texts of the answers the features describe, in the same order (all considered answers, scored)."""
     return list(out.extra.get("answer_texts") or [])
@@ -168,18 +206,21 @@ def split_rows_by_article(rows: list[dict], seed: int) -> tuple[set, set, set]:
     return tuple(parts[0][i] | parts[1][i] for i in range(3))  # type: ignore[return-value]
 
 
-def fit_verifier(rows: list[dict], seed: int, target_precision: float) -> dict:
-    """Fit both feature sets on rows (from :func:`collect`) split by article; returns the verifier.json dict."""
+def fit_verifier(rows: list[dict], seed: int, target_precision: float, single_rows: list[dict] | None = None) -> dict:
+    """Fit both feature sets on rows (from :func:`collect`) split by article; returns the verifier.json dict.
+    ``single_rows`` (from :func:`collect_single`), when given, are what the ``reader`` model is fitted on."""
     arts = sorted({r["_article"] for r in rows})
     tr, ca, te = split_rows_by_article(rows, seed)
-    pick = lambda s, top_only=False: [r for r in rows if r["_article"] in s and (not top_only or r["_rank"] == 0)]  # noqa: E731
     data: dict[str, Any] = {"models": {}, "splits": {"train": sorted(tr), "calibration": sorted(ca), "test": sorted(te)}}
     metrics = {}
     for name, part in (("train", tr), ("calibration", ca), ("test", te)):
-        if not pick(part, True):
+        if not [r for r in rows if r["_article"] in part and r["_rank"] == 0]:
             raise ValueError(f"no answered questions in the {name} split ({len(rows)} rows from {len(arts)} articles): "
                              "collect more questions (--questions)")
     for kind, feats in (("full", FULL), ("reader", READER)):
+        data_rows = single_rows if (kind == "reader" and single_rows) else rows
+        pick = lambda s, top_only=False: [r for r in data_rows if r["_article"] in s  # noqa: E731
+                                          and (not top_only or r["_rank"] == 0)]
         Xtr = np.array([[r[f] for f in feats] for r in pick(tr)])
         ytr = np.array([r["_label"] for r in pick(tr)])
         m = fit_linear(Xtr, ytr, feats)
@@ -198,13 +239,16 @@ def fit_verifier(rows: list[dict], seed: int, target_precision: float) -> dict:
                          "test": selective_summary(pt, yt, at, thr)}
     data["min_confidence"] = round(metrics["full"]["threshold_at_target"], 4)
     # for serving without the verifier (QA_VERIFIER=false): the same precision target on the raw span probability
-    cal = pick(ca, True)
+    cal = [r for r in rows if r["_article"] in ca and r["_rank"] == 0]
     span_p = 1.0 / (1.0 + np.exp(-np.array([r["span_logit"] for r in cal])))
     data["fallback_span_threshold"] = round(choose_threshold(span_p, np.array([r["_label"] for r in cal]),
                                                              target_precision), 4)
     data["target_precision"] = target_precision
     data["metrics"] = metrics
-    data["rows"] = {"train": len(pick(tr)), "calibration": len(pick(ca, True)), "test": len(pick(te, True))}
+    data["rows"] = {"train": sum(1 for r in rows if r["_article"] in tr),
+                    "calibration": sum(1 for r in rows if r["_article"] in ca and r["_rank"] == 0),
+                    "test": sum(1 for r in rows if r["_article"] in te and r["_rank"] == 0),
+                    "reader_alone": len(single_rows or [])}
     return data
 
 
@@ -223,6 +267,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--workdir", type=Path, default=Path("runs/verifier"))
     ap.add_argument("--rows", type=Path, default=None, help="reuse feature rows saved by an earlier run (JSONL)")
     ap.add_argument("--dry-run", action="store_true", help="fit and print, do not write verifier.json")
+    ap.add_argument("--single-only", action="store_true",
+                    help="with --rows: collect only the reader-alone rows (own paragraph / other paragraph)")
     args = ap.parse_args(argv)
 
     from qa.config import get_settings
@@ -233,7 +279,8 @@ def main(argv: list[str] | None = None) -> int:
     squad = args.squad or (s.squad_dir / "squad-v1.1-train.json")
     args.workdir.mkdir(parents=True, exist_ok=True)
     rows_path = args.rows or (args.workdir / "rows.jsonl")
-    if args.rows is None:
+    single_path = rows_path.with_name(rows_path.stem + "_single.jsonl")
+    if args.rows is None or args.single_only:
         from qa.evaluation.open_squad import build_open_setting, write_corpus
         from qa.pipeline import QAPipeline
 
@@ -246,13 +293,20 @@ def main(argv: list[str] | None = None) -> int:
                                         "reader_model_dir": reader_dir, "verifier": False})
         pipeline = QAPipeline(settings)
         pipeline.warm_up(show_progress=True)
-        rows = collect(pipeline, setting.items, settings.top_k, hard_negative_fraction=args.hard_negatives,
-                       seed=args.seed)
-        with rows_path.open("w", encoding="utf-8") as f:
-            for r in rows:
+        if not args.single_only:
+            rows = collect(pipeline, setting.items, settings.top_k, hard_negative_fraction=args.hard_negatives,
+                           seed=args.seed)
+            with rows_path.open("w", encoding="utf-8") as f:
+                for r in rows:
+                    f.write(json.dumps(r) + "\n")
+        single = collect_single(pipeline.reader, setting, args.questions, args.seed)
+        with single_path.open("w", encoding="utf-8") as f:
+            for r in single:
                 f.write(json.dumps(r) + "\n")
     rows = [json.loads(x) for x in rows_path.read_text(encoding="utf-8").splitlines() if x.strip()]
-    data = fit_verifier(rows, args.seed, args.target_precision)
+    single = ([json.loads(x) for x in single_path.read_text(encoding="utf-8").splitlines() if x.strip()]
+              if single_path.exists() else None)
+    data = fit_verifier(rows, args.seed, args.target_precision, single)
     data["version"] = 1
     data["date"] = _dt.date.today().isoformat()
     data["trained_on"] = {"squad_file": squad.name, "held_out_articles": args.held_out, "split_seed": args.split_seed,
