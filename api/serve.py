@@ -1,27 +1,11 @@
-"""``qa serve``: run the HTTP API and chat page with uvicorn (registered in qa/cli.py)."""
+"""``qa serve``: run the HTTP API and chat page with uvicorn.
+
+The sub-command is registered in :mod:`qa.cli`, which imports this module only when it runs.
+"""
 
 from __future__ import annotations
 
 import argparse
-
-
-def add_serve_command(subparsers) -> argparse.ArgumentParser:
-    from qa.config import get_settings
-
-    s = get_settings()
-    p = subparsers.add_parser(
-        "serve",
-        help="serve the HTTP API and chat page",
-        description=(
-            "Serve the HTTP API and the chat page. On first run the index is built from the corpus "
-            "folder (QA_CORPUS_DIR, default seeds/) into QA_INDEX_DIR before the server listens."
-        ),
-    )
-    p.add_argument("--host", default=s.host, help=f"interface to listen on (default {s.host}; QA_HOST)")
-    p.add_argument("--port", type=int, default=s.port, help=f"port (default {s.port}; QA_PORT)")
-    p.add_argument("--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"])
-    p.set_defaults(handler=cmd_serve)
-    return p
 
 
 def server_url(host: str, port: int) -> str:
@@ -31,7 +15,7 @@ def server_url(host: str, port: int) -> str:
     return f"http://{shown}:{port}"
 
 
-def cmd_serve(args: argparse.Namespace) -> int:
+def run_server(args: argparse.Namespace) -> int:
     import logging
 
     import uvicorn

@@ -232,6 +232,33 @@ def cmd_ask(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+# --------------------------------------------------------------------------- serve
+
+
+def add_serve_command(subparsers: Any) -> argparse.ArgumentParser:
+    settings = get_cli_settings()
+    p = subparsers.add_parser(
+        "serve",
+        help="serve the HTTP API and chat page",
+        description=(
+            "Serve the HTTP API and the chat page. On first run the index is built from the corpus "
+            "folder (QA_CORPUS_DIR, default seeds/) into QA_INDEX_DIR."
+        ),
+    )
+    p.add_argument("--host", default=settings.host, help=f"interface to listen on (default {settings.host}; QA_HOST)")
+    p.add_argument("--port", type=int, default=settings.port, help=f"port (default {settings.port}; QA_PORT)")
+    p.add_argument("--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"])
+    p.set_defaults(handler=cmd_serve)
+    return p
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    # The web layer (FastAPI, uvicorn) is imported only when the server actually runs.
+    from api.serve import run_server
+
+    return run_server(args)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="qa", description="Document-grounded extractive question answering with exact citations."
@@ -242,7 +269,6 @@ def build_parser() -> argparse.ArgumentParser:
     add_search_command(subparsers)
     add_ask_command(subparsers)
 
-    from api.serve import add_serve_command
     from qa.evaluation.cli import add_eval_command
     from qa.reader.cli import add_export_reader_command, add_soup_reader_command, add_train_reader_command
 

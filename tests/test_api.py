@@ -634,7 +634,8 @@ def test_real_corrupt_index_is_503_with_reason(tmp_path, embedder, chunker, vict
 def test_serve_command_arguments():
     import argparse
 
-    from api.serve import add_serve_command, cmd_serve, server_url
+    from api.serve import server_url
+    from qa.cli import add_serve_command, cmd_serve
 
     parser = argparse.ArgumentParser(prog="qa")
     add_serve_command(parser.add_subparsers())
@@ -648,9 +649,21 @@ def test_serve_command_arguments():
 
 
 def test_qa_cli_has_serve():
-    from qa.cli import build_parser
-
-    from api.serve import cmd_serve
+    from qa.cli import build_parser, cmd_serve
 
     args = build_parser().parse_args(["serve", "--port", "8123"])
     assert (args.port, args.handler) == (8123, cmd_serve)
+
+
+def test_cli_does_not_import_the_web_layer():
+    """`qa --help` and every non-serve command run without FastAPI/uvicorn/api being imported."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys; import qa.cli; qa.cli.build_parser(); "
+        "bad = sorted(m for m in sys.modules if m.split('.')[0] in ('api', 'fastapi', 'uvicorn', 'starlette')); "
+        "print(bad); sys.exit(1 if bad else 0)"
+    )
+    r = subprocess.run([sys.executable, "-c", code], cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stdout + r.stderr
