@@ -36,6 +36,9 @@ class ServiceState:
     reason: str | None = "warming up: loading the index and models"
     model_limiter: anyio.CapacityLimiter = field(default_factory=lambda: anyio.CapacityLimiter(MODEL_CONCURRENCY))
     write_lock: threading.Lock = field(default_factory=threading.Lock)  # serializes uploads/deletes
+    access: Any = None  # api.security.AccessPolicy
+    writes: Any = None  # api.jobs.Writes: the writer thread and jobs
+    failed_version: str | None = None  # the index version that failed to load (reload retries on a new one)
 
 
 def get_service(request: Request) -> ServiceState:
@@ -61,10 +64,15 @@ def doc_out(info: Any) -> DocumentOut:
 
 _ERRORS = {
     400: {"model": ErrorResponse, "description": "Bad request (e.g. a body that cannot be parsed, a bad file)"},
+    401: {"model": ErrorResponse, "description": "An API key is needed (Authorization: Bearer <key>) or is not valid"},
+    403: {"model": ErrorResponse, "description": "Refused: a read-only key, a read-only server, or a write "
+                                                 "from another site's page"},
     404: {"model": ErrorResponse, "description": "Unknown document"},
     409: {"model": ErrorResponse, "description": "A document with that name exists"},
+    412: {"model": ErrorResponse, "description": "If-Match does not match the document's current sha256"},
     413: {"model": ErrorResponse, "description": "Request body or uploaded file too large"},
     422: {"model": ErrorResponse, "description": "Invalid request"},
+    428: {"model": ErrorResponse, "description": "If-Match header missing"},
     503: {"model": ErrorResponse, "description": "Not ready (index or models not loaded); message says why"},
 }
 

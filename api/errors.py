@@ -53,6 +53,9 @@ def public_message(message: str, named: Iterable[tuple[str | Path, str]] = ()) -
     return _ABS_PATH.sub("<path>", out)
 
 
+_RESTORE_PATH = re.compile(r"^/documents/.+/restore$")
+
+
 def _leaf_routes(routes):
     """Every route, looking into included routers (the routers here are included without a prefix)."""
     for route in routes:
@@ -98,6 +101,8 @@ def install_error_handlers(app: FastAPI, hide: Iterable[tuple[str | Path, str]] 
                 methods = getattr(route, "methods", None)
                 if methods and route.matches(request.scope)[0] != Match.NONE:
                     allowed |= set(methods)
+            if _RESTORE_PATH.match(request.url.path):  # /documents/{id}/restore: POST only (ids end in .txt/.md)
+                allowed = {"POST"}
             if allowed:
                 resp.headers["allow"] = ", ".join(sorted(allowed))
         return resp

@@ -109,7 +109,7 @@ def fake_server(tmp_path_factory):
 
     tmp = tmp_path_factory.mktemp("browser-fake")
     s = Settings(corpus_dir=make_corpus(tmp), index_dir=tmp / "index")
-    app = create_app(s, SlowFakePipeline(s))
+    app = create_app(s, SlowFakePipeline(s), background_warm_up=False)
     port = free_port()
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
     thread = threading.Thread(target=server.run, daemon=True)

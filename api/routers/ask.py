@@ -10,6 +10,7 @@ from fastapi import APIRouter, Depends
 
 from api.deps import ServiceState, get_service, in_thread, ready_pipeline, responses
 from api.errors import ApiError
+from api.security import require_read
 from api.models import ask_request_model
 from qa.config import Settings
 from qa.types import AskResult
@@ -33,6 +34,7 @@ def build_router(settings: Settings) -> APIRouter:
     router.add_api_route(
         "/ask", ask, methods=["POST"], response_model=AskResult,
         summary="Answer a question from the documents, with citations",
-        responses=responses(400, 413, 422, 503),
+        responses=responses(400, 401, 403, 413, 422, 503),
+        dependencies=[Depends(require_read)],
     )
     return router

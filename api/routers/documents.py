@@ -1,4 +1,4 @@
-"""The document endpoints: list, read, upload, delete."""
+"""The document endpoints: list, read, upload, replace (If-Match), delete (to the trash), restore."""
 
 from __future__ import annotations
 
@@ -6,20 +6,51 @@ from pathlib import Path
 from typing import Any
 
 import anyio.to_thread
-from fastapi import APIRouter, Depends, File, Query, UploadFile
-from fastapi.responses import PlainTextResponse
+from fastapi import APIRouter, Depends, File, Header, Query, Request, UploadFile
+from fastapi.responses import JSONResponse, PlainTextResponse
 
-from api.deps import MAX_FILES_PER_UPLOAD, ServiceState, doc_out, get_service, in_thread, ready_pipeline, responses
+from api.deps import MAX_FILES_PER_UPLOAD, ServiceState, doc_out, get_service, ready_pipeline, responses
 from api.errors import ApiError
-from api.models import DeleteResult, DocumentList, DocumentOut, DocumentText, UploadResult
+from api.models import (
+    DeleteResult,
+    DocumentList,
+    DocumentOut,
+    DocumentText,
+    JobOut,
+    ReplaceResult,
+    RestoreResult,
+    UploadResult,
+)
+from api.security import require_read, require_write
 from qa.config import Settings
 from qa.pipeline import DocumentError, check_document_content, check_document_name, shown
+
+_NOT_IMPLEMENTED = "this pipeline cannot {what}"
+
+
+def _plain_id(doc_id: str) -> str:
+    """``doc_id`` unless the path is ``/documents/{id}/restore`` (documents end in .txt/.md, so it
+    can only mean the restore action, which only POST serves)."""
+    if doc_id.endswith("/restore"):
+        raise ApiError(405, "method_not_allowed", "only POST restores a document", headers={"Allow": "POST"})
+    return doc_id
+
+
+def _api_error(e: DocumentError) -> ApiError:
+    return ApiError(e.status, e.code, str(e))
+
+
+def _infos(pipeline: Any) -> dict[str, DocumentOut]:
+    return {doc_out(d).id: doc_out(d) for d in pipeline.documents()}
 
 
 def build_router(settings: Settings) -> APIRouter:
     router = APIRouter(tags=["documents"])
+    read = [Depends(require_read)]
+    write = [Depends(require_write)]
 
-    @router.get("/documents", response_model=DocumentList, summary="Indexed documents", responses=responses(503))
+    @router.get("/documents", response_model=DocumentList, summary="Indexed documents",
+                responses=responses(401, 403, 503), dependencies=read)
     async def list_documents(pipeline: Any = Depends(ready_pipeline)) -> DocumentList:
         infos = await anyio.to_thread.run_sync(pipeline.documents)
         return DocumentList(documents=[doc_out(d) for d in infos])
@@ -30,45 +61,60 @@ def build_router(settings: Settings) -> APIRouter:
         summary="A document's text, exactly as answer offsets index it",
         description=(
             "JSON `{id, text, length}` by default; with `?raw=true` the bare text as "
-            "`text/plain; charset=utf-8`. Offsets are Python code points (not UTF-16 units)."
+            "`text/plain; charset=utf-8`. Offsets are Python code points (not UTF-16 units). The "
+            "`ETag` header is the sha256 of the file's bytes (send it as If-Match to replace it)."
         ),
         responses={
-            200: {"content": {"text/plain": {"schema": {"type": "string"}}}},
-            **responses(404, 422, 503),
+            200: {"content": {"text/plain": {"schema": {"type": "string"}}},
+                  "headers": {"ETag": {"description": "sha256 of the file's bytes", "schema": {"type": "string"}}}},
+            **responses(401, 403, 404, 422, 503),
         },
+        dependencies=read,
     )
     async def get_document(
         doc_id: str,
         raw: bool = Query(False, description="return text/plain instead of JSON"),
         pipeline: Any = Depends(ready_pipeline),
     ):
+        doc_id = _plain_id(doc_id)
+
+        def lookup() -> tuple[str, str | None]:
+            text = pipeline.document_text(doc_id)
+            info = next((d for d in pipeline.documents() if doc_out(d).id == doc_id), None)
+            return text, (doc_out(info).sha256 if info is not None else None)
+
         try:
-            text = await anyio.to_thread.run_sync(pipeline.document_text, doc_id)
+            text, sha = await anyio.to_thread.run_sync(lookup)
         except KeyError:
             raise ApiError(404, "not_found", f"unknown document {shown(doc_id)}") from None
+        headers = {"ETag": f'"{sha}"'} if sha else {}
         if raw:
-            return PlainTextResponse(text, media_type="text/plain; charset=utf-8")
-        return DocumentText(id=doc_id, text=text, length=len(text))
+            return PlainTextResponse(text, media_type="text/plain; charset=utf-8", headers=headers)
+        return JSONResponse(DocumentText(id=doc_id, text=text, length=len(text)).model_dump(), headers=headers)
 
     @router.post(
         "/documents",
         response_model=UploadResult,
         status_code=201,
-        summary="Upload .txt/.md files: stored in the corpus folder and indexed",
+        summary="Upload .txt/.md files: indexed, then stored in the corpus folder",
         description=(
             f"Multipart field `files`, one or more (at most {MAX_FILES_PER_UPLOAD}). Each must be "
             f"UTF-8 text, not empty, at most Settings.max_upload_bytes ({settings.max_upload_bytes}) "
-            "bytes, with a plain .txt/.md name (no path separators, '..', leading dot or control "
-            "characters) that is not taken yet. All or nothing: if any file is rejected, nothing is "
-            "stored or indexed."
+            "bytes, with a plain .txt/.md name (no path separators, '..', leading dot, control, "
+            "bidi or zero-width characters; NFC-normalised) that is not taken yet. All or nothing: "
+            "if any file is rejected, nothing is stored or indexed. Uploads larger than "
+            f"Settings.async_upload_bytes ({settings.async_upload_bytes}) in total answer 202 with "
+            "a job to poll at `GET /jobs/{id}`."
         ),
-        responses=responses(400, 409, 413, 422, 503),
+        responses={202: {"model": JobOut, "description": "Accepted: a large upload is indexed in the background"},
+                   **responses(400, 401, 403, 409, 413, 422, 503)},
+        dependencies=write,
     )
     async def upload_documents(
         files: list[UploadFile] = File(..., description="the .txt/.md files"),
         pipeline: Any = Depends(ready_pipeline),
         service: ServiceState = Depends(get_service),
-    ) -> UploadResult:
+    ):
         if not files:
             raise ApiError(400, "no_files", "no files uploaded (multipart field 'files')")
         if len(files) > MAX_FILES_PER_UPLOAD:
@@ -86,49 +132,126 @@ def build_router(settings: Settings) -> APIRouter:
                 data = await f.read(limit + 1)
                 check_document_content(name, data, limit)
             except DocumentError as e:
-                raise ApiError(e.status, e.code, str(e)) from None
+                raise _api_error(e) from None
             batch.append((name, data))
 
-        def store() -> tuple[list[str], dict[str, DocumentOut]]:
-            # Check and add under one lock, so two uploads of the same name cannot both pass.
+        def store() -> UploadResult:
             with service.write_lock:
-                existing = {doc_out(d).id for d in pipeline.documents()}
+                existing = set(_infos(pipeline))
                 for name, _ in batch:
                     if name in existing or (corpus / name).exists():
                         raise ApiError(409, "already_exists",
-                                       f"a document named {shown(name)} already exists; delete it first to replace it")
+                                       f"a document named {shown(name)} already exists; replace it with PUT "
+                                       "/documents/{id} (If-Match: its sha256) or delete it first")
                 try:
                     added = list(pipeline.add_documents(batch))
                 except DocumentError as e:
-                    raise ApiError(e.status, e.code, str(e)) from None
+                    raise _api_error(e) from None
                 except ValueError as e:  # any other refusal from the indexing layer
                     raise ApiError(400, "invalid_document", str(e) or "invalid document") from None
-                return added, {doc_out(d).id: doc_out(d) for d in pipeline.documents()}
+                infos = _infos(pipeline)
+                return UploadResult(added=added, documents=[infos[i] for i in added if i in infos])
 
-        added, infos = await in_thread(service, store)
-        return UploadResult(added=added, documents=[infos[i] for i in added if i in infos])
+        if sum(len(d) for _, d in batch) > settings.async_upload_bytes:
+            job = service.writes.submit("upload", store)
+            return JSONResponse(JobOut(**vars(job)).model_dump(), status_code=202,
+                                headers={"Location": f"/jobs/{job.id}"})
+        return await service.writes.run(store)
+
+    @router.put(
+        "/documents/{doc_id:path}",
+        response_model=ReplaceResult,
+        summary="Replace a document's bytes (optimistic: If-Match its current sha256)",
+        description=(
+            "The body is the new file (UTF-8 text, same rules as uploads). `If-Match` must carry the "
+            "document's current sha256 (its ETag, from GET /documents/{id} or GET /documents): a "
+            "stale one answers 412 and changes nothing. The old bytes go to the trash."
+        ),
+        openapi_extra={"requestBody": {"required": True, "content": {
+            "text/plain": {"schema": {"type": "string"}},
+            "application/octet-stream": {"schema": {"type": "string", "format": "binary"}}}}},
+        responses=responses(400, 401, 403, 404, 412, 413, 428, 503),
+        dependencies=write,
+    )
+    async def replace_document(
+        doc_id: str,
+        request: Request,
+        if_match: str | None = Header(None, description="the document's current sha256 (ETag)"),
+        pipeline: Any = Depends(ready_pipeline),
+        service: ServiceState = Depends(get_service),
+    ) -> ReplaceResult:
+        doc_id = _plain_id(doc_id)
+        data = await request.body()
+        replace = getattr(pipeline, "replace_document", None)
+        if replace is None:
+            raise ApiError(400, "unsupported", _NOT_IMPLEMENTED.format(what="replace documents"))
+
+        def run() -> ReplaceResult:
+            with service.write_lock:
+                try:
+                    changed = replace(doc_id, data, if_match)
+                except DocumentError as e:
+                    raise _api_error(e) from None
+                except KeyError:
+                    raise ApiError(404, "not_found", f"unknown document {shown(doc_id)}") from None
+                return ReplaceResult(id=doc_id, replaced=changed, document=_infos(pipeline)[doc_id])
+
+        return await service.writes.run(run)
 
     @router.delete(
         "/documents/{doc_id:path}",
         response_model=DeleteResult,
-        summary="Remove a document from the corpus folder and the index",
-        responses=responses(404, 503),
+        summary="Remove a document from the index; its file moves to the trash (restorable)",
+        responses=responses(401, 403, 404, 503),
+        dependencies=write,
     )
     async def delete_document(
         doc_id: str,
         pipeline: Any = Depends(ready_pipeline),
         service: ServiceState = Depends(get_service),
     ) -> DeleteResult:
-        def remove() -> None:
+        doc_id = _plain_id(doc_id)
+
+        def remove() -> DeleteResult:
             with service.write_lock:
-                if doc_id not in {doc_out(d).id for d in pipeline.documents()}:
+                if doc_id not in _infos(pipeline):
                     raise ApiError(404, "not_found", f"unknown document {shown(doc_id)}")
                 try:
                     pipeline.remove_document(doc_id)
                 except KeyError:
                     raise ApiError(404, "not_found", f"unknown document {shown(doc_id)}") from None
+                trash = getattr(pipeline, "trash", None)
+                entry = next((t.entry for t in trash() if t.id == doc_id), None) if trash else None
+                return DeleteResult(id=doc_id, trash_entry=entry)
 
-        await in_thread(service, remove)
-        return DeleteResult(id=doc_id)
+        return await service.writes.run(remove)
+
+    @router.post(
+        "/documents/{doc_id:path}/restore",
+        response_model=RestoreResult,
+        summary="Bring a deleted (or replaced) document back from the trash: the same bytes, indexed again",
+        responses=responses(401, 403, 404, 409, 503),
+        dependencies=write,
+    )
+    async def restore_document(
+        doc_id: str,
+        pipeline: Any = Depends(ready_pipeline),
+        service: ServiceState = Depends(get_service),
+    ) -> RestoreResult:
+        restore = getattr(pipeline, "restore_document", None)
+        if restore is None:
+            raise ApiError(404, "not_found", f"nothing in the trash for {shown(doc_id)}")
+
+        def run() -> RestoreResult:
+            with service.write_lock:
+                try:
+                    entry = restore(doc_id)
+                except KeyError:
+                    raise ApiError(404, "not_found", f"nothing in the trash for {shown(doc_id)}") from None
+                except DocumentError as e:
+                    raise _api_error(e) from None
+                return RestoreResult(id=doc_id, restored_from=entry.entry, document=_infos(pipeline)[doc_id])
+
+        return await service.writes.run(run)
 
     return router
