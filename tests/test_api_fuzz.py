@@ -22,7 +22,7 @@ from api.app import create_app
 from lite_pipeline import LitePipeline, lite_settings
 from qa.config import PROJECT_ROOT
 
-MAX_EXAMPLES = 100
+MAX_EXAMPLES = 130
 
 
 def _make_schema():
