@@ -36,7 +36,7 @@ class ApiError(Exception):
 
 
 # An absolute POSIX path of two or more parts (e.g. /srv/qa/index/v-1/manifest.json).
-_ABS_PATH = re.compile(r"(?<![\w.:/])/(?:[^\s/'\"(),;:]+/)+[^\s/'\"(),;:]*")
+_ABS_PATH = re.compile(r"(?<![\w.:/>])/(?:[^\s/'\"(),;:]+/)+[^\s/'\"(),;:]*")
 
 
 def public_message(message: str, named: Iterable[tuple[str | Path, str]] = ()) -> str:
