@@ -325,6 +325,58 @@ def test_chat_page_on_a_phone_screen(browser, fake_server):
         context.close()
 
 
+@pytest.fixture(scope="module")
+def keyed_server(tmp_path_factory):
+    """The real write path (small stand-in models) with API keys configured."""
+    import uvicorn
+
+    from lite_pipeline import LitePipeline, lite_settings
+    from qa.keys import KeyStore
+
+    tmp = tmp_path_factory.mktemp("browser-keys")
+    s = lite_settings(make_corpus(tmp), tmp / "index", reload_interval_s=0)
+    key = KeyStore(s.resolved_keys_file()).add("browser", "write")
+    app = create_app(s, LitePipeline(s), background_warm_up=False)
+    port = free_port()
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not server.started:
+        assert thread.is_alive() and time.monotonic() < deadline, "uvicorn did not start"
+        time.sleep(0.05)
+    yield f"http://127.0.0.1:{port}", key, s
+    server.should_exit = True
+    thread.join(10)
+
+
+def test_chat_page_asks_for_a_key_to_delete_and_restores_from_the_trash(page, keyed_server):
+    url, key, s = keyed_server
+    page.goto(url + "/")
+    page.locator("#service-status", has_text="Ready").wait_for()
+    page.click("#doc-list > summary")
+    item = page.locator("#doc-list-items li", has_text=UNSAFE_NAME)
+    item.wait_for()
+    item.locator(".doc-action", has_text="Delete").click()
+    # refused without a key: the key box opens, says why, and has focus
+    page.locator("#key-status", has_text="write key").wait_for()
+    assert page.evaluate("document.getElementById('key-box').open") is True
+    assert page.evaluate("document.activeElement.id") == "api-key"
+    assert (s.corpus_dir / UNSAFE_NAME).exists()
+    page.fill("#api-key", key)
+    page.press("#api-key", "Enter")
+    page.locator("#key-status", has_text="Key set").wait_for()
+    item.locator(".doc-action", has_text="Delete").click()
+    page.locator("#trash-items li", has_text=UNSAFE_NAME).wait_for()
+    assert not (s.corpus_dir / UNSAFE_NAME).exists()
+    assert page.locator("#doc-list-items li", has_text=UNSAFE_NAME).count() == 0
+    page.locator("#trash-items li", has_text=UNSAFE_NAME).locator(".doc-action").click()
+    page.locator("#doc-list-items li", has_text=UNSAFE_NAME).wait_for()
+    assert (s.corpus_dir / UNSAFE_NAME).read_text(encoding="utf-8") == UNSAFE_TEXT  # the same bytes
+    assert page.evaluate("sessionStorage.getItem('qa-api-key')") == key
+    assert page.errors == []
+
+
 # --------------------------------------------------------------------------- the real server
 
 

@@ -193,7 +193,7 @@
       try {
         response = await fetch("/ask", {
           method: "POST",
-          headers: { "Content-Type": "application/json", Accept: "application/json" },
+          headers: Object.assign({ "Content-Type": "application/json", Accept: "application/json" }, authHeaders()),
           body: JSON.stringify({ question: question }),
         });
       } catch (e) {
@@ -228,7 +228,7 @@
     sourceInfo.textContent = "Loading…";
     let text;
     try {
-      const response = await fetch(docUrl(docId), { headers: { Accept: "application/json" } });
+      const response = await fetch(docUrl(docId), { headers: Object.assign({ Accept: "application/json" }, authHeaders()) });
       if (!response.ok) throw new Error(await errorText(response));
       text = (await response.json()).text;
     } catch (e) {
@@ -286,22 +286,97 @@
     setTimeout(checkReady, 3000);
   }
 
-  docList.addEventListener("toggle", async () => {
-    if (!docList.open) return;
+  // ---------------------------------------------------------------- API key, delete, restore
+  // The key lives in sessionStorage (this tab only) and goes out as "Authorization: Bearer".
+  // A write answered 401/403 opens the key box and asks for a (write) key.
+
+  const keyBox = $("key-box");
+  const keyForm = $("key-form");
+  const keyInput = $("api-key");
+  const keyStatus = $("key-status");
+  const trashItems = $("trash-items");
+
+  function authHeaders() {
+    const key = sessionStorage.getItem("qa-api-key");
+    return key ? { Authorization: "Bearer " + key } : {};
+  }
+
+  function askForKey(message) {
+    keyBox.open = true;
+    keyStatus.textContent = message;
+    keyInput.focus();
+  }
+
+  keyForm.addEventListener("submit", (event) => {
+    event.preventDefault();
+    const key = keyInput.value.trim();
+    if (key) sessionStorage.setItem("qa-api-key", key);
+    else sessionStorage.removeItem("qa-api-key");
+    keyInput.value = "";
+    keyStatus.textContent = key ? "Key set for this tab." : "Key removed.";
+  });
+
+  /** fetch() for writes: sends the key; on 401/403 asks for one. Returns the response. */
+  async function writeFetch(url, options) {
+    const opts = Object.assign({}, options || {});
+    opts.headers = Object.assign({ Accept: "application/json" }, opts.headers || {}, authHeaders());
+    const response = await fetch(url, opts);
+    if (response.status === 401 || response.status === 403) {
+      const message = await errorText(response.clone());
+      askForKey(message + " — enter a write key, then try again.");
+    }
+    return response;
+  }
+  window.qaWriteFetch = writeFetch; // for other parts of the page (e.g. an upload form)
+
+  async function loadDocuments() {
     docListItems.replaceChildren(el("li", { text: "Loading…" }));
     try {
-      const response = await fetch("/documents");
+      const response = await fetch("/documents", { headers: authHeaders() });
       if (!response.ok) throw new Error(await errorText(response));
       const body = await response.json();
       docListItems.replaceChildren();
       for (const d of body.documents) {
         const b = el("button", { type: "button", class: "link", text: d.id });
         b.addEventListener("click", () => openSource(d.id, null, null, b));
-        docListItems.append(el("li", null, b));
+        const del = el("button", { type: "button", class: "link doc-action", text: "Delete",
+          "aria-label": "Delete " + d.id + " (it goes to the trash)" });
+        del.addEventListener("click", () => changeDocument("DELETE", docUrl(d.id), "Deleted " + d.id));
+        docListItems.append(el("li", null, b, del));
       }
     } catch (e) {
       docListItems.replaceChildren(el("li", { text: "Could not list the documents: " + e.message }));
     }
+    try {
+      const response = await fetch("/trash", { headers: authHeaders() });
+      if (!response.ok) throw new Error(await errorText(response));
+      const body = await response.json();
+      trashItems.replaceChildren();
+      if (!body.entries.length) trashItems.append(el("li", { text: "Empty." }));
+      for (const t of body.entries) {
+        const restore = el("button", { type: "button", class: "link doc-action", text: "Restore",
+          "aria-label": "Restore " + t.id });
+        restore.addEventListener("click", () =>
+          changeDocument("POST", docUrl(t.id) + "/restore", "Restored " + t.id));
+        trashItems.append(el("li", null, t.id + " (" + t.reason + " " + t.deleted_at + ")", restore));
+      }
+    } catch (e) {
+      trashItems.replaceChildren(el("li", { text: "Could not list the trash: " + e.message }));
+    }
+  }
+
+  async function changeDocument(method, url, done) {
+    const response = await writeFetch(url, { method: method });
+    if (response.ok) {
+      serviceStatus.textContent = done;
+      await loadDocuments();
+    } else if (response.status !== 401 && response.status !== 403) {
+      renderError(await errorText(response));
+    }
+  }
+
+  docList.addEventListener("toggle", () => {
+    if (docList.open) loadDocuments();
   });
 
   checkReady();
