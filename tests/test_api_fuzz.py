@@ -39,13 +39,15 @@ _TMP, schema = _make_schema()
 
 
 CASES = {"n": 0, "5xx": 0}
+STATEFUL: dict[str, int] = {}  # "METHOD path status" -> calls in the stateful phase
 
 
 @pytest.fixture(scope="module", autouse=True)
 def _cleanup():
     yield
     shutil.rmtree(_TMP, ignore_errors=True)
-    print(f"\nschemathesis: {CASES['n']} cases, {CASES['5xx']} answered 5xx")
+    print(f"\nschemathesis: {CASES['n']} cases, {CASES['5xx']} answered 5xx; stateful phase: "
+          + ", ".join(f"{k}: {v}" for k, v in sorted(STATEFUL.items())))
 
 
 @schema.parametrize()
@@ -71,3 +73,33 @@ def test_api_conforms_to_its_schema(case):
         body = response.json()
         assert isinstance(body.get("error"), str) and isinstance(body.get("message"), str), body
 
+
+
+# The stateful phase: sequences of calls linked through responses (ids from one call feed the
+# next: upload -> get / put / delete -> restore), links inferred by schemathesis from the schema.
+APIWorkflow = schema.as_state_machine()
+
+
+class StatefulChecks(APIWorkflow):
+    def validate_response(self, response, case, additional_checks=None, **kwargs):
+        CASES["n"] += 1
+        CASES["5xx"] += response.status_code >= 500
+        STATEFUL[f"{case.method.upper()} {case.path} {response.status_code}"] = STATEFUL.get(
+            f"{case.method.upper()} {case.path} {response.status_code}", 0) + 1
+        assert response.status_code < 500, (case.method, case.path, response.status_code)
+        excluded = [positive_data_acceptance] if _UPLOAD_LIKE(case) else []
+        case.validate_response(response, additional_checks=additional_checks, excluded_checks=excluded,
+                               transport_kwargs=kwargs or None)
+
+
+def _UPLOAD_LIKE(case) -> bool:
+    return (case.method.upper(), case.path) in (("POST", "/documents"), ("PUT", "/documents/{doc_id}"))
+
+
+class TestStatefulWorkflow(StatefulChecks.TestCase):
+    settings = settings(
+        max_examples=60,
+        stateful_step_count=10,
+        deadline=None,
+        suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much],
+    )
