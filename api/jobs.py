@@ -46,6 +46,7 @@ class Writes:
         self.executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="qa-write")
         self._jobs: OrderedDict[str, Job] = OrderedDict()
         self._lock = threading.Lock()
+        self.closed = False
 
     async def run(self, fn: Callable[[], Any]) -> Any:
         """Run ``fn`` on the writer thread and wait for it (the request stays open)."""
@@ -84,4 +85,5 @@ class Writes:
 
     def shutdown(self) -> None:
         """Let the running and queued writes finish (graceful shutdown)."""
+        self.closed = True
         self.executor.shutdown(wait=True)
