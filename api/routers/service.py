@@ -10,6 +10,7 @@ from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.responses import FileResponse, JSONResponse, Response
 
 from api.deps import ServiceState, get_service
+from api.errors import public_message
 from api.models import Health, Readiness
 
 STATIC_DIR = Path(__file__).resolve().parent.parent / "static"
@@ -34,7 +35,7 @@ async def ready(service: ServiceState = Depends(get_service)):
         try:
             n = len(await anyio.to_thread.run_sync(service.pipeline.documents))
         except Exception as e:  # noqa: BLE001
-            body = Readiness(ready=False, status="failed", reason=f"{type(e).__name__}: {e}")
+            body = Readiness(ready=False, status="failed", reason=public_message(f"{type(e).__name__}: {e}"))
             return JSONResponse(body.model_dump(), status_code=503)
         runtime = getattr(getattr(service.pipeline, "reader", None), "runtime", None) or None
         return Readiness(ready=True, status="ready", documents=n, reader_runtime=runtime)
