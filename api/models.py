@@ -136,6 +136,8 @@ class Readiness(BaseModel):
     documents: int | None = Field(None, description="documents indexed, when ready")
     reader_runtime: str | None = Field(None, description='how the reader runs, when ready: "torch-bf16" '
                                                          '(native bf16 CPUs) or "torch-fp32"')
+    writes: str | None = Field(None, description='who may write: "open" (loopback, no keys), "key" (a write '
+                                                 'key is needed) or "read_only" (no keys, not loopback)')
 
 
 class ErrorResponse(BaseModel):

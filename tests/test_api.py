@@ -99,7 +99,8 @@ def test_health_and_ready(client):
     assert client.get("/health").json() == {"status": "ok"}
     r = client.get("/ready")
     assert r.status_code == 200
-    assert r.json() == {"ready": True, "status": "ready", "reason": None, "documents": 6, "reader_runtime": None}
+    assert r.json() == {"ready": True, "status": "ready", "reason": None, "documents": 6, "reader_runtime": None,
+                        "writes": "open"}
 
 
 def test_warm_up_failure_gives_503_with_reason_everywhere(settings):

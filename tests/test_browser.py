@@ -358,10 +358,16 @@ def test_chat_page_asks_for_a_key_to_delete_and_restores_from_the_trash(page, ke
     item = page.locator("#doc-list-items li", has_text=UNSAFE_NAME)
     item.wait_for()
     item.locator(".doc-action", has_text="Delete").click()
-    # refused without a key: the key box opens, says why, and has focus
-    page.locator("#key-status", has_text="write key").wait_for()
+    # the server needs keys (/ready says so): the page asks for one first, and sends nothing
+    page.locator("#key-status", has_text="needs a write key").wait_for()
     assert page.evaluate("document.getElementById('key-box').open") is True
     assert page.evaluate("document.activeElement.id") == "api-key"
+    assert (s.corpus_dir / UNSAFE_NAME).exists()
+    # a wrong key is refused by the server: the box says why
+    page.fill("#api-key", "qa_wrong-key")
+    page.press("#api-key", "Enter")
+    item.locator(".doc-action", has_text="Delete").click()
+    page.locator("#key-status", has_text="not valid").wait_for()
     assert (s.corpus_dir / UNSAFE_NAME).exists()
     page.fill("#api-key", key)
     page.press("#api-key", "Enter")

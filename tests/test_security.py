@@ -235,3 +235,14 @@ def test_qa_keys_cli(tmp_path):
     assert qa("revoke", "ci-bot").returncode == 0
     assert KeyStore(path).verify(key) is None
     assert qa("revoke", "ci-bot").returncode == 1
+
+
+def test_ready_says_who_may_write(tmp_path):
+    s, client = make(tmp_path)
+    with client:
+        assert client.get("/ready").json()["writes"] == "open"
+        KeyStore(s.resolved_keys_file()).add("w", "write")
+        assert client.get("/ready").json()["writes"] == "key"
+    s2, client2 = make(tmp_path / "other", host="192.0.2.10")
+    with client2:
+        assert client2.get("/ready").json()["writes"] == "read_only"

@@ -38,7 +38,9 @@ async def ready(service: ServiceState = Depends(get_service)):
             body = Readiness(ready=False, status="failed", reason=public_message(f"{type(e).__name__}: {e}"))
             return JSONResponse(body.model_dump(), status_code=503)
         runtime = getattr(getattr(service.pipeline, "reader", None), "runtime", None) or None
-        return Readiness(ready=True, status="ready", documents=n, reader_runtime=runtime)
+        access = service.access
+        writes = None if access is None else "key" if access.keys.configured() else "read_only" if access.read_only() else "open"
+        return Readiness(ready=True, status="ready", documents=n, reader_runtime=runtime, writes=writes)
     body = Readiness(ready=False, status=service.status, reason=service.reason or service.status)
     return JSONResponse(body.model_dump(), status_code=503)
 

@@ -20,6 +20,7 @@
   const docListItems = $("doc-list-items");
 
   let busy = false;
+  let writesNeed = "open"; // from /ready: "open", "key" or "read_only"
   let openRequest = 0; // latest source-panel request; older responses are dropped
   let lastOpener = null; // element to give focus back to when the panel closes
 
@@ -273,6 +274,7 @@
       const response = await fetch("/ready", { headers: { Accept: "application/json" } });
       const body = await response.json();
       if (response.ok && body.ready) {
+        writesNeed = body.writes || "open";
         serviceStatus.textContent = "Ready · " + body.documents + " documents";
         serviceStatus.className = "service-status ok";
         return;
@@ -366,6 +368,10 @@
   }
 
   async function changeDocument(method, url, done) {
+    if (writesNeed === "key" && !sessionStorage.getItem("qa-api-key")) {
+      askForKey("This server needs a write key for deletes and restores.");
+      return;
+    }
     const response = await writeFetch(url, { method: method });
     if (response.ok) {
       serviceStatus.textContent = done;
