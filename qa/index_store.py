@@ -603,10 +603,11 @@ def build_or_update(
     corpus_root = Path(corpus_root)
     report = BuildReport(index_dir=str(index_dir))
 
-    docs, skipped = load_corpus(corpus_root, paths)
-    report.skipped = skipped
-
     with _locked(index_dir):
+        # Read the corpus under the lock: a write transaction (qa.writes) moving a file in
+        # cannot slip in between this read and the commit.
+        docs, skipped = load_corpus(corpus_root, paths)
+        report.skipped = skipped
         loaded = _load_previous(index_dir, previous)
         if paths is not None and loaded is not None:
             # Explicit paths update those documents; the other indexed documents stay.
