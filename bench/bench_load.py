@@ -105,6 +105,7 @@ def main() -> None:
     ap.add_argument("--url", help="a running server instead of starting one")
     ap.add_argument("--key", help="a write key, if the server has keys")
     ap.add_argument("--doc-kb", type=int, default=60, help="size of each uploaded document")
+    ap.add_argument("--warmup", type=int, default=20, help="asks sent first and not counted (first calls are slow)")
     args = ap.parse_args()
 
     auth = {"Authorization": f"Bearer {args.key}"} if args.key else {}
@@ -189,6 +190,9 @@ def main() -> None:
                         checked["citations"] += 1
                         errors["citation"] += not ok
 
+        for n in range(args.warmup):
+            http("POST", url + "/ask", json.dumps({"question": QUESTIONS[n % len(QUESTIONS)]}).encode(),
+                 {"Content-Type": "application/json", **auth})
         # Phase 1: asks alone (the baseline). Phase 2: the same number of asks with the writer running.
         half = args.requests // 2
         t0 = time.perf_counter()
