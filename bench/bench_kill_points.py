@@ -38,7 +38,8 @@ def main() -> None:
     print(f"\n{figures['rounds']} kill -9 rounds in {time.perf_counter() - t0:.0f}s (seed {args.seed}): "
           f"{figures['differences_after_kill']} corpus/index differences after journal replay, "
           f"{figures['lost']} acknowledged versions lost, {figures['acknowledged_writes']} acknowledged writes, "
-          f"{figures['killed_during_startup_reindex']} kills during start-up re-indexing")
+          f"{figures['killed_during_startup_reindex']} kills during start-up re-indexing; kills inside a write "
+          f"transaction: {figures['rolled_forward']} rolled forward, {figures['rolled_back']} rolled back by the journal")
 
 
 if __name__ == "__main__":

@@ -85,9 +85,12 @@ def trash_shas(index_dir: Path) -> set[str]:
     return {sha(p.read_bytes()) for p in (index_dir / "trash").glob("*/data")}
 
 
-def recover_offline(settings: Settings) -> None:
+def recover_offline(settings: Settings, figures: dict | None = None) -> None:
     """What the next start does first: finish or undo the interrupted write."""
-    Writer(settings, lambda *a: (_ for _ in ()).throw(AssertionError("recovery never indexes"))).recover()
+    done = Writer(settings, lambda *a: (_ for _ in ()).throw(AssertionError("recovery never indexes"))).recover()
+    if figures is not None:
+        for r in done:
+            figures[r.action] = figures.get(r.action, 0) + 1
 
 
 def wait_ready(url: str, proc: subprocess.Popen, timeout: float, log: Path) -> None:
@@ -200,7 +203,7 @@ def run_kill_rounds(tmp: Path, rounds: int, seed: int, report=None) -> dict:
            "QA_ALLOWED_HOSTS": "127.0.0.1", "PYTHONPATH": str(PROJECT_ROOT), "PYTHONUNBUFFERED": "1"}
     seen = set(corpus_state(corpus).values())
     figures = {"rounds": 0, "differences_after_kill": 0, "acknowledged_writes": 0, "lost": 0,
-               "killed_during_startup_reindex": 0}
+               "killed_during_startup_reindex": 0, "rolled_forward": 0, "rolled_back": 0}
     for r in range(rounds):
         hand_made = r % 4 == 3
         if hand_made:  # start-up will have to re-index this: kill it while it does
@@ -215,7 +218,7 @@ def run_kill_rounds(tmp: Path, rounds: int, seed: int, report=None) -> dict:
             if hand_made:
                 time.sleep(rng.uniform(0.5, 2.0))  # somewhere in import / recovery / re-indexing / serving
                 kill(proc)
-                recover_offline(settings)
+                recover_offline(settings, figures)
                 diffs = differences(corpus, active_documents(index))
                 assert all(d.id == f"hand-{r}.txt" and d.kind == "not_indexed" for d in diffs), diffs
                 figures["killed_during_startup_reindex"] += bool(diffs)
@@ -235,7 +238,7 @@ def run_kill_rounds(tmp: Path, rounds: int, seed: int, report=None) -> dict:
         finally:
             if proc.poll() is None:
                 kill(proc)
-        recover_offline(settings)
+        recover_offline(settings, figures)
         diffs = differences(corpus, active_documents(index))
         figures["differences_after_kill"] += len(diffs)
         assert diffs == [], f"round {r}: corpus and index disagree after kill -9: {diffs}"
@@ -282,6 +285,7 @@ def test_kill_points_lite_server(tmp_path):
     print(figures)
     assert figures["rounds"] == 20 and figures["differences_after_kill"] == 0 and figures["lost"] == 0
     assert figures["acknowledged_writes"] > 0  # the kills did land among real writes
+    assert figures["rolled_forward"] + figures["rolled_back"] > 0  # and some inside a write transaction
 
 
 @pytest.mark.slow
