@@ -49,14 +49,22 @@ def build_router(settings: Settings) -> APIRouter:
     read = [Depends(require_read)]
     write = [Depends(require_write)]
 
-    @router.get("/documents", response_model=DocumentList, summary="Indexed documents",
-                responses=responses(401, 403, 503), dependencies=read)
+    first = "$response.body#/documents/0"
+
+    @router.get("/documents", response_model=DocumentList, summary="Indexed documents", operation_id="list_documents",
+                responses={200: {"links": {  # OpenAPI links: what a client (or schemathesis) can do next
+                    "GetDocument": {"operationId": "get_document", "parameters": {"doc_id": f"{first}/id"}},
+                    "ReplaceDocument": {"operationId": "replace_document",
+                                        "parameters": {"doc_id": f"{first}/id", "header.If-Match": f"{first}/sha256"}},
+                    "DeleteDocument": {"operationId": "delete_document", "parameters": {"doc_id": f"{first}/id"}},
+                }}, **responses(401, 403, 503)}, dependencies=read)
     async def list_documents(pipeline: Any = Depends(ready_pipeline)) -> DocumentList:
         infos = await anyio.to_thread.run_sync(pipeline.documents)
         return DocumentList(documents=[doc_out(d) for d in infos])
 
     @router.get(
         "/documents/{doc_id:path}",
+        operation_id="get_document",
         response_model=DocumentText,
         summary="A document's text, exactly as answer offsets index it",
         description=(
@@ -94,6 +102,7 @@ def build_router(settings: Settings) -> APIRouter:
 
     @router.post(
         "/documents",
+        operation_id="upload_documents",
         response_model=UploadResult,
         status_code=201,
         summary="Upload .txt/.md files: indexed, then stored in the corpus folder",
@@ -160,6 +169,7 @@ def build_router(settings: Settings) -> APIRouter:
 
     @router.put(
         "/documents/{doc_id:path}",
+        operation_id="replace_document",
         response_model=ReplaceResult,
         summary="Replace a document's bytes (optimistic: If-Match its current sha256)",
         description=(
@@ -200,9 +210,12 @@ def build_router(settings: Settings) -> APIRouter:
 
     @router.delete(
         "/documents/{doc_id:path}",
+        operation_id="delete_document",
         response_model=DeleteResult,
         summary="Remove a document from the index; its file moves to the trash (restorable)",
-        responses=responses(401, 403, 404, 503),
+        responses={200: {"links": {"RestoreDocument": {"operationId": "restore_document",
+                                                       "parameters": {"doc_id": "$response.body#/id"}}}},
+                   **responses(401, 403, 404, 503)},
         dependencies=write,
     )
     async def delete_document(
@@ -228,6 +241,7 @@ def build_router(settings: Settings) -> APIRouter:
 
     @router.post(
         "/documents/{doc_id:path}/restore",
+        operation_id="restore_document",
         response_model=RestoreResult,
         summary="Bring a deleted (or replaced) document back from the trash: the same bytes, indexed again",
         responses=responses(401, 403, 404, 409, 503),
