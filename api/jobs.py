@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import threading
 import uuid
 from collections import OrderedDict
@@ -41,9 +42,21 @@ class Job:
     error: dict[str, Any] | None = None
 
 
+#: Niceness of the writer thread (Linux: per thread, inherited by the threads it starts, e.g. the
+#: embedder's OpenMP team), so indexing yields the CPU to /ask.
+WRITER_NICENESS = 10
+
+
+def _lower_priority() -> None:
+    try:
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), WRITER_NICENESS)
+    except (AttributeError, OSError):  # not Linux, or not permitted: run at normal priority
+        pass
+
+
 class Writes:
     def __init__(self) -> None:
-        self.executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="qa-write")
+        self.executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="qa-write", initializer=_lower_priority)
         self._jobs: OrderedDict[str, Job] = OrderedDict()
         self._lock = threading.Lock()
         self.closed = False

@@ -418,3 +418,23 @@ def test_messages_carry_no_server_paths(settings):
     out = public_message(msg, [(settings.index_dir, "<index>"), (PROJECT_ROOT, "<project>")])
     assert "<index>/v-1/manifest.json" in out and "/etc/secret" not in out and str(PROJECT_ROOT) not in out
     assert "qa index" in public_message("run `qa index` to rebuild it")
+
+
+def test_writes_run_on_one_lower_priority_thread():
+    """Indexing yields the CPU to /ask: the writer thread (and the threads it starts) runs niced."""
+    import asyncio
+    import os
+
+    from api.jobs import WRITER_NICENESS, Writes
+
+    writes = Writes()
+    try:
+        base = os.getpriority(os.PRIO_PROCESS, 0)
+        seen = asyncio.run(writes.run(lambda: (threading.get_native_id(), os.getpriority(os.PRIO_PROCESS, 0))))
+        again = asyncio.run(writes.run(lambda: threading.get_native_id()))
+        assert seen[0] == again and seen[0] != threading.get_native_id()  # one thread, not this one
+        if base <= WRITER_NICENESS:
+            assert seen[1] == WRITER_NICENESS
+        assert os.getpriority(os.PRIO_PROCESS, 0) == base  # the caller's priority is unchanged
+    finally:
+        writes.shutdown()
