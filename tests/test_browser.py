@@ -112,7 +112,7 @@ def fake_server(tmp_path_factory):
 
     tmp = tmp_path_factory.mktemp("browser-fake")
     s = Settings(corpus_dir=make_corpus(tmp), index_dir=tmp / "index")
-    app = create_app(s, SlowFakePipeline(s))
+    app = create_app(s, SlowFakePipeline(s), background_warm_up=False)
     port = free_port()
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
     thread = threading.Thread(target=server.run, daemon=True)
@@ -438,6 +438,64 @@ def test_chat_page_drag_and_drop_and_the_servers_errors(page, fake_server):
         assert page.errors == []
     finally:
         delete_document(fake_server, "minutes.docx")
+
+
+@pytest.fixture(scope="module")
+def keyed_server(tmp_path_factory):
+    """The real write path (small stand-in models) with API keys configured."""
+    import uvicorn
+
+    from lite_pipeline import LitePipeline, lite_settings
+    from qa.keys import KeyStore
+
+    tmp = tmp_path_factory.mktemp("browser-keys")
+    s = lite_settings(make_corpus(tmp), tmp / "index", reload_interval_s=0)
+    key = KeyStore(s.resolved_keys_file()).add("browser", "write")
+    app = create_app(s, LitePipeline(s), background_warm_up=False)
+    port = free_port()
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not server.started:
+        assert thread.is_alive() and time.monotonic() < deadline, "uvicorn did not start"
+        time.sleep(0.05)
+    yield f"http://127.0.0.1:{port}", key, s
+    server.should_exit = True
+    thread.join(10)
+
+
+def test_chat_page_asks_for_a_key_to_delete_and_restores_from_the_trash(page, keyed_server):
+    url, key, s = keyed_server
+    page.goto(url + "/")
+    page.locator("#service-status", has_text="Ready").wait_for()
+    page.click("#doc-list > summary")
+    item = page.locator("#doc-list-items li", has_text=UNSAFE_NAME)
+    item.wait_for()
+    item.locator(".doc-action", has_text="Delete").click()
+    # the server needs keys (/ready says so): the page asks for one first, and sends nothing
+    page.locator("#key-status", has_text="needs a write key").wait_for()
+    assert page.evaluate("document.getElementById('key-box').open") is True
+    assert page.evaluate("document.activeElement.id") == "api-key"
+    assert (s.corpus_dir / UNSAFE_NAME).exists()
+    # a wrong key is refused by the server: the box says why
+    page.fill("#api-key", "qa_wrong-key")
+    page.press("#api-key", "Enter")
+    item.locator(".doc-action", has_text="Delete").click()
+    page.locator("#key-status", has_text="not valid").wait_for()
+    assert (s.corpus_dir / UNSAFE_NAME).exists()
+    page.fill("#api-key", key)
+    page.press("#api-key", "Enter")
+    page.locator("#key-status", has_text="Key set").wait_for()
+    item.locator(".doc-action", has_text="Delete").click()
+    page.locator("#trash-items li", has_text=UNSAFE_NAME).wait_for()
+    assert not (s.corpus_dir / UNSAFE_NAME).exists()
+    assert page.locator("#doc-list-items li", has_text=UNSAFE_NAME).count() == 0
+    page.locator("#trash-items li", has_text=UNSAFE_NAME).locator(".doc-action").click()
+    page.locator("#doc-list-items li", has_text=UNSAFE_NAME).wait_for()
+    assert (s.corpus_dir / UNSAFE_NAME).read_text(encoding="utf-8") == UNSAFE_TEXT  # the same bytes
+    assert page.evaluate("sessionStorage.getItem('qa-api-key')") == key
+    assert page.errors == []
 
 
 # --------------------------------------------------------------------------- the real server
