@@ -75,6 +75,7 @@ class _Out:
     answers: list
     no_answer_score: float
     passages_read: int = 0
+    best_guess: object = None  # AskResult.best_guess (main): the top candidate, here the first answer
     extra: dict = field(default_factory=dict)
 
 
@@ -106,7 +107,7 @@ class OverlapReader:
                            context_start=s, context_end=e)
             answers.append(Answer(text=t[s:e], score=score, document=d, start=s, end=e, context=t[s:e],
                                   context_start=s, context_end=e, citations=[cit]))
-        return _Out(bool(answers), answers, 0.1 if answers else 0.9, len(passages))
+        return _Out(bool(answers), answers, 0.1 if answers else 0.9, len(passages), answers[0] if answers else None)
 
 
 class LitePipeline(QAPipeline):

@@ -438,3 +438,102 @@ def test_writes_run_on_one_lower_priority_thread():
         assert os.getpriority(os.PRIO_PROCESS, 0) == base  # the caller's priority is unchanged
     finally:
         writes.shutdown()
+
+
+# --------------------------------------------------------------------------- converted formats on the write path
+
+CONVERTED_PAGES = [
+    [("heading", "Harbour report"), ("para", "The report describes the harbour and its cranes.")],
+    [("heading", "Lighthouses"), ("para", "The Quillon lighthouse was built in 1873 by Marta Okonkwo.")],
+]
+
+
+def _converted_files():
+    from docgen import make_docx, make_html, make_pdf
+
+    return {"harbour.pdf": (make_pdf(CONVERTED_PAGES), "application/pdf"),
+            "harbour.docx": (make_docx(CONVERTED_PAGES), "application/octet-stream"),
+            "harbour.html": (make_html(CONVERTED_PAGES), "text/html")}
+
+
+@pytest.mark.parametrize("name", ["harbour.pdf", "harbour.docx", "harbour.html"])
+def test_converted_documents_upload_trash_restore_and_replace(settings, name):
+    """Upload, delete, restore and PUT a PDF/DOCX/HTML through the crash-safe write path: the
+    original bytes stay in the corpus (downloadable), the index holds the extracted text (and a
+    PDF's page starts) with its converter, citations slice the served text exactly."""
+    data, mime = _converted_files()[name]
+    corpus = Path(settings.corpus_dir)
+    question = "Who built the Quillon lighthouse?"
+
+    def check_indexed(c, raw: bytes):
+        doc = c.get(f"/documents/{name}").json()
+        info = next(d for d in c.get("/documents").json()["documents"] if d["id"] == name)
+        assert info["sha256"] == sha(raw) and info["converter"] == name.rsplit(".", 1)[1]
+        assert (corpus / name).read_bytes() == raw
+        r = c.get(f"/documents/{name}", params={"original": "true"})
+        assert r.status_code == 200 and r.content == raw
+        if name.endswith(".pdf"):
+            assert info["pages"] == 2 and len(doc["page_starts"]) == 2
+        body = c.post("/ask", json={"question": question, "top_k": 20, "max_answers": 10}).json()
+        hits = [a for a in body["answers"] if a["document"] == name]
+        assert hits and "Okonkwo" in hits[0]["text"]
+        for a in hits:
+            assert doc["text"][a["start"]:a["end"]] == a["text"]
+            for cit in a["citations"]:
+                assert c.get(f"/documents/{cit['document']}").json()["text"][cit["start"]:cit["end"]] == cit["text"]
+            if name.endswith(".pdf"):
+                assert a["page"] == 2
+        assert agree(settings) == []
+        assert IndexStore.load(settings.index_dir).documents[name].converter == info["converter"]
+
+    with client_for(settings) as c:
+        r = c.post("/documents", files=[("files", (name, data, mime))])
+        assert r.status_code == 201, r.text
+        check_indexed(c, data)
+
+        r = c.delete(f"/documents/{name}")
+        assert r.status_code == 200 and r.json()["trash_entry"], r.text
+        assert not (corpus / name).exists() and c.get(f"/documents/{name}").status_code == 404
+        assert [(t["id"], t["sha256"]) for t in c.get("/trash").json()["entries"]] == [(name, sha(data))]
+        assert agree(settings) == []
+
+        r = c.post(f"/documents/{name}/restore")  # the trashed original, extracted again
+        assert r.status_code == 200, r.text
+        check_indexed(c, data)
+
+        new_pages = [CONVERTED_PAGES[1], CONVERTED_PAGES[0]]
+        from docgen import make_docx, make_html, make_pdf
+
+        new = {"pdf": make_pdf, "docx": make_docx, "html": make_html}[name.rsplit(".", 1)[1]](new_pages)
+        r = c.put(f"/documents/{name}", content=new, headers={"If-Match": sha(data)})
+        assert r.status_code == 200 and r.json()["replaced"], r.text
+        assert (corpus / name).read_bytes() == new
+        assert c.get(f"/documents/{name}", params={"original": "true"}).content == new
+        body = c.post("/ask", json={"question": question, "top_k": 20, "max_answers": 10}).json()
+        a = next(a for a in body["answers"] if a["document"] == name)
+        assert c.get(f"/documents/{name}").json()["text"][a["start"]:a["end"]] == a["text"]
+        if name.endswith(".pdf"):
+            assert a["page"] == 1
+        assert [t["reason"] for t in c.get("/trash").json()["entries"]] == ["replaced"]
+
+
+def test_a_refused_converted_file_changes_nothing(settings):
+    from docgen import make_image_only_pdf, make_pdf
+
+    before = corpus_state(settings)
+    with client_for(settings) as c:
+        docs = c.get("/documents").json()
+        version = IndexStore.load(settings.index_dir).path.name
+        r = c.post("/documents", files=[("files", ("ok.pdf", make_pdf(CONVERTED_PAGES), "application/pdf")),
+                                        ("files", ("scan.pdf", make_image_only_pdf(2), "application/pdf"))])
+        assert r.status_code == 400 and r.json()["error"] == "pdf_no_text", r.text
+        assert c.get("/documents").json() == docs
+        assert IndexStore.load(settings.index_dir).path.name == version
+        # and a PUT with a bad file changes nothing either
+        info = docs["documents"][0]
+        r = c.put(f"/documents/{info['id']}", content=make_image_only_pdf(1), headers={"If-Match": info["sha256"]})
+        assert r.status_code == 400, r.text
+    assert corpus_state(settings) == before
+    w = Writer(settings, None)
+    assert not (w.staging_dir.exists() and any(w.staging_dir.iterdir()))
+    assert not (w.journal_dir.exists() and any(w.journal_dir.iterdir()))
