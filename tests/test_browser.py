@@ -498,6 +498,47 @@ def test_chat_page_asks_for_a_key_to_delete_and_restores_from_the_trash(page, ke
     assert page.errors == []
 
 
+def test_chat_page_uploads_with_the_key_and_follows_a_202_job(page, keyed_server):
+    """The upload form on a server with keys: it asks for a key first (nothing sent), a wrong key is
+    refused and the key box says why, with the key a PDF is added through the real write path
+    (page chips, the original kept), and an upload over async_upload_bytes (202) is followed to the
+    end of its job."""
+    from docgen import make_pdf
+
+    url, key, s = keyed_server
+    page.goto(url + "/")
+    page.locator("#service-status", has_text="Ready").wait_for()
+    page.evaluate("sessionStorage.removeItem('qa-api-key')")
+    pdf = make_pdf(HARBOUR_PAGES)
+    page.set_input_files("#file-input", files=[{"name": "keyed.pdf", "mimeType": "application/pdf", "buffer": pdf}])
+    page.locator("#key-status", has_text="needs a write key for uploads").wait_for()
+    assert not (s.corpus_dir / "keyed.pdf").exists()
+    page.fill("#api-key", "qa_wrong-key")
+    page.press("#api-key", "Enter")
+    status = upload_from_page(page, "keyed.pdf", pdf, "application/pdf")
+    assert status.startswith("Not added:") and "not valid" in status, status
+    page.locator("#key-status", has_text="not valid").wait_for()
+    assert not (s.corpus_dir / "keyed.pdf").exists()
+
+    page.fill("#api-key", key)
+    page.press("#api-key", "Enter")
+    status = upload_from_page(page, "keyed.pdf", pdf, "application/pdf")
+    assert status == "Added keyed.pdf (4 pages). You can ask about it now.", status
+    assert (s.corpus_dir / "keyed.pdf").read_bytes() == pdf  # the original is kept
+    page.locator('#doc-list-items li[data-doc="keyed.pdf"]', has_text="PDF, 4 pages").wait_for()
+    # indexed as its extracted text with page starts (asking it is covered by tests/test_writes.py)
+    served = get_json(f"{url}/documents/keyed.pdf")
+    at = served["text"].index("Quillon lighthouse")
+    assert len(served["page_starts"]) == 4 and served["page_starts"][2] <= at < served["page_starts"][3]
+
+    big = ("The Varna ferry carries bicycles free of charge on Sundays. " * 5000).encode()
+    assert len(big) > s.async_upload_bytes
+    status = upload_from_page(page, "big.txt", big, "text/plain")
+    assert status.startswith("Added big.txt"), status
+    assert (s.corpus_dir / "big.txt").read_bytes() == big
+    assert page.errors == []
+
+
 # --------------------------------------------------------------------------- the real server
 
 
