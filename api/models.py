@@ -90,6 +90,43 @@ class UploadResult(BaseModel):
 class DeleteResult(BaseModel):
     id: str
     deleted: bool = True
+    trash_entry: str | None = Field(None, description="where the file went: restore it with "
+                                                      "POST /documents/{id}/restore")
+
+
+class ReplaceResult(BaseModel):
+    id: str
+    replaced: bool = Field(description="false when the new bytes equal the current ones")
+    document: DocumentOut
+
+
+class TrashEntryOut(BaseModel):
+    entry: str
+    id: str
+    sha256: str
+    size: int
+    deleted_at: str
+    reason: str = Field(description='"deleted" or "replaced"')
+
+
+class TrashList(BaseModel):
+    entries: list[TrashEntryOut] = Field(description="newest first")
+
+
+class RestoreResult(BaseModel):
+    id: str
+    restored_from: str = Field(description="the trash entry")
+    document: DocumentOut
+
+
+class JobOut(BaseModel):
+    id: str
+    kind: str
+    status: str = Field(description='"queued", "running", "done" or "failed"')
+    created_at: str
+    finished_at: str | None = None
+    result: dict[str, Any] | None = Field(None, description="the write's result when done (e.g. an UploadResult)")
+    error: dict[str, Any] | None = Field(None, description="{status, error, message} when failed")
 
 
 class Health(BaseModel):
@@ -103,6 +140,8 @@ class Readiness(BaseModel):
     documents: int | None = Field(None, description="documents indexed, when ready")
     reader_runtime: str | None = Field(None, description='how the reader runs, when ready: "torch-bf16" '
                                                          '(native bf16 CPUs) or "torch-fp32"')
+    writes: str | None = Field(None, description='who may write: "open" (loopback, no keys), "key" (a write '
+                                                 'key is needed) or "read_only" (no keys, not loopback)')
 
 
 class ErrorResponse(BaseModel):

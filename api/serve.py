@@ -1,37 +1,37 @@
-"""``qa serve``: run the HTTP API and chat page with uvicorn (registered in qa/cli.py)."""
+"""``qa serve``: run the HTTP API and chat page with uvicorn.
+
+The sub-command is registered in :mod:`qa.cli`, which imports this module only when it runs.
+"""
 
 from __future__ import annotations
 
 import argparse
 
 
-def add_serve_command(subparsers) -> argparse.ArgumentParser:
-    from qa.config import get_settings
-
-    s = get_settings()
-    p = subparsers.add_parser(
-        "serve",
-        help="serve the HTTP API and chat page",
-        description=(
-            "Serve the HTTP API and the chat page. On first run the index is built from the corpus "
-            "folder (QA_CORPUS_DIR, default seeds/) into QA_INDEX_DIR before the server listens."
-        ),
-    )
-    p.add_argument("--host", default=s.host, help=f"interface to listen on (default {s.host}; QA_HOST)")
-    p.add_argument("--port", type=int, default=s.port, help=f"port (default {s.port}; QA_PORT)")
-    p.add_argument("--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"])
-    p.set_defaults(handler=cmd_serve)
-    return p
-
-
 def server_url(host: str, port: int) -> str:
-    shown = "127.0.0.1" if host in ("0.0.0.0", "") else host
+    """A URL a browser on this machine can open (a wildcard address becomes 127.0.0.1)."""
+    shown = "127.0.0.1" if host in ("0.0.0.0", "") else "::1" if host == "::" else host
     if ":" in shown and not shown.startswith("["):
         shown = f"[{shown}]"
     return f"http://{shown}:{port}"
 
 
-def cmd_serve(args: argparse.Namespace) -> int:
+def banner(settings) -> list[str]:
+    """What `qa serve` says about who can reach it and what they may do."""
+    from api.security import access_policy, allowed_hosts, is_loopback
+
+    host = settings.host
+    lines = []
+    if host in ("0.0.0.0", "::", ""):
+        lines.append(f"WARNING: listening on every network interface ({host or '0.0.0.0'}), not just this machine")
+    elif not is_loopback(host):
+        lines.append(f"WARNING: listening on {host}, reachable from other machines")
+    lines.append(f"Access: {access_policy(settings).describe()}")
+    lines.append(f"Allowed Host headers: {', '.join(allowed_hosts(settings))} (QA_ALLOWED_HOSTS)")
+    return lines
+
+
+def run_server(args: argparse.Namespace) -> int:
     import logging
 
     import uvicorn
@@ -39,24 +39,25 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from api.app import create_app
     from qa.config import get_settings
 
-    settings = get_settings()
+    settings = get_settings().model_copy(update={"host": args.host, "port": args.port})
     url = server_url(args.host, args.port)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     logging.getLogger("faiss").setLevel(logging.WARNING)  # its loader logs every CPU probe at INFO
-    print(
-        f"Loading the index and models (corpus {settings.corpus_dir}, index {settings.index_dir}; "
-        "the first run builds the index)…",
-        flush=True,
-    )
+    print(f"Listening on {args.host}:{args.port} ({url}); warming up in the background: corpus "
+          f"{settings.corpus_dir}, index {settings.index_dir} (the first run builds the index). "
+          "/health answers now, /ready once loaded.", flush=True)
+    for line in banner(settings):
+        print(line, flush=True)
 
     def on_ready(service) -> None:
         if service.status == "ready":
             print(f"Serving on {url} — open it in a browser", flush=True)
         else:
             print(f"NOT READY: {service.reason}", flush=True)
-            print(f"Serving on {url} anyway: /health answers, /ready and /ask answer 503 with the reason",
-                  flush=True)
+            print(f"Serving on {url} anyway: /health answers, /ready and /ask answer 503 with the reason; "
+                  "a new index version (e.g. from `qa index`) is picked up without a restart", flush=True)
 
     app = create_app(settings, on_ready=on_ready)
-    uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level)
+    # SIGTERM/Ctrl-C: stop accepting, let requests and running writes finish (at most 60 s).
+    uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level, timeout_graceful_shutdown=60)
     return 0

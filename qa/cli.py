@@ -68,6 +68,11 @@ def add_index_command(subparsers: Any) -> None:
         help="a corpus folder, or files/folders inside the corpus folder (default: QA_CORPUS_DIR)",
     )
     p.add_argument("--json", action="store_true", help="print the build report as JSON")
+    p.add_argument(
+        "--check", action="store_true",
+        help="only compare the corpus folder with the index and list every difference (exit 1 if any); "
+        "`qa index` without --check repairs them",
+    )
     p.set_defaults(handler=cmd_index)
 
 
@@ -83,12 +88,43 @@ def _corpus_and_paths(paths: list[Path], default_root: Path) -> tuple[Path, list
     return default_root, [p for p in paths]
 
 
+def _writer(settings, indexer=None):
+    from qa.writes import Writer
+
+    def refuse(*_a):  # recovery never indexes; it only finishes or undoes interrupted writes
+        raise RuntimeError("no indexer")
+
+    return Writer(settings, indexer or refuse)
+
+
+def cmd_index_check(settings) -> int:
+    """Report (never repair) every difference between the corpus folder and the index."""
+    from qa.index_store import active_documents
+    from qa.writes import describe, differences
+
+    recovered = _writer(settings).recover()
+    for r in recovered:
+        print(f"finished an interrupted {r.op} ({r.action})")
+    indexed = active_documents(settings.index_dir)
+    if indexed is None:
+        eprint(f"qa: no readable index in {settings.index_dir}; run `qa index`")
+        return EXIT_INDEX
+    diffs = differences(Path(settings.corpus_dir), indexed)
+    for line in describe(diffs):
+        print(line)
+    print(f"{len(diffs)} difference(s) between {settings.corpus_dir} ({len(indexed)} indexed documents) and the index"
+          + ("; run `qa index` to repair them" if diffs else ""))
+    return EXIT_ERROR if diffs else EXIT_OK
+
+
 def cmd_index(args: argparse.Namespace) -> int:
     from qa.chunking import Chunker
     from qa.embedding import get_embedder
-    from qa.index_store import build_or_update
+    from qa.index_store import build_or_update, index_lock
 
     settings = get_cli_settings()
+    if args.check:
+        return cmd_index_check(settings)
     corpus, paths = _corpus_and_paths(args.paths, Path(settings.corpus_dir))
     if paths is None and not corpus.is_dir():
         eprint(f"qa: corpus folder not found: {corpus}")
@@ -100,9 +136,12 @@ def cmd_index(args: argparse.Namespace) -> int:
     t0 = time.perf_counter()
     embedder = get_embedder(settings.resolved_embedding_model(), settings.embedding_batch_size)
     chunker = Chunker.from_settings(settings)
-    store = build_or_update(
-        corpus, settings, embedder, chunker, paths=paths, show_progress=sys.stderr.isatty()
-    )
+    with index_lock(settings.index_dir):  # a server's write cannot slip in between
+        for r in _writer(settings).recover():
+            eprint(f"qa: finished an interrupted {r.op} ({r.action})")
+        store = build_or_update(
+            corpus, settings, embedder, chunker, paths=paths, show_progress=sys.stderr.isatty()
+        )
     report = store.build_report
     assert report is not None
     report.seconds = time.perf_counter() - t0  # include model loading
@@ -235,6 +274,125 @@ def cmd_ask(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+# --------------------------------------------------------------------------- keys
+
+
+def add_keys_command(subparsers: Any) -> None:
+    p = subparsers.add_parser(
+        "keys",
+        help="manage API keys (for `qa serve`)",
+        description="API keys for the HTTP API, stored hashed in QA_KEYS_FILE (default: qa-keys.json "
+        "beside the index folder). Clients send `Authorization: Bearer <key>`. A running server sees "
+        "changes at once.",
+    )
+    sub = p.add_subparsers(dest="keys_command", metavar="ACTION", required=True)
+    a = sub.add_parser("add", help="create a key; it is printed once, as the last line")
+    a.add_argument("name", help="a label for the key (letters, digits, _ . -)")
+    a.add_argument("--scope", choices=("read", "write"), required=True,
+                   help="read: ask and read documents; write: also upload, replace, delete, restore")
+    sub.add_parser("list", help="list keys (names, scopes, first characters; never the keys)")
+    r = sub.add_parser("revoke", help="delete a key")
+    r.add_argument("name")
+    p.set_defaults(handler=cmd_keys)
+
+
+def cmd_keys(args: argparse.Namespace) -> int:
+    from qa.keys import KeyStore, KeyStoreError
+
+    settings = get_cli_settings()
+    store = KeyStore(settings.resolved_keys_file())
+    try:
+        if args.keys_command == "add":
+            key = store.add(args.name, args.scope)
+            print(f"Created {args.scope} key {args.name!r} in {store.path}. It is shown only now:")
+            print(key)
+        elif args.keys_command == "list":
+            records = store.records()
+            if not records:
+                print(f"No keys in {store.path}.")
+            for rec in records:
+                print(f"{rec.name}\t{rec.scope}\t{rec.hint}…\tcreated {rec.created_at}")
+        else:
+            store.revoke(args.name)
+            print(f"Revoked key {args.name!r}.")
+    except KeyStoreError as e:
+        eprint(f"qa: error: {e}")
+        return EXIT_ERROR
+    return EXIT_OK
+
+
+# --------------------------------------------------------------------------- restore
+
+
+def add_restore_command(subparsers: Any) -> None:
+    p = subparsers.add_parser(
+        "restore",
+        help="bring a deleted or replaced document back from the trash",
+        description="Restore the newest trashed version of a document (the same bytes, indexed again). "
+        "A running server picks up the new index version by itself.",
+    )
+    p.add_argument("id", nargs="?", help="the document id (as GET /documents lists it)")
+    p.add_argument("--entry", help="a specific trash entry (from --list) instead of the newest")
+    p.add_argument("--list", action="store_true", help="list the trash instead")
+    p.set_defaults(handler=cmd_restore)
+
+
+def cmd_restore(args: argparse.Namespace) -> int:
+    from qa.validation import DocumentError
+
+    settings = get_cli_settings()
+    if args.list or not args.id:
+        entries = _writer(settings).trash()
+        if not entries:
+            print("The trash is empty.")
+        for t in entries:
+            print(f"{t.entry}\t{t.id}\t{t.size} bytes\t{t.reason} {t.deleted_at}")
+        return EXIT_OK
+    from qa.pipeline import QAPipeline
+
+    pipeline = QAPipeline(settings)
+    pipeline.embedder, pipeline.chunker = pipeline._load_models()
+    store, _ = open_index(settings, pipeline.embedder)
+    writer = _writer(settings, pipeline._index_changes)
+    try:
+        _, entry = writer.restore(args.id, store, pipeline._load_store, entry=args.entry)
+    except KeyError:
+        eprint(f"qa: error: nothing in the trash for {args.id!r} (see `qa restore --list`)")
+        return EXIT_ERROR
+    except DocumentError as e:
+        eprint(f"qa: error: {e}")
+        return EXIT_ERROR
+    print(f"Restored {args.id} ({entry.size} bytes, {entry.reason} {entry.deleted_at}).")
+    return EXIT_OK
+
+
+# --------------------------------------------------------------------------- serve
+
+
+def add_serve_command(subparsers: Any) -> argparse.ArgumentParser:
+    settings = get_cli_settings()
+    p = subparsers.add_parser(
+        "serve",
+        help="serve the HTTP API and chat page",
+        description=(
+            "Serve the HTTP API and the chat page. On first run the index is built from the corpus "
+            "folder (QA_CORPUS_DIR, default seeds/) into QA_INDEX_DIR."
+        ),
+    )
+    p.add_argument("--host", default=settings.host, help=f"interface to listen on (default {settings.host}; QA_HOST)")
+    p.add_argument("--port", type=int, default=settings.port, help=f"port (default {settings.port}; QA_PORT)")
+    p.add_argument("--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"])
+    p.set_defaults(handler=cmd_serve)
+    return p
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    # The web layer (FastAPI, uvicorn) is imported only when the server actually runs.
+    from api.serve import run_server
+
+    return run_server(args)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="qa", description="Document-grounded extractive question answering with exact citations."
@@ -244,8 +402,9 @@ def build_parser() -> argparse.ArgumentParser:
     add_index_command(subparsers)
     add_search_command(subparsers)
     add_ask_command(subparsers)
+    add_keys_command(subparsers)
+    add_restore_command(subparsers)
 
-    from api.serve import add_serve_command
     from qa.evaluation.cli import add_eval_command
     from qa.training.reader_cli import add_export_reader_command, add_soup_reader_command, add_train_reader_command
 

@@ -72,8 +72,32 @@ class Settings(BaseSettings):
     host: str = "127.0.0.1"
     port: int = 8000
 
+    # Running it for others (docs/security.md)
+    keys_file: Path | None = Field(None, description="API keys (hashed); default: qa-keys.json beside the index folder")
+    require_key_for_reads: bool = False  # reads (/ask, /documents...) need a read or write key too
+    # Host header allow-list (comma-separated; "*" allows any). Empty: localhost, 127.0.0.1, ::1 and the bound address.
+    allowed_hosts: str = ""
+    # Extra browser origins that may write (comma-separated, e.g. "https://qa.example.org"); the page's own origin always may.
+    allowed_origins: str = ""
+    keep_index_versions: int = Field(3, ge=1, description="index versions kept on disk (the active one included)")
+    trash_keep_days: float = Field(30.0, ge=0, description="deleted documents stay restorable this long; 0: forever")
+    async_upload_bytes: int = Field(256 * 1024, ge=0, description="uploads larger than this answer 202 with a job id")
+    reload_interval_s: float = Field(2.0, ge=0, description="how often the server looks for a new index version; 0: never")
+
     # Training data (never committed)
     squad_dir: Path = PROJECT_ROOT.parent / "shared" / "squad"
+
+    def resolved_keys_file(self) -> Path:
+        if self.keys_file is not None:
+            return Path(self.keys_file)
+        index_dir = Path(self.index_dir)
+        return index_dir.parent / "qa-keys.json"
+
+    def host_allow_list(self) -> list[str]:
+        return [h.strip() for h in self.allowed_hosts.split(",") if h.strip()]
+
+    def origin_allow_list(self) -> list[str]:
+        return [o.strip().rstrip("/") for o in self.allowed_origins.split(",") if o.strip()]
 
     def resolved_embedding_model(self) -> str:
         return self.embedding_model or default_embedding_model()

@@ -162,6 +162,25 @@ def _active_version(index_dir: Path) -> Path:
     return version
 
 
+def active_version_name(index_dir: str | Path) -> str | None:
+    """Name of the version CURRENT points at (None: no index, or a damaged pointer)."""
+    try:
+        return _active_version(Path(index_dir)).name
+    except IndexLoadError:
+        return None
+
+
+def active_documents(index_dir: str | Path) -> dict[str, str] | None:
+    """{document id: sha256} of the active version, read from its manifest only (cheap); None if
+    there is no readable index."""
+    try:
+        version = _active_version(Path(index_dir))
+        manifest = json.loads((version / MANIFEST).read_text(encoding="utf-8"))
+        return {d["id"]: d["sha256"] for d in manifest["documents"]}
+    except (IndexLoadError, OSError, ValueError, KeyError, TypeError):
+        return None
+
+
 def _build_faiss(vectors: np.ndarray, index_type: str, hnsw_m: int) -> Any:
     import faiss
 
@@ -435,19 +454,34 @@ class IndexStore:
 # --------------------------------------------------------------------- building
 
 _build_lock = threading.Lock()
+_held = threading.local()
 
 
 @contextlib.contextmanager
-def _locked(index_dir: Path) -> Iterator[None]:
-    """Serialise builds: in this process (threads) and across processes (flock)."""
+def index_lock(index_dir: str | Path) -> Iterator[None]:
+    """Serialise writers of one index folder: in this process (threads) and across processes
+    (flock on ``index_dir/.lock``). Re-entrant within a thread, so a write transaction
+    (qa.writes) can hold it around the build it triggers."""
+    index_dir = Path(index_dir)
+    key = str(index_dir.resolve())
+    held: set[str] = getattr(_held, "dirs", None) or set()
+    _held.dirs = held
+    if key in held:
+        yield
+        return
     with _build_lock:
         index_dir.mkdir(parents=True, exist_ok=True)
         with open(index_dir / ".lock", "a+") as fh:
             fcntl.flock(fh, fcntl.LOCK_EX)
+            held.add(key)
             try:
                 yield
             finally:
+                held.discard(key)
                 fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+_locked = index_lock
 
 
 def _fsync_file(path: Path) -> None:
@@ -502,10 +536,18 @@ def _swap_current(index_dir: Path, version_name: str) -> None:
     _fsync_dir(index_dir)
 
 
-def _cleanup(index_dir: Path, keep: str) -> None:
+def _cleanup(index_dir: Path, keep: str, keep_versions: int = 1) -> None:
+    """Remove half-written folders and all but the newest ``keep_versions`` versions (``keep``,
+    the active one, always stays)."""
+    versions = sorted(
+        (p for p in index_dir.iterdir() if p.is_dir() and p.name.startswith("v-") and p.name != keep),
+        key=lambda p: (p.name[2:17], p.stat().st_mtime),  # v-YYYYmmddTHHMMSS-xxxxxx
+        reverse=True,
+    )
+    kept = {keep, *(p.name for p in versions[: max(0, keep_versions - 1)])}
     for p in index_dir.iterdir():
         name = p.name
-        if name == keep:
+        if name in kept:
             continue
         if p.is_dir() and (name.startswith("v-") or name.startswith(".tmp-")):
             shutil.rmtree(p, ignore_errors=True)
@@ -521,6 +563,7 @@ def _write_version(
     chunks: list[Chunk],
     vectors: np.ndarray,
     index: Any,
+    keep_versions: int = 1,
 ) -> Path:
     """Write a complete version into .tmp-XXXX, rename it to v-..., swap CURRENT. Returns the folder."""
     tmp = index_dir / f".tmp-{uuid.uuid4().hex[:12]}"
@@ -545,7 +588,7 @@ def _write_version(
     # The previous version is only removed once the new one is active.
     if (index_dir / MANIFEST).is_file():
         logger.warning("%s holds a bare manifest.json from an older layout; it is ignored", index_dir)
-    _cleanup(index_dir, keep=final.name)
+    _cleanup(index_dir, keep=final.name, keep_versions=keep_versions)
     return final
 
 
@@ -572,6 +615,8 @@ def _reuse_problem(prev: IndexStore | None, embedder: "Embedder", chunking: dict
     if prev.dimension != embedder.dimension:
         return "embedding dimension changed"
     return None
+
+
 def build_or_update(
     corpus_root: str | Path,
     settings: "Settings",
@@ -601,15 +646,12 @@ def build_or_update(
     corpus_root = Path(corpus_root)
     report = BuildReport(index_dir=str(index_dir))
 
-    docs, skipped = load_corpus(corpus_root, paths)
-    report.skipped = skipped
-
     with _locked(index_dir):
+        # Read the corpus under the lock: a write transaction (qa.writes) moving a file in
+        # cannot slip in between this read and the commit.
+        docs, skipped = load_corpus(corpus_root, paths)
+        report.skipped = skipped
         loaded = _load_previous(index_dir, previous)
-        reason = _reuse_problem(loaded, embedder, chunker.params)
-        report.full_rebuild_reason = reason
-        prev = loaded if reason is None else None
-        prev_docs = prev.documents if prev is not None else {}
         if paths is not None and loaded is not None:
             # Explicit paths update those documents; the other indexed documents stay.
             given = {d.id for d in docs}
@@ -618,80 +660,131 @@ def build_or_update(
                     docs.append(Document(doc_id, loaded.document_text(doc_id), info.sha256, info.size,
                                          info.converter, info.converter_version, loaded.page_starts(doc_id)))
             docs.sort(key=lambda d: d.id)
-        # Documents of the old index that are not in the new one (for the report).
-        old_ids = set(loaded.documents) if loaded is not None else set()
+        return _build(docs, loaded, report, t0, corpus_root, settings, embedder, chunker, show_progress)
 
-        dim = embedder.dimension
-        all_chunks: list[Chunk] = []
-        parts: list[np.ndarray | int] = []  # per document: reused vectors, or how many to embed
-        to_embed: list[Chunk] = []
-        doc_entries: list[dict[str, Any]] = []
-        old_text_shas = {e["id"]: e.get("text_sha256") for e in prev.manifest["documents"]} if prev is not None else {}
-        for doc in docs:
-            old = prev_docs.get(doc.id)
-            text_sha = _text_sha(doc.text)
-            before = loaded.documents.get(doc.id) if loaded is not None else None
-            if before is not None and before.converter_version and (
-                (before.converter, before.converter_version) != (doc.converter, doc.converter_version)
-            ):
-                report.reextracted.append(doc.id)
-            if prev is not None and old is not None and old.sha256 == doc.sha256 and old_text_shas.get(doc.id) == text_sha:
-                idx = prev._doc_chunks.get(doc.id, [])
-                chunks = [prev.chunks[i] for i in idx]
-                parts.append(prev.vectors[idx] if idx else np.zeros((0, dim), np.float32))
-                report.reused.append(doc.id)
-            else:
-                chunks = chunker.chunk(doc)
-                to_embed.extend(chunks)
-                parts.append(len(chunks))
-                (report.changed if doc.id in old_ids else report.added).append(doc.id)
-            all_chunks.extend(chunks)
-            doc_entries.append(
-                {
-                    "id": doc.id,
-                    "sha256": doc.sha256,
-                    "size": doc.size,
-                    "chunk_count": len(chunks),
-                    "text_sha256": text_sha,
-                    "converter": doc.converter,
-                    "converter_version": doc.converter_version,
-                    **({"pages": len(doc.page_starts)} if doc.page_starts else {}),
-                }
-            )
-        current_ids = {d.id for d in docs}
-        report.removed = sorted(d for d in old_ids if d not in current_ids)
 
-        new_vecs = embedder.embed_documents([c.text for c in to_embed], show_progress=show_progress) if to_embed else np.zeros((0, dim), np.float32)
-        report.chunks_embedded = len(to_embed)
-        pieces: list[np.ndarray] = []
-        pos = 0
-        for part in parts:
-            if isinstance(part, int):
-                # to_embed is in document order: this document's vectors are the next rows.
-                part, pos = new_vecs[pos : pos + part], pos + part
-            pieces.append(part)
-        vectors = (
-            np.ascontiguousarray(np.concatenate(pieces), dtype=np.float32)
-            if pieces
-            else np.zeros((0, dim), np.float32)
+def apply_changes(
+    settings: "Settings",
+    embedder: "Embedder",
+    chunker: "Chunker",
+    previous: IndexStore | None,
+    *,
+    upserts: list[Document] = (),  # type: ignore[assignment]
+    removals: set[str] | frozenset[str] = frozenset(),
+) -> IndexStore:
+    """A new committed index version: ``previous``'s documents minus ``removals``, plus ``upserts``
+    (new or replacing documents, already read into memory). The corpus folder is not read: the
+    caller (qa.writes) moves files only after this returns, which is what keeps a crash from
+    leaving corpus and index disagreeing."""
+    t0 = time.perf_counter()
+    index_dir = Path(settings.index_dir)
+    report = BuildReport(index_dir=str(index_dir))
+    with _locked(index_dir):
+        loaded = _load_previous(index_dir, previous)
+        new = {d.id: d for d in upserts}
+        docs: list[Document] = list(new.values())
+        if loaded is not None:
+            for doc_id, info in loaded.documents.items():
+                if doc_id not in new and doc_id not in removals:
+                    docs.append(Document(doc_id, loaded.document_text(doc_id), info.sha256, info.size,
+                                         info.converter, info.converter_version, loaded.page_starts(doc_id)))
+        docs.sort(key=lambda d: d.id)
+        root = Path((loaded.manifest.get("corpus_root") if loaded is not None else None) or settings.corpus_dir)
+        return _build(docs, loaded, report, t0, root, settings, embedder, chunker, False)
+
+
+def _build(
+    docs: list[Document],
+    loaded: IndexStore | None,
+    report: BuildReport,
+    t0: float,
+    corpus_root: Path,
+    settings: "Settings",
+    embedder: "Embedder",
+    chunker: "Chunker",
+    show_progress: bool,
+) -> IndexStore:
+    """Chunk/embed what changed, reuse the rest, write and commit a version (lock held)."""
+    index_dir = Path(settings.index_dir)
+    reason = _reuse_problem(loaded, embedder, chunker.params)
+    report.full_rebuild_reason = reason
+    prev = loaded if reason is None else None
+    prev_docs = prev.documents if prev is not None else {}
+    # Documents of the old index that are not in the new one (for the report).
+    old_ids = set(loaded.documents) if loaded is not None else set()
+
+    dim = embedder.dimension
+    all_chunks: list[Chunk] = []
+    parts: list[np.ndarray | int] = []  # per document: reused vectors, or how many to embed
+    to_embed: list[Chunk] = []
+    doc_entries: list[dict[str, Any]] = []
+    old_text_shas = {e["id"]: e.get("text_sha256") for e in prev.manifest["documents"]} if prev is not None else {}
+    for doc in docs:
+        old = prev_docs.get(doc.id)
+        text_sha = _text_sha(doc.text)
+        before = loaded.documents.get(doc.id) if loaded is not None else None
+        if before is not None and before.converter_version and (
+            (before.converter, before.converter_version) != (doc.converter, doc.converter_version)
+        ):
+            report.reextracted.append(doc.id)
+        if prev is not None and old is not None and old.sha256 == doc.sha256 and old_text_shas.get(doc.id) == text_sha:
+            idx = prev._doc_chunks.get(doc.id, [])
+            chunks = [prev.chunks[i] for i in idx]
+            parts.append(prev.vectors[idx] if idx else np.zeros((0, dim), np.float32))
+            report.reused.append(doc.id)
+        else:
+            chunks = chunker.chunk(doc)
+            to_embed.extend(chunks)
+            parts.append(len(chunks))
+            (report.changed if doc.id in old_ids else report.added).append(doc.id)
+        all_chunks.extend(chunks)
+        doc_entries.append(
+            {
+                "id": doc.id,
+                "sha256": doc.sha256,
+                "size": doc.size,
+                "chunk_count": len(chunks),
+                "text_sha256": text_sha,
+                "converter": doc.converter,
+                "converter_version": doc.converter_version,
+                **({"pages": len(doc.page_starts)} if doc.page_starts else {}),
+            }
         )
-        assert vectors.shape == (len(all_chunks), dim), (vectors.shape, len(all_chunks))
+    current_ids = {d.id for d in docs}
+    report.removed = sorted(d for d in old_ids if d not in current_ids)
 
-        index = _build_faiss(vectors, settings.index_type, settings.hnsw_m)
-        manifest = {
-            "format_version": FORMAT_VERSION,
-            "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-            "embedding_model": embedder.model_id,
-            "dimension": dim,
-            "chunking": chunker.params,
-            "tokenizer": "embedding model tokenizer",
-            "index_type": settings.index_type,
-            "hnsw_m": settings.hnsw_m if settings.index_type == "hnsw" else None,
-            "corpus_root": str(corpus_root.resolve()),
-            "counts": {"documents": len(docs), "chunks": len(all_chunks), "vectors": int(index.ntotal)},
-            "documents": doc_entries,
-        }
-        version = _write_version(index_dir, manifest, docs, all_chunks, vectors, index)
+    new_vecs = embedder.embed_documents([c.text for c in to_embed], show_progress=show_progress) if to_embed else np.zeros((0, dim), np.float32)
+    report.chunks_embedded = len(to_embed)
+    pieces: list[np.ndarray] = []
+    pos = 0
+    for part in parts:
+        if isinstance(part, int):
+            # to_embed is in document order: this document's vectors are the next rows.
+            part, pos = new_vecs[pos : pos + part], pos + part
+        pieces.append(part)
+    vectors = (
+        np.ascontiguousarray(np.concatenate(pieces), dtype=np.float32)
+        if pieces
+        else np.zeros((0, dim), np.float32)
+    )
+    assert vectors.shape == (len(all_chunks), dim), (vectors.shape, len(all_chunks))
+
+    index = _build_faiss(vectors, settings.index_type, settings.hnsw_m)
+    manifest = {
+        "format_version": FORMAT_VERSION,
+        "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "embedding_model": embedder.model_id,
+        "dimension": dim,
+        "chunking": chunker.params,
+        "tokenizer": "embedding model tokenizer",
+        "index_type": settings.index_type,
+        "hnsw_m": settings.hnsw_m if settings.index_type == "hnsw" else None,
+        "corpus_root": str(corpus_root.resolve()),
+        "counts": {"documents": len(docs), "chunks": len(all_chunks), "vectors": int(index.ntotal)},
+        "documents": doc_entries,
+    }
+    version = _write_version(index_dir, manifest, docs, all_chunks, vectors, index,
+                             keep_versions=getattr(settings, "keep_index_versions", 1))
 
     texts = {d.id: d.text for d in docs}
     infos = {e["id"]: _info(e) for e in doc_entries}

@@ -34,7 +34,7 @@ from qa.types import Document
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["SUPPORTED_SUFFIXES", "SkippedFile", "decode_bytes", "discover", "document_from_bytes",
+__all__ = ["SUPPORTED_SUFFIXES", "SkippedFile", "decode_bytes", "discover", "document_from_bytes", "document_from_extraction",
            "document_id", "load_corpus", "load_document", "read_text"]
 
 
@@ -71,6 +71,11 @@ def document_id(path: Path, root: Path) -> str:
 def _document(doc_id: str, raw: bytes, ex: Extraction) -> Document:
     return Document(id=doc_id, text=ex.text, sha256=hashlib.sha256(raw).hexdigest(), size=len(raw),
                     converter=ex.converter, converter_version=ex.version, page_starts=ex.page_starts)
+
+
+def document_from_extraction(doc_id: str, raw: bytes, ex: Extraction) -> Document:
+    """A Document from a file's raw bytes and their already made extraction (no second conversion)."""
+    return _document(doc_id, raw, ex)
 
 
 def document_from_bytes(doc_id: str, raw: bytes) -> Document:

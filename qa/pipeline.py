@@ -11,16 +11,21 @@ answer comes from one consistent index, old or new, never half of each.
 from __future__ import annotations
 
 import logging
-import os
-import re
 import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
 from qa.config import Settings, get_settings
-from qa.converters import SUPPORTED_SUFFIXES, ConversionError, add_pages, converter_for
+from qa.converters import add_pages
 from qa.index_store import DocumentInfo, IndexStore, build_or_update, load_or_build
+from qa.validation import (  # noqa: F401 - re-exported: the API imports them from here
+    MAX_NAME_BYTES,
+    DocumentError,
+    check_document_content,
+    check_document_name,
+    shown,
+)
 from qa.types import AskResult, PassageOut
 
 logger = logging.getLogger(__name__)
@@ -30,79 +35,10 @@ class QuestionError(ValueError):
     """The question cannot be asked (empty, too long)."""
 
 
-class DocumentError(ValueError):
-    """An uploaded document is refused (name, type, encoding, size). ``code`` and ``status`` say how an
-    HTTP layer should report it."""
-
-    def __init__(self, message: str, code: str = "invalid_document", status: int = 400) -> None:
-        super().__init__(message)
-        self.code = code
-        self.status = status
-
-
 @dataclass(frozen=True)
 class _State:
     store: IndexStore
     retriever: object
-
-
-MAX_NAME_BYTES = 255
-_CONTROL_CHARS = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
-
-
-def shown(name: str) -> str:
-    """A name quoted for an error message, control/bidi characters escaped (emoji etc. kept)."""
-    return "'" + _CONTROL_CHARS.sub(lambda m: m.group().encode("unicode_escape").decode(), name.replace("'", "\\'")) + "'"
-
-
-def check_document_name(name: str | None) -> str:
-    """A safe, flat file name of a supported type (qa.converters) inside the corpus folder, or DocumentError."""
-    if not name:
-        raise DocumentError("every uploaded file needs a file name", "invalid_file_name")
-    if "/" in name or "\\" in name:
-        raise DocumentError(f"file name {shown(name)} must not contain path separators", "invalid_file_name")
-    if ".." in name:
-        raise DocumentError(f"file name {shown(name)} must not contain '..'", "invalid_file_name")
-    if name.startswith("."):
-        raise DocumentError(f"file name {shown(name)} must not start with a dot", "invalid_file_name")
-    if _CONTROL_CHARS.search(name):
-        raise DocumentError(f"file name {shown(name)} must not contain control characters", "invalid_file_name")
-    if name != name.strip():
-        raise DocumentError(f"file name {shown(name)} must not start or end with whitespace", "invalid_file_name")
-    if len(name.encode("utf-8", "surrogatepass")) > MAX_NAME_BYTES:
-        raise DocumentError(f"file name {shown(name)} is longer than {MAX_NAME_BYTES} bytes", "invalid_file_name")
-    if not name.lower().endswith(SUPPORTED_SUFFIXES) or name.lower() in SUPPORTED_SUFFIXES:
-        raise DocumentError(f"file {shown(name)}: only {', '.join(SUPPORTED_SUFFIXES)} files can be uploaded",
-                            "unsupported_file_type")
-    try:
-        name.encode("utf-8")
-    except UnicodeEncodeError:
-        raise DocumentError(f"file name {shown(name)} is not valid Unicode", "invalid_file_name") from None
-    return name
-
-
-def check_document_content(name: str, data: bytes, limit: int) -> str:
-    """The upload's served text if it is at most ``limit`` bytes and converts to non-empty text, or
-    DocumentError. ``.txt``/``.md`` must be UTF-8 without NULs; other formats are converted by
-    qa.converters, whose error codes (pdf_encrypted, pdf_no_text, docx_corrupt, docx_zip_bomb,
-    html_no_text, ...) are passed on."""
-    if len(data) > limit:
-        raise DocumentError(f"file {shown(name)} is larger than the limit of {limit} bytes", "file_too_large", 413)
-    conv = converter_for(name)
-    if conv is not None and conv.name != "text":
-        try:
-            return conv.convert(data).text
-        except ConversionError as e:
-            raise DocumentError(f"file {shown(name)} {e}", e.code) from None
-    try:
-        text = data.decode("utf-8")
-    except UnicodeDecodeError as e:
-        raise DocumentError(f"file {shown(name)} is not UTF-8 text ({e.reason} at byte {e.start})", "not_utf8") from None
-    if "\x00" in text:
-        raise DocumentError(f"file {shown(name)} contains NUL bytes; only plain text can be uploaded", "not_text")
-    if not text.strip():
-        raise DocumentError(f"file {shown(name)} is empty or only whitespace", "empty_file")
-    return text
 
 
 class QAPipeline:
@@ -113,23 +49,69 @@ class QAPipeline:
         self.embedder = None
         self.chunker = None
         self.reader = None
+        self.writer = None  # qa.writes.Writer, after warm_up
+        self.recovered: list = []  # interrupted writes finished/undone at start-up
+        self.reconciled: list = []  # corpus/index differences found (and repaired) at start-up
 
     # ------------------------------------------------------------------ loading
-    def warm_up(self, show_progress: bool = False) -> "QAPipeline":
-        if self._state is not None:
-            return self
+    def _load_models(self) -> tuple[object, object]:
+        """(embedder, chunker), loaded and warm. Tests substitute small fakes here."""
         from qa.chunking import Chunker
         from qa.embedding import get_embedder
-        from qa.reader.reader import ExtractiveReader
 
         s = self.settings
-        self.embedder = get_embedder(s.resolved_embedding_model(), s.embedding_batch_size).warm_up()
-        self.chunker = Chunker.from_settings(s)
+        return get_embedder(s.resolved_embedding_model(), s.embedding_batch_size).warm_up(), Chunker.from_settings(s)
+
+    def _load_reader(self) -> object:
+        from qa.reader.reader import ExtractiveReader
+
+        reader = ExtractiveReader.from_settings(self.settings)
+        reader.warm_up()
+        return reader
+
+    def warm_up(self, show_progress: bool = False) -> "QAPipeline":
+        """Load models and the index. Before the index is used: interrupted writes are finished or
+        undone (the journal, qa.writes), then the corpus folder is reconciled with the index and
+        every difference is logged and repaired (the index follows the corpus)."""
+        if self._state is not None:
+            return self
+        from qa.writes import Writer
+
+        s = self.settings
+        self.embedder, self.chunker = self._load_models()
+        self.writer = Writer(s, self._index_changes)
+        self.recovered = self.writer.recover()
         store = load_or_build(s, self.embedder, self.chunker, announce=logger.warning, show_progress=show_progress)
-        self.reader = ExtractiveReader.from_settings(s)
-        self.reader.warm_up()
+        store = self._reconcile(store, show_progress)
+        self.reader = self._load_reader()
         self._state = self._make_state(store)
         return self
+
+    def _reconcile(self, store: IndexStore, show_progress: bool = False) -> IndexStore:
+        from qa.writes import describe, differences
+
+        corpus = Path(self.settings.corpus_dir)
+        diffs = differences(corpus, {d: i.sha256 for d, i in store.documents.items()})
+        self.reconciled = diffs
+        if not diffs:
+            return store
+        for line in describe(diffs):
+            logger.warning("corpus and index disagree: %s", line)
+        if not corpus.is_dir():
+            logger.error("corpus folder %s is missing: the index is left as it is", corpus)
+            return store
+        store = build_or_update(corpus, self.settings, self.embedder, self.chunker, previous=store,
+                                show_progress=show_progress)
+        logger.warning("index repaired from the corpus folder: %s", store.build_report.summary() if store.build_report else "")
+        return store
+
+    def _index_changes(self, previous: IndexStore | None, upserts: list, removals: set[str]) -> IndexStore:
+        from qa.index_store import apply_changes
+
+        return apply_changes(self.settings, self.embedder, self.chunker, previous, upserts=upserts, removals=removals)
+
+    def _load_store(self) -> IndexStore:
+        return IndexStore.load(self.settings.index_dir, getattr(self.embedder, "model_id", None))
 
     def _make_state(self, store: IndexStore) -> _State:
         from qa.retriever.hybrid import make_retriever
@@ -205,63 +187,64 @@ class QAPipeline:
         return path
 
     def add_documents(self, files: list[tuple[str, bytes]]) -> list[str]:
-        """Validate every file first, then write them into the corpus folder and index incrementally.
-
-        Nothing is written unless every file is valid; if indexing fails, the files written are
-        removed again and the previous index stays active.
-        """
-        s = self.settings
-        checked: list[tuple[str, str]] = []
-        seen: set[str] = set()
-        for name, data in files:
-            name = check_document_name(name)
-            if name in seen:
-                raise DocumentError(f"file {shown(name)} is given twice", "duplicate_file")
-            seen.add(name)
-            checked.append((name, check_document_content(name, data, s.max_upload_bytes)))
-        corpus = Path(s.corpus_dir)
+        """Store and index new documents, all or nothing (DocumentError: a bad file, 409 a taken
+        name). Crash-consistent: see qa.writes."""
         with self._write_lock:
             state = self._require()
-            corpus.mkdir(parents=True, exist_ok=True)
-            written: list[tuple[Path, bytes | None]] = []
-            try:
-                for (name, _), (_, data) in zip(checked, files):
-                    target = corpus / name
-                    if target.resolve().parent != corpus.resolve():
-                        raise DocumentError(f"file name {shown(name)} escapes the corpus folder", "invalid_file_name")
-                    previous = target.read_bytes() if target.exists() else None
-                    tmp = corpus / f".{name}.upload"
-                    tmp.write_bytes(data)
-                    os.replace(tmp, target)
-                    written.append((target, previous))
-                # Only the uploaded files are read (and converted); the other documents stay as indexed.
-                store = build_or_update(corpus, s, self.embedder, self.chunker, previous=state.store,
-                                        paths=[target for target, _ in written])
-            except BaseException:
-                for target, previous in written:
-                    if previous is None:
-                        target.unlink(missing_ok=True)
-                    else:
-                        target.write_bytes(previous)
-                raise
+            store, ids = self.writer.add(files, state.store, self._load_store)
             self._state = self._make_state(store)
-        return [name for name, _ in checked]
+        return ids
+
+    def replace_document(self, doc_id: str, data: bytes, if_match: str | None) -> bool:
+        """Replace a document's bytes if its sha256 still matches ``if_match``; the old bytes go to
+        the trash. Returns False when the bytes were the same already."""
+        with self._write_lock:
+            state = self._require()
+            store, changed = self.writer.replace(doc_id, data, if_match, state.store, self._load_store)
+            if store is not state.store:
+                self._state = self._make_state(store)
+        return changed
 
     def remove_document(self, doc_id: str) -> None:
+        """Remove a document from the index; its file moves to the trash. KeyError: unknown."""
         with self._write_lock:
             state = self._require()
-            if doc_id not in state.store.documents:
-                raise KeyError(doc_id)
-            corpus = Path(self.settings.corpus_dir).resolve()
-            path = (corpus / doc_id).resolve()
-            if corpus not in path.parents:
-                raise KeyError(doc_id)
-            backup = path.read_bytes() if path.exists() else None
-            path.unlink(missing_ok=True)
-            try:
-                store = build_or_update(corpus, self.settings, self.embedder, self.chunker, previous=state.store)
-            except BaseException:
-                if backup is not None:
-                    path.write_bytes(backup)
-                raise
+            store = self.writer.delete(doc_id, state.store, self._load_store)
             self._state = self._make_state(store)
+
+    def restore_document(self, doc_id: str, entry: str | None = None):
+        """Bring the newest trashed version of ``doc_id`` back (KeyError: none in the trash)."""
+        with self._write_lock:
+            state = self._require()
+            store, restored = self.writer.restore(doc_id, state.store, self._load_store, entry=entry)
+            self._state = self._make_state(store)
+        return restored
+
+    def trash(self) -> list:
+        self._require()
+        return self.writer.trash()
+
+    def active_version(self) -> str:
+        return self._require().store.path.name
+
+    def reload_if_changed(self) -> bool:
+        """Swap to the active index version on disk if another process (``qa index``, ``qa
+        restore``) committed a new one. Skipped while a write of this process runs."""
+        from qa.index_store import active_version_name
+
+        if self._state is None:
+            return False
+        active = active_version_name(self.settings.index_dir)
+        if active is None or active == self._state.store.path.name:
+            return False
+        if not self._write_lock.acquire(blocking=False):
+            return False
+        try:
+            if self._state.store.path.name == active_version_name(self.settings.index_dir):
+                return False
+            store = self._load_store()
+            self._state = self._make_state(store)
+            logger.warning("switched to index version %s", store.path.name)
+            return True
+        finally:
+            self._write_lock.release()

@@ -33,7 +33,13 @@ def make_settings(tmp_path: Path, **overrides) -> Settings:
         (corpus / "nested" / "deeper" / "note.md").write_text(
             "# Note\nThe lighthouse keeper of Varna island was Petar Ivanov.\n", encoding="utf-8"
         )
+    overrides.setdefault("allowed_hosts", "testserver")  # TestClient's Host header
     return Settings(corpus_dir=corpus, index_dir=tmp_path / "index", **overrides)
+
+
+def app_for(settings: Settings, pipeline=None, **kwargs):
+    """The app, warmed up before the client's first request (the server itself warms up in the background)."""
+    return create_app(settings, pipeline, background_warm_up=False, **kwargs)
 
 
 @pytest.fixture
@@ -48,7 +54,7 @@ def fake(settings) -> FakePipeline:
 
 @pytest.fixture
 def client(settings, fake):
-    with TestClient(create_app(settings, fake)) as c:
+    with TestClient(app_for(settings, fake)) as c:
         yield c
 
 
@@ -93,12 +99,13 @@ def test_health_and_ready(client):
     assert client.get("/health").json() == {"status": "ok"}
     r = client.get("/ready")
     assert r.status_code == 200
-    assert r.json() == {"ready": True, "status": "ready", "reason": None, "documents": 6, "reader_runtime": None}
+    assert r.json() == {"ready": True, "status": "ready", "reason": None, "documents": 6, "reader_runtime": None,
+                        "writes": "open"}
 
 
 def test_warm_up_failure_gives_503_with_reason_everywhere(settings):
     fake = FakePipeline(settings, fail_warm_up="index file vectors.faiss is corrupt (bad magic)")
-    with TestClient(create_app(settings, fake)) as c:
+    with TestClient(app_for(settings, fake)) as c:
         assert c.get("/health").status_code == 200  # alive
         r = c.get("/ready")
         assert r.status_code == 503
@@ -119,7 +126,7 @@ def test_warm_up_failure_gives_503_with_reason_everywhere(settings):
 
 def test_on_ready_callback(settings, fake):
     seen = []
-    with TestClient(create_app(settings, fake, on_ready=lambda s: seen.append((s.status, s.reason)))):
+    with TestClient(app_for(settings, fake, on_ready=lambda s: seen.append((s.status, s.reason)))):
         pass
     assert seen == [("ready", None)]
 
@@ -206,7 +213,7 @@ def test_ask_bounds_are_inclusive(client):
 
 def test_question_limit_comes_from_settings(tmp_path):
     s = make_settings(tmp_path, max_question_chars=10)
-    with TestClient(create_app(s, FakePipeline(s))) as c:
+    with TestClient(app_for(s, FakePipeline(s))) as c:
         assert c.post("/ask", json={"question": "x" * 10}).status_code == 200
         assert_error(c.post("/ask", json={"question": "x" * 11}), 422)
         schema = c.get("/openapi.json").json()
@@ -240,7 +247,7 @@ def test_unexpected_error_is_json_500(settings, fake, monkeypatch):
         raise RuntimeError("secret internal detail")
 
     monkeypatch.setattr(fake, "ask", boom)
-    with TestClient(create_app(settings, fake), raise_server_exceptions=False) as c:
+    with TestClient(app_for(settings, fake), raise_server_exceptions=False) as c:
         body = assert_error(c.post("/ask", json={"question": "hi"}), 500, "internal_error")
         assert "secret" not in body["message"]
 
@@ -255,7 +262,7 @@ def test_ask_runs_off_the_event_loop(settings, fake, monkeypatch):
         return real_ask(*a, **k)
 
     monkeypatch.setattr(fake, "ask", slow_ask)
-    with TestClient(create_app(settings, fake)) as c:
+    with TestClient(app_for(settings, fake)) as c:
         results = {}
         t = threading.Thread(target=lambda: results.setdefault("ask", c.post("/ask", json={"question": KZ_QUESTION})))
         t.start()
@@ -310,9 +317,9 @@ def test_unknown_document_is_404(client, doc_id):
 def test_unknown_route_and_method(client):
     assert_error(client.get("/nope"), 404, "not_found")
     assert_error(client.put("/ask", json={}), 405, "method_not_allowed")
-    r = client.put("/documents/x.txt")
+    r = client.patch("/documents/x.txt")
     assert_error(r, 405)
-    assert {"GET", "DELETE"} <= {m.strip() for m in r.headers["allow"].split(",")}
+    assert {"GET", "PUT", "DELETE"} <= {m.strip() for m in r.headers["allow"].split(",")}
 
 
 # --------------------------------------------------------------------------- upload / delete
@@ -334,7 +341,7 @@ def test_upload_ask_delete_roundtrip(client, settings):
     assert client.get("/documents/vault.txt").json()["text"][best["start"]:best["end"]] == best["text"]
 
     r = client.delete("/documents/vault.txt")
-    assert r.status_code == 200 and r.json() == {"id": "vault.txt", "deleted": True}
+    assert r.status_code == 200 and r.json()["id"] == "vault.txt" and r.json()["deleted"] is True
     assert not (settings.corpus_dir / "vault.txt").exists()
     assert_error(client.get("/documents/vault.txt"), 404)
     assert_error(client.delete("/documents/vault.txt"), 404)
@@ -419,7 +426,7 @@ def test_upload_bad_content_is_400(client, settings, data, error):
 
 def test_upload_too_large_is_413(tmp_path):
     s = make_settings(tmp_path, max_upload_bytes=100)
-    with TestClient(create_app(s, FakePipeline(s))) as c:
+    with TestClient(app_for(s, FakePipeline(s))) as c:
         before = snapshot(s.corpus_dir)
         body = assert_error(upload(c, [("big.txt", b"a" * 101)]), 413, "file_too_large")
         assert "100" in body["message"]
@@ -429,7 +436,7 @@ def test_upload_too_large_is_413(tmp_path):
 
 def test_upload_body_far_too_large_is_413(tmp_path):
     s = make_settings(tmp_path, max_upload_bytes=1000)
-    with TestClient(create_app(s, FakePipeline(s))) as c:
+    with TestClient(app_for(s, FakePipeline(s))) as c:
         before = snapshot(s.corpus_dir)
         # beyond what MAX_FILES_PER_UPLOAD files of max size could be: cut off by the body limit
         assert_error(upload(c, [("huge.txt", b"a" * 3_000_000)]), 413)
@@ -543,8 +550,8 @@ def real_client(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("real")
     corpus = tmp / "corpus"
     shutil.copytree(SEEDS, corpus)
-    s = Settings(corpus_dir=corpus, index_dir=tmp / "index")
-    with TestClient(create_app(s)) as c:
+    s = Settings(corpus_dir=corpus, index_dir=tmp / "index", allowed_hosts="testserver")
+    with TestClient(app_for(s)) as c:
         r = c.get("/ready")
         assert r.status_code == 200, r.text
         assert r.json()["reader_runtime"] in ("torch-bf16", "torch-fp32")
@@ -612,12 +619,12 @@ def test_real_corrupt_index_is_503_with_reason(tmp_path, embedder, chunker, vict
 
     corpus = tmp_path / "corpus"
     shutil.copytree(SEEDS, corpus)
-    s = Settings(corpus_dir=corpus, index_dir=tmp_path / "index")
+    s = Settings(corpus_dir=corpus, index_dir=tmp_path / "index", allowed_hosts="testserver")
     build_or_update(corpus, s, embedder, chunker)
     damaged = list(s.index_dir.glob(f"v-*/{victim}"))
     assert len(damaged) == 1, list(s.index_dir.rglob("*"))
     damaged[0].write_bytes(b"\x00garbage\xff" * 7)
-    with TestClient(create_app(s)) as c:
+    with TestClient(app_for(s)) as c:
         assert c.get("/health").status_code == 200
         r = c.get("/ready")
         assert r.status_code == 503, r.text
@@ -635,7 +642,8 @@ def test_real_corrupt_index_is_503_with_reason(tmp_path, embedder, chunker, vict
 def test_serve_command_arguments():
     import argparse
 
-    from api.serve import add_serve_command, cmd_serve, server_url
+    from api.serve import server_url
+    from qa.cli import add_serve_command, cmd_serve
 
     parser = argparse.ArgumentParser(prog="qa")
     add_serve_command(parser.add_subparsers())
@@ -649,9 +657,21 @@ def test_serve_command_arguments():
 
 
 def test_qa_cli_has_serve():
-    from qa.cli import build_parser
-
-    from api.serve import cmd_serve
+    from qa.cli import build_parser, cmd_serve
 
     args = build_parser().parse_args(["serve", "--port", "8123"])
     assert (args.port, args.handler) == (8123, cmd_serve)
+
+
+def test_cli_does_not_import_the_web_layer():
+    """`qa --help` and every non-serve command run without FastAPI/uvicorn/api being imported."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys; import qa.cli; qa.cli.build_parser(); "
+        "bad = sorted(m for m in sys.modules if m.split('.')[0] in ('api', 'fastapi', 'uvicorn', 'starlette')); "
+        "print(bad); sys.exit(1 if bad else 0)"
+    )
+    r = subprocess.run([sys.executable, "-c", code], cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stdout + r.stderr

@@ -112,7 +112,7 @@ def fake_server(tmp_path_factory):
 
     tmp = tmp_path_factory.mktemp("browser-fake")
     s = Settings(corpus_dir=make_corpus(tmp), index_dir=tmp / "index")
-    app = create_app(s, SlowFakePipeline(s))
+    app = create_app(s, SlowFakePipeline(s), background_warm_up=False)
     port = free_port()
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
     thread = threading.Thread(target=server.run, daemon=True)
@@ -438,6 +438,105 @@ def test_chat_page_drag_and_drop_and_the_servers_errors(page, fake_server):
         assert page.errors == []
     finally:
         delete_document(fake_server, "minutes.docx")
+
+
+@pytest.fixture(scope="module")
+def keyed_server(tmp_path_factory):
+    """The real write path (small stand-in models) with API keys configured."""
+    import uvicorn
+
+    from lite_pipeline import LitePipeline, lite_settings
+    from qa.keys import KeyStore
+
+    tmp = tmp_path_factory.mktemp("browser-keys")
+    s = lite_settings(make_corpus(tmp), tmp / "index", reload_interval_s=0)
+    key = KeyStore(s.resolved_keys_file()).add("browser", "write")
+    app = create_app(s, LitePipeline(s), background_warm_up=False)
+    port = free_port()
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not server.started:
+        assert thread.is_alive() and time.monotonic() < deadline, "uvicorn did not start"
+        time.sleep(0.05)
+    yield f"http://127.0.0.1:{port}", key, s
+    server.should_exit = True
+    thread.join(10)
+
+
+def test_chat_page_asks_for_a_key_to_delete_and_restores_from_the_trash(page, keyed_server):
+    url, key, s = keyed_server
+    page.goto(url + "/")
+    page.locator("#service-status", has_text="Ready").wait_for()
+    page.click("#doc-list > summary")
+    item = page.locator("#doc-list-items li", has_text=UNSAFE_NAME)
+    item.wait_for()
+    item.locator(".doc-action", has_text="Delete").click()
+    # the server needs keys (/ready says so): the page asks for one first, and sends nothing
+    page.locator("#key-status", has_text="needs a write key").wait_for()
+    assert page.evaluate("document.getElementById('key-box').open") is True
+    assert page.evaluate("document.activeElement.id") == "api-key"
+    assert (s.corpus_dir / UNSAFE_NAME).exists()
+    # a wrong key is refused by the server: the box says why
+    page.fill("#api-key", "qa_wrong-key")
+    page.press("#api-key", "Enter")
+    item.locator(".doc-action", has_text="Delete").click()
+    page.locator("#key-status", has_text="not valid").wait_for()
+    assert (s.corpus_dir / UNSAFE_NAME).exists()
+    page.fill("#api-key", key)
+    page.press("#api-key", "Enter")
+    page.locator("#key-status", has_text="Key set").wait_for()
+    item.locator(".doc-action", has_text="Delete").click()
+    page.locator("#trash-items li", has_text=UNSAFE_NAME).wait_for()
+    assert not (s.corpus_dir / UNSAFE_NAME).exists()
+    assert page.locator("#doc-list-items li", has_text=UNSAFE_NAME).count() == 0
+    page.locator("#trash-items li", has_text=UNSAFE_NAME).locator(".doc-action").click()
+    page.locator("#doc-list-items li", has_text=UNSAFE_NAME).wait_for()
+    assert (s.corpus_dir / UNSAFE_NAME).read_text(encoding="utf-8") == UNSAFE_TEXT  # the same bytes
+    assert page.evaluate("sessionStorage.getItem('qa-api-key')") == key
+    assert page.errors == []
+
+
+def test_chat_page_uploads_with_the_key_and_follows_a_202_job(page, keyed_server):
+    """The upload form on a server with keys: it asks for a key first (nothing sent), a wrong key is
+    refused and the key box says why, with the key a PDF is added through the real write path
+    (page chips, the original kept), and an upload over async_upload_bytes (202) is followed to the
+    end of its job."""
+    from docgen import make_pdf
+
+    url, key, s = keyed_server
+    page.goto(url + "/")
+    page.locator("#service-status", has_text="Ready").wait_for()
+    page.evaluate("sessionStorage.removeItem('qa-api-key')")
+    pdf = make_pdf(HARBOUR_PAGES)
+    page.set_input_files("#file-input", files=[{"name": "keyed.pdf", "mimeType": "application/pdf", "buffer": pdf}])
+    page.locator("#key-status", has_text="needs a write key for uploads").wait_for()
+    assert not (s.corpus_dir / "keyed.pdf").exists()
+    page.fill("#api-key", "qa_wrong-key")
+    page.press("#api-key", "Enter")
+    status = upload_from_page(page, "keyed.pdf", pdf, "application/pdf")
+    assert status.startswith("Not added:") and "not valid" in status, status
+    page.locator("#key-status", has_text="not valid").wait_for()
+    assert not (s.corpus_dir / "keyed.pdf").exists()
+
+    page.fill("#api-key", key)
+    page.press("#api-key", "Enter")
+    status = upload_from_page(page, "keyed.pdf", pdf, "application/pdf")
+    assert status == "Added keyed.pdf (4 pages). You can ask about it now.", status
+    assert (s.corpus_dir / "keyed.pdf").read_bytes() == pdf  # the original is kept
+    page.locator('#doc-list-items li[data-doc="keyed.pdf"]', has_text="PDF, 4 pages").wait_for()
+    # indexed as its extracted text with page starts (asking it is covered by tests/test_writes.py)
+    served = get_json(f"{url}/documents/keyed.pdf")
+    at = served["text"].index("Quillon lighthouse")
+    assert len(served["page_starts"]) == 4 and served["page_starts"][2] <= at < served["page_starts"][3]
+
+    big = ("The Varna ferry carries bicycles free of charge on Sundays. " * 5000).encode()
+    assert len(big) > s.async_upload_bytes
+    status = upload_from_page(page, "big.txt", big, "text/plain")
+    assert status.startswith("Added big.txt"), status
+    assert (s.corpus_dir / "big.txt").read_bytes() == big
+    assert page.errors == []
 
 
 # --------------------------------------------------------------------------- the real server

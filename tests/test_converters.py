@@ -128,8 +128,9 @@ def api(tmp_path_factory):
     corpus = tmp / "corpus"
     corpus.mkdir()
     (corpus / "intro.txt").write_text("This corpus holds generated test documents.\n", encoding="utf-8")
-    s = Settings(corpus_dir=corpus, index_dir=tmp / "index", max_upload_bytes=5_000_000)
-    with TestClient(create_app(s, FakePipeline(s))) as client:
+    # TestClient's Host header must be allowed (the Host allow-list, api/security.py)
+    s = Settings(corpus_dir=corpus, index_dir=tmp / "index", max_upload_bytes=5_000_000, allowed_hosts="testserver")
+    with TestClient(create_app(s, FakePipeline(s), background_warm_up=False)) as client:
         yield client, s
 
 
@@ -406,7 +407,7 @@ def test_real_pipeline_cites_page_3_and_refuses_bad_pdfs_without_change(tmp_path
     corpus = tmp_path / "corpus"
     corpus.mkdir()
     (corpus / "intro.txt").write_text("The harbour office keeps the ferry timetables.\n", encoding="utf-8")
-    s = Settings(corpus_dir=corpus, index_dir=tmp_path / "index")
+    s = Settings(corpus_dir=corpus, index_dir=tmp_path / "index", allowed_hosts="testserver")
     filler = "The annual report describes the maintenance of the harbour, its piers and its cranes."
     pages = [
         [("heading", "Annual harbour report"), ("para", filler)],
@@ -415,7 +416,7 @@ def test_real_pipeline_cites_page_3_and_refuses_bad_pdfs_without_change(tmp_path
         [("heading", "Lighthouses"), ("para", "The Quillon lighthouse was built in 1873 by the engineer Marta Okonkwo.")],
         [("heading", "Budget"), ("para", "The harbour spent 40 000 crowns on new cranes in 2025.")],
     ]
-    with TestClient(create_app(s)) as c:
+    with TestClient(create_app(s, background_warm_up=False)) as c:  # ready before the first request
         assert c.get("/ready").status_code == 200
         r = c.post("/documents", files=[("files", ("harbour report.pdf", make_pdf(pages), "application/pdf"))])
         assert r.status_code == 201, r.text

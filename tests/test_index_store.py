@@ -206,11 +206,17 @@ def test_crash_mid_build_keeps_previous_index(built, settings, embedder, small_c
     assert old.document_text("alpha.txt") == DOCS["alpha.txt"]
     assert not list(settings.index_dir.glob(".tmp-*"))  # the half-written folder was removed
 
-    # The next build succeeds and cleans up any orphaned version folder.
+    # The next build succeeds; the newest Settings.keep_index_versions versions stay (for a rollback).
     new = build_or_update(root, settings, embedder, small_chunker)
     assert set(new.documents) == {"beta.md", "sub/gamma.txt", "new.txt"}
-    assert [p.name for p in settings.index_dir.glob("v-*")] == [new.path.name]
+    versions = {p.name for p in settings.index_dir.glob("v-*")}
+    assert {new.path.name, old_version.name} <= versions and len(versions) <= settings.keep_index_versions
     assert IndexStore.load(settings.index_dir).path == new.path
+    # with one version kept, every other (and any orphaned) version folder is removed
+    (root / "another.txt").write_text("Another document about tides.", encoding="utf-8")
+    one = settings.model_copy(update={"keep_index_versions": 1})
+    newest = build_or_update(root, one, embedder, small_chunker)
+    assert [p.name for p in settings.index_dir.glob("v-*")] == [newest.path.name]
 
 
 def test_incremental_update(built, settings, embedder, small_chunker):

@@ -26,6 +26,7 @@
   const sourceOriginal = $("source-original");
 
   let busy = false;
+  let writesNeed = "open"; // from /ready: "open", "key" or "read_only"
   let openRequest = 0; // latest source-panel request; older responses are dropped
   let lastOpener = null; // element to give focus back to when the panel closes
 
@@ -226,7 +227,7 @@
       try {
         response = await fetch("/ask", {
           method: "POST",
-          headers: { "Content-Type": "application/json", Accept: "application/json" },
+          headers: Object.assign({ "Content-Type": "application/json", Accept: "application/json" }, authHeaders()),
           body: JSON.stringify({ question: question }),
         });
       } catch (e) {
@@ -263,7 +264,7 @@
     sourceOriginal.hidden = false;
     let text;
     try {
-      const response = await fetch(docUrl(docId), { headers: { Accept: "application/json" } });
+      const response = await fetch(docUrl(docId), { headers: Object.assign({ Accept: "application/json" }, authHeaders()) });
       if (!response.ok) throw new Error(await errorText(response));
       text = (await response.json()).text;
     } catch (e) {
@@ -310,6 +311,7 @@
       const response = await fetch("/ready", { headers: { Accept: "application/json" } });
       const body = await response.json();
       if (response.ok && body.ready) {
+        writesNeed = body.writes || "open";
         serviceStatus.textContent = "Ready · " + body.documents + " documents";
         serviceStatus.className = "service-status ok";
         return;
@@ -323,6 +325,49 @@
     setTimeout(checkReady, 3000);
   }
 
+  // ---------------------------------------------------------------- API key, delete, restore
+  // The key lives in sessionStorage (this tab only) and goes out as "Authorization: Bearer".
+  // A write answered 401/403 opens the key box and asks for a (write) key.
+
+  const keyBox = $("key-box");
+  const keyForm = $("key-form");
+  const keyInput = $("api-key");
+  const keyStatus = $("key-status");
+  const trashItems = $("trash-items");
+
+  function authHeaders() {
+    const key = sessionStorage.getItem("qa-api-key");
+    return key ? { Authorization: "Bearer " + key } : {};
+  }
+
+  function askForKey(message) {
+    keyBox.open = true;
+    keyStatus.textContent = message;
+    keyInput.focus();
+  }
+
+  keyForm.addEventListener("submit", (event) => {
+    event.preventDefault();
+    const key = keyInput.value.trim();
+    if (key) sessionStorage.setItem("qa-api-key", key);
+    else sessionStorage.removeItem("qa-api-key");
+    keyInput.value = "";
+    keyStatus.textContent = key ? "Key set for this tab." : "Key removed.";
+  });
+
+  /** fetch() for writes: sends the key; on 401/403 asks for one. Returns the response. */
+  async function writeFetch(url, options) {
+    const opts = Object.assign({}, options || {});
+    opts.headers = Object.assign({ Accept: "application/json" }, opts.headers || {}, authHeaders());
+    const response = await fetch(url, opts);
+    if (response.status === 401 || response.status === 403) {
+      const message = await errorText(response.clone());
+      askForKey(message + " — enter a write key, then try again.");
+    }
+    return response;
+  }
+  window.qaWriteFetch = writeFetch; // for other parts of the page (e.g. an upload form)
+
   function isConverted(docId) {
     return /\.(pdf|docx|html?)$/i.test(docId);
   }
@@ -330,7 +375,7 @@
   async function refreshDocuments() {
     if (!docListItems.children.length) docListItems.replaceChildren(el("li", { text: "Loading…" }));
     try {
-      const response = await fetch("/documents", { headers: { Accept: "application/json" } });
+      const response = await fetch("/documents", { headers: Object.assign({ Accept: "application/json" }, authHeaders()) });
       if (!response.ok) throw new Error(await errorText(response));
       const body = await response.json();
       docListItems.replaceChildren();
@@ -340,14 +385,50 @@
         b.addEventListener("click", () => openSource(d.id, null, null, b));
         const kind = d.pages ? "PDF, " + d.pages + (d.pages === 1 ? " page" : " pages")
           : (d.converter && d.converter !== "text" ? d.converter.toUpperCase() : "");
-        docListItems.append(el("li", { "data-doc": d.id }, b, kind ? el("span", { class: "doc-kind", text: " " + kind }) : null));
+        const del = el("button", { type: "button", class: "link doc-action", text: "Delete",
+          "aria-label": "Delete " + d.id + " (it goes to the trash)" });
+        del.addEventListener("click", () => changeDocument("DELETE", docUrl(d.id), "Deleted " + d.id));
+        docListItems.append(el("li", { "data-doc": d.id }, b,
+          kind ? el("span", { class: "doc-kind", text: " " + kind }) : null, del));
       }
     } catch (e) {
       docListItems.replaceChildren(el("li", { text: "Could not list the documents: " + e.message }));
     }
+    try {
+      const response = await fetch("/trash", { headers: authHeaders() });
+      if (!response.ok) throw new Error(await errorText(response));
+      const body = await response.json();
+      trashItems.replaceChildren();
+      if (!body.entries.length) trashItems.append(el("li", { text: "Empty." }));
+      for (const t of body.entries) {
+        const restore = el("button", { type: "button", class: "link doc-action", text: "Restore",
+          "aria-label": "Restore " + t.id });
+        restore.addEventListener("click", () =>
+          changeDocument("POST", docUrl(t.id) + "/restore", "Restored " + t.id));
+        trashItems.append(el("li", null, t.id + " (" + t.reason + " " + t.deleted_at + ")", restore));
+      }
+    } catch (e) {
+      trashItems.replaceChildren(el("li", { text: "Could not list the trash: " + e.message }));
+    }
   }
 
-  docList.addEventListener("toggle", () => { if (docList.open) refreshDocuments(); });
+  async function changeDocument(method, url, done) {
+    if (writesNeed === "key" && !sessionStorage.getItem("qa-api-key")) {
+      askForKey("This server needs a write key for deletes and restores.");
+      return;
+    }
+    const response = await writeFetch(url, { method: method });
+    if (response.ok) {
+      serviceStatus.textContent = done;
+      await refreshDocuments();
+    } else if (response.status !== 401 && response.status !== 403) {
+      renderError(await errorText(response));
+    }
+  }
+
+  docList.addEventListener("toggle", () => {
+    if (docList.open) refreshDocuments();
+  });
 
   // ---------------------------------------------------------------- uploads
 
@@ -360,9 +441,50 @@
     else uploadStatus.setAttribute("role", "status");
   }
 
-  /** POST the files to /documents with XMLHttpRequest (fetch cannot report upload progress). */
+  function uploaded(body) {
+    const added = body.documents.map((d) => d.id + (d.pages ? " (" + d.pages + (d.pages === 1 ? " page)" : " pages)") : ""));
+    setUploadStatus("Added " + added.join(", ") + ". You can ask about it now.", "ok");
+    docList.open = true;
+    refreshDocuments();
+    checkReady();
+  }
+
+  /** A large upload answered 202: poll its job (GET /jobs/{id}) until it is done or failed. */
+  async function followJob(job, names) {
+    setUploadStatus("Indexing " + names + " in the background…", "busy");
+    for (;;) {
+      await new Promise((resolve) => setTimeout(resolve, 1000));
+      let body;
+      try {
+        const response = await fetch("/jobs/" + encodeURIComponent(job.id),
+          { headers: Object.assign({ Accept: "application/json" }, authHeaders()) });
+        if (!response.ok) throw new Error(await errorText(response));
+        body = await response.json();
+      } catch (e) {
+        setUploadStatus("Not added: " + e.message, "bad");
+        return;
+      }
+      if (body.status === "done" && body.result) return uploaded(body.result);
+      if (body.status === "failed") {
+        setUploadStatus("Not added: " + ((body.error && body.error.message) || "the upload failed"), "bad");
+        return;
+      }
+    }
+  }
+
+  /** POST the files to /documents. XMLHttpRequest rather than window.qaWriteFetch because fetch
+   * cannot report upload progress; it sends the same Authorization header, asks for a key on
+   * 401/403 like qaWriteFetch, and follows a 202 job. */
   function upload(files) {
     if (!files.length || uploading) return;
+    if (writesNeed === "read_only") {
+      setUploadStatus("Not added: this server is read-only", "bad");
+      return;
+    }
+    if (writesNeed === "key" && !sessionStorage.getItem("qa-api-key")) {
+      askForKey("This server needs a write key for uploads.");
+      return;
+    }
     uploading = true;
     const form = new FormData();
     for (const f of files) form.append("files", f, f.name);
@@ -373,6 +495,7 @@
     const xhr = new XMLHttpRequest();
     xhr.open("POST", "/documents");
     xhr.setRequestHeader("Accept", "application/json");
+    for (const [name, value] of Object.entries(authHeaders())) xhr.setRequestHeader(name, value);
     xhr.upload.addEventListener("progress", (event) => {
       if (event.lengthComputable) uploadProgress.value = Math.round((event.loaded / event.total) * 100);
       if (event.loaded === event.total) setUploadStatus("Reading and indexing " + names + "…", "busy");
@@ -387,15 +510,14 @@
       let body = null;
       try { body = JSON.parse(xhr.responseText); } catch (e) { /* not JSON */ }
       if (xhr.status === 201 && body) {
-        const added = body.documents.map((d) => d.id + (d.pages ? " (" + d.pages + (d.pages === 1 ? " page)" : " pages)") : ""));
-        setUploadStatus("Added " + added.join(", ") + ". You can ask about it now.", "ok");
-        docList.open = true;
-        refreshDocuments();
-        checkReady();
+        uploaded(body);
+      } else if (xhr.status === 202 && body && body.id) {
+        followJob(body, names);
       } else {
         const message = body && typeof body.message === "string" ? body.message
           : "the server answered " + xhr.status + " " + xhr.statusText;
         setUploadStatus("Not added: " + message, "bad");
+        if (xhr.status === 401 || xhr.status === 403) askForKey(message + " — enter a write key, then try again.");
       }
     });
     xhr.addEventListener("error", () => {

@@ -1,0 +1,113 @@
+"""One JSON error shape for everything: ``{error, message, details?}`` (:class:`api.models.ErrorResponse`).
+
+:class:`ApiError` is what endpoints raise; :func:`install_error_handlers` renders it, validation
+errors, Starlette's HTTP errors and unexpected exceptions. :func:`public_message` strips server
+paths from anything shown to a client.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import traceback
+from pathlib import Path
+from typing import Iterable
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
+
+from api.models import ErrorResponse
+
+logger = logging.getLogger(__name__)
+
+
+class ApiError(Exception):
+    """Raised by endpoints; rendered as :class:`ErrorResponse` JSON with ``status``."""
+
+    def __init__(self, status: int, error: str, message: str, headers: dict[str, str] | None = None):
+        super().__init__(message)
+        self.status = status
+        self.error = error
+        self.message = message
+        self.headers = headers
+
+
+# An absolute POSIX path of two or more parts (e.g. /srv/qa/index/v-1/manifest.json).
+_ABS_PATH = re.compile(r"(?<![\w.:/>])/(?:[^\s/'\"(),;:]+/)+[^\s/'\"(),;:]*")
+
+
+def public_message(message: str, named: Iterable[tuple[str | Path, str]] = ()) -> str:
+    """``message`` without server paths: each (path, label) in ``named`` becomes its label (e.g. the
+    index folder -> ``<index>``), any other absolute path becomes ``<path>``."""
+    out = message
+    pairs = []
+    for path, label in named:
+        for form in {str(path), str(Path(path).resolve())}:
+            if form and form != "/":
+                pairs.append((form, label))
+    for form, label in sorted(pairs, key=lambda p: -len(p[0])):  # longest first: nested folders
+        out = out.replace(form, label)
+    return _ABS_PATH.sub("<path>", out)
+
+
+_RESTORE_PATH = re.compile(r"^/documents/.+/restore$")
+
+
+def _leaf_routes(routes):
+    """Every route, looking into included routers (the routers here are included without a prefix)."""
+    for route in routes:
+        inner = getattr(route, "original_router", None)
+        if inner is not None:
+            yield from _leaf_routes(inner.routes)
+        else:
+            yield route
+
+
+def error_response(status: int, error: str, message: str, details: list | None = None,
+                   headers: dict[str, str] | None = None) -> JSONResponse:
+    body = ErrorResponse(error=error, message=message, details=details)
+    return JSONResponse(body.model_dump(exclude_none=True), status_code=status, headers=headers)
+
+
+def install_error_handlers(app: FastAPI, hide: Iterable[tuple[str | Path, str]] = ()) -> None:
+    """Register the handlers; ``hide``: (server path, label) pairs that messages never show."""
+    hidden = list(hide)
+
+    @app.exception_handler(ApiError)
+    async def _api_error(request: Request, exc: ApiError):
+        return error_response(exc.status, exc.error, public_message(exc.message, hidden), headers=exc.headers)
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation_error(request: Request, exc: RequestValidationError):
+        details = []
+        for err in exc.errors():
+            loc = [str(p) for p in err.get("loc", ()) if p not in ("body", "query", "path")]
+            details.append({"loc": loc, "msg": str(err.get("msg", "")), "type": str(err.get("type", ""))})
+        message = "; ".join(f"{'.'.join(d['loc']) or 'request'}: {d['msg']}" for d in details) or "invalid request"
+        return error_response(422, "invalid_request", message, details)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http_error(request: Request, exc: StarletteHTTPException):
+        codes = {400: "bad_request", 404: "not_found", 405: "method_not_allowed", 413: "too_large"}
+        resp = error_response(exc.status_code, codes.get(exc.status_code, "http_error"), str(exc.detail))
+        if exc.headers:
+            resp.headers.update(exc.headers)
+        if exc.status_code == 405:  # list the methods of every route on this path, not just one
+            allowed = set()
+            for route in _leaf_routes(request.app.router.routes):
+                methods = getattr(route, "methods", None)
+                if methods and route.matches(request.scope)[0] != Match.NONE:
+                    allowed |= set(methods)
+            if _RESTORE_PATH.match(request.url.path):  # /documents/{id}/restore: POST only (ids end in .txt/.md)
+                allowed = {"POST"}
+            if allowed:
+                resp.headers["allow"] = ", ".join(sorted(allowed))
+        return resp
+
+    @app.exception_handler(Exception)
+    async def _internal_error(request: Request, exc: Exception):
+        logger.error("unhandled error on %s %s:\n%s", request.method, request.url.path, traceback.format_exc())
+        return error_response(500, "internal_error", "internal error; see the server log")

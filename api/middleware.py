@@ -1,0 +1,80 @@
+"""Pure ASGI middleware: security headers and request body limits."""
+
+from __future__ import annotations
+
+from typing import Callable
+
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from api.errors import error_response
+
+_PAGE_CSP = (
+    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+    "connect-src 'self'; object-src 'none'; base-uri 'none'; frame-ancestors 'none'; form-action 'self'"
+)
+_NO_CSP_PATHS = ("/docs",)  # Swagger UI's page starts itself with an inline script
+
+
+class SecurityHeaders:
+    """nosniff everywhere, a strict CSP on the chat page and static files."""
+
+    def __init__(self, app):
+        self.app = app
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        path = scope.get("path", "")
+        csp = not path.startswith(_NO_CSP_PATHS)
+
+        async def send_with_headers(message):
+            if message["type"] == "http.response.start":
+                headers = list(message.get("headers", []))
+                headers.append((b"x-content-type-options", b"nosniff"))
+                headers.append((b"referrer-policy", b"no-referrer"))
+                if csp:
+                    headers.append((b"content-security-policy", _PAGE_CSP.encode()))
+                message = {**message, "headers": headers}
+            await send(message)
+
+        return await self.app(scope, receive, send_with_headers)
+
+
+class BodyLimit:
+    """Caps request bodies; too large -> 413 with the JSON error shape.
+
+    Checks Content-Length up front and counts streamed bytes (chunked bodies). While the app
+    reads the body, the overflow surfaces as an HTTPException(413) that the app's handler renders.
+    """
+
+    def __init__(self, app, default: int, limit_for: Callable[[str, str], int | None]):
+        self.app = app
+        self.default = default
+        self.limit_for = limit_for
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        limit = self.limit_for(scope.get("method", ""), scope.get("path", "")) or self.default
+        message = f"request body larger than {limit} bytes"
+        for key, value in scope.get("headers", []):
+            if key == b"content-length":
+                try:
+                    too_large = int(value) > limit
+                except ValueError:
+                    too_large = False
+                if too_large:
+                    response = error_response(413, "too_large", message)
+                    return await response(scope, receive, send)
+        total = 0
+
+        async def limited_receive():
+            nonlocal total
+            msg = await receive()
+            if msg["type"] == "http.request":
+                total += len(msg.get("body", b""))
+                if total > limit:
+                    raise StarletteHTTPException(413, message)
+            return msg
+
+        return await self.app(scope, limited_receive, send)

@@ -1,0 +1,298 @@
+"""The document endpoints: list, read, upload, replace (If-Match), delete (to the trash), restore."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import anyio.to_thread
+from fastapi import APIRouter, Depends, File, Header, Query, Request, UploadFile
+from fastapi.responses import FileResponse, JSONResponse, PlainTextResponse
+
+from api.deps import MAX_FILES_PER_UPLOAD, ServiceState, doc_out, get_service, ready_pipeline, responses
+from api.errors import ApiError
+from api.models import (
+    DeleteResult,
+    DocumentList,
+    DocumentOut,
+    DocumentText,
+    JobOut,
+    ReplaceResult,
+    RestoreResult,
+    UploadResult,
+)
+from api.security import require_read, require_write
+from qa.config import Settings
+from qa.pipeline import DocumentError, check_document_content, check_document_name, shown
+
+_NOT_IMPLEMENTED = "this pipeline cannot {what}"
+
+_MEDIA_TYPES = {".pdf": "application/pdf", ".html": "text/html; charset=utf-8", ".htm": "text/html; charset=utf-8",
+                ".docx": "application/vnd.openxmlformats-officedocument.wordprocessingml.document",
+                ".md": "text/markdown; charset=utf-8", ".txt": "text/plain; charset=utf-8"}
+
+
+def original_media_type(name: str) -> str:
+    return _MEDIA_TYPES.get(Path(name).suffix.lower(), "application/octet-stream")
+
+
+def _plain_id(doc_id: str) -> str:
+    """``doc_id`` unless the path is ``/documents/{id}/restore`` (documents end in a file suffix, so it
+    can only mean the restore action, which only POST serves)."""
+    if doc_id.endswith("/restore"):
+        raise ApiError(405, "method_not_allowed", "only POST restores a document", headers={"Allow": "POST"})
+    return doc_id
+
+
+def _api_error(e: DocumentError) -> ApiError:
+    return ApiError(e.status, e.code, str(e))
+
+
+def _infos(pipeline: Any) -> dict[str, DocumentOut]:
+    return {doc_out(d).id: doc_out(d) for d in pipeline.documents()}
+
+
+def build_router(settings: Settings) -> APIRouter:
+    router = APIRouter(tags=["documents"])
+    read = [Depends(require_read)]
+    write = [Depends(require_write)]
+
+    first = "$response.body#/documents/0"
+
+    @router.get("/documents", response_model=DocumentList, summary="Indexed documents", operation_id="list_documents",
+                responses={200: {"links": {  # OpenAPI links: what a client (or schemathesis) can do next
+                    "GetDocument": {"operationId": "get_document", "parameters": {"doc_id": f"{first}/id"}},
+                    "ReplaceDocument": {"operationId": "replace_document",
+                                        "parameters": {"doc_id": f"{first}/id", "header.If-Match": f"{first}/sha256"}},
+                    "DeleteDocument": {"operationId": "delete_document", "parameters": {"doc_id": f"{first}/id"}},
+                }}, **responses(401, 403, 503)}, dependencies=read)
+    async def list_documents(pipeline: Any = Depends(ready_pipeline)) -> DocumentList:
+        infos = await anyio.to_thread.run_sync(pipeline.documents)
+        return DocumentList(documents=[doc_out(d) for d in infos])
+
+    @router.get(
+        "/documents/{doc_id:path}",
+        operation_id="get_document",
+        response_model=DocumentText,
+        summary="A document's text, exactly as answer offsets index it",
+        description=(
+            "JSON `{id, text, length, page_starts}` by default; with `?raw=true` the bare text as "
+            "`text/plain; charset=utf-8`; with `?original=true` the original file as uploaded (e.g. "
+            "the PDF), as a download. Offsets are Python code points (not UTF-16 units); for a PDF, "
+            "`page_starts[i]` is where page i+1 begins in `text`. The `ETag` header is the sha256 of "
+            "the file's bytes (send it as If-Match to replace it)."
+        ),
+        responses={
+            200: {"content": {"text/plain": {"schema": {"type": "string"}},
+                              **{t.split(";")[0]: {"schema": {"type": "string", "format": "binary"}}
+                                 for t in _MEDIA_TYPES.values() if not t.startswith("text/plain")}},
+                  "headers": {"ETag": {"description": "sha256 of the file's bytes", "schema": {"type": "string"}}}},
+            **responses(401, 403, 404, 422, 503),
+        },
+        dependencies=read,
+    )
+    async def get_document(
+        doc_id: str,
+        raw: bool = Query(False, description="return text/plain instead of JSON"),
+        original: bool = Query(False, description="download the original file (PDF, DOCX, HTML, ...)"),
+        pipeline: Any = Depends(ready_pipeline),
+    ):
+        doc_id = _plain_id(doc_id)
+
+        def lookup() -> tuple[str, str | None, list[int]]:
+            text = pipeline.document_text(doc_id)
+            info = next((d for d in pipeline.documents() if doc_out(d).id == doc_id), None)
+            page_starts = getattr(pipeline, "page_starts", None)
+            pages = list(page_starts(doc_id)) if page_starts else []
+            return text, (doc_out(info).sha256 if info is not None else None), pages
+
+        try:
+            if original:
+                path = await anyio.to_thread.run_sync(pipeline.document_original, doc_id)
+                # always a download (never rendered here: an uploaded .html must not run on this origin)
+                return FileResponse(path, media_type=original_media_type(path.name), filename=path.name,
+                                    content_disposition_type="attachment")
+            text, sha, pages = await anyio.to_thread.run_sync(lookup)
+        except KeyError:
+            raise ApiError(404, "not_found", f"unknown document {shown(doc_id)}") from None
+        headers = {"ETag": f'"{sha}"'} if sha else {}
+        if raw:
+            return PlainTextResponse(text, media_type="text/plain; charset=utf-8", headers=headers)
+        body = DocumentText(id=doc_id, text=text, length=len(text), page_starts=pages or None)
+        return JSONResponse(body.model_dump(), headers=headers)
+
+    @router.post(
+        "/documents",
+        operation_id="upload_documents",
+        response_model=UploadResult,
+        status_code=201,
+        summary="Upload .txt/.md/.pdf/.docx/.html files: indexed, then stored in the corpus folder",
+        description=(
+            f"Multipart field `files`, one or more (at most {MAX_FILES_PER_UPLOAD}). Each must be at "
+            f"most Settings.max_upload_bytes ({settings.max_upload_bytes}) bytes, with a plain "
+            ".txt/.md/.pdf/.docx/.html/.htm name (no path separators, '..', leading dot, control, "
+            "bidi or zero-width characters; NFC-normalised) that is not taken yet, and must yield "
+            "text: .txt/.md UTF-8 text (`not_utf8`, `not_text`, `empty_file`); a PDF with a text "
+            "layer (`pdf_corrupt`, `pdf_encrypted`, `pdf_no_text`); a DOCX (`docx_corrupt`, "
+            "`docx_zip_bomb`, `docx_no_text`); HTML with a readable body (`html_no_text`). The "
+            "original file is kept (`GET /documents/{id}?original=true`). All or nothing: "
+            "if any file is rejected, nothing is stored or indexed. Uploads larger than "
+            f"Settings.async_upload_bytes ({settings.async_upload_bytes}) in total answer 202 with "
+            "a job to poll at `GET /jobs/{id}`."
+        ),
+        responses={202: {"model": JobOut, "description": "Accepted: a large upload is indexed in the background"},
+                   **responses(400, 401, 403, 409, 413, 422, 503)},
+        dependencies=write,
+    )
+    async def upload_documents(
+        files: list[UploadFile] = File(..., description="the .txt/.md/.pdf/.docx/.html files"),
+        pipeline: Any = Depends(ready_pipeline),
+        service: ServiceState = Depends(get_service),
+    ):
+        if not files:
+            raise ApiError(400, "no_files", "no files uploaded (multipart field 'files')")
+        if len(files) > MAX_FILES_PER_UPLOAD:
+            raise ApiError(400, "too_many_files", f"at most {MAX_FILES_PER_UPLOAD} files per upload")
+        corpus = Path(settings.corpus_dir).resolve()
+        limit = settings.max_upload_bytes
+        batch: list[tuple[str, bytes]] = []
+        seen: set[str] = set()
+        for f in files:
+            try:
+                name = check_document_name(f.filename)
+                if name in seen:
+                    raise DocumentError(f"file {shown(name)} is given twice", "duplicate_file")
+                seen.add(name)
+                data = await f.read(limit + 1)
+                # off the event loop: converting a PDF/DOCX/HTML takes a moment
+                await anyio.to_thread.run_sync(check_document_content, name, data, limit)
+            except DocumentError as e:
+                raise _api_error(e) from None
+            batch.append((name, data))
+
+        def store() -> UploadResult:
+            with service.write_lock:
+                existing = set(_infos(pipeline))
+                for name, _ in batch:
+                    if name in existing or (corpus / name).exists():
+                        raise ApiError(409, "already_exists",
+                                       f"a document named {shown(name)} already exists; replace it with PUT "
+                                       "/documents/{id} (If-Match: its sha256) or delete it first")
+                try:
+                    added = list(pipeline.add_documents(batch))
+                except DocumentError as e:
+                    raise _api_error(e) from None
+                except ValueError as e:  # any other refusal from the indexing layer
+                    raise ApiError(400, "invalid_document", str(e) or "invalid document") from None
+                infos = _infos(pipeline)
+                return UploadResult(added=added, documents=[infos[i] for i in added if i in infos])
+
+        if sum(len(d) for _, d in batch) > settings.async_upload_bytes:
+            job = service.writes.submit("upload", store)
+            return JSONResponse(JobOut(**vars(job)).model_dump(), status_code=202,
+                                headers={"Location": f"/jobs/{job.id}"})
+        return await service.writes.run(store)
+
+    @router.put(
+        "/documents/{doc_id:path}",
+        operation_id="replace_document",
+        response_model=ReplaceResult,
+        summary="Replace a document's bytes (optimistic: If-Match its current sha256)",
+        description=(
+            "The body is the new file (same formats and rules as uploads; a PDF/DOCX/HTML is "
+            "converted again). `If-Match` must carry the "
+            "document's current sha256 (its ETag, from GET /documents/{id} or GET /documents): a "
+            "stale one answers 412 and changes nothing. The old bytes go to the trash."
+        ),
+        openapi_extra={"requestBody": {"required": True, "content": {
+            "text/plain": {"schema": {"type": "string"}},
+            "application/octet-stream": {"schema": {"type": "string", "format": "binary"}}}}},
+        responses=responses(400, 401, 403, 404, 412, 413, 428, 503),
+        dependencies=write,
+    )
+    async def replace_document(
+        doc_id: str,
+        request: Request,
+        if_match: str | None = Header(None, description="the document's current sha256 (ETag)"),
+        pipeline: Any = Depends(ready_pipeline),
+        service: ServiceState = Depends(get_service),
+    ) -> ReplaceResult:
+        doc_id = _plain_id(doc_id)
+        data = await request.body()
+        replace = getattr(pipeline, "replace_document", None)
+        if replace is None:
+            raise ApiError(400, "unsupported", _NOT_IMPLEMENTED.format(what="replace documents"))
+
+        def run() -> ReplaceResult:
+            with service.write_lock:
+                try:
+                    changed = replace(doc_id, data, if_match)
+                except DocumentError as e:
+                    raise _api_error(e) from None
+                except KeyError:
+                    raise ApiError(404, "not_found", f"unknown document {shown(doc_id)}") from None
+                return ReplaceResult(id=doc_id, replaced=changed, document=_infos(pipeline)[doc_id])
+
+        return await service.writes.run(run)
+
+    @router.delete(
+        "/documents/{doc_id:path}",
+        operation_id="delete_document",
+        response_model=DeleteResult,
+        summary="Remove a document from the index; its file moves to the trash (restorable)",
+        responses={200: {"links": {"RestoreDocument": {"operationId": "restore_document",
+                                                       "parameters": {"doc_id": "$response.body#/id"}}}},
+                   **responses(401, 403, 404, 503)},
+        dependencies=write,
+    )
+    async def delete_document(
+        doc_id: str,
+        pipeline: Any = Depends(ready_pipeline),
+        service: ServiceState = Depends(get_service),
+    ) -> DeleteResult:
+        doc_id = _plain_id(doc_id)
+
+        def remove() -> DeleteResult:
+            with service.write_lock:
+                if doc_id not in _infos(pipeline):
+                    raise ApiError(404, "not_found", f"unknown document {shown(doc_id)}")
+                try:
+                    pipeline.remove_document(doc_id)
+                except KeyError:
+                    raise ApiError(404, "not_found", f"unknown document {shown(doc_id)}") from None
+                trash = getattr(pipeline, "trash", None)
+                entry = next((t.entry for t in trash() if t.id == doc_id), None) if trash else None
+                return DeleteResult(id=doc_id, trash_entry=entry)
+
+        return await service.writes.run(remove)
+
+    @router.post(
+        "/documents/{doc_id:path}/restore",
+        operation_id="restore_document",
+        response_model=RestoreResult,
+        summary="Bring a deleted (or replaced) document back from the trash: the same bytes, indexed again",
+        responses=responses(401, 403, 404, 409, 503),
+        dependencies=write,
+    )
+    async def restore_document(
+        doc_id: str,
+        pipeline: Any = Depends(ready_pipeline),
+        service: ServiceState = Depends(get_service),
+    ) -> RestoreResult:
+        restore = getattr(pipeline, "restore_document", None)
+        if restore is None:
+            raise ApiError(404, "not_found", f"nothing in the trash for {shown(doc_id)}")
+
+        def run() -> RestoreResult:
+            with service.write_lock:
+                try:
+                    entry = restore(doc_id)
+                except KeyError:
+                    raise ApiError(404, "not_found", f"nothing in the trash for {shown(doc_id)}") from None
+                except DocumentError as e:
+                    raise _api_error(e) from None
+                return RestoreResult(id=doc_id, restored_from=entry.entry, document=_infos(pipeline)[doc_id])
+
+        return await service.writes.run(run)
+
+    return router

@@ -1,0 +1,176 @@
+"""Who may do what: API keys with scopes, read-only mode, the Host allow-list, the Origin check.
+
+Policy (docs/security.md):
+
+* No keys configured and bound to a loopback address: everything is open (a laptop).
+* No keys configured and bound to any other address: **read-only**; writes answer 403
+  ``read_only`` until a write key exists (``qa keys add NAME --scope write``).
+* Keys configured: writes need ``Authorization: Bearer <write key>`` (401 without a valid key,
+  403 with a read-only one); reads need a read or write key only with
+  ``QA_REQUIRE_KEY_FOR_READS=true``.
+* Writes from a browser page of another origin are refused (403 ``cross_origin``): the
+  ``Origin`` header (or ``Sec-Fetch-Site``) must name this server or ``QA_ALLOWED_ORIGINS``.
+* Every request's ``Host`` must be in the allow-list (DNS rebinding): Starlette's
+  TrustedHostMiddleware, answering in the JSON error shape.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import socket
+from dataclasses import dataclass
+from urllib.parse import urlsplit
+
+from fastapi import Depends, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from starlette.middleware.trustedhost import TrustedHostMiddleware
+
+from api.deps import ServiceState, get_service
+from api.errors import ApiError, error_response
+from qa.config import Settings
+from qa.keys import KeyRecord, KeyStore
+
+LOOPBACK_NAMES = ("localhost", "127.0.0.1", "[::1]")
+WILDCARD_HOSTS = ("0.0.0.0", "::", "")
+
+bearer = HTTPBearer(auto_error=False, description="an API key from `qa keys add NAME --scope read|write`")
+
+
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def allowed_hosts(settings: Settings) -> list[str]:
+    """QA_ALLOWED_HOSTS, or the loopback names plus the address the server is bound to (and the
+    machine's host name when bound to every interface)."""
+    configured = settings.host_allow_list()
+    if configured:
+        return configured
+    hosts = list(LOOPBACK_NAMES)
+    bound = settings.host
+    if bound in WILDCARD_HOSTS:
+        hosts.append(socket.gethostname().lower())
+    elif bound not in hosts:
+        hosts.append(f"[{bound}]" if ":" in bound else bound)
+    return hosts
+
+
+class HostCheck:
+    """TrustedHostMiddleware's matching, with the refusal in the JSON error shape."""
+
+    def __init__(self, app, allowed: list[str]):
+        self.app = app
+        self.allowed = allowed
+        self._check = TrustedHostMiddleware(self._passed, allowed_hosts=allowed, www_redirect=False)
+
+    @staticmethod
+    async def _passed(scope, receive, send):
+        scope["qa.host_ok"] = True
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] not in ("http", "websocket"):
+            return await self.app(scope, receive, send)
+
+        async def swallow(message):  # TrustedHostMiddleware's own plain-text 400
+            pass
+
+        await self._check(scope, receive, swallow)
+        if scope.pop("qa.host_ok", False):
+            return await self.app(scope, receive, send)
+        host = dict(scope.get("headers", [])).get(b"host", b"").decode("latin-1")[:100]
+        response = error_response(
+            400, "host_not_allowed",
+            f"Host {host!r} is not served here; the operator can allow it with QA_ALLOWED_HOSTS",
+        )
+        return await response(scope, receive, send)
+
+
+@dataclass
+class AccessPolicy:
+    settings: Settings
+    keys: KeyStore
+
+    @property
+    def loopback(self) -> bool:
+        return is_loopback(self.settings.host)
+
+    def read_only(self) -> bool:
+        return not self.loopback and not self.keys.configured()
+
+    def describe(self) -> str:
+        if self.keys.configured():
+            reads = "reads need a key too" if self.settings.require_key_for_reads else "reads are open"
+            return f"API keys required for writes; {reads}"
+        if self.read_only():
+            return ("READ-ONLY: no API keys and not bound to loopback, so uploads and deletes are refused; "
+                    "add a write key with `qa keys add NAME --scope write`")
+        return "no API keys: open to this machine only (loopback)"
+
+
+def access_policy(settings: Settings) -> AccessPolicy:
+    return AccessPolicy(settings, KeyStore(settings.resolved_keys_file()))
+
+
+def _policy(service: ServiceState) -> AccessPolicy:
+    return service.access  # type: ignore[attr-defined]
+
+
+def _key_record(policy: AccessPolicy, creds: HTTPAuthorizationCredentials | None, needed: str) -> KeyRecord:
+    if creds is None:
+        raise ApiError(401, "auth_required", f"this needs an API key with {needed} access: send "
+                       "Authorization: Bearer <key> (keys come from `qa keys add`)",
+                       headers={"WWW-Authenticate": "Bearer"})
+    record = policy.keys.verify(creds.credentials)
+    if record is None:
+        raise ApiError(401, "invalid_key", "the API key is not valid (unknown or revoked)",
+                       headers={"WWW-Authenticate": 'Bearer error="invalid_token"'})
+    if not record.allows(needed):
+        raise ApiError(403, "forbidden", f"the key {record.name!r} is {record.scope}-only; this needs a {needed} key")
+    return record
+
+
+def check_origin(request: Request, settings: Settings) -> None:
+    """Refuse a write sent by a browser page of another origin (CSRF)."""
+    origin = request.headers.get("origin")
+    site = request.headers.get("sec-fetch-site")
+    if origin is None:
+        if site in ("cross-site", "same-site"):
+            raise ApiError(403, "cross_origin", "writes from pages of other sites are refused")
+        return  # not a browser (curl, scripts) or a same-origin navigation
+    own = (request.headers.get("host") or "").lower()
+    try:
+        netloc = urlsplit(origin).netloc.lower()
+    except ValueError:
+        netloc = ""
+    if origin != "null" and (netloc == own or origin.rstrip("/") in settings.origin_allow_list()):
+        return
+    raise ApiError(403, "cross_origin", f"writes from origin {origin[:100]!r} are refused; the operator can "
+                   "allow an origin with QA_ALLOWED_ORIGINS")
+
+
+def require_read(
+    service: ServiceState = Depends(get_service),
+    creds: HTTPAuthorizationCredentials | None = Depends(bearer),
+) -> None:
+    policy = _policy(service)
+    if policy.settings.require_key_for_reads:
+        _key_record(policy, creds, "read")
+
+
+def require_write(
+    request: Request,
+    service: ServiceState = Depends(get_service),
+    creds: HTTPAuthorizationCredentials | None = Depends(bearer),
+) -> None:
+    policy = _policy(service)
+    check_origin(request, policy.settings)
+    if policy.keys.configured():
+        _key_record(policy, creds, "write")
+    elif policy.read_only():
+        raise ApiError(403, "read_only", "this server is read-only: it listens beyond this machine and has no "
+                       "API keys; the operator can add a write key with `qa keys add NAME --scope write`")

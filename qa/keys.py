@@ -1,0 +1,158 @@
+"""API keys with scopes, stored hashed in one JSON file (``Settings.resolved_keys_file()``).
+
+    store = KeyStore(path); key = store.add("ci-bot", "write")   # the key is shown once
+    store.verify(key)  -> KeyRecord(name="ci-bot", scope="write", ...) or None
+    store.revoke("ci-bot")
+
+A key is ``qa_`` + 43 URL-safe characters (32 random bytes). The file holds only the SHA-256 of
+each key: keys are random, not passwords, so a fast hash is enough (nothing to brute-force) and
+verification stays cheap on every request. Writes are atomic (temp file + ``os.replace``, mode
+0600) and serialised with ``flock``; readers re-read the file when it changes, so ``qa keys
+revoke`` takes effect on a running server without a restart.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import hashlib
+import hmac
+import json
+import os
+import re
+import secrets
+import threading
+from dataclasses import asdict, dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Iterator, Literal
+
+Scope = Literal["read", "write"]
+SCOPES: tuple[str, ...] = ("read", "write")
+KEY_PREFIX = "qa_"
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+
+
+class KeyStoreError(ValueError):
+    """A key operation is refused (bad name or scope, duplicate, unknown name)."""
+
+
+@dataclass(frozen=True)
+class KeyRecord:
+    name: str
+    scope: str
+    sha256: str
+    created_at: str
+    hint: str  # the key's first characters, to tell keys apart in `qa keys list`
+
+    def allows(self, needed: str) -> bool:
+        return self.scope == "write" or needed == "read"
+
+
+def hash_key(key: str) -> str:
+    return hashlib.sha256(key.encode("utf-8", "surrogatepass")).hexdigest()
+
+
+class KeyStore:
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        self._cache: tuple[tuple[int, int, int], list[KeyRecord]] | None = None
+        self._lock = threading.Lock()
+
+    # ------------------------------------------------------------ reading
+    def _stamp(self) -> tuple[int, int, int] | None:
+        try:
+            st = self.path.stat()
+        except FileNotFoundError:
+            return None
+        return (st.st_mtime_ns, st.st_size, st.st_ino)
+
+    def records(self) -> list[KeyRecord]:
+        """Every key (re-read when the file changed on disk)."""
+        with self._lock:
+            stamp = self._stamp()
+            if stamp is None:
+                self._cache = None
+                return []
+            if self._cache is not None and self._cache[0] == stamp:
+                return self._cache[1]
+            records = self._read()
+            self._cache = (stamp, records)
+            return records
+
+    def _read(self) -> list[KeyRecord]:
+        try:
+            data = json.loads(self.path.read_text(encoding="utf-8"))
+            return [KeyRecord(**k) for k in data.get("keys", [])]
+        except FileNotFoundError:
+            return []
+        except (OSError, ValueError, TypeError) as e:
+            # A damaged key file must not silently open the server: refuse every key instead.
+            raise KeyStoreError(f"the key file {self.path.name} is unreadable ({type(e).__name__}); "
+                            "fix or remove it, then add keys again with `qa keys add`") from None
+
+    def configured(self) -> bool:
+        """True when at least one key exists (or the file exists but is unreadable: fail closed)."""
+        try:
+            return bool(self.records())
+        except KeyStoreError:
+            return True
+
+    def verify(self, key: str | None) -> KeyRecord | None:
+        if not key or not key.startswith(KEY_PREFIX):
+            return None
+        digest = hash_key(key)
+        try:
+            records = self.records()
+        except KeyStoreError:
+            return None
+        found = None
+        for r in records:  # compare against every record: no early exit on a match
+            if hmac.compare_digest(r.sha256, digest):
+                found = r
+        return found
+
+    # ------------------------------------------------------------ writing
+    @contextlib.contextmanager
+    def _locked(self) -> Iterator[None]:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        with open(self.path.with_name(self.path.name + ".lock"), "a+") as fh:
+            fcntl.flock(fh, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(fh, fcntl.LOCK_UN)
+
+    def _write(self, records: list[KeyRecord]) -> None:
+        tmp = self.path.with_name(f".{self.path.name}.{secrets.token_hex(4)}.tmp")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            json.dump({"keys": [asdict(r) for r in records]}, f, indent=2)
+            f.write("\n")
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, self.path)
+
+    def add(self, name: str, scope: str) -> str:
+        """Create a key; returns it (the only time it is ever shown)."""
+        if not _NAME.match(name or ""):
+            raise KeyStoreError("a key name is 1-64 letters, digits, '_', '.' or '-', starting with a letter or digit")
+        if scope not in SCOPES:
+            raise KeyStoreError(f"scope must be one of {', '.join(SCOPES)}")
+        key = KEY_PREFIX + secrets.token_urlsafe(32)
+        with self._locked():
+            records = self._read()
+            if any(r.name == name for r in records):
+                raise KeyStoreError(f"a key named {name!r} exists; revoke it first or pick another name")
+            records.append(KeyRecord(name=name, scope=scope, sha256=hash_key(key),
+                                     created_at=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+                                     hint=key[:7]))
+            self._write(records)
+        return key
+
+    def revoke(self, name: str) -> None:
+        with self._locked():
+            records = self._read()
+            if not any(r.name == name for r in records):
+                raise KeyStoreError(f"no key named {name!r}")
+            self._write([r for r in records if r.name != name])
