@@ -261,13 +261,18 @@ def cmd_ask(args: argparse.Namespace) -> int:
         print(result.model_dump_json(indent=2))
         return EXIT_OK
     if not result.answer_found:
-        print("No answer found in the documents. Closest passages:")
+        print("Not found in the documents.")
+        g = result.best_guess
+        if g is not None:
+            print(f"Best guess, not trusted: {g.text}   (probability right {g.score:.0%}, below the "
+                  f"QA_MIN_CONFIDENCE threshold)   {g.document} {g.start}-{g.end}")
+        print("Closest passages:")
         for p in result.passages[:3]:
             snippet = " ".join(p.text.split())[:160]
             print(f"  [{p.rank}] {p.document} {p.start}-{p.end}: {snippet}")
         return EXIT_OK
     for i, a in enumerate(result.answers, 1):
-        print(f"{i}. {a.text}   (confidence {a.score:.0%})")
+        print(f"{i}. {a.text}   (probability right {a.score:.0%})")
         for c in a.citations:
             page = f" p. {c.page}" if c.page else ""
             print(f"     {c.document}{page} {c.start}-{c.end}: {' '.join(c.context.split())}")

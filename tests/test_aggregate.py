@@ -57,3 +57,17 @@ def test_clusters_are_deterministic_and_cover_everything():
     cl = independent_sources(cits, ["x y z w", "p q r s", "k l m n"])
     assert sorted(i for c in cl for i in c) == [0, 1, 2]
     assert [0, 2] in cl and [1] in cl
+
+
+def test_mass_sums_every_place_so_copies_of_a_story_do_not_dilute_an_answer():
+    # shared normalisation splits one answer's probability over the copies that repeat it: 4 x 0.2 is 0.8 of the
+    # question's mass, although each place alone (and the near-duplicate sources merged) says only 0.2
+    texts = {f"w{k}.txt": STORY for k in range(4)}
+    i = STORY.index("Tokayev")
+    g = group_answers([Located(f"w{k}.txt", i, i + 7, 0.2, k) for k in range(4)], texts.__getitem__,
+                      sentence_bounds)[0]
+    assert g.sources == 1 and abs(g.support - 0.2) < 1e-9
+    assert abs(g.mass - 0.8) < 1e-9
+    g = group_answers([Located(f"w{k}.txt", i, i + 7, 0.6, k) for k in range(4)], texts.__getitem__,
+                      sentence_bounds)[0]
+    assert g.mass == 1.0  # capped

@@ -563,11 +563,15 @@ def real_client(tmp_path_factory):
 def test_real_ask_citation_slices_exactly(real_client):
     c, _ = real_client
     body = c.post("/ask", json={"question": KZ_QUESTION}).json()
-    assert body["answer_found"] is True, body
-    best = body["answers"][0]
+    # the reader finds the right span; whether it is served depends on its calibrated score against
+    # QA_MIN_CONFIDENCE (the shipped verifier puts this one near the threshold: docs/confidence.md)
+    best = body["best_guess"]
     assert "January 2" in best["text"] or "2 January" in best["text"], best
+    assert body["answer_found"] == bool(body["answers"])
+    if body["answer_found"]:
+        assert body["answers"][0]["text"] == best["text"]
     texts = {}
-    for ans in body["answers"]:
+    for ans in body["answers"] + [best]:
         for cit in [ans, *ans["citations"]]:
             doc = cit["document"]
             texts.setdefault(doc, c.get(f"/documents/{doc}").json()["text"])

@@ -29,10 +29,10 @@ def test_qa_ask_answers_with_exact_citations_and_abstains_off_topic(tmp_path):
     assert out.returncode == 0, out.stderr
     body = json.loads(out.stdout)  # nothing but the JSON on stdout (the first-run index build: stderr)
     assert body["question"] == "When did the protests in Kazakhstan begin?"
-    assert body["answer_found"] is True
-    best = body["answers"][0]
+    best = body["best_guess"]  # served or not, depending on its calibrated score (docs/confidence.md)
     assert "January 2" in best["text"], best
-    for answer in body["answers"]:
+    assert body["answer_found"] == bool(body["answers"])
+    for answer in body["answers"] + [best]:
         assert answer["citations"], answer
         for c in answer["citations"]:
             text = open(SEEDS / c["document"], encoding="utf-8").read()
@@ -43,7 +43,7 @@ def test_qa_ask_answers_with_exact_citations_and_abstains_off_topic(tmp_path):
 
     out = _qa(["ask", "Who won the 2018 FIFA World Cup?"], tmp_path)
     assert out.returncode == 0, out.stderr
-    assert out.stdout.startswith("No answer found in the documents."), out.stdout
+    assert out.stdout.startswith("Not found in the documents."), out.stdout
     assert "[1]" in out.stdout  # the closest passages are still shown
 
 

@@ -34,6 +34,8 @@ class AnswerGroup:
     citations: list[Located]  # distinct, non-nested places, best first
     contexts: list[tuple[int, int]]  # sentence bounds of each citation
     support: float = 0.0  # noisy-or over independent sources
+    mass: float = 0.0  # sum of the distinct places' probabilities (with shared normalisation: the answer's share
+    # of the question's probability, however many copies of the story repeat it), at most 1
     sources: int = 0  # independent sources (documents after near-duplicate merging)
     documents: int = 0  # distinct documents cited
     extra: dict = field(default_factory=dict)
@@ -116,6 +118,6 @@ def group_answers(located: list[Located], document_text, sentence_bounds, dup_th
         for cl in clusters:
             miss *= 1.0 - max(kept[i].prob for i in cl)
         out.append(AnswerGroup(key=key, citations=kept, contexts=bounds, support=1.0 - miss, sources=len(clusters),
-                               documents=len({c.document for c in kept})))
+                               documents=len({c.document for c in kept}), mass=min(1.0, sum(c.prob for c in kept))))
     out.sort(key=lambda g: (-g.support, -g.best.prob, g.key))
     return out

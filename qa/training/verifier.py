@@ -267,6 +267,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--workdir", type=Path, default=Path("runs/verifier"))
     ap.add_argument("--rows", type=Path, default=None, help="reuse feature rows saved by an earlier run (JSONL)")
     ap.add_argument("--dry-run", action="store_true", help="fit and print, do not write verifier.json")
+    ap.add_argument("--single-questions", type=int, default=1000,
+                    help="questions read alone with their own paragraph (and some with another) for the reader-alone model")
     ap.add_argument("--single-only", action="store_true",
                     help="with --rows: collect only the reader-alone rows (own paragraph / other paragraph)")
     args = ap.parse_args(argv)
@@ -299,7 +301,7 @@ def main(argv: list[str] | None = None) -> int:
             with rows_path.open("w", encoding="utf-8") as f:
                 for r in rows:
                     f.write(json.dumps(r) + "\n")
-        single = collect_single(pipeline.reader, setting, args.questions, args.seed)
+        single = collect_single(pipeline.reader, setting, args.single_questions, args.seed)
         with single_path.open("w", encoding="utf-8") as f:
             for r in single:
                 f.write(json.dumps(r) + "\n")

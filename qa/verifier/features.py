@@ -17,6 +17,7 @@ from qa.metrics import normalize_answer
 READER = [
     "span_logit",  # logit of the best citation's span probability (shared softmax over all windows)
     "support_logit",  # logit of the answer's support (noisy-or over independent sources)
+    "mass_logit",  # logit of the summed probability of all its places (a story's copies split one answer's mass)
     "null_logit",  # logit of the question's null probability
     "margin",  # support minus the best other answer's support (negative below the top answer)
     "rank",  # 0 for the top answer by support
@@ -59,6 +60,7 @@ def answer_features(groups: Sequence[Any], index: int, null_prob: float, questio
     f = {
         "span_logit": logit(g.best.prob),
         "support_logit": logit(g.support),
+        "mass_logit": logit(g.mass),
         "null_logit": logit(null_prob),
         "margin": g.support - best_other,
         "rank": float(index),
