@@ -29,12 +29,18 @@ class Windows:
     word_spans: list[list[tuple[int, int] | None]] | None = None
 
 
-def encode_windows(tokenizer, question: str, contexts: list[str], max_length: int, stride: int,
-                   max_query_tokens: int = 64) -> Windows:
+def truncate_question(tokenizer, question: str, max_tokens: int = 64) -> str:
+    """The question stripped and cut after its first ``max_tokens`` tokens (training and serving alike)."""
     q = question.strip()
     qids = tokenizer(q, add_special_tokens=False, return_offsets_mapping=True)
-    if len(qids["input_ids"]) > max_query_tokens:
-        q = q[: qids["offset_mapping"][max_query_tokens - 1][1]]
+    if len(qids["input_ids"]) > max_tokens:
+        q = q[: qids["offset_mapping"][max_tokens - 1][1]]
+    return q
+
+
+def encode_windows(tokenizer, question: str, contexts: list[str], max_length: int, stride: int,
+                   max_query_tokens: int = 64) -> Windows:
+    q = truncate_question(tokenizer, question, max_query_tokens)
     enc = tokenizer(
         [q] * len(contexts),
         contexts,

@@ -46,14 +46,6 @@ def read_groups(path: Path) -> list[dict]:
 
 
 # ------------------------------------------------------------------------------------------- features
-def _truncate_question(tokenizer, question: str, max_tokens: int) -> str:
-    q = question.strip()
-    enc = tokenizer(q, add_special_tokens=False, return_offsets_mapping=True)
-    if len(enc["input_ids"]) > max_tokens:
-        q = q[: enc["offset_mapping"][max_tokens - 1][1]]
-    return q
-
-
 def featurize(groups: list[dict], texts: list[str], tokenizer, max_length: int = 256, stride: int = 96,
               max_query_tokens: int = 64, batch: int = 2048) -> dict:
     """Windows of every (question, passage) pair of every group, with gold token positions (-1: none here)."""
@@ -61,7 +53,9 @@ def featurize(groups: list[dict], texts: list[str], tokenizer, max_length: int =
     for gi, g in enumerate(groups):
         for p in g["passages"]:
             pairs.append((gi, p))
-    questions = [_truncate_question(tokenizer, g["question"], max_query_tokens) for g in groups]
+    from qa.reader.decode import truncate_question
+
+    questions = [truncate_question(tokenizer, g["question"], max_query_tokens) for g in groups]
     ids, tts, ctx_masks, starts, ends, group_of = [], [], [], [], [], []
     for b in range(0, len(pairs), batch):
         part = pairs[b : b + batch]

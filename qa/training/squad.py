@@ -6,6 +6,8 @@ import random
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from qa.reader.decode import truncate_question
+
 from qa.squad_data import read_squad, squad_titles  # noqa: F401 - squad_titles re-exported for callers
 
 
@@ -73,7 +75,7 @@ def build_train_features(examples: list[QAExample], tokenizer, max_length: int, 
     batch = 512
     for i in range(0, len(examples), batch):
         part = examples[i : i + batch]
-        questions = [_truncate_question(ex.question, tokenizer, max_query_tokens) for ex in part]
+        questions = [truncate_question(tokenizer, ex.question, max_query_tokens) for ex in part]
         enc = tokenizer(
             questions,
             [ex.context for ex in part],
@@ -114,11 +116,3 @@ def build_train_features(examples: list[QAExample], tokenizer, max_length: int, 
                 }
             )
     return feats
-
-
-def _truncate_question(question: str, tokenizer, max_tokens: int) -> str:
-    question = question.strip()
-    ids = tokenizer(question, add_special_tokens=False, return_offsets_mapping=True)
-    if len(ids["input_ids"]) <= max_tokens:
-        return question
-    return question[: ids["offset_mapping"][max_tokens - 1][1]]
