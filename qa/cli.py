@@ -243,6 +243,12 @@ def add_ask_command(subparsers: Any) -> None:
     p.set_defaults(handler=cmd_ask)
 
 
+def _place(c) -> str:
+    """Where a citation stands, for people: ``doc.pdf p. 3 120-135``."""
+    page = f" p. {c.page}" if c.page else ""
+    return f"{c.document}{page} {c.start}-{c.end}"
+
+
 def cmd_ask(args: argparse.Namespace) -> int:
     from qa.pipeline import QAPipeline, QuestionError
 
@@ -265,7 +271,7 @@ def cmd_ask(args: argparse.Namespace) -> int:
         g = result.best_guess
         if g is not None:
             print(f"Best guess, not trusted: {g.text}   (probability right {g.score:.0%}, below the "
-                  f"QA_MIN_CONFIDENCE threshold)   {g.document} {g.start}-{g.end}")
+                  f"QA_MIN_CONFIDENCE threshold)   {_place(g.top)}")
         print("Closest passages:")
         for p in result.passages[:3]:
             snippet = " ".join(p.text.split())[:160]
@@ -274,8 +280,7 @@ def cmd_ask(args: argparse.Namespace) -> int:
     for i, a in enumerate(result.answers, 1):
         print(f"{i}. {a.text}   (probability right {a.score:.0%})")
         for c in a.citations:
-            page = f" p. {c.page}" if c.page else ""
-            print(f"     {c.document}{page} {c.start}-{c.end}: {' '.join(c.context.split())}")
+            print(f"     {_place(c)}: {' '.join(c.context.split())}")
     return EXIT_OK
 
 

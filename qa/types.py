@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, computed_field
 
 
 @dataclass(frozen=True)
@@ -62,16 +62,25 @@ class Citation(BaseModel):
 
 
 class Answer(BaseModel):
+    """An answer is its text, one confidence, and where it stands: ``citations``, best first (never empty).
+
+    The answer's own place (document, offsets, context, page) is its first citation: ``answer.top``.
+    """
+
     text: str
     score: float = Field(description="calibrated confidence 0-1, comparable across passages")
-    document: str = Field(description="document of the best citation")
-    start: int
-    end: int
-    context: str
-    context_start: int
-    context_end: int
-    citations: list[Citation] = Field(description="every supporting occurrence, best first")
-    page: int | None = Field(None, description="1-based page of `start` in a paged document (PDF); null otherwise")
+    citations: list[Citation] = Field(min_length=1, description="every supporting occurrence, best first; "
+                                                                 "citations[0] is where the answer is shown")
+
+    @property
+    def top(self) -> Citation:
+        """The best citation: the place the answer is shown."""
+        return self.citations[0]
+
+    @computed_field(description="1-based page of the best citation in a paged document (PDF); null otherwise")
+    @property
+    def page(self) -> int | None:
+        return self.citations[0].page
 
 
 class PassageOut(BaseModel):

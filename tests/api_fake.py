@@ -113,15 +113,13 @@ class FakePipeline:
             score = min(1.0, o / max(1, len(q)))
             cit = Citation(document=d, start=s, end=e, text=t[s:e], score=score, context=t[s:e],
                            context_start=s, context_end=e)
-            answers.append(Answer(text=t[s:e], score=score, document=d, start=s, end=e, context=t[s:e],
-                                  context_start=s, context_end=e, citations=[cit]))
+            answers.append(Answer(text=t[s:e], score=score, citations=[cit]))
         guess = answers[0] if answers else None
         if guess is None and passages:  # abstaining: the best guess is the top passage, with a low score
             p = passages[0]
             cit = Citation(document=p.document, start=p.start, end=p.end, text=p.text, score=0.05, context=p.text,
                            context_start=p.start, context_end=p.end)
-            guess = Answer(text=p.text, score=0.05, document=p.document, start=p.start, end=p.end, context=p.text,
-                           context_start=p.start, context_end=p.end, citations=[cit])
+            guess = Answer(text=p.text, score=0.05, citations=[cit])
         return add_pages(AskResult(question=question, answer_found=bool(answers), answers=answers, passages=passages,
                                    no_answer_score=0.1 if answers else 0.9, best_guess=guess,
                                    timing_ms={"total": 1.0}), self.page_starts)

@@ -105,8 +105,7 @@ class OverlapReader:
             score = min(1.0, o / max(1, len(q)))
             cit = Citation(document=d, start=s, end=e, text=t[s:e], score=score, context=t[s:e],
                            context_start=s, context_end=e)
-            answers.append(Answer(text=t[s:e], score=score, document=d, start=s, end=e, context=t[s:e],
-                                  context_start=s, context_end=e, citations=[cit]))
+            answers.append(Answer(text=t[s:e], score=score, citations=[cit]))
         return _Out(bool(answers), answers, 0.1 if answers else 0.9, len(passages), answers[0] if answers else None)
 
 

@@ -142,9 +142,11 @@ def test_ask_returns_answer_with_exact_citations(client):
     assert body["question"] == KZ_QUESTION and body["answer_found"] is True
     best = body["answers"][0]
     assert "January 2" in best["text"]
-    for key in ("text", "score", "document", "start", "end", "context", "context_start", "context_end", "citations"):
-        assert key in best
+    assert set(best) == {"text", "score", "citations", "page"}  # text + score + citations, nothing copied
+    assert best["citations"] and best["citations"][0]["text"] == best["text"]
     for cit in best["citations"]:
+        assert {"document", "start", "end", "text", "score", "context", "context_start", "context_end",
+                "page"} == set(cit)
         text = client.get(f"/documents/{cit['document']}").json()["text"]
         assert text[cit["start"]:cit["end"]] == cit["text"]
     for p in body["passages"]:
@@ -336,7 +338,7 @@ def test_upload_ask_delete_roundtrip(client, settings):
     assert "vault.txt" in [d["id"] for d in client.get("/documents").json()["documents"]]
 
     ans = client.post("/ask", json={"question": "What is the secret code of the Vaxholm vault?"}).json()
-    best = ans["answers"][0]
+    best = ans["answers"][0]["citations"][0]
     assert best["document"] == "vault.txt" and "4417-alpha" in best["text"]
     assert client.get("/documents/vault.txt").json()["text"][best["start"]:best["end"]] == best["text"]
 
@@ -572,7 +574,8 @@ def test_real_ask_citation_slices_exactly(real_client):
         assert body["answers"][0]["text"] == best["text"]
     texts = {}
     for ans in body["answers"] + [best]:
-        for cit in [ans, *ans["citations"]]:
+        assert ans["citations"] and ans["citations"][0]["text"] == ans["text"]
+        for cit in ans["citations"]:
             doc = cit["document"]
             texts.setdefault(doc, c.get(f"/documents/{doc}").json()["text"])
             assert texts[doc][cit["start"]:cit["end"]] == cit["text"]
@@ -593,14 +596,14 @@ def test_real_upload_ask_delete(real_client):
     assert r.json()["documents"][0]["chunk_count"] >= 1
     body = c.post("/ask", json={"question": "When was the Quillon lighthouse built?"}).json()
     assert body["answer_found"], body
-    best = body["answers"][0]
+    best = body["answers"][0]["citations"][0]
     assert best["document"] == "lighthouse.txt" and "1873" in best["text"], best
     assert text[best["start"]:best["end"]] == best["text"]
     assert c.delete("/documents/lighthouse.txt").status_code == 200
     assert not (s.corpus_dir / "lighthouse.txt").exists()
     assert len(c.get("/documents").json()["documents"]) == n_before
     after = c.post("/ask", json={"question": "When was the Quillon lighthouse built?"}).json()
-    assert all(a["document"] != "lighthouse.txt" for a in after["answers"])
+    assert all(c["document"] != "lighthouse.txt" for a in after["answers"] for c in a["citations"])
 
 
 @real

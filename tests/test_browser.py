@@ -257,6 +257,13 @@ def test_chat_page_no_answer_errors_and_keyboard(page, fake_server):
     assert "Not found in the documents" in reply.inner_text()
     assert "Best guess, not trusted" in reply.locator(".best-guess").inner_text()
     assert "probably wrong (5%)" in reply.locator(".best-guess .confidence").inner_text()
+    # the best guess's chip opens where its first citation stands
+    g = reply.locator(".best-guess .chip")
+    assert g.count() == 1
+    gdoc, gs, ge = g.get_attribute("data-doc"), int(g.get_attribute("data-start")), int(g.get_attribute("data-end"))
+    open_chip(page, g)
+    assert page.locator("#source-text mark").inner_text() == get_json(f"{fake_server}/documents/{gdoc}")["text"][gs:ge]
+    page.keyboard.press("Escape")
     passages = reply.locator(".passages .chip")
     assert passages.count() >= 1
     p = passages.first

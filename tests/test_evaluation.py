@@ -97,10 +97,9 @@ def _answer(doc: str, text: str, *, start: int | None = None, cite_text: str | N
     s = body.index(text) if start is None else start
     e = s + len(text)
     ctext = cite_text if cite_text is not None else body[s:e]
-    cit = Citation(document=doc, start=s, end=e, text=ctext, score=score, context=body,
+    cit = Citation(document=doc, start=s, end=e, text=ctext if start is None else text, score=score, context=body,
                    context_start=0, context_end=len(body))
-    return Answer(text=text, score=score, document=doc, start=s, end=e, context=body, context_start=0,
-                  context_end=len(body), citations=[cit])
+    return Answer(text=text, score=score, citations=[cit])
 
 
 def _result(question: str, answers: list[Answer], passages: list[tuple[str, int, int]]) -> AskResult:
@@ -118,13 +117,14 @@ def test_citation_errors():
     good = _answer("a.txt", "January 2")
     assert citation_errors(good, DOCS.__getitem__) == []
     shifted = _answer("a.txt", "January 2", start=DOCS["a.txt"].index("January 2") + 1)
-    assert any("answer span" in e for e in citation_errors(shifted, DOCS.__getitem__))
+    assert any(e.startswith("citation a.txt[") for e in citation_errors(shifted, DOCS.__getitem__))
     wrong_text = _answer("a.txt", "January 2", cite_text="january 3")
     errs = citation_errors(wrong_text, DOCS.__getitem__)
     assert any("citation a.txt" in e for e in errs)
+    assert any("is not its first citation's" in e for e in errs)
     no_cit = good.model_copy(update={"citations": []})
     assert citation_errors(no_cit, DOCS.__getitem__) == ["answer has no citation"]
-    unknown = good.model_copy(update={"document": "zzz.txt"})
+    unknown = good.model_copy(update={"citations": [good.top.model_copy(update={"document": "zzz.txt"})]})
     assert any("cannot be read" in e for e in citation_errors(unknown, DOCS.__getitem__))
 
 

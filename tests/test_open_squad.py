@@ -298,8 +298,7 @@ class CorpusPipeline:
         s = body.index(text)
         cit = Citation(document=doc, start=s, end=s + len(text), text=text, score=score, context=body,
                        context_start=0, context_end=len(body))
-        ans = Answer(text=text, score=score, document=doc, start=s, end=s + len(text), context=body,
-                     context_start=0, context_end=len(body), citations=[cit])
+        ans = Answer(text=text, score=score, citations=[cit])
         return AskResult(question=question, answer_found=found, answers=[ans] if found else [],
                          passages=[PassageOut(document=doc, start=0, end=len(body), score=1.0, rank=1, text=body)],
                          no_answer_score=1 - score, best_guess=ans)

@@ -54,12 +54,11 @@ def test_every_citation_slices_the_document_exactly(random_reader, chunker, text
     out = random_reader.run(question, passages, {"doc.txt": text}.__getitem__, max_answers=20)
     answers = out.answers + ([out.best_guess] if out.best_guess else [])
     for a in answers:
-        assert text[a.start : a.end] == a.text
-        assert text[a.context_start : a.context_end] == a.context
-        assert a.context_start <= a.start <= a.end <= a.context_end
+        assert a.citations and a.top.text == a.text
         for c in a.citations:
             assert text[c.start : c.end] == c.text
             assert text[c.context_start : c.context_end] == c.context
+            assert c.context_start <= c.start <= c.end <= c.context_end
 
 
 def test_citations_slice_files_read_back_crlf_bom_and_long(random_reader, chunker, tmp_path):
@@ -241,7 +240,7 @@ def test_precision_setting_is_checked_and_bf16_agrees_with_fp32():
     for q in ("When did the unrest begin?", "Where did the protests spread?"):
         a = fp32.read_contexts(q, [("ctx", ctx)]).best_guess
         b = bf16.read_contexts(q, [("ctx", ctx)]).best_guess
-        assert (a.start, a.end) == (b.start, b.end)
+        assert (a.top.start, a.top.end) == (b.top.start, b.top.end)
         assert abs(a.score - b.score) < 0.05
 
 
@@ -283,7 +282,7 @@ def test_early_exit_stops_after_a_confident_first_passage(shipped_reader):
     assert fast.best_guess.citations[0].score >= 0.2  # the premise: the model is confident here
     assert fast.passages_read == 1 and fast.windows == 1
     assert fast.best_guess.text == full.best_guess.text == "2 January 2022"
-    assert text[fast.best_guess.start : fast.best_guess.end] == fast.best_guess.text
+    assert text[fast.best_guess.top.start : fast.best_guess.top.end] == fast.best_guess.text
 
 
 def test_early_exit_reads_on_when_the_first_passages_are_weak(shipped_reader):
@@ -297,7 +296,7 @@ def test_early_exit_reads_on_when_the_first_passages_are_weak(shipped_reader):
     finally:
         shipped_reader.first_passages = 0
     assert out.passages_read == 4 and out.windows == 4
-    best = out.best_guess
+    best = out.best_guess.top
     assert best.text == "2 January 2022" and text[best.start : best.end] == best.text
     assert passages[2].chunk.start <= best.start < best.end <= passages[2].chunk.end
 

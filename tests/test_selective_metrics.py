@@ -197,8 +197,7 @@ def _ans(text: str, score: float) -> Answer:
     e = s + len(text)
     cit = Citation(document="a.txt", start=s, end=e, text=text, score=score, context=DOC, context_start=0,
                    context_end=len(DOC))
-    return Answer(text=text, score=score, document="a.txt", start=s, end=e, context=DOC, context_start=0,
-                  context_end=len(DOC), citations=[cit])
+    return Answer(text=text, score=score, citations=[cit])
 
 
 def _ask(question: str, answers: list[Answer], guess: Answer | None) -> AskResult:

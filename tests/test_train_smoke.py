@@ -122,7 +122,7 @@ def test_trained_checkpoint_validates_exports_and_serves(tiny_squad, tmp_path):
     assert reader.threshold == figures["threshold"] and reader.temperature == t["value"]
     ctx = PARAS[0][1]
     guess = reader.read_contexts("When did Astana become the capital?", [("a", ctx)]).best_guess
-    assert guess is not None and ctx[guess.start:guess.end] == guess.text
+    assert guess is not None and ctx[guess.top.start:guess.top.end] == guess.text
 
 
 def test_soup_averages_runs_that_differ_only_in_learning_rate(tiny_squad, tmp_path):

@@ -100,7 +100,7 @@ _alphabet = st.sampled_from(list("abc XYZ019.,!?\n") + ["é", "e\u0301", "日本
 def test_every_citation_slices_exactly_with_the_verifier(verified_reader, chunker, text, question):
     out = verified_reader.run(question, _passages(chunker, text), {"doc.txt": text}.__getitem__, max_answers=10)
     for a in out.answers + ([out.best_guess] if out.best_guess else []):
-        assert text[a.start : a.end] == a.text
+        assert a.top.text == a.text
         assert 0.0 <= a.score <= 1.0
         for c in a.citations:
             assert text[c.start : c.end] == c.text

@@ -128,7 +128,7 @@
   }
 
   function contextWithMark(item) {
-    // The answer inside its surrounding sentence(s), the answer marked.
+    // A citation's answer inside its surrounding sentence(s), the answer marked.
     const ctx = typeof item.context === "string" ? item.context : "";
     const rs = item.start - item.context_start;
     const re = item.end - item.context_start;
@@ -152,9 +152,11 @@
           el("span", { class: "confidence", title: "estimated probability that this answer is right",
                        text: confidenceLabel(best.score) })),
       );
-      const ctx = contextWithMark(best);
+      const citations = Array.isArray(best.citations) ? best.citations : [];
+      // The answer is shown where its first (best) citation stands.
+      const ctx = citations.length ? contextWithMark(citations[0]) : null;
       if (ctx) li.append(ctx);
-      li.append(citationList(best.citations && best.citations.length ? best.citations : [best]));
+      li.append(citationList(citations));
       if (answers.length > 1) {
         const more = el("details", { class: "more-answers" },
           el("summary", { text: "Other possible answers (" + (answers.length - 1) + ")" }));
@@ -163,7 +165,7 @@
           list.append(el("li", null,
             el("span", { class: "answer-text", text: a.text }), " ",
             el("span", { class: "confidence", text: confidenceLabel(a.score) }),
-            citationList(a.citations && a.citations.length ? a.citations : [a])));
+            citationList(Array.isArray(a.citations) ? a.citations : [])));
         }
         more.append(list);
         li.append(more);
@@ -175,13 +177,14 @@
         el("strong", { text: "Not found in the documents" }),
         passages.length ? " — closest passages below." : "."));
       const guess = result.best_guess;
+      const where = guess && Array.isArray(guess.citations) ? guess.citations[0] : null;
       if (guess && typeof guess.text === "string") {
         li.append(el("p", { class: "best-guess" },
           "Best guess, not trusted: ",
           el("span", { class: "answer-text", text: guess.text }), " ",
           el("span", { class: "confidence", title: "estimated probability that this guess is right",
                        text: confidenceLabel(guess.score) }), " ",
-          chip(guess.document, guess.start, guess.end, "Open best guess")));
+          where ? chip(where.document, where.start, where.end, "Open best guess", where.page) : ""));
       }
       if (passages.length) {
         li.append(el("p", { class: "passages-intro", text: "Closest passages:" }));

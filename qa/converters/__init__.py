@@ -49,8 +49,8 @@ def convert(name: str, data: bytes) -> Extraction:
 
 
 def add_pages(result, page_starts_of: Callable[[str], Sequence[int]]):
-    """Fill ``page`` on every answer and citation of an AskResult (or anything with ``answers``)
-    from the recorded page starts of each document: ``page_starts_of(doc_id)`` (empty: no pages).
+    """Fill ``page`` on every citation of an AskResult (or anything with ``answers``; an answer's page
+    is its first citation's) from the recorded page starts of each document: ``page_starts_of(doc_id)`` (empty: no pages).
     Offsets are untouched. Returns ``result``."""
     cache: dict[str, Sequence[int]] = {}
 
@@ -66,8 +66,7 @@ def add_pages(result, page_starts_of: Callable[[str], Sequence[int]]):
     guess = getattr(result, "best_guess", None)
     if guess is not None and all(guess is not a for a in answers):
         answers.append(guess)
-    for answer in answers:
-        answer.page = page_of(starts(answer.document), answer.start)
+    for answer in answers:  # the answer's page is its first citation's
         for citation in answer.citations:
             citation.page = page_of(starts(citation.document), citation.start)
     return result
