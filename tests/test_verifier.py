@@ -99,3 +99,43 @@ def test_fit_verifier_keeps_articles_apart():
     assert not (set(sp["train"]) & set(sp["test"])) and not (set(sp["calibration"]) & set(sp["test"]))
     assert data["metrics"]["full"]["test"]["auroc_right_vs_wrong"] > 0.7
     assert 0.0 <= data["min_confidence"] <= 1.0
+
+
+def test_question_coverage_features_see_what_the_answer_sentence_lacks():
+    from qa.verifier.features import content_terms, coverage
+
+    q = "What sentence did Karim Massimov receive?"
+    assert content_terms(q) == {"sente", "karim", "massi", "recei"}  # function words and the question word go
+    arrested = "Karim Massimov was arrested on 6 January on suspicion of high treason."
+    sentenced = "In 2023 a court sentenced Karim Massimov to 18 years; he received the sentence calmly."
+    assert coverage(content_terms(q), arrested) == pytest.approx(0.5)  # the name only: on topic, not the answer
+    assert coverage(content_terms(q), sentenced) == 1.0
+    assert coverage(set(), "anything") == 1.0
+
+
+def test_add_impossible_brings_on_topic_unanswerable_questions(tmp_path):
+    from qa.evaluation.open_squad import build_open_setting
+    from qa.training.verifier import add_impossible
+
+    def art(title, ctx, qas):
+        return {"title": title, "paragraphs": [{"context": ctx, "qas": qas}]}
+
+    train = {"data": [art("Alpha", "Alpha was founded in 1901 by Ada.",
+                          [{"id": "a1", "question": "When was Alpha founded?",
+                            "answers": [{"text": "1901", "answer_start": 22}]}])]}
+    v2 = {"data": [art("Beta", "Beta river floods every spring.",
+                       [{"id": "b1", "question": "When does the Beta river floods?", "is_impossible": False,
+                         "answers": [{"text": "every spring", "answer_start": 17}]},
+                        {"id": "b2", "question": "Who named the Beta river?", "is_impossible": True, "answers": []},
+                        {"id": "b3", "question": "How long is the Beta river?", "is_impossible": True,
+                         "answers": []}])]}
+    (tmp_path / "t.json").write_text(json.dumps(train), encoding="utf-8")
+    (tmp_path / "v2.json").write_text(json.dumps(v2), encoding="utf-8")
+    s = build_open_setting(tmp_path / "t.json")
+    assert add_impossible(s, tmp_path / "v2.json", limit=1, seed=0) == 1
+    assert set(s.documents) == {"Alpha.txt", "Beta.txt"}  # the unanswered questions' article is in the corpus
+    added = s.items[-1]
+    assert added.id in {"b2", "b3"} and not added.answerable and added.extra["title"] == "Beta"
+    assert [i.id for i in s.items[:-1]] == ["a1"]  # v2's answerable questions are not taken
+    with pytest.raises(ValueError, match="also in the training corpus"):
+        add_impossible(s, tmp_path / "v2.json", limit=1, seed=0)

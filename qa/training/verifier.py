@@ -126,6 +126,26 @@ def collect_single(reader: Any, setting: Any, limit: int, seed: int, negative_fr
     return rows
 
 
+def add_impossible(setting: Any, path: Path, limit: int, seed: int) -> int:
+    """Add a SQuAD v2.0 file's articles to ``setting``'s corpus and a seeded sample of ``limit`` of its
+    unanswerable questions to its items (they keep type "present": their article is in the corpus, but no
+    passage answers them). Returns how many were added. Titles must not clash with the setting's."""
+    from qa.evaluation.open_squad import build_open_setting
+
+    extra = build_open_setting(path, seed=seed)
+    clash = set(extra.documents) & set(setting.documents)
+    if clash:
+        raise ValueError(f"{path}: document names also in the training corpus: {sorted(clash)[:3]}")
+    impossible = [it for it in extra.items if not it.answers]
+    random.Random(f"{seed}:impossible").shuffle(impossible)
+    picked = impossible[:limit]
+    for it in picked:
+        it.extra["variant"] = "impossible"
+    setting.documents.update(extra.documents)
+    setting.items.extend(picked)
+    return len(picked)
+
+
 def _answer_texts(out: Any) -> list[str]:
     """Texts of the answers the features describe, in the same order (all considered answers, scored)."""
     return list(out.extra.get("answer_texts") or [])
@@ -269,6 +289,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--dry-run", action="store_true", help="fit and print, do not write verifier.json")
     ap.add_argument("--single-questions", type=int, default=1000,
                     help="questions read alone with their own paragraph (and some with another) for the reader-alone model")
+    ap.add_argument("--impossible", type=Path, default=None,
+                    help="a SQuAD v2.0 file: its articles join the corpus and a sample of its unanswerable questions "
+                         "(written against a paragraph that does not answer them) join the questions, labelled "
+                         "wrong: the on-topic 'not in the documents' case")
+    ap.add_argument("--impossible-questions", type=int, default=800, help="how many of them (with --impossible)")
     ap.add_argument("--single-only", action="store_true",
                     help="with --rows: collect only the reader-alone rows (own paragraph / other paragraph)")
     args = ap.parse_args(argv)
@@ -290,6 +315,8 @@ def main(argv: list[str] | None = None) -> int:
         _, held = reader_split(titles, args.held_out, args.split_seed)
         setting = build_open_setting(squad, titles=held, remove_articles=args.remove_articles, seed=args.seed,
                                      limit=args.questions)
+        if args.impossible is not None:
+            add_impossible(setting, args.impossible, args.impossible_questions, args.seed)
         corpus = write_corpus(setting, args.workdir / "corpus")
         settings = s.model_copy(update={"corpus_dir": corpus, "index_dir": args.workdir / "index",
                                         "reader_model_dir": reader_dir, "verifier": False})
@@ -314,6 +341,8 @@ def main(argv: list[str] | None = None) -> int:
     data["trained_on"] = {"squad_file": squad.name, "held_out_articles": args.held_out, "split_seed": args.split_seed,
                           "removed_articles": args.remove_articles, "questions": args.questions, "seed": args.seed,
                           "hard_negatives": args.hard_negatives,
+                          "impossible_file": args.impossible.name if args.impossible else None,
+                          "impossible_questions": args.impossible_questions if args.impossible else 0,
                           "f1_correct": F1_CORRECT}
     weights = Path(reader_dir) / "model.safetensors"
     if weights.exists():

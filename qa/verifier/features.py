@@ -28,6 +28,8 @@ READER = [
     "answer_in_question",  # share of the answer's words that the question already contains
     "has_digit",
     "passages",  # passages read
+    "q_in_sentence",  # share of the question's content words found in the best citation's sentence
+    "q_in_sentence_max",  # the same, best over all the answer's citations
 ]
 FULL = READER + [
     "passage_rank",  # retrieval rank of the passage of the best citation (k+1 when unknown)
@@ -36,10 +38,20 @@ FULL = READER + [
     "top_dense",  # best dense score retrieved (is anything relevant at all?)
     "top_bm25_log",  # log1p(best BM25 score retrieved)
     "evidence_top",  # 1 when the best citation lies in the first retrieved passage
+    "q_in_passages",  # share of the question's content words found anywhere in the retrieved passages
 ]
 
 _EPS = 1e-6
 _WORD = re.compile(r"\w+", re.UNICODE)
+# English function words (question words included): what carries no topic
+_STOP = frozenset("""
+a about above after again against all am an and any are as at be because been before being below between both but
+by can could did do does doing down during each few for from further had has have having he her here hers herself
+him himself his how i if in into is it its itself just me more most my myself no nor not now of off on once only or
+other our ours ourselves out over own same she should so some such than that the their theirs them themselves then
+there these they this those through to too under until up very was we were what when where which while who whom
+whose why will with would you your yours yourself yourselves did does many much also
+""".split())
 
 
 def logit(p: float) -> float:
@@ -47,10 +59,29 @@ def logit(p: float) -> float:
     return math.log(p / (1 - p))
 
 
+def content_terms(text: str) -> set[str]:
+    """A text's content words, lower-cased, without function words, cut to 5 characters (a crude stem:
+    "protests" and "protesters" meet, so do "arrested" and "arrests")."""
+    return {w[:5] for w in (x.lower() for x in _WORD.findall(text)) if w not in _STOP and len(w) > 1}
+
+
+def coverage(question_terms: set[str], text: str) -> float:
+    """Share of ``question_terms`` that occur in ``text`` (1.0 for a question with no content word)."""
+    if not question_terms:
+        return 1.0
+    return len(question_terms & content_terms(text)) / len(question_terms)
+
+
 def answer_features(groups: Sequence[Any], index: int, null_prob: float, question: str, answer_text: str,
-                    passage_best_keys: Sequence[str | None], passages: Sequence[Any] | None = None) -> dict[str, float]:
+                    passage_best_keys: Sequence[str | None], passages: Sequence[Any] | None = None,
+                    sentences: Sequence[str] = ()) -> dict[str, float]:
     """Features of ``groups[index]`` (an :class:`qa.reader.aggregate.AnswerGroup`; groups sorted by support).
-    ``passages``: the retrieved passages (``qa.types.Passage``) when the pipeline retrieved them."""
+    ``passages``: the retrieved passages (``qa.types.Passage``) when the pipeline retrieved them.
+    ``sentences``: the sentence around each of the answer's citations, best first.
+
+    The question-coverage features catch the on-topic question the documents do not answer: the reader still
+    finds a span of the right type, but the words that make the question specific ("sentence", "dog",
+    "founded") are not where the span is."""
     g = groups[index]
     others = [x.support for i, x in enumerate(groups) if i != index]
     best_other = max(others) if others else 0.0
@@ -72,6 +103,10 @@ def answer_features(groups: Sequence[Any], index: int, null_prob: float, questio
         "has_digit": 1.0 if any(ch.isdigit() for ch in answer_text) else 0.0,
         "passages": float(len(read)),
     }
+    qterms = content_terms(question)
+    covs = [coverage(qterms, s) for s in sentences]
+    f["q_in_sentence"] = covs[0] if covs else 0.0
+    f["q_in_sentence_max"] = max(covs) if covs else 0.0
     if passages is not None:
         k = len(passages)
         pi = g.best.passage
@@ -86,6 +121,7 @@ def answer_features(groups: Sequence[Any], index: int, null_prob: float, questio
             "top_dense": max(dense) if dense else 0.0,
             "top_bm25_log": math.log1p(max(0.0, top_bm25)),
             "evidence_top": 1.0 if pi == 0 else 0.0,
+            "q_in_passages": coverage(qterms, " ".join(x.chunk.text for x in passages)),
         })
     return f
 
