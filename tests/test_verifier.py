@@ -139,3 +139,50 @@ def test_add_impossible_brings_on_topic_unanswerable_questions(tmp_path):
     assert [i.id for i in s.items[:-1]] == ["a1"]  # v2's answerable questions are not taken
     with pytest.raises(ValueError, match="also in the training corpus"):
         add_impossible(s, tmp_path / "v2.json", limit=1, seed=0)
+
+
+def test_class_weights_give_the_unanswerable_questions_the_asked_share():
+    from qa.training.verifier import class_weights
+
+    rows = ([{"_answerable": True, "_rank": 0}] * 30 + [{"_answerable": True, "_rank": 1}] * 10
+            + [{"_answerable": False, "_rank": 0}] * 70 + [{"_answerable": False, "_rank": 1}] * 5)
+    w = class_weights(rows, 0.25)
+    top_un = sum(wi for wi, r in zip(w, rows) if r["_rank"] == 0 and not r["_answerable"])
+    top_all = sum(wi for wi, r in zip(w, rows) if r["_rank"] == 0)
+    assert top_un / top_all == pytest.approx(0.25)
+    assert all(wi == 1.0 for wi, r in zip(w, rows) if r["_answerable"])
+    assert (class_weights(rows, None) == 1.0).all()
+    with pytest.raises(ValueError):
+        class_weights(rows, 1.0)
+
+
+def test_weighted_threshold_by_hand():
+    p = np.array([0.9, 0.8, 0.7, 0.6])
+    y = np.array([1, 0, 1, 0])
+    # unweighted: above 0.7 precision 2/3; the wrong answer at 0.8 weighted 3: above 0.7 precision 2/5
+    assert choose_threshold(p, y, 0.6) == 0.7
+    assert choose_threshold(p, y, 0.6, np.array([1.0, 3.0, 1.0, 1.0])) == 0.9
+
+
+def test_rebalancing_lowers_the_threshold_when_unanswerable_questions_are_rarer():
+    """The same data, fitted for a service where 'not in the documents' is rarer: P(correct) rises for
+    every answer, so the threshold at the same precision cannot rise."""
+    from qa.verifier.features import FULL
+
+    rng = np.random.default_rng(5)
+    rows = []
+    for art in range(40):
+        answerable = art % 2 == 0
+        for q in range(25):
+            x = rng.normal() + (1.0 if answerable else -1.0)
+            y = int(answerable and rng.random() < 1 / (1 + np.exp(-2 * x)))
+            r = {f: float(rng.normal()) for f in FULL}
+            r["span_logit"] = x
+            r.update({"_article": f"a{art}", "_rank": 0, "_label": y, "_answerable": answerable, "_answer": "x"})
+            rows.append(r)
+    even = fit_verifier(rows, seed=0, target_precision=0.8)
+    rare = fit_verifier(rows, seed=0, target_precision=0.8, unanswerable_share=0.1)
+    assert rare["unanswerable_share"] == 0.1
+    assert rare["min_confidence"] <= even["min_confidence"]
+    assert (rare["metrics"]["full"]["test"]["answerable_refused"]
+            <= even["metrics"]["full"]["test"]["answerable_refused"])

@@ -151,24 +151,43 @@ def _answer_texts(out: Any) -> list[str]:
     return list(out.extra.get("answer_texts") or [])
 
 
-def fit_linear(X: np.ndarray, y: np.ndarray, features: list[str], C: float = 1.0) -> LinearCalibrated:
+def class_weights(rows: list[dict], share: float | None) -> np.ndarray:
+    """Sample weights under which the questions without an answer in the documents make up ``share`` of the
+    top answers (``None``: all 1). The open setting is about half unanswerable; a service mostly gets
+    answerable questions, and P(correct) and the precision threshold depend on that mix."""
+    w = np.ones(len(rows))
+    if share is None or not rows:
+        return w
+    if not 0.0 < share < 1.0:
+        raise ValueError(f"unanswerable share must be between 0 and 1, got {share}")
+    un = np.array([not r["_answerable"] for r in rows])
+    top = np.array([r["_rank"] == 0 for r in rows])
+    n_ans, n_un = int((~un & top).sum()), int((un & top).sum())
+    if n_ans and n_un:
+        w[un] = share / (1.0 - share) * n_ans / n_un
+    return w
+
+
+def fit_linear(X: np.ndarray, y: np.ndarray, features: list[str], C: float = 1.0,
+               sample_weight: np.ndarray | None = None) -> LinearCalibrated:
     from sklearn.linear_model import LogisticRegression
 
     mean = X.mean(axis=0)
     scale = X.std(axis=0)
     scale[scale < 1e-9] = 1.0
     lr = LogisticRegression(C=C, max_iter=2000)
-    lr.fit((X - mean) / scale, y)
+    lr.fit((X - mean) / scale, y, sample_weight=sample_weight)
     return LinearCalibrated(features, mean, scale, lr.coef_[0].astype(float), float(lr.intercept_[0]),
                             np.zeros(0), np.zeros(0))
 
 
-def fit_isotonic(model: LinearCalibrated, X: np.ndarray, y: np.ndarray) -> None:
+def fit_isotonic(model: LinearCalibrated, X: np.ndarray, y: np.ndarray,
+                 sample_weight: np.ndarray | None = None) -> None:
     from sklearn.isotonic import IsotonicRegression
 
     raw = model.raw(X)
     iso = IsotonicRegression(y_min=0.0, y_max=1.0, out_of_bounds="clip")
-    iso.fit(raw, y)
+    iso.fit(raw, y, sample_weight=sample_weight)
     model.iso_x = np.asarray(iso.X_thresholds_, float)
     model.iso_y = np.asarray(iso.y_thresholds_, float)
 
@@ -196,12 +215,15 @@ def selective_summary(p: np.ndarray, y: np.ndarray, answerable: np.ndarray, thre
     return out
 
 
-def choose_threshold(p: np.ndarray, y: np.ndarray, target_precision: float) -> float:
-    """The lowest threshold whose answered items reach ``target_precision`` (over thresholds at the scores)."""
+def choose_threshold(p: np.ndarray, y: np.ndarray, target_precision: float,
+                     sample_weight: np.ndarray | None = None) -> float:
+    """The lowest threshold whose answered items reach ``target_precision`` (over thresholds at the scores;
+    precision weighted by ``sample_weight`` when given)."""
+    w = np.ones(len(p)) if sample_weight is None else np.asarray(sample_weight, float)
     best = 1.0
     for t in sorted(set(np.round(p, 4).tolist()), reverse=True):
         m = p >= t
-        if m.any() and y[m].mean() >= target_precision:
+        if m.any() and (y[m] * w[m]).sum() / w[m].sum() >= target_precision:
             best = t
     return float(best)
 
@@ -226,9 +248,12 @@ def split_rows_by_article(rows: list[dict], seed: int) -> tuple[set, set, set]:
     return tuple(parts[0][i] | parts[1][i] for i in range(3))  # type: ignore[return-value]
 
 
-def fit_verifier(rows: list[dict], seed: int, target_precision: float, single_rows: list[dict] | None = None) -> dict:
+def fit_verifier(rows: list[dict], seed: int, target_precision: float, single_rows: list[dict] | None = None,
+                 unanswerable_share: float | None = None) -> dict:
     """Fit both feature sets on rows (from :func:`collect`) split by article; returns the verifier.json dict.
-    ``single_rows`` (from :func:`collect_single`), when given, are what the ``reader`` model is fitted on."""
+    ``single_rows`` (from :func:`collect_single`), when given, are what the ``reader`` model is fitted on.
+    ``unanswerable_share`` reweights the ``full`` model's rows (fit, calibration and threshold; see
+    :func:`class_weights`); test figures stay unweighted."""
     arts = sorted({r["_article"] for r in rows})
     tr, ca, te = split_rows_by_article(rows, seed)
     data: dict[str, Any] = {"models": {}, "splits": {"train": sorted(tr), "calibration": sorted(ca), "test": sorted(te)}}
@@ -241,15 +266,17 @@ def fit_verifier(rows: list[dict], seed: int, target_precision: float, single_ro
         data_rows = single_rows if (kind == "reader" and single_rows) else rows
         pick = lambda s, top_only=False: [r for r in data_rows if r["_article"] in s  # noqa: E731
                                           and (not top_only or r["_rank"] == 0)]
+        share = unanswerable_share if kind == "full" else None
         Xtr = np.array([[r[f] for f in feats] for r in pick(tr)])
         ytr = np.array([r["_label"] for r in pick(tr)])
-        m = fit_linear(Xtr, ytr, feats)
+        m = fit_linear(Xtr, ytr, feats, sample_weight=class_weights(pick(tr), share))
         cal = pick(ca, True)
-        fit_isotonic(m, np.array([[r[f] for f in feats] for r in cal]), np.array([r["_label"] for r in cal]))
+        wc = class_weights(cal, share)
+        fit_isotonic(m, np.array([[r[f] for f in feats] for r in cal]), np.array([r["_label"] for r in cal]), wc)
         data["models"][kind] = m.to_dict()
         pc = m.predict(np.array([[r[f] for f in feats] for r in cal]))
         yc = np.array([r["_label"] for r in cal])
-        thr = choose_threshold(pc, yc, target_precision)
+        thr = choose_threshold(pc, yc, target_precision, wc)
         test = pick(te, True)
         pt = m.predict(np.array([[r[f] for f in feats] for r in test]))
         yt = np.array([r["_label"] for r in test])
@@ -262,8 +289,9 @@ def fit_verifier(rows: list[dict], seed: int, target_precision: float, single_ro
     cal = [r for r in rows if r["_article"] in ca and r["_rank"] == 0]
     span_p = 1.0 / (1.0 + np.exp(-np.array([r["span_logit"] for r in cal])))
     data["fallback_span_threshold"] = round(choose_threshold(span_p, np.array([r["_label"] for r in cal]),
-                                                             target_precision), 4)
+                                                             target_precision, class_weights(cal, unanswerable_share)), 4)
     data["target_precision"] = target_precision
+    data["unanswerable_share"] = unanswerable_share
     data["metrics"] = metrics
     data["rows"] = {"train": sum(1 for r in rows if r["_article"] in tr),
                     "calibration": sum(1 for r in rows if r["_article"] in ca and r["_rank"] == 0),
@@ -294,6 +322,9 @@ def main(argv: list[str] | None = None) -> int:
                          "(written against a paragraph that does not answer them) join the questions, labelled "
                          "wrong: the on-topic 'not in the documents' case")
     ap.add_argument("--impossible-questions", type=int, default=800, help="how many of them (with --impossible)")
+    ap.add_argument("--unanswerable-share", type=float, default=0.3,
+                    help="weight the pipeline model's rows so that questions with no answer in the documents are "
+                         "this share of the questions (fit, calibration, threshold); 0 keeps the open setting's mix")
     ap.add_argument("--single-only", action="store_true",
                     help="with --rows: collect only the reader-alone rows (own paragraph / other paragraph)")
     args = ap.parse_args(argv)
@@ -335,7 +366,7 @@ def main(argv: list[str] | None = None) -> int:
     rows = [json.loads(x) for x in rows_path.read_text(encoding="utf-8").splitlines() if x.strip()]
     single = ([json.loads(x) for x in single_path.read_text(encoding="utf-8").splitlines() if x.strip()]
               if single_path.exists() else None)
-    data = fit_verifier(rows, args.seed, args.target_precision, single)
+    data = fit_verifier(rows, args.seed, args.target_precision, single, args.unanswerable_share or None)
     data["version"] = 1
     data["date"] = _dt.date.today().isoformat()
     data["trained_on"] = {"squad_file": squad.name, "held_out_articles": args.held_out, "split_seed": args.split_seed,
@@ -343,7 +374,7 @@ def main(argv: list[str] | None = None) -> int:
                           "hard_negatives": args.hard_negatives,
                           "impossible_file": args.impossible.name if args.impossible else None,
                           "impossible_questions": args.impossible_questions if args.impossible else 0,
-                          "f1_correct": F1_CORRECT}
+                          "unanswerable_share": args.unanswerable_share or None, "f1_correct": F1_CORRECT}
     weights = Path(reader_dir) / "model.safetensors"
     if weights.exists():
         data["reader_sha256"] = hashlib.sha256(weights.read_bytes()).hexdigest()
