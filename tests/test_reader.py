@@ -8,6 +8,7 @@ import re
 import socket
 from pathlib import Path
 
+import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
 
@@ -170,9 +171,17 @@ def test_shipped_verifier_matches_the_model_card_and_the_feature_lists():
     assert v.sha256 in (SHIPPED / "MODEL_CARD.md").read_text()
     assert v.models["full"].features == FULL and v.models["reader"].features == READER
     assert 0.0 < v.min_confidence < 1.0
-    # calibrated: the isotonic curve is a non-decreasing map into [0, 1]
+    # calibrated: a non-decreasing map into [0, 1] (an isotonic curve, or Platt scaling with a positive slope)
     for m in v.models.values():
-        assert len(m.iso_x) > 1 and (m.iso_y[1:] >= m.iso_y[:-1]).all() and 0 <= m.iso_y.min() <= m.iso_y.max() <= 1
+        if m.platt is not None:
+            assert m.platt[0] > 0
+        else:
+            assert len(m.iso_x) > 1 and (m.iso_y[1:] >= m.iso_y[:-1]).all() and 0 <= m.iso_y.min() <= m.iso_y.max() <= 1
+        raw = np.linspace(0.0, 1.0, 101)
+        from qa.verifier.model import calibrate
+
+        cal = calibrate(raw, m.iso_x, m.iso_y, m.platt)
+        assert (np.diff(cal) >= 0).all() and 0 <= cal.min() <= cal.max() <= 1
 
 
 def test_shipped_model_loads_offline_and_answers(monkeypatch):

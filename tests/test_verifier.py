@@ -186,3 +186,82 @@ def test_rebalancing_lowers_the_threshold_when_unanswerable_questions_are_rarer(
     assert rare["min_confidence"] <= even["min_confidence"]
     assert (rare["metrics"]["full"]["test"]["answerable_refused"]
             <= even["metrics"]["full"]["test"]["answerable_refused"])
+
+
+def test_exported_trees_score_like_scikit_learn_and_survive_json(tmp_path):
+    from sklearn.ensemble import HistGradientBoostingClassifier
+
+    from qa.verifier.model import TreesCalibrated, model_from_dict
+
+    rng = np.random.default_rng(6)
+    X = rng.normal(size=(3000, 3))
+    # an interaction a linear model cannot express: right only when both are high
+    y = ((X[:, 0] > 0) & (X[:, 1] > 0) | (rng.random(3000) < 0.05)).astype(int)
+    clf = HistGradientBoostingClassifier(max_iter=30, max_leaf_nodes=7, random_state=0).fit(X, y)
+    m = TreesCalibrated.from_sklearn(clf, ["a", "b", "c"])
+    Xt = rng.normal(size=(500, 3))
+    assert np.allclose(m.raw(Xt), clf.predict_proba(Xt)[:, 1], atol=1e-9)
+    back = model_from_dict(json.loads(json.dumps(m.to_dict())))
+    assert np.allclose(back.raw(Xt), m.raw(Xt))
+    # a missing value follows the side scikit-learn learned for it
+    Xn = Xt.copy()
+    Xn[:10, 0] = np.nan
+    assert np.allclose(m.raw(Xn), clf.predict_proba(Xn)[:, 1], atol=1e-9)
+
+
+def test_a_tree_pointing_outside_its_nodes_is_rejected(tmp_path):
+    from qa.verifier.model import model_from_dict
+
+    bad = {"kind": "trees", "features": ["a"], "baseline": 0.0, "isotonic": {"x": [], "y": []},
+           "trees": [{"feature": [0, 0, 0], "threshold": [0.0, 0, 0], "left": [5, 0, 0], "right": [2, 0, 0],
+                      "leaf": [False, True, True], "value": [0.0, 1, -1], "missing_left": [True, True, True]}]}
+    with pytest.raises(ValueError, match="outside"):
+        model_from_dict(bad)
+    with pytest.raises(ValueError, match="kind"):
+        model_from_dict({"kind": "forest"})
+
+
+def test_trees_verifier_learns_an_interaction_and_calibrates():
+    from qa.verifier.features import FULL
+
+    rng = np.random.default_rng(7)
+    rows = []
+    for art in range(40):
+        for q in range(50):
+            a, b = rng.normal(), rng.normal()
+            y = int(((a > 0) and (b > 0)) if rng.random() > 0.05 else rng.random() < 0.5)
+            r = {f: float(rng.normal()) for f in FULL}
+            r["span_logit"], r["q_in_sentence"] = a, b
+            r.update({"_article": f"a{art}", "_rank": 0, "_label": y, "_answerable": True, "_answer": "x"})
+            rows.append(r)
+    lin = fit_verifier(rows, seed=0, target_precision=0.8)
+    trees = fit_verifier(rows, seed=0, target_precision=0.8, model="trees")
+    assert trees["models"]["full"]["kind"] == "trees" and trees["models"]["reader"]["kind"] == "linear"
+    t, l_ = trees["metrics"]["full"]["test"], lin["metrics"]["full"]["test"]
+    assert t["auroc_right_vs_wrong"] > l_["auroc_right_vs_wrong"] + 0.03
+    assert t["ece"] < 0.06
+    v = Verifier(trees)
+    p = v.score([{**{f: 0.0 for f in FULL}, "span_logit": 2.0, "q_in_sentence": 2.0},
+                 {**{f: 0.0 for f in FULL}, "span_logit": 2.0, "q_in_sentence": -2.0}], "full")
+    assert p[0] > 0.8 > 0.2 > p[1]
+
+
+def test_platt_scaling_fixes_an_overconfident_model_and_survives_json():
+    """Trees fitted on few rows are over-confident; Platt scaling on held-out rows brings their probabilities
+    back to the truth, and the saved model scores the same after a JSON round trip."""
+    from qa.training.verifier import fit_platt, fit_trees
+    from qa.verifier.model import model_from_dict
+
+    rng = np.random.default_rng(8)
+    Xtr, ytr, _ = _synthetic(600, rng)
+    Xca, yca, _ = _synthetic(4000, rng)
+    Xte, yte, pte = _synthetic(4000, rng)
+    m = fit_trees(Xtr, ytr, ["x1", "x2"])
+    before = np.mean(np.abs(m.predict(Xte) - pte))
+    fit_platt(m, Xca, yca)
+    p = m.predict(Xte)
+    assert m.platt is not None and m.platt[0] > 0
+    assert np.mean(np.abs(p - pte)) < before
+    assert selective_summary(p, yte, np.ones(len(yte), bool), 0.5)["ece"] < 0.04
+    back = model_from_dict(json.loads(json.dumps(m.to_dict())))
+    assert np.allclose(back.predict(Xte), p)

@@ -29,7 +29,7 @@ from typing import Any
 import numpy as np
 
 from qa.verifier.features import FULL, READER
-from qa.verifier.model import FILE_NAME, LinearCalibrated
+from qa.verifier.model import FILE_NAME, LinearCalibrated, TreesCalibrated
 
 F1_CORRECT = 0.5
 
@@ -79,7 +79,8 @@ def collect(pipeline: Any, items: list, top_k: int, progress: bool = True, hard_
             rows.append(r)
 
     for item in tqdm(items, desc="verifier data", disable=not progress):
-        add(item, state.retriever.run(item.question, top_k), item.answerable, "as-retrieved")
+        variant = (getattr(item, "extra", None) or {}).get("variant", "as-retrieved")
+        add(item, state.retriever.run(item.question, top_k), item.answerable, variant)
         if item.answerable and rng.random() < hard_negative_fraction:
             wider = state.retriever.run(item.question, top_k + 10)
             kept = [p for p in wider if not _hides_evidence(p, item)][:top_k]
@@ -151,21 +152,29 @@ def _answer_texts(out: Any) -> list[str]:
     return list(out.extra.get("answer_texts") or [])
 
 
-def class_weights(rows: list[dict], share: float | None) -> np.ndarray:
+def class_weights(rows: list[dict], share: float | None, base: np.ndarray | None = None) -> np.ndarray:
     """Sample weights under which the questions without an answer in the documents make up ``share`` of the
-    top answers (``None``: all 1). The open setting is about half unanswerable; a service mostly gets
-    answerable questions, and P(correct) and the precision threshold depend on that mix."""
-    w = np.ones(len(rows))
+    (weighted) top answers; ``base`` weights (default 1) are kept within each class, ``share=None`` returns
+    them unchanged. The open setting is about half unanswerable; a service mostly gets answerable questions,
+    and P(correct) and the precision threshold depend on that mix."""
+    w = np.ones(len(rows)) if base is None else np.asarray(base, float).copy()
     if share is None or not rows:
         return w
     if not 0.0 < share < 1.0:
         raise ValueError(f"unanswerable share must be between 0 and 1, got {share}")
     un = np.array([not r["_answerable"] for r in rows])
     top = np.array([r["_rank"] == 0 for r in rows])
-    n_ans, n_un = int((~un & top).sum()), int((un & top).sum())
+    n_ans, n_un = float(w[~un & top].sum()), float(w[un & top].sum())
     if n_ans and n_un:
-        w[un] = share / (1.0 - share) * n_ans / n_un
+        w[un] *= share / (1.0 - share) * n_ans / n_un
     return w
+
+
+def row_weights(rows: list[dict], share: float | None, impossible_weight: float = 1.0) -> np.ndarray:
+    """:func:`class_weights` over base weights that count each SQuAD v2 impossible question
+    (``_variant == "impossible"``) as ``impossible_weight`` of a question."""
+    base = np.array([impossible_weight if r.get("_variant") == "impossible" else 1.0 for r in rows])
+    return class_weights(rows, share, base)
 
 
 def fit_linear(X: np.ndarray, y: np.ndarray, features: list[str], C: float = 1.0,
@@ -181,7 +190,20 @@ def fit_linear(X: np.ndarray, y: np.ndarray, features: list[str], C: float = 1.0
                             np.zeros(0), np.zeros(0))
 
 
-def fit_isotonic(model: LinearCalibrated, X: np.ndarray, y: np.ndarray,
+def fit_trees(X: np.ndarray, y: np.ndarray, features: list[str], sample_weight: np.ndarray | None = None,
+              seed: int = 0) -> TreesCalibrated:
+    """Gradient-boosted trees (scikit-learn HistGradientBoostingClassifier, small and regularised), exported to
+    plain data (:class:`TreesCalibrated`). Trees need no standardising and model interactions the logistic
+    regression cannot (e.g. a confident span whose sentence shares no word with the question)."""
+    from sklearn.ensemble import HistGradientBoostingClassifier
+
+    clf = HistGradientBoostingClassifier(max_iter=200, learning_rate=0.05, max_leaf_nodes=15, min_samples_leaf=40,
+                                         l2_regularization=1.0, early_stopping=False, random_state=seed)
+    clf.fit(X, y, sample_weight=sample_weight)
+    return TreesCalibrated.from_sklearn(clf, features)
+
+
+def fit_isotonic(model: LinearCalibrated | TreesCalibrated, X: np.ndarray, y: np.ndarray,
                  sample_weight: np.ndarray | None = None) -> None:
     from sklearn.isotonic import IsotonicRegression
 
@@ -190,6 +212,22 @@ def fit_isotonic(model: LinearCalibrated, X: np.ndarray, y: np.ndarray,
     iso.fit(raw, y, sample_weight=sample_weight)
     model.iso_x = np.asarray(iso.X_thresholds_, float)
     model.iso_y = np.asarray(iso.y_thresholds_, float)
+    model.platt = None
+
+
+def fit_platt(model: LinearCalibrated | TreesCalibrated, X: np.ndarray, y: np.ndarray,
+              sample_weight: np.ndarray | None = None) -> None:
+    """Platt scaling on held-out rows: a one-feature logistic regression on the model's logit. Smooth (every
+    answer its own score) where isotonic regression on a few hundred rows gives a handful of steps."""
+    from sklearn.linear_model import LogisticRegression
+
+    from qa.verifier.model import logit
+
+    lr = LogisticRegression(C=100.0, max_iter=1000)
+    lr.fit(logit(model.raw(X))[:, None], y, sample_weight=sample_weight)
+    model.platt = (float(lr.coef_[0][0]), float(lr.intercept_[0]))
+    model.iso_x = np.zeros(0)
+    model.iso_y = np.zeros(0)
 
 
 def selective_summary(p: np.ndarray, y: np.ndarray, answerable: np.ndarray, threshold: float) -> dict:
@@ -249,11 +287,20 @@ def split_rows_by_article(rows: list[dict], seed: int) -> tuple[set, set, set]:
 
 
 def fit_verifier(rows: list[dict], seed: int, target_precision: float, single_rows: list[dict] | None = None,
-                 unanswerable_share: float | None = None) -> dict:
+                 unanswerable_share: float | None = None, model: str = "linear", calibration: str = "isotonic",
+                 fit_top_only: bool = False, impossible_weight: float = 1.0) -> dict:
     """Fit both feature sets on rows (from :func:`collect`) split by article; returns the verifier.json dict.
     ``single_rows`` (from :func:`collect_single`), when given, are what the ``reader`` model is fitted on.
     ``unanswerable_share`` reweights the ``full`` model's rows (fit, calibration and threshold; see
-    :func:`class_weights`); test figures stay unweighted."""
+    :func:`class_weights`); test figures stay unweighted. ``model``: ``linear`` (logistic regression) or
+    ``trees`` (:func:`fit_trees`) for the ``full`` model; the reader-alone model stays linear.
+    ``calibration``: ``isotonic`` or ``platt`` (:func:`fit_platt`) for the ``full`` model. ``fit_top_only``: fit
+    the ``full`` model on each question's top answer only (the one whose score is served). ``impossible_weight``:
+    see :func:`row_weights`."""
+    if model not in ("linear", "trees"):
+        raise ValueError(f"model must be 'linear' or 'trees', got {model!r}")
+    if calibration not in ("isotonic", "platt"):
+        raise ValueError(f"calibration must be 'isotonic' or 'platt', got {calibration!r}")
     arts = sorted({r["_article"] for r in rows})
     tr, ca, te = split_rows_by_article(rows, seed)
     data: dict[str, Any] = {"models": {}, "splits": {"train": sorted(tr), "calibration": sorted(ca), "test": sorted(te)}}
@@ -266,13 +313,20 @@ def fit_verifier(rows: list[dict], seed: int, target_precision: float, single_ro
         data_rows = single_rows if (kind == "reader" and single_rows) else rows
         pick = lambda s, top_only=False: [r for r in data_rows if r["_article"] in s  # noqa: E731
                                           and (not top_only or r["_rank"] == 0)]
-        share = unanswerable_share if kind == "full" else None
-        Xtr = np.array([[r[f] for f in feats] for r in pick(tr)])
-        ytr = np.array([r["_label"] for r in pick(tr)])
-        m = fit_linear(Xtr, ytr, feats, sample_weight=class_weights(pick(tr), share))
+        full = kind == "full"
+        share = unanswerable_share if full else None
+        weigh = lambda rs: row_weights(rs, share, impossible_weight if full else 1.0)  # noqa: E731
+        fit_rows = pick(tr, full and fit_top_only)
+        Xtr = np.array([[r[f] for f in feats] for r in fit_rows])
+        ytr = np.array([r["_label"] for r in fit_rows])
+        if full and model == "trees":
+            m = fit_trees(Xtr, ytr, feats, sample_weight=weigh(fit_rows), seed=seed)
+        else:
+            m = fit_linear(Xtr, ytr, feats, sample_weight=weigh(fit_rows))
         cal = pick(ca, True)
-        wc = class_weights(cal, share)
-        fit_isotonic(m, np.array([[r[f] for f in feats] for r in cal]), np.array([r["_label"] for r in cal]), wc)
+        wc = weigh(cal)
+        calibrate = fit_platt if (full and calibration == "platt") else fit_isotonic
+        calibrate(m, np.array([[r[f] for f in feats] for r in cal]), np.array([r["_label"] for r in cal]), wc)
         data["models"][kind] = m.to_dict()
         pc = m.predict(np.array([[r[f] for f in feats] for r in cal]))
         yc = np.array([r["_label"] for r in cal])
@@ -289,9 +343,14 @@ def fit_verifier(rows: list[dict], seed: int, target_precision: float, single_ro
     cal = [r for r in rows if r["_article"] in ca and r["_rank"] == 0]
     span_p = 1.0 / (1.0 + np.exp(-np.array([r["span_logit"] for r in cal])))
     data["fallback_span_threshold"] = round(choose_threshold(span_p, np.array([r["_label"] for r in cal]),
-                                                             target_precision, class_weights(cal, unanswerable_share)), 4)
+                                                             target_precision,
+                                                             row_weights(cal, unanswerable_share, impossible_weight)), 4)
     data["target_precision"] = target_precision
     data["unanswerable_share"] = unanswerable_share
+    data["model"] = model
+    data["calibration"] = calibration
+    data["fit_top_only"] = fit_top_only
+    data["impossible_weight"] = impossible_weight
     data["metrics"] = metrics
     data["rows"] = {"train": sum(1 for r in rows if r["_article"] in tr),
                     "calibration": sum(1 for r in rows if r["_article"] in ca and r["_rank"] == 0),
@@ -322,9 +381,18 @@ def main(argv: list[str] | None = None) -> int:
                          "(written against a paragraph that does not answer them) join the questions, labelled "
                          "wrong: the on-topic 'not in the documents' case")
     ap.add_argument("--impossible-questions", type=int, default=800, help="how many of them (with --impossible)")
-    ap.add_argument("--unanswerable-share", type=float, default=0.3,
+    ap.add_argument("--unanswerable-share", type=float, default=0.2,
                     help="weight the pipeline model's rows so that questions with no answer in the documents are "
                          "this share of the questions (fit, calibration, threshold); 0 keeps the open setting's mix")
+    ap.add_argument("--model", choices=("linear", "trees"), default="trees",
+                    help="the pipeline model: logistic regression or gradient-boosted trees (both plain JSON)")
+    ap.add_argument("--calibration", choices=("isotonic", "platt"), default="platt",
+                    help="how the pipeline model's output is mapped to P(correct) on the calibration articles")
+    ap.add_argument("--fit-rows", choices=("all", "top"), default="top",
+                    help="fit the pipeline model on every considered answer or on each question's top answer")
+    ap.add_argument("--impossible-weight", type=float, default=0.25,
+                    help="weight of one --impossible question relative to the others (they are adversarial: at "
+                         "full weight the verifier doubts every answerable question that looks like them)")
     ap.add_argument("--single-only", action="store_true",
                     help="with --rows: collect only the reader-alone rows (own paragraph / other paragraph)")
     args = ap.parse_args(argv)
@@ -364,9 +432,15 @@ def main(argv: list[str] | None = None) -> int:
             for r in single:
                 f.write(json.dumps(r) + "\n")
     rows = [json.loads(x) for x in rows_path.read_text(encoding="utf-8").splitlines() if x.strip()]
+    if args.impossible is not None:  # rows saved before the variant was recorded: mark them by article
+        v2_titles = {a.get("title", "") for a in json.loads(args.impossible.read_text(encoding="utf-8"))["data"]}
+        for r in rows:
+            if not r["_answerable"] and r["_article"] in v2_titles and r.get("_variant") == "as-retrieved":
+                r["_variant"] = "impossible"
     single = ([json.loads(x) for x in single_path.read_text(encoding="utf-8").splitlines() if x.strip()]
               if single_path.exists() else None)
-    data = fit_verifier(rows, args.seed, args.target_precision, single, args.unanswerable_share or None)
+    data = fit_verifier(rows, args.seed, args.target_precision, single, args.unanswerable_share or None,
+                        args.model, args.calibration, args.fit_rows == "top", args.impossible_weight)
     data["version"] = 1
     data["date"] = _dt.date.today().isoformat()
     data["trained_on"] = {"squad_file": squad.name, "held_out_articles": args.held_out, "split_seed": args.split_seed,
@@ -374,7 +448,9 @@ def main(argv: list[str] | None = None) -> int:
                           "hard_negatives": args.hard_negatives,
                           "impossible_file": args.impossible.name if args.impossible else None,
                           "impossible_questions": args.impossible_questions if args.impossible else 0,
-                          "unanswerable_share": args.unanswerable_share or None, "f1_correct": F1_CORRECT}
+                          "unanswerable_share": args.unanswerable_share or None, "model": args.model,
+                          "calibration": args.calibration, "fit_rows": args.fit_rows,
+                          "impossible_weight": args.impossible_weight, "f1_correct": F1_CORRECT}
     weights = Path(reader_dir) / "model.safetensors"
     if weights.exists():
         data["reader_sha256"] = hashlib.sha256(weights.read_bytes()).hexdigest()
