@@ -47,10 +47,29 @@ def open_index(settings=None, embedder=None):
     embedder = embedder or get_embedder(
         settings.resolved_embedding_model(), settings.embedding_batch_size
     )
+    if settings.store != "faiss":
+        writer = store_writer(settings, embedder)
+        if writer.store.generation == 0:
+            eprint(f"qa: the {settings.store} store is empty; indexing {settings.corpus_dir} into it (first run)")
+            writer.sync_corpus(Path(settings.corpus_dir), show_progress=sys.stderr.isatty())
+        return writer.store, embedder
     store = load_or_build(
         settings, embedder, announce=lambda m: eprint(f"qa: {m}"), show_progress=sys.stderr.isatty()
     )
     return store, embedder
+
+
+def store_writer(settings, embedder=None):
+    """QA_STORE other than faiss: a qa.store.writes.StoreWriter over the opened store."""
+    from qa.chunking import Chunker
+    from qa.embedding import get_embedder
+    from qa.store import open_store
+    from qa.store.writes import StoreWriter
+
+    embedder = (embedder or get_embedder(settings.resolved_embedding_model(), settings.embedding_batch_size)).warm_up()
+    chunker = Chunker.from_settings(settings)
+    store = open_store(settings, embedder.model_id, embedder.dimension, chunker.params)
+    return StoreWriter(settings, store, embedder, chunker)
 
 
 # --------------------------------------------------------------------------- index
@@ -97,11 +116,49 @@ def _writer(settings, indexer=None):
     return Writer(settings, indexer or refuse)
 
 
+def _index_store(args: argparse.Namespace, settings, corpus: Path, paths: list[Path] | None, t0: float) -> int:
+    """`qa index` with QA_STORE=milvus: write new/changed documents into the store, drop removed ones."""
+    from qa.store import milvus_uri
+
+    writer = store_writer(settings)
+    try:
+        report = writer.sync_corpus(corpus, paths, show_progress=sys.stderr.isatty())
+    finally:
+        writer.store.close()
+    report.seconds = time.perf_counter() - t0
+    if args.json:
+        print(json.dumps(report.to_dict(), indent=2, default=lambda o: o.__dict__))
+        return EXIT_OK
+    print(f"Store: {settings.store} {milvus_uri(settings)} (collections {settings.milvus_collection}_*)")
+    print(f"Corpus: {corpus}")
+    print(f"Documents indexed: {len(report.indexed)} ({len(report.added)} new, {len(report.changed)} changed)")
+    print(f"Documents reused:  {len(report.reused)}")
+    print(f"Documents removed: {len(report.removed)}")
+    print(f"Documents skipped: {len(report.skipped)}")
+    for sk in report.skipped:
+        print(f"  skipped {sk.path}: {sk.reason}")
+    print(f"Chunks: {report.chunks}")
+    print(f"Time: {report.seconds:.1f}s")
+    return EXIT_OK
+
+
 def cmd_index_check(settings) -> int:
     """Report (never repair) every difference between the corpus folder and the index."""
     from qa.index_store import active_documents
     from qa.writes import describe, differences
 
+    if settings.store != "faiss":
+        writer = store_writer(settings)
+        try:
+            stored = {d: i.sha256 for d, i in writer.store.documents.items()}
+        finally:
+            writer.store.close()
+        diffs = differences(Path(settings.corpus_dir), stored)
+        for line in describe(diffs):
+            print(line)
+        print(f"{len(diffs)} difference(s) between {settings.corpus_dir} ({len(stored)} stored documents) and the "
+              f"{settings.store} store" + ("; run `qa index` to repair them" if diffs else ""))
+        return EXIT_ERROR if diffs else EXIT_OK
     recovered = _writer(settings).recover()
     for r in recovered:
         print(f"finished an interrupted {r.op} ({r.action})")
@@ -134,6 +191,8 @@ def cmd_index(args: argparse.Namespace) -> int:
             eprint(f"qa: no such file or folder: {p}")
             return EXIT_ERROR
     t0 = time.perf_counter()
+    if settings.store != "faiss":
+        return _index_store(args, settings, corpus, paths, t0)
     embedder = get_embedder(settings.resolved_embedding_model(), settings.embedding_batch_size)
     chunker = Chunker.from_settings(settings)
     with index_lock(settings.index_dir):  # a server's write cannot slip in between

@@ -239,3 +239,38 @@ def test_pipeline_citations_slice_the_stored_text(backend, tmp_path, tmp_corpus)
         close = getattr(p.store, "close", None)
         if backend == "milvus" and close is not None:
             close()
+
+
+@pytest.mark.slow
+def test_cli_index_search_and_check_with_milvus(tmp_path, tmp_corpus, monkeypatch, embedder, capsys):
+    """`qa index`, `qa search` and `qa index --check` with QA_STORE=milvus (a Milvus Lite file)."""
+    from qa.cli import main
+    from qa.config import get_settings
+
+    corpus = tmp_corpus({"kaz.txt": KAZ, "birds.txt": BIRDS})
+    for k, v in {"STORE": "milvus", "MILVUS_URI": str(tmp_path / "cli.db"), "CORPUS_DIR": str(corpus),
+                 "INDEX_DIR": str(tmp_path / "index")}.items():
+        monkeypatch.setenv(f"QA_{k}", v)
+    get_settings.cache_clear()
+    try:
+        assert main(["index", "--json"]) == 0
+        report = json.loads(capsys.readouterr().out)
+        assert sorted(report["added"]) == ["birds.txt", "kaz.txt"] and report["documents"] == 2
+        (corpus / "light.txt").write_text(LIGHT, encoding="utf-8")
+        (corpus / "birds.txt").unlink()
+        assert main(["index", "--check"]) == 1
+        out = capsys.readouterr().out
+        assert "not_indexed: light.txt" in out and "missing_file: birds.txt" in out
+        assert main(["index", "--json"]) == 0
+        report = json.loads(capsys.readouterr().out)
+        assert (report["added"], report["removed"], report["reused"]) == (["light.txt"], ["birds.txt"], ["kaz.txt"])
+        assert main(["index", "--check"]) == 0
+        capsys.readouterr()
+        assert main(["search", "How many ospreys did the lighthouse keeper count?", "--json", "-k", "2"]) == 0
+        rows = json.loads(capsys.readouterr().out)
+        assert rows[0]["document"] == "light.txt" and set(rows[0]["scores"]) == {"dense", "bm25", "rrf"}
+        for r in rows:
+            assert (corpus / r["document"]).read_text(encoding="utf-8")[r["start"]:r["end"]] == r["text"]
+        assert not (tmp_path / "index" / "CURRENT").exists()  # nothing went to a FAISS index
+    finally:
+        get_settings.cache_clear()
