@@ -274,3 +274,20 @@ def test_cli_index_search_and_check_with_milvus(tmp_path, tmp_corpus, monkeypatc
         assert not (tmp_path / "index" / "CURRENT").exists()  # nothing went to a FAISS index
     finally:
         get_settings.cache_clear()
+
+
+def test_write_documents_in_bulk(make_store):
+    store = make_store()
+    items = []
+    for d in (doc("kaz.txt", KAZ), doc("birds.txt", BIRDS), doc("light.txt", LIGHT)):
+        chunks = CHUNKER.chunk(d)
+        items.append((d, chunks, EMB.embed_documents([c.text for c in chunks])))
+    bad = (doc("bad.txt", "short"), [Chunk("bad.txt", 0, 3, "XXX")], EMB.embed_documents(["XXX"]))
+    with pytest.raises(ValueError):
+        store.write_documents([*items, bad])
+    assert (store.generation, store.count_documents()) == (0, 0)  # checked before anything is written
+    g = store.write_documents(items)
+    assert g == store.generation > 0
+    assert store.document_ids() == ["birds.txt", "kaz.txt", "light.txt"]
+    assert all(store.document_text(d.id) == d.text for d, _, _ in items)
+    assert store.keyword_search("ospreys", 1)[0].chunk.document == "light.txt"

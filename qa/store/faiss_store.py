@@ -69,6 +69,10 @@ class FaissDocumentStore:
         return self._snap if self._snap is not None else self
 
     @property
+    def dimension(self) -> int:
+        return self._spec.dimension
+
+    @property
     def version(self) -> IndexStore | None:
         return self._snap
 
@@ -110,6 +114,13 @@ class FaissDocumentStore:
         vecs = check_write(document, chunks, vectors, self._spec.dimension)
         self._snap = commit_documents(self.settings, self._spec, self._spec, self._snap,
                                       writes=[(document, list(chunks), vecs)])
+        return self._snap.generation
+
+    def write_documents(self, items: Sequence[tuple[Document, Sequence[Chunk], np.ndarray]]) -> int:
+        writes = [(d, list(c), check_write(d, c, v, self._spec.dimension)) for d, c, v in items]
+        if len({d.id for d, _, _ in writes}) != len(writes):
+            raise ValueError("a document is given twice")
+        self._snap = commit_documents(self.settings, self._spec, self._spec, self._snap, writes=writes)
         return self._snap.generation
 
     def delete_document(self, doc_id: str) -> int:

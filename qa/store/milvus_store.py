@@ -366,6 +366,14 @@ class MilvusDocumentStore:
             self.client.delete(self.c_texts, filter=f"document == {d} and rev != {_lit(rev)}")
             return self._bump()
 
+    def write_documents(self, items: Sequence[tuple[Document, Sequence[Chunk], np.ndarray]]) -> int:
+        for d, c, v in items:  # all checked first: bad input writes nothing
+            check_write(d, c, v, self.dimension)
+        generation = self.generation
+        for d, c, v in items:
+            generation = self.write_document(d, c, v)
+        return generation
+
     def delete_document(self, doc_id: str) -> int:
         with self._write_lock:
             self._doc_row(doc_id)  # KeyError: unknown

@@ -118,6 +118,12 @@ class DocumentStore(DocumentReader, Protocol):
         raises ``ValueError`` and writes nothing."""
         ...
 
+    def write_documents(self, items: Sequence[tuple[Document, Sequence[Chunk], np.ndarray]]) -> int:
+        """:meth:`write_document` for several documents (bulk indexing): the FAISS backend commits
+        them as one version, Milvus writes them one after the other. Every item is checked before
+        anything is written. Returns the new generation."""
+        ...
+
     def delete_document(self, doc_id: str) -> int:
         """Delete a document and all its chunks; returns the new generation. ``KeyError`` when the
         document is unknown (nothing changes)."""

@@ -41,6 +41,7 @@ class StoreWriter(Writer):
         self.store = store
         self.embedder = embedder
         self.chunker = chunker
+        self.chunks_embedded = 0  # by write(), for reports
 
     @staticmethod
     def _no_indexer(*_a: Any) -> Any:  # pragma: no cover - the journal path is not used here
@@ -51,6 +52,7 @@ class StoreWriter(Writer):
         """Chunk, embed and write one document (replacing one of that id). Returns the generation."""
         chunks = self.chunker.chunk(doc)
         vectors = self.embedder.embed_documents([c.text for c in chunks])
+        self.chunks_embedded += len(chunks)
         return self.store.write_document(doc, chunks, vectors)
 
     # ------------------------------------------------------------ the pipeline's write calls
@@ -123,6 +125,7 @@ class StoreWriter(Writer):
         report = BuildReport(index_dir=str(getattr(self.store, "uri", "")))
         docs, report.skipped = load_corpus(Path(corpus), paths)
         stored = self.store.documents
+        embedded = self.chunks_embedded
         for doc in docs:
             old = stored.get(doc.id)
             if old is not None and old.sha256 == doc.sha256 and self._same_text(doc):
@@ -137,6 +140,7 @@ class StoreWriter(Writer):
                 report.removed.append(doc_id)
         report.documents = self.store.count_documents()
         report.chunks = self.store.count_chunks()
+        report.chunks_embedded = self.chunks_embedded - embedded
         report.seconds = time.perf_counter() - t0
         return report
 
