@@ -291,3 +291,56 @@ def test_write_documents_in_bulk(make_store):
     assert store.document_ids() == ["birds.txt", "kaz.txt", "light.txt"]
     assert all(store.document_text(d.id) == d.text for d, _, _ in items)
     assert store.keyword_search("ospreys", 1)[0].chunk.document == "light.txt"
+
+
+def test_readers_never_see_half_a_replace(make_store):
+    """A document replaced over and over while another thread reads it: every read is one whole
+    version's text, and every search hit slices the text of the version it came from."""
+    import threading
+
+    store = make_store()
+    versions = [KAZ, KAZ.replace("Almaty", "Aqtobe") + " Later the protests ended.", BIRDS + " " + KAZ[:400]]
+    write(store, doc("a.txt", versions[0]))
+    write(store, doc("b.txt", LIGHT))
+    stop, seen, problems = threading.Event(), set(), []
+
+    def read() -> None:
+        while not stop.is_set():
+            text = store.document_text("a.txt")
+            if text not in versions:
+                problems.append(text[:60])
+            seen.add(versions.index(text) if text in versions else -1)
+            for h in store.keyword_search("protests Kazakhstan", 5):
+                if h.chunk.text not in {t[h.chunk.start:h.chunk.end] for t in versions} | {LIGHT}:
+                    problems.append(h.chunk.id)
+
+    reader = threading.Thread(target=read)
+    reader.start()
+    try:
+        for i in range(1, 13):
+            write(store, doc("a.txt", versions[i % 3]))
+    finally:
+        stop.set()
+        reader.join(60)
+    assert problems == []
+    assert len(seen) >= 2  # the reader did run across replaces
+    assert store.document_text("a.txt") == versions[0] and store.count_documents() == 2
+    assert store.count_chunks() == len(CHUNKER.chunk(doc("a.txt", versions[0]))) + 1
+
+
+def test_passages_of_a_replaced_document_are_not_read(make_store):
+    """The pipeline's guard for a live store: a passage retrieved before its document was replaced
+    (on another replica) no longer slices the stored text and is dropped before the reader."""
+    from qa.pipeline import _exact_passages
+
+    store = make_store()
+    write(store, doc("a.txt", KAZ))
+    write(store, doc("b.txt", BIRDS))
+    passages = make_retriever("bm25", store.snapshot(), EMB, Settings()).run("protests Kazakhstan heron", 10)
+    assert {p.chunk.document for p in passages} == {"a.txt", "b.txt"}
+    assert _exact_passages(passages, store.document_text) == passages
+    write(store, doc("a.txt", "Breaking: " + KAZ))  # every offset of a.txt moves by 10
+    kept = _exact_passages(passages, store.snapshot().document_text)
+    assert [p.chunk.document for p in kept] == ["b.txt"]
+    store.delete_document("b.txt")
+    assert _exact_passages(passages, store.snapshot().document_text) == []  # gone: dropped, no error
