@@ -344,3 +344,25 @@ def test_passages_of_a_replaced_document_are_not_read(make_store):
     assert [p.chunk.document for p in kept] == ["b.txt"]
     store.delete_document("b.txt")
     assert _exact_passages(passages, store.snapshot().document_text) == []  # gone: dropped, no error
+
+
+def test_faiss_index_without_generation_loads_and_counts_on(tmp_path):
+    """Versions written before generations existed load as generation 0; the next commit is 1 more
+    than the largest seen, and the on-disk format (CURRENT + version folders) is unchanged."""
+    s = settings_for("faiss", tmp_path)
+    store = open_store(s, EMB.model_id, EMB.dimension, CHUNKER.params)
+    write(store, doc("a.txt", BIRDS))
+    current = (s.index_dir / "CURRENT").read_text().strip()
+    manifest_path = s.index_dir / current / "manifest.json"
+    manifest = json.loads(manifest_path.read_text())
+    assert manifest["generation"] == 1 and manifest["format_version"] == 1
+    del manifest["generation"]
+    manifest_path.write_text(json.dumps(manifest))
+    old = open_store(s, EMB.model_id, EMB.dimension, CHUNKER.params)
+    assert old.generation == 0 and old.document_text("a.txt") == BIRDS
+    assert write(old, doc("b.txt", LIGHT)) == 1
+    active = (s.index_dir / "CURRENT").read_text().strip()
+    assert active != current and active.startswith("v-")
+    manifest = json.loads((s.index_dir / active / "manifest.json").read_text())
+    assert manifest["generation"] == 1 and manifest["counts"]["documents"] == 2
+    assert open_store(s, EMB.model_id, EMB.dimension, CHUNKER.params).document_ids() == ["a.txt", "b.txt"]
