@@ -122,6 +122,14 @@ def check_agreement(a: str, b: str, key: str) -> None:
     if answer["answer_found"]:
         assert "1987" in answer["answers"][0]["text"]
 
+    # replace through B (If-Match: the sha256 A stored), A serves the new text
+    new_text = NEW_TEXT + b"A second count in 1994 found 230 pairs.\n"
+    sha_before = next(d["sha256"] for d in http("GET", b + "/documents")[1]["documents"] if d["id"] == NEW_DOC)
+    assert http("PUT", doc_url(b, NEW_DOC), new_text, {**auth, "If-Match": "0" * 64})[0] == 412
+    status, _ = http("PUT", doc_url(b, NEW_DOC), new_text, {**auth, "If-Match": sha_before})
+    assert status == 200
+    wait_until("A serves the text B replaced", lambda: http("GET", doc_url(a, NEW_DOC))[1]["text"] == new_text.decode())
+
     assert http("DELETE", doc_url(b, NEW_DOC))[0] == 401
     status, _ = http("DELETE", doc_url(b, NEW_DOC), headers=auth)
     assert status in (200, 204)
