@@ -47,10 +47,29 @@ def open_index(settings=None, embedder=None):
     embedder = embedder or get_embedder(
         settings.resolved_embedding_model(), settings.embedding_batch_size
     )
+    if settings.store != "faiss":
+        writer = store_writer(settings, embedder)
+        if writer.store.generation == 0:
+            eprint(f"qa: the {settings.store} store is empty; indexing {settings.corpus_dir} into it (first run)")
+            writer.sync_corpus(Path(settings.corpus_dir), show_progress=sys.stderr.isatty())
+        return writer.store, embedder
     store = load_or_build(
         settings, embedder, announce=lambda m: eprint(f"qa: {m}"), show_progress=sys.stderr.isatty()
     )
     return store, embedder
+
+
+def store_writer(settings, embedder=None):
+    """QA_STORE other than faiss: a qa.store.writes.StoreWriter over the opened store."""
+    from qa.chunking import Chunker
+    from qa.embedding import get_embedder
+    from qa.store import open_store
+    from qa.store.writes import StoreWriter
+
+    embedder = (embedder or get_embedder(settings.resolved_embedding_model(), settings.embedding_batch_size)).warm_up()
+    chunker = Chunker.from_settings(settings)
+    store = open_store(settings, embedder.model_id, embedder.dimension, chunker.params)
+    return StoreWriter(settings, store, embedder, chunker)
 
 
 # --------------------------------------------------------------------------- index
@@ -68,6 +87,9 @@ def add_index_command(subparsers: Any) -> None:
         help="a corpus folder, or files/folders inside the corpus folder (default: QA_CORPUS_DIR)",
     )
     p.add_argument("--json", action="store_true", help="print the build report as JSON")
+    p.add_argument("--ray", action="store_true",
+                   help="chunk and embed with Ray Data (bulk indexing; needs ray[data]; RAY_ADDRESS for a cluster)")
+    p.add_argument("--ray-cpus", type=int, default=None, metavar="N", help="CPUs of the local Ray (default: all)")
     p.add_argument(
         "--check", action="store_true",
         help="only compare the corpus folder with the index and list every difference (exit 1 if any); "
@@ -97,11 +119,76 @@ def _writer(settings, indexer=None):
     return Writer(settings, indexer or refuse)
 
 
+def _index_ray(args: argparse.Namespace, settings, corpus: Path, paths: list[Path] | None, t0: float) -> int:
+    """`qa index --ray`: qa.store.bulk.ray_index into the configured store."""
+    try:
+        import ray  # noqa: F401
+    except ImportError:
+        eprint("qa: --ray needs Ray Data: pip install 'ray[data]==2.60.0'")
+        return EXIT_ERROR
+    from qa.store.bulk import ray_index
+
+    if settings.store == "faiss":
+        for r in _writer(settings).recover():
+            eprint(f"qa: finished an interrupted {r.op} ({r.action})")
+    writer = store_writer(settings)
+    try:
+        report = ray_index(settings, writer.store, corpus, paths, num_cpus=args.ray_cpus)
+    finally:
+        writer.store.close()
+    return _print_store_report(args, settings, corpus, report, t0)
+
+
+def _index_store(args: argparse.Namespace, settings, corpus: Path, paths: list[Path] | None, t0: float) -> int:
+    """`qa index` with QA_STORE=milvus: write new/changed documents into the store, drop removed ones."""
+    writer = store_writer(settings)
+    try:
+        report = writer.sync_corpus(corpus, paths, show_progress=sys.stderr.isatty())
+    finally:
+        writer.store.close()
+    return _print_store_report(args, settings, corpus, report, t0)
+
+
+def _print_store_report(args: argparse.Namespace, settings, corpus: Path, report, t0: float) -> int:
+    from qa.store import milvus_uri
+
+    report.seconds = time.perf_counter() - t0
+    if args.json:
+        print(json.dumps(report.to_dict(), indent=2, default=lambda o: o.__dict__))
+        return EXIT_OK
+    if settings.store == "milvus":
+        print(f"Store: milvus {milvus_uri(settings)} (collections {settings.milvus_collection}_*)")
+    else:
+        print(f"Store: faiss {settings.index_dir}")
+    print(f"Corpus: {corpus}")
+    print(f"Documents indexed: {len(report.indexed)} ({len(report.added)} new, {len(report.changed)} changed)")
+    print(f"Documents reused:  {len(report.reused)}")
+    print(f"Documents removed: {len(report.removed)}")
+    print(f"Documents skipped: {len(report.skipped)}")
+    for sk in report.skipped:
+        print(f"  skipped {sk.path}: {sk.reason}")
+    print(f"Chunks: {report.chunks} ({report.chunks_embedded} embedded)")
+    print(f"Time: {report.seconds:.1f}s")
+    return EXIT_OK
+
+
 def cmd_index_check(settings) -> int:
     """Report (never repair) every difference between the corpus folder and the index."""
     from qa.index_store import active_documents
     from qa.writes import describe, differences
 
+    if settings.store != "faiss":
+        writer = store_writer(settings)
+        try:
+            stored = {d: i.sha256 for d, i in writer.store.documents.items()}
+        finally:
+            writer.store.close()
+        diffs = differences(Path(settings.corpus_dir), stored)
+        for line in describe(diffs):
+            print(line)
+        print(f"{len(diffs)} difference(s) between {settings.corpus_dir} ({len(stored)} stored documents) and the "
+              f"{settings.store} store" + ("; run `qa index` to repair them" if diffs else ""))
+        return EXIT_ERROR if diffs else EXIT_OK
     recovered = _writer(settings).recover()
     for r in recovered:
         print(f"finished an interrupted {r.op} ({r.action})")
@@ -134,6 +221,10 @@ def cmd_index(args: argparse.Namespace) -> int:
             eprint(f"qa: no such file or folder: {p}")
             return EXIT_ERROR
     t0 = time.perf_counter()
+    if args.ray:
+        return _index_ray(args, settings, corpus, paths, t0)
+    if settings.store != "faiss":
+        return _index_store(args, settings, corpus, paths, t0)
     embedder = get_embedder(settings.resolved_embedding_model(), settings.embedding_batch_size)
     chunker = Chunker.from_settings(settings)
     with index_lock(settings.index_dir):  # a server's write cannot slip in between

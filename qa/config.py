@@ -29,6 +29,12 @@ class Settings(BaseSettings):
     index_dir: Path = Field(PROJECT_ROOT / "index", description="Where the built index lives")
     index_type: Literal["flat", "hnsw"] = "flat"
     hnsw_m: int = 32
+    # Where documents, chunks and vectors live (qa/store, docs/scaling.md): faiss = the versioned
+    # index folder above; milvus = Milvus (Lite in-process for a .db path, or a server at http://host:port)
+    store: Literal["faiss", "milvus"] = "faiss"
+    milvus_uri: str = Field("", description="a .db file (Milvus Lite) or http://host:port; default <index_dir>/milvus.db")
+    milvus_collection: str = Field("qa", description="prefix of the Milvus collections (<prefix>_chunks, ...)")
+    milvus_token: str = Field("", description="Milvus credentials (user:password or an API key), if the server wants them")
 
     # Chunking (tokens of the embedder's tokenizer)
     chunk_tokens: int = 200

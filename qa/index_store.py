@@ -5,7 +5,7 @@ Layout of ``Settings.index_dir`` (default ``index/``)::
     index/
       CURRENT                 name of the active version folder (replaced atomically)
       v-20261122T004512-1a2b3c/
-        manifest.json         format version, embedding model id, dimension, chunking params,
+        manifest.json         format version, generation (+1 per commit), embedding model id, dimension, chunking params,
                               index type, counts, and per document: id, sha256, size, chunk_count,
                               converter and converter_version (absent in older indexes: "text")
         documents.jsonl       {"id", "text", "page_starts"?} per document: the exact (served,
@@ -54,6 +54,7 @@ if TYPE_CHECKING:
     from qa.chunking import Chunker
     from qa.config import Settings
     from qa.embedding import Embedder
+    from qa.store.protocol import Hit
 
 logger = logging.getLogger(__name__)
 
@@ -127,6 +128,31 @@ class BuildReport:
         d = asdict(self)
         d["indexed"] = self.indexed
         return d
+
+
+def _with_stable_ids(chunks: list[Chunk]) -> list[Chunk]:
+    """``chunks`` (grouped by document, in order) with their stable ids (qa.store.protocol.chunk_id)."""
+    from dataclasses import replace
+
+    from qa.store.protocol import chunk_id
+
+    ordinals: dict[str, int] = {}
+    out = []
+    for c in chunks:
+        n = ordinals.get(c.document, 0)
+        ordinals[c.document] = n + 1
+        out.append(c if c.id else replace(c, id=chunk_id(c.document, n, c.text)))
+    return out
+
+
+def active_generation(index_dir: str | Path) -> int:
+    """The generation of the active version on disk (0: none, or an index without generations)."""
+    try:
+        version = _active_version(Path(index_dir))
+        manifest = json.loads((version / MANIFEST).read_text(encoding="utf-8"))
+        return int(manifest.get("generation", 0))
+    except (IndexLoadError, OSError, ValueError, TypeError, AttributeError):
+        return 0
 
 
 def _info(entry: dict[str, Any]) -> DocumentInfo:
@@ -214,7 +240,7 @@ class IndexStore:
     ) -> None:
         self.path = Path(path)
         self.manifest = manifest
-        self.chunks = chunks
+        self.chunks = _with_stable_ids(chunks)
         self.documents = documents
         self._texts = texts
         self._page_starts = page_starts or {}
@@ -224,8 +250,15 @@ class IndexStore:
         for i, c in enumerate(chunks):
             self._doc_chunks.setdefault(c.document, []).append(i)
         self.build_report: BuildReport | None = None
+        self._bm25: Any = None  # qa.retriever.bm25.BM25Retriever over self.chunks, built on first use
+        self._bm25_lock = threading.Lock()
 
     # ------------------------------------------------------------ properties
+
+    @property
+    def generation(self) -> int:
+        """Increases with every committed version (0: an index written before generations)."""
+        return int(self.manifest.get("generation", 0))
 
     @property
     def model_id(self) -> str:
@@ -281,6 +314,37 @@ class IndexStore:
             raise ValueError(f"query vector has dimension {q.shape[1]}, index has {self.dimension}")
         scores, ids = self._index.search(q, min(k, n))
         return [(int(i), float(s)) for i, s in zip(ids[0], scores[0]) if i >= 0]
+
+    # ------------------------------------------- qa.store.protocol.DocumentReader
+
+    def dense_search(self, query_vector: np.ndarray, k: int) -> list["Hit"]:
+        """Top ``k`` chunks by inner product with ``query_vector``, best first (stable chunk ids)."""
+        from qa.store.protocol import Hit
+
+        return [Hit(self.chunks[i], s) for i, s in self.search(query_vector, k)]
+
+    def bm25(self) -> Any:
+        """The in-memory BM25 ranking of this version's chunks (built once, on first use)."""
+        with self._bm25_lock:
+            if self._bm25 is None:
+                from qa.retriever.bm25 import BM25Retriever
+
+                self._bm25 = BM25Retriever(self.chunks)
+        return self._bm25.warm_up()
+
+    def keyword_search(self, query: str, k: int) -> list["Hit"]:
+        """Up to ``k`` chunks by BM25 (bm25s, stemmed, English stop words dropped), best first."""
+        from qa.store.protocol import Hit
+
+        if k < 1:
+            return []
+        return [Hit(p.chunk, p.score) for p in self.bm25().run(query, k)]
+
+    def count_documents(self) -> int:
+        return len(self.documents)
+
+    def count_chunks(self) -> int:
+        return len(self.chunks)
 
     # ------------------------------------------------------------------ load
 
@@ -693,6 +757,40 @@ def apply_changes(
         return _build(docs, loaded, report, t0, root, settings, embedder, chunker, False)
 
 
+def commit_documents(
+    settings: "Settings",
+    embedder: Any,
+    chunker: Any,
+    previous: IndexStore | None,
+    *,
+    writes: list[tuple[Document, list[Chunk], np.ndarray]] = (),  # type: ignore[assignment]
+    removals: set[str] | frozenset[str] = frozenset(),
+) -> IndexStore:
+    """A new committed version: the active one (``previous``, or the one on disk if another
+    process committed since) minus ``removals``, plus ``writes``: documents with their chunks and
+    vectors already computed (qa.store.faiss_store.FaissDocumentStore.write_document). The other
+    documents keep their chunks and vectors. ``embedder``/``chunker`` only need ``model_id``,
+    ``dimension`` and ``params`` unless the previous version cannot be reused."""
+    t0 = time.perf_counter()
+    index_dir = Path(settings.index_dir)
+    report = BuildReport(index_dir=str(index_dir))
+    with _locked(index_dir):
+        active = active_version_name(index_dir)
+        if previous is not None and active is not None and previous.path.name != active:
+            previous = None  # another process committed: start from what is on disk
+        loaded = _load_previous(index_dir, previous)
+        prepared = {d.id: (list(chunks), vecs) for d, chunks, vecs in writes}
+        docs: list[Document] = [d for d, _, _ in writes]
+        if loaded is not None:
+            for doc_id, info in loaded.documents.items():
+                if doc_id not in prepared and doc_id not in removals:
+                    docs.append(Document(doc_id, loaded.document_text(doc_id), info.sha256, info.size,
+                                         info.converter, info.converter_version, loaded.page_starts(doc_id)))
+        docs.sort(key=lambda d: d.id)
+        root = Path((loaded.manifest.get("corpus_root") if loaded is not None else None) or settings.corpus_dir)
+        return _build(docs, loaded, report, t0, root, settings, embedder, chunker, False, prepared)
+
+
 def _build(
     docs: list[Document],
     loaded: IndexStore | None,
@@ -703,8 +801,10 @@ def _build(
     embedder: "Embedder",
     chunker: "Chunker",
     show_progress: bool,
+    prepared: dict[str, tuple[list[Chunk], np.ndarray]] | None = None,
 ) -> IndexStore:
-    """Chunk/embed what changed, reuse the rest, write and commit a version (lock held)."""
+    """Chunk/embed what changed, reuse the rest, write and commit a version (lock held).
+    ``prepared``: documents whose chunks and vectors the caller computed (used as given)."""
     index_dir = Path(settings.index_dir)
     reason = _reuse_problem(loaded, embedder, chunker.params)
     report.full_rebuild_reason = reason
@@ -727,7 +827,11 @@ def _build(
             (before.converter, before.converter_version) != (doc.converter, doc.converter_version)
         ):
             report.reextracted.append(doc.id)
-        if prev is not None and old is not None and old.sha256 == doc.sha256 and old_text_shas.get(doc.id) == text_sha:
+        if prepared is not None and doc.id in prepared:
+            chunks, vecs = prepared[doc.id]
+            parts.append(np.asarray(vecs, dtype=np.float32).reshape(len(chunks), dim))
+            (report.changed if doc.id in old_ids else report.added).append(doc.id)
+        elif prev is not None and old is not None and old.sha256 == doc.sha256 and old_text_shas.get(doc.id) == text_sha:
             idx = prev._doc_chunks.get(doc.id, [])
             chunks = [prev.chunks[i] for i in idx]
             parts.append(prev.vectors[idx] if idx else np.zeros((0, dim), np.float32))
@@ -770,8 +874,10 @@ def _build(
     assert vectors.shape == (len(all_chunks), dim), (vectors.shape, len(all_chunks))
 
     index = _build_faiss(vectors, settings.index_type, settings.hnsw_m)
+    previous_generation = max(loaded.generation if loaded is not None else 0, active_generation(index_dir))
     manifest = {
         "format_version": FORMAT_VERSION,
+        "generation": previous_generation + 1,  # qa.store.protocol: increases on every write
         "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "embedding_model": embedder.model_id,
         "dimension": dim,

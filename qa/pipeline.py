@@ -6,6 +6,13 @@ warm_up() loads the index (building it from the corpus on first run), the embedd
 and the reader, once per process. Writers (add/remove documents) build a new index version and swap
 one reference to an immutable ``_State``; readers take that reference once per question, so every
 answer comes from one consistent index, old or new, never half of each.
+
+The store is a :class:`qa.store.protocol.DocumentReader` (``QA_STORE``): with ``faiss`` (default) a
+loaded index version, written through the journalled transactions of :mod:`qa.writes`; with
+``milvus`` the live :class:`qa.store.milvus_store.MilvusDocumentStore`, written through
+:class:`qa.store.writes.StoreWriter`. Either way a passage whose text does not slice from its
+document's stored text (replaced meanwhile by another replica) is dropped before reading, so every
+citation slices its document exactly.
 """
 
 from __future__ import annotations
@@ -14,7 +21,9 @@ import logging
 import threading
 import time
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from qa.config import Settings, get_settings
 from qa.converters import add_pages
@@ -28,6 +37,9 @@ from qa.validation import (  # noqa: F401 - re-exported: the API imports them fr
 )
 from qa.types import AskResult, PassageOut
 
+if TYPE_CHECKING:
+    from qa.store.protocol import DocumentReader
+
 logger = logging.getLogger(__name__)
 
 
@@ -37,8 +49,25 @@ class QuestionError(ValueError):
 
 @dataclass(frozen=True)
 class _State:
-    store: IndexStore
+    store: "DocumentReader"  # an IndexStore version (faiss) or the live Milvus store
     retriever: object
+
+
+def _exact_passages(passages: list, document_text) -> list:
+    """The passages whose chunk still slices from its document's text (all of them with a FAISS
+    version; with a live store a document replaced between the search and now drops out)."""
+    out = []
+    for p in passages:
+        c = p.chunk
+        try:
+            ok = document_text(c.document)[c.start:c.end] == c.text
+        except KeyError:
+            ok = False
+        if ok:
+            out.append(p)
+        else:
+            logger.info("passage %s:%d-%d changed since it was retrieved; not read", c.document, c.start, c.end)
+    return out
 
 
 class QAPipeline:
@@ -79,12 +108,32 @@ class QAPipeline:
 
         s = self.settings
         self.embedder, self.chunker = self._load_models()
+        if s.store != "faiss":
+            return self._warm_up_store(show_progress)
         self.writer = Writer(s, self._index_changes)
         self.recovered = self.writer.recover()
         store = load_or_build(s, self.embedder, self.chunker, announce=logger.warning, show_progress=show_progress)
         store = self._reconcile(store, show_progress)
         self.reader = self._load_reader()
         self._state = self._make_state(store)
+        return self
+
+    def _warm_up_store(self, show_progress: bool = False) -> "QAPipeline":
+        """QA_STORE=milvus: the store is the only copy of the documents. A store never written
+        (generation 0) is filled from the corpus folder first (start one replica first, or run
+        `qa index`, before starting several)."""
+        from qa.store import open_store
+        from qa.store.writes import StoreWriter
+
+        s = self.settings
+        store = open_store(s, self.embedder.model_id, self.embedder.dimension, self.chunker.params)
+        self.writer = StoreWriter(s, store, self.embedder, self.chunker)
+        if store.generation == 0 and Path(s.corpus_dir).is_dir():
+            logger.warning("the %s store is empty; indexing %s into it (first run)", store.name, s.corpus_dir)
+            report = self.writer.sync_corpus(Path(s.corpus_dir), show_progress=show_progress)
+            logger.warning("store filled: %s", report.summary())
+        self.reader = self._load_reader()
+        self._state = self._make_state(store.snapshot())
         return self
 
     def _reconcile(self, store: IndexStore, show_progress: bool = False) -> IndexStore:
@@ -147,8 +196,10 @@ class QAPipeline:
         state = self._require()  # one consistent index for the whole question
         t0 = time.perf_counter()
         passages = state.retriever.run(q, k)
+        document_text = lru_cache(maxsize=None)(state.store.document_text)  # one fetch per document
+        passages = _exact_passages(passages, document_text)
         t1 = time.perf_counter()
-        out = self.reader.run(q, passages, state.store.document_text, max_answers=n)
+        out = self.reader.run(q, passages, document_text, max_answers=n)
         t2 = time.perf_counter()
         return add_pages(AskResult(
             question=q,
@@ -165,8 +216,8 @@ class QAPipeline:
 
     # ------------------------------------------------------------------ documents
     def documents(self) -> list[DocumentInfo]:
-        store = self.store
-        return [store.documents[d] for d in store.document_ids()]
+        docs = self.store.documents
+        return [docs[d] for d in sorted(docs)]
 
     def document_text(self, doc_id: str) -> str:
         return self.store.document_text(doc_id)
@@ -225,15 +276,17 @@ class QAPipeline:
         return self.writer.trash()
 
     def active_version(self) -> str:
-        return self._require().store.path.name
+        store = self._require().store
+        path = getattr(store, "path", None)
+        return path.name if path is not None else f"{getattr(store, 'name', 'store')}-generation-{store.generation}"
 
     def reload_if_changed(self) -> bool:
         """Swap to the active index version on disk if another process (``qa index``, ``qa
         restore``) committed a new one. Skipped while a write of this process runs."""
         from qa.index_store import active_version_name
 
-        if self._state is None:
-            return False
+        if self._state is None or self.settings.store != "faiss":
+            return False  # a live store (milvus) has nothing to reload
         active = active_version_name(self.settings.index_dir)
         if active is None or active == self._state.store.path.name:
             return False

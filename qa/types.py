@@ -29,6 +29,9 @@ class Chunk:
     start: int
     end: int
     text: str  # == document_text[start:end]
+    # stable id (qa.store.protocol.chunk_id: document + ordinal + content hash); set by the stores,
+    # not part of equality (a chunk is its document and offsets)
+    id: str = field(default="", compare=False)
 
 
 @dataclass(frozen=True)

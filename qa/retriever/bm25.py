@@ -123,3 +123,28 @@ class BM25Retriever:
                 Passage(chunk=self.chunks[int(idx)], score=s, rank=len(passages) + 1, scores={"bm25": s})
             )
         return passages
+
+
+class KeywordRetriever:
+    """BM25 through the document store (:meth:`qa.store.protocol.DocumentReader.keyword_search`):
+    bm25s in memory for the FAISS backend, Milvus's built-in BM25 function for the Milvus one (no
+    per-process state there). ``run(question, k)`` like :class:`BM25Retriever`."""
+
+    name = "bm25"
+
+    def __init__(self, store: Any) -> None:
+        self.store = store
+
+    def warm_up(self) -> "KeywordRetriever":
+        warm = getattr(self.store, "bm25", None)  # the FAISS backend builds its BM25 index here
+        if callable(warm):
+            warm()
+        return self
+
+    def run(self, question: str, k: int = 5) -> list[Passage]:
+        if k < 1:
+            raise ValueError("k must be >= 1")
+        return [
+            Passage(chunk=h.chunk, score=h.score, rank=rank, scores={"bm25": h.score})
+            for rank, h in enumerate(self.store.keyword_search(question, k), start=1)
+        ]

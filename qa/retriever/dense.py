@@ -1,4 +1,5 @@
-"""Dense retrieval: embed the question, inner-product search over the FAISS index."""
+"""Dense retrieval: embed the question, inner-product search in the document store
+(:meth:`qa.store.protocol.DocumentReader.dense_search`: FAISS or Milvus)."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from qa.types import Passage
 
 if TYPE_CHECKING:
     from qa.embedding import Embedder
-    from qa.index_store import IndexStore
+    from qa.store.protocol import DocumentReader
 
 
 class DenseRetriever:
@@ -16,7 +17,7 @@ class DenseRetriever:
 
     name = "dense"
 
-    def __init__(self, store: "IndexStore", embedder: "Embedder") -> None:
+    def __init__(self, store: "DocumentReader", embedder: "Embedder") -> None:
         self.store = store
         self.embedder = embedder
 
@@ -27,11 +28,11 @@ class DenseRetriever:
     def run(self, question: str, k: int = 5) -> list[Passage]:
         if k < 1:
             raise ValueError("k must be >= 1")
-        if not self.store.chunks:
+        if self.store.count_chunks() == 0:
             return []
         qv = self.embedder.embed_query(question)
-        hits = self.store.search(qv, k)
+        hits = self.store.dense_search(qv, k)
         return [
-            Passage(chunk=self.store.chunks[i], score=s, rank=rank, scores={"dense": s})
-            for rank, (i, s) in enumerate(hits, start=1)
+            Passage(chunk=h.chunk, score=h.score, rank=rank, scores={"dense": h.score})
+            for rank, h in enumerate(hits, start=1)
         ]

@@ -98,16 +98,21 @@ class HybridRetriever:
 def make_retriever(
     mode: str, store: Any, embedder: Any = None, settings: "Settings | None" = None
 ) -> Retriever:
-    """The retriever for ``mode`` ("dense", "bm25" or "hybrid") over ``store`` (an index store:
-    ``store.chunks`` is its list of chunks). ``embedder`` is needed for dense and hybrid."""
-    from qa.retriever.bm25 import BM25Retriever
+    """The retriever for ``mode`` ("dense", "bm25" or "hybrid") over ``store`` (a
+    :class:`qa.store.protocol.DocumentReader`; for BM25 alone, also anything with a ``chunks``
+    list). ``embedder`` is needed for dense and hybrid."""
+    from qa.retriever.bm25 import BM25Retriever, KeywordRetriever
 
     if settings is None:
         from qa.config import get_settings
 
         settings = get_settings()
+
+    def keyword() -> Retriever:
+        return KeywordRetriever(store) if hasattr(store, "keyword_search") else BM25Retriever(store.chunks)
+
     if mode == "bm25":
-        return BM25Retriever(store.chunks)
+        return keyword()
     if mode not in ("dense", "hybrid"):
         raise ValueError(f"unknown retrieval mode {mode!r}: expected dense, bm25 or hybrid")
     if embedder is None:
@@ -117,4 +122,4 @@ def make_retriever(
     dense = DenseRetriever(store, embedder)
     if mode == "dense":
         return dense
-    return HybridRetriever(dense, BM25Retriever(store.chunks), rrf_k=settings.rrf_k)
+    return HybridRetriever(dense, keyword(), rrf_k=settings.rrf_k)

@@ -1,0 +1,384 @@
+"""The ``milvus`` backend of :class:`qa.store.protocol.DocumentStore` (``QA_STORE=milvus``).
+
+``QA_MILVUS_URI`` picks the Milvus: a local file path ending in ``.db`` runs Milvus Lite inside this
+process (one process per file); ``http://host:port`` talks to a Milvus server (or ``milvus-lite
+server``), which any number of ``qa serve`` replicas can share. Everything a replica serves comes
+from Milvus: no per-process index, BM25 statistics or document texts (docs/scaling.md).
+
+Four collections, named ``<QA_MILVUS_COLLECTION>_<kind>`` (default prefix ``qa``):
+
+* ``chunks``: one row per chunk. Primary key: the stable chunk id (qa.store.protocol.chunk_id);
+  ``document``, ``ordinal``, ``start``, ``end``, ``rev``, ``text`` (the exact chunk text),
+  ``vector`` (FLOAT_VECTOR, inner product, FLAT index: exact like FAISS's IndexFlatIP) and the
+  keyword side: ``terms`` (the chunk's words lower-cased, English stop words dropped, Snowball-stemmed:
+  the same analysis as the FAISS backend's bm25s) feeds Milvus's built-in BM25 function
+  (``FunctionType.BM25``) whose SPARSE_FLOAT_VECTOR output ``sparse`` is searched with metric BM25.
+  Milvus keeps the BM25 statistics; a query is analysed the same way (stateless) and sent as text.
+* ``texts``: each document's exact served text, in parts of at most 60,000 UTF-8 bytes (a VARCHAR
+  holds 65,535), keyed by document, revision and part.
+* ``documents``: one row per document: sha256, size, converter, page starts, text checksum, chunk
+  count and its current revision (which ``texts`` rows are its text).
+* ``meta``: the generation and what the vectors are (embedding model, dimension, chunking).
+
+A write is ordered so that a reader on another replica never sees a document without its text:
+new text parts (new revision) -> chunks upserted -> the document row names the new revision (the
+switch) -> old chunks and text parts deleted by filter on the document id -> generation + 1.
+Collections use Strong consistency: a write acknowledged by one replica is visible to every replica.
+Concurrent writers on different replicas are not serialised: two replicas replacing the same
+document at the same moment end with one of the two versions (last writer wins per row).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import re
+import threading
+import time
+import uuid
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+
+from qa.index_store import DocumentInfo, IndexStaleError
+from qa.store.protocol import Hit, check_write, with_ids
+from qa.types import Chunk, Document
+
+logger = logging.getLogger(__name__)
+
+ID_MAX = 2048  # bytes of a document id (a relative path) in a VARCHAR
+CHUNK_ID_MAX = ID_MAX + 32
+VARCHAR_MAX = 65535
+TEXT_PART_BYTES = 60_000
+TOP_K_MAX = 16_384  # Milvus's limit on a search's topk / a query's limit
+SCHEMA_VERSION = 1
+BUCKETS = 256  # documents are listed one bucket (hash of the id) at a time past TOP_K_MAX of them
+
+_WORD = re.compile(r"(?u)\b\w\w+\b")  # bm25s's default token pattern
+_analysis: dict[str, Any] = {}
+
+
+def analyze(text: str) -> str:
+    """The words BM25 sees: lower-cased, English stop words (bm25s's list) dropped, Snowball
+    English stems (PyStemmer), joined by spaces. Stateless, so every replica agrees."""
+    if not _analysis:
+        import Stemmer
+        from bm25s.stopwords import STOPWORDS_EN
+
+        _analysis["stop"] = frozenset(STOPWORDS_EN)
+        _analysis["stem"] = Stemmer.Stemmer("english")
+    stop = _analysis["stop"]
+    words = [w for w in _WORD.findall(text.lower()) if w not in stop]
+    return " ".join(_analysis["stem"].stemWords(words)) if words else ""
+
+
+def _lit(value: str) -> str:
+    """A string literal for a Milvus filter expression (JSON escaping: quotes and backslashes)."""
+    return json.dumps(value, ensure_ascii=False)
+
+
+def _text_sha(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
+
+
+def split_text(text: str, limit: int = TEXT_PART_BYTES) -> list[str]:
+    """``text`` in consecutive pieces of at most ``limit`` UTF-8 bytes; ``"".join`` gives it back."""
+    parts: list[str] = []
+    start, size = 0, 0
+    for i, ch in enumerate(text):
+        n = len(ch.encode("utf-8", "surrogatepass"))
+        if size + n > limit:
+            parts.append(text[start:i])
+            start, size = i, 0
+        size += n
+    parts.append(text[start:])
+    return parts
+
+
+def is_local_uri(uri: str) -> bool:
+    return "://" not in uri
+
+
+class MilvusDocumentStore:
+    """A :class:`~qa.store.protocol.DocumentStore` in Milvus (see the module docstring).
+
+    ``uri``: a local ``.db`` path (Milvus Lite in this process) or ``http://host:port``.
+    ``model_id``/``dimension``/``chunking``: what the writers' embedder and chunker produce; a store
+    created with others raises :class:`qa.index_store.IndexStaleError`.
+    """
+
+    name = "milvus"
+
+    def __init__(self, uri: str, model_id: str, dimension: int, chunking: Mapping[str, Any],
+                 collection: str = "qa", token: str = "") -> None:
+        from pymilvus import MilvusClient
+
+        uri = str(uri)
+        if is_local_uri(uri) and not uri.endswith(".db"):
+            raise ValueError(f"QA_MILVUS_URI {uri!r}: a local Milvus Lite file must end in .db "
+                             "(or give http://host:port of a Milvus server)")
+        if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]{0,200}", collection):
+            raise ValueError(f"QA_MILVUS_COLLECTION {collection!r}: letters, digits and _ only")
+        self.uri = uri
+        self.model_id, self.dimension, self.chunking = model_id, int(dimension), dict(chunking)
+        self.prefix = collection
+        self.c_chunks, self.c_texts = f"{collection}_chunks", f"{collection}_texts"
+        self.c_docs, self.c_meta = f"{collection}_documents", f"{collection}_meta"
+        self.client = MilvusClient(uri=uri, token=token) if token else MilvusClient(uri=uri)
+        self._write_lock = threading.Lock()
+        self._ensure_collections()
+
+    # ------------------------------------------------------------------ schema
+    def _ensure_collections(self) -> None:
+        from pymilvus import DataType, Function, FunctionType, MilvusClient
+
+        c = self.client
+        existing = set(c.list_collections())
+
+        def create(name: str, schema: Any, vector_fields: list[tuple[str, str, str]]) -> None:
+            if name in existing:
+                c.load_collection(name)
+                return
+            index = c.prepare_index_params()
+            for field, kind, metric in vector_fields:
+                index.add_index(field_name=field, index_type=kind, metric_type=metric)
+            c.create_collection(name, schema=schema, index_params=index, consistency_level="Strong")
+
+        s = MilvusClient.create_schema(auto_id=False, enable_dynamic_field=False)
+        s.add_field("id", DataType.VARCHAR, is_primary=True, max_length=CHUNK_ID_MAX)
+        s.add_field("document", DataType.VARCHAR, max_length=ID_MAX)
+        s.add_field("ordinal", DataType.INT64)
+        s.add_field("start", DataType.INT64)
+        s.add_field("end", DataType.INT64)
+        s.add_field("rev", DataType.VARCHAR, max_length=64)
+        s.add_field("text", DataType.VARCHAR, max_length=VARCHAR_MAX)
+        s.add_field("terms", DataType.VARCHAR, max_length=VARCHAR_MAX, enable_analyzer=True,
+                    analyzer_params={"tokenizer": "standard"})
+        s.add_field("sparse", DataType.SPARSE_FLOAT_VECTOR)
+        s.add_field("vector", DataType.FLOAT_VECTOR, dim=self.dimension)
+        s.add_function(Function(name="terms_bm25", function_type=FunctionType.BM25,
+                                input_field_names=["terms"], output_field_names=["sparse"]))
+        create(self.c_chunks, s, [("vector", "FLAT", "IP"), ("sparse", "SPARSE_INVERTED_INDEX", "BM25")])
+
+        s = MilvusClient.create_schema(auto_id=False, enable_dynamic_field=False)
+        s.add_field("id", DataType.VARCHAR, is_primary=True, max_length=CHUNK_ID_MAX)
+        s.add_field("document", DataType.VARCHAR, max_length=ID_MAX)
+        s.add_field("rev", DataType.VARCHAR, max_length=64)
+        s.add_field("part", DataType.INT64)
+        s.add_field("text", DataType.VARCHAR, max_length=VARCHAR_MAX)
+        s.add_field("_v", DataType.FLOAT_VECTOR, dim=2)  # Milvus wants a vector field in every collection
+        create(self.c_texts, s, [("_v", "FLAT", "L2")])
+
+        s = MilvusClient.create_schema(auto_id=False, enable_dynamic_field=False)
+        s.add_field("id", DataType.VARCHAR, is_primary=True, max_length=ID_MAX)
+        s.add_field("rev", DataType.VARCHAR, max_length=64)
+        s.add_field("parts", DataType.INT64)
+        s.add_field("bucket", DataType.INT64)
+        s.add_field("info", DataType.JSON)
+        s.add_field("_v", DataType.FLOAT_VECTOR, dim=2)
+        create(self.c_docs, s, [("_v", "FLAT", "L2")])
+
+        s = MilvusClient.create_schema(auto_id=False, enable_dynamic_field=False)
+        s.add_field("id", DataType.VARCHAR, is_primary=True, max_length=64)
+        s.add_field("generation", DataType.INT64)
+        s.add_field("info", DataType.JSON)
+        s.add_field("_v", DataType.FLOAT_VECTOR, dim=2)
+        create(self.c_meta, s, [("_v", "FLAT", "L2")])
+
+        rows = c.query(self.c_meta, filter='id == "store"', output_fields=["generation", "info"])
+        wanted = {"schema": SCHEMA_VERSION, "embedding_model": self.model_id, "dimension": self.dimension,
+                  "chunking": self.chunking}
+        if not rows:
+            c.insert(self.c_meta, [{"id": "store", "generation": 0, "info": wanted, "_v": [0.0, 0.0]}])
+            return
+        have = rows[0]["info"] or {}
+        for key in ("schema", "embedding_model", "dimension", "chunking"):
+            if have.get(key) != wanted[key]:
+                raise IndexStaleError(
+                    f"Milvus collections {self.prefix}_* at {self.uri} hold {key} {have.get(key)!r} but this "
+                    f"service uses {wanted[key]!r}; drop them (or set another QA_MILVUS_COLLECTION) and index again")
+
+    def drop(self) -> None:
+        """Remove the four collections (everything this store holds)."""
+        for name in (self.c_chunks, self.c_texts, self.c_docs, self.c_meta):
+            if self.client.has_collection(name):
+                self.client.drop_collection(name)
+
+    def close(self) -> None:
+        self.client.close()
+
+    # ------------------------------------------------------------------ reads
+    def snapshot(self) -> "MilvusDocumentStore":
+        return self  # live: see qa.store.protocol
+
+    @property
+    def generation(self) -> int:
+        rows = self.client.query(self.c_meta, filter='id == "store"', output_fields=["generation"])
+        return int(rows[0]["generation"]) if rows else 0
+
+    def _doc_rows(self, filter: str, limit: int | None = None) -> list[dict[str, Any]]:
+        fields = ["id", "rev", "parts", "info"]
+        if limit is not None:
+            return self.client.query(self.c_docs, filter=filter, output_fields=fields, limit=limit)
+        # A query returns at most TOP_K_MAX rows (and pymilvus's query_iterator cannot page over
+        # ids holding quotes or backslashes): more documents are read one hash bucket at a time.
+        if self.count_documents() < TOP_K_MAX:
+            return self.client.query(self.c_docs, filter=filter, output_fields=fields, limit=TOP_K_MAX)
+        out: list[dict[str, Any]] = []
+        for b in range(BUCKETS):
+            out.extend(self.client.query(self.c_docs, filter=f"({filter}) and bucket == {b}", output_fields=fields,
+                                         limit=TOP_K_MAX))
+        return out
+
+    @staticmethod
+    def _info(row: dict[str, Any]) -> DocumentInfo:
+        i = row["info"]
+        return DocumentInfo(row["id"], i["sha256"], int(i["size"]), int(i["chunk_count"]), i.get("converter", "text"),
+                            i.get("converter_version", ""), len(i["page_starts"]) if i.get("page_starts") else None)
+
+    @property
+    def documents(self) -> dict[str, DocumentInfo]:
+        return {r["id"]: self._info(r) for r in self._doc_rows('id != ""')}
+
+    def document_ids(self) -> list[str]:
+        return sorted(self.documents)
+
+    def _doc_row(self, doc_id: str) -> dict[str, Any]:
+        rows = self._doc_rows(f"id == {_lit(doc_id)}", limit=1)
+        if not rows:
+            raise KeyError(doc_id)
+        return rows[0]
+
+    def document_info(self, doc_id: str) -> DocumentInfo:
+        return self._info(self._doc_row(doc_id))
+
+    def document_text(self, doc_id: str) -> str:
+        for attempt in range(3):
+            row = self._doc_row(doc_id)
+            parts = self.client.query(
+                self.c_texts, filter=f"document == {_lit(doc_id)} and rev == {_lit(row['rev'])}",
+                output_fields=["part", "text"], limit=TOP_K_MAX)
+            if len(parts) == int(row["parts"]):
+                text = "".join(p["text"] for p in sorted(parts, key=lambda p: p["part"]))
+                if _text_sha(text) == row["info"]["text_sha256"]:
+                    return text
+            # the document was replaced between the two reads: read its new revision
+        raise RuntimeError(f"the stored text of {doc_id!r} is incomplete or does not match its checksum")
+
+    def page_starts(self, doc_id: str) -> tuple[int, ...]:
+        return tuple(int(x) for x in (self._doc_row(doc_id)["info"].get("page_starts") or ()))
+
+    def _hits(self, result: Any, sign: float) -> list[Hit]:
+        out = []
+        for h in result[0] if result else []:
+            e = h["entity"]
+            score = float(h["distance"]) * sign
+            out.append(Hit(Chunk(e["document"], int(e["start"]), int(e["end"]), e["text"], id=h["id"]), score))
+        return out
+
+    def dense_search(self, query_vector: np.ndarray, k: int) -> list[Hit]:
+        if k < 1:
+            return []
+        q = np.asarray(query_vector, dtype=np.float32).reshape(-1)
+        if q.shape[0] != self.dimension:
+            raise ValueError(f"query vector has dimension {q.shape[0]}, the store has {self.dimension}")
+        res = self.client.search(self.c_chunks, data=[q.tolist()], anns_field="vector", limit=min(k, TOP_K_MAX),
+                                 search_params={"metric_type": "IP"},
+                                 output_fields=["document", "start", "end", "text"])
+        return self._hits(res, 1.0)
+
+    def keyword_search(self, query: str, k: int) -> list[Hit]:
+        terms = analyze(query)
+        if k < 1 or not terms:
+            return []
+        res = self.client.search(self.c_chunks, data=[terms], anns_field="sparse", limit=min(k, TOP_K_MAX),
+                                 search_params={"metric_type": "BM25"},
+                                 output_fields=["document", "start", "end", "text"])
+        # Milvus Lite reports a BM25 match as a negative distance (smaller is better); a server as a
+        # positive score: the magnitude is the BM25 score either way, and the order is Milvus's.
+        hits = [Hit(h.chunk, abs(h.score)) for h in self._hits(res, 1.0)]
+        return [h for h in hits if h.score > 0.0]
+
+    def _count(self, collection: str) -> int:
+        rows = self.client.query(collection, filter="", output_fields=["count(*)"])
+        return int(rows[0]["count(*)"])
+
+    def count_documents(self) -> int:
+        return self._count(self.c_docs)
+
+    def count_chunks(self) -> int:
+        return self._count(self.c_chunks)
+
+    # ------------------------------------------------------------------ writes
+    def _bump(self) -> int:
+        """generation + 1 (at least the current time in microseconds, so that writers on several
+        replicas, which Milvus does not serialise, still move it forward)."""
+        rows = self.client.query(self.c_meta, filter='id == "store"', output_fields=["generation", "info"])
+        new = max(int(rows[0]["generation"]) + 1, time.time_ns() // 1000)
+        self.client.upsert(self.c_meta, [{"id": "store", "generation": new, "info": rows[0]["info"], "_v": [0.0, 0.0]}])
+        return new
+
+    def write_document(self, document: Document, chunks: Sequence[Chunk], vectors: np.ndarray) -> int:
+        vecs = check_write(document, chunks, vectors, self.dimension)
+        if len(document.id.encode("utf-8", "surrogatepass")) > ID_MAX:
+            raise ValueError(f"document id is longer than {ID_MAX} bytes")
+        try:
+            document.text.encode("utf-8")
+        except UnicodeEncodeError as e:
+            raise ValueError(f"{document.id}: the text holds a character Milvus cannot store ({e.reason})") from None
+        chunks = with_ids(document.id, chunks)
+        rows = []
+        for i, (c, v) in enumerate(zip(chunks, vecs)):
+            terms = analyze(c.text)
+            if len(c.text.encode("utf-8")) > VARCHAR_MAX or len(terms.encode("utf-8")) > VARCHAR_MAX:
+                raise ValueError(f"{document.id}: chunk {c.start}:{c.end} is longer than {VARCHAR_MAX} bytes")
+            rows.append({"id": c.id, "document": document.id, "ordinal": i, "start": c.start, "end": c.end,
+                         "text": c.text, "terms": terms, "vector": v.tolist()})
+        rev = uuid.uuid4().hex[:16]
+        for r in rows:
+            r["rev"] = rev
+        parts = split_text(document.text)
+        info = {"sha256": document.sha256, "size": document.size, "chunk_count": len(chunks),
+                "converter": document.converter, "converter_version": document.converter_version,
+                "page_starts": list(document.page_starts), "text_sha256": _text_sha(document.text)}
+        d = _lit(document.id)
+        with self._write_lock:
+            try:
+                self.client.insert(self.c_texts, [
+                    {"id": f"{rev}:{n}:{document.id}", "document": document.id, "rev": rev, "part": n, "text": p,
+                     "_v": [0.0, 0.0]} for n, p in enumerate(parts)])
+                for n in range(0, len(rows), 500):
+                    self.client.upsert(self.c_chunks, rows[n:n + 500])
+                self.client.upsert(self.c_docs, [{"id": document.id, "rev": rev, "parts": len(parts), "info": info,
+                                                  "bucket": int(_text_sha(document.id)[:8], 16) % BUCKETS,
+                                                  "_v": [0.0, 0.0]}])
+            except BaseException:
+                # roll back what this write added (its revision); the previous version stays
+                for coll in (self.c_texts, self.c_chunks):
+                    try:
+                        self.client.delete(coll, filter=f"document == {d} and rev == {_lit(rev)}")
+                    except Exception:  # noqa: BLE001 - report the first error
+                        logger.exception("rolling back a failed write of %s", document.id)
+                raise
+            self.client.delete(self.c_chunks, filter=f"document == {d} and rev != {_lit(rev)}")
+            self.client.delete(self.c_texts, filter=f"document == {d} and rev != {_lit(rev)}")
+            return self._bump()
+
+    def write_documents(self, items: Sequence[tuple[Document, Sequence[Chunk], np.ndarray]]) -> int:
+        for d, c, v in items:  # all checked first: bad input writes nothing
+            check_write(d, c, v, self.dimension)
+        generation = self.generation
+        for d, c, v in items:
+            generation = self.write_document(d, c, v)
+        return generation
+
+    def delete_document(self, doc_id: str) -> int:
+        with self._write_lock:
+            self._doc_row(doc_id)  # KeyError: unknown
+            d = _lit(doc_id)
+            self.client.delete(self.c_docs, filter=f"id == {d}")
+            self.client.delete(self.c_chunks, filter=f"document == {d}")
+            self.client.delete(self.c_texts, filter=f"document == {d}")
+            return self._bump()

@@ -1,0 +1,159 @@
+"""The document store protocol: what the retriever, the pipeline and the write path need from a store.
+
+Two backends implement it (``QA_STORE``): ``faiss`` (default: :class:`qa.store.faiss_store.FaissDocumentStore`,
+the versioned index folder of :mod:`qa.index_store`) and ``milvus``
+(:class:`qa.store.milvus_store.MilvusDocumentStore`, Milvus Lite in-process or a Milvus server).
+
+The model is Haystack 2.x's document-store protocol (count / write / delete, a policy per write),
+narrowed to what an extractive QA service needs: a *document* is the exact served text that every
+offset indexes, and it is stored with its *chunks* (offsets into that text) and their vectors.
+
+* Chunks get **stable ids** (:func:`chunk_id`: document id + ordinal + short content hash), never a
+  row position of an index, so a hit means the same chunk on every replica and after a rebuild.
+* Writes are per document: :meth:`DocumentStore.write_document` writes or replaces one document and
+  all its chunks; :meth:`DocumentStore.delete_document` removes one (``KeyError`` when unknown).
+* Every write increases :attr:`DocumentReader.generation` (an int; 0 for a store never written).
+* For every chunk a search returns, ``document_text(chunk.document)[chunk.start:chunk.end] == chunk.text``
+  while that document is unchanged: citations slice the stored text exactly.
+
+:class:`DocumentReader` is the read side (what one question uses). A store's :meth:`DocumentStore.snapshot`
+is a consistent read view: the FAISS backend hands out the loaded immutable version (a question sees
+one version, old or new, never half of each); the Milvus backend is live (it returns itself; the
+pipeline drops a passage whose text no longer slices from its document, so citations stay exact while
+another replica replaces that document).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
+
+import numpy as np
+
+from qa.types import Chunk, Document
+
+if TYPE_CHECKING:
+    from qa.index_store import DocumentInfo
+
+#: The backends QA_STORE may name.
+BACKENDS = ("faiss", "milvus")
+
+
+def chunk_id(document: str, ordinal: int, text: str) -> str:
+    """The stable id of a document's ``ordinal``-th chunk (0-based) with this ``text``:
+    ``"<document>#<ordinal>-<first 8 hex of sha256(text)>"``. The same chunk of the same text has
+    the same id in every backend, process and rebuild."""
+    digest = hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()[:8]
+    return f"{document}#{ordinal}-{digest}"
+
+
+@dataclass(frozen=True)
+class Hit:
+    """One search result: the chunk (``chunk.id`` is its stable id) and its score, higher is better
+    (inner product for dense search, BM25 for keyword search)."""
+
+    chunk: Chunk
+    score: float
+
+    @property
+    def id(self) -> str:
+        return self.chunk.id
+
+
+@runtime_checkable
+class DocumentReader(Protocol):
+    """The read side of a document store."""
+
+    @property
+    def generation(self) -> int:
+        """Increases on every write (0: never written)."""
+        ...
+
+    @property
+    def documents(self) -> Mapping[str, "DocumentInfo"]:
+        """{document id: DocumentInfo} of every stored document."""
+        ...
+
+    def document_ids(self) -> list[str]:
+        """Every document id, sorted."""
+        ...
+
+    def document_text(self, doc_id: str) -> str:
+        """The exact text that offsets index. ``KeyError`` for an unknown document."""
+        ...
+
+    def page_starts(self, doc_id: str) -> tuple[int, ...]:
+        """Where each page of a paged document (PDF) starts in its text; () otherwise. ``KeyError``
+        for an unknown document."""
+        ...
+
+    def dense_search(self, query_vector: np.ndarray, k: int) -> list[Hit]:
+        """The ``k`` chunks whose vectors have the largest inner product with ``query_vector``
+        (normalised: cosine), best first."""
+        ...
+
+    def keyword_search(self, query: str, k: int) -> list[Hit]:
+        """Up to ``k`` chunks ranked by BM25 for ``query``, best first; chunks sharing no term with
+        the query are not returned."""
+        ...
+
+    def count_documents(self) -> int: ...
+
+    def count_chunks(self) -> int: ...
+
+
+@runtime_checkable
+class DocumentStore(DocumentReader, Protocol):
+    """A document store: the reads plus per-document writes."""
+
+    name: str  # the backend: "faiss" or "milvus"
+
+    def write_document(self, document: Document, chunks: Sequence[Chunk], vectors: np.ndarray) -> int:
+        """Write ``document`` (its exact text, sha256, size, converter, page starts) with its
+        ``chunks`` (offsets into ``document.text``, in order) and their ``vectors`` (one
+        normalised row per chunk), replacing every chunk a document of that id had. Returns the new
+        generation. Bad input (a chunk that does not slice from the text, vectors of another shape)
+        raises ``ValueError`` and writes nothing."""
+        ...
+
+    def write_documents(self, items: Sequence[tuple[Document, Sequence[Chunk], np.ndarray]]) -> int:
+        """:meth:`write_document` for several documents (bulk indexing): the FAISS backend commits
+        them as one version, Milvus writes them one after the other. Every item is checked before
+        anything is written. Returns the new generation."""
+        ...
+
+    def delete_document(self, doc_id: str) -> int:
+        """Delete a document and all its chunks; returns the new generation. ``KeyError`` when the
+        document is unknown (nothing changes)."""
+        ...
+
+    def snapshot(self) -> DocumentReader:
+        """A consistent read view for one question (see the module docstring)."""
+        ...
+
+    def close(self) -> None: ...
+
+
+def check_write(document: Document, chunks: Sequence[Chunk], vectors: np.ndarray, dimension: int) -> np.ndarray:
+    """Validate a :meth:`DocumentStore.write_document` call; returns the vectors as float32 (n, d).
+    Raises ValueError with a message that names the problem."""
+    vecs = np.asarray(vectors, dtype=np.float32)
+    if vecs.ndim != 2 or vecs.shape != (len(chunks), dimension):
+        raise ValueError(f"{document.id}: expected vectors of shape ({len(chunks)}, {dimension}), got {vecs.shape}")
+    if not np.all(np.isfinite(vecs)):
+        raise ValueError(f"{document.id}: vectors hold NaN or infinite values")
+    for c in chunks:
+        if c.document != document.id:
+            raise ValueError(f"a chunk of {c.document!r} was given with document {document.id!r}")
+        if not (0 <= c.start < c.end <= len(document.text)) or document.text[c.start:c.end] != c.text:
+            raise ValueError(f"{document.id}: chunk {c.start}:{c.end} does not slice from the document text")
+    return vecs
+
+
+def with_ids(document: str, chunks: Sequence[Chunk]) -> list[Chunk]:
+    """``chunks`` (a document's, in order) with their stable ids set."""
+    from dataclasses import replace
+
+    return [replace(c, id=chunk_id(document, i, c.text)) for i, c in enumerate(chunks)]

@@ -1,0 +1,151 @@
+"""Writes through the :class:`qa.store.protocol.DocumentStore` protocol alone (the ``milvus`` backend).
+
+:class:`StoreWriter` answers the pipeline like :class:`qa.writes.Writer` (add, replace with If-Match,
+delete, restore, trash, recover) but the store is the only place documents live: an upload is checked
+and converted (the same rules and errors as the FAISS backend: a refused file changes nothing),
+chunked, embedded, and written with ``write_document``; a delete is ``delete_document``. Nothing goes
+to the corpus folder, so replicas on other machines serve the same documents; the corpus folder is
+only read by :meth:`StoreWriter.sync_corpus` (``qa index``, and a first start on an empty store).
+There is no trash with this backend (a deleted document is gone; restore answers 404).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import unicodedata
+from pathlib import Path
+from typing import Any, Callable
+
+from qa.index_store import BuildReport
+from qa.ingest import load_corpus
+from qa.store.protocol import DocumentStore
+from qa.types import Document
+from qa.validation import DocumentError, shown
+from qa.writes import Recovery, TrashEntry, Writer
+
+logger = logging.getLogger(__name__)
+
+
+def _text_sha(text: str) -> str:
+    import hashlib
+
+    return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
+
+
+class StoreWriter(Writer):
+    """Write transactions straight to a document store (see the module docstring)."""
+
+    def __init__(self, settings: Any, store: DocumentStore, embedder: Any, chunker: Any) -> None:
+        super().__init__(settings, self._no_indexer)
+        self.store = store
+        self.embedder = embedder
+        self.chunker = chunker
+        self.chunks_embedded = 0  # by write(), for reports
+
+    @staticmethod
+    def _no_indexer(*_a: Any) -> Any:  # pragma: no cover - the journal path is not used here
+        raise RuntimeError("StoreWriter writes through the store")
+
+    # ------------------------------------------------------------ one document
+    def write(self, doc: Document) -> int:
+        """Chunk, embed and write one document (replacing one of that id). Returns the generation."""
+        chunks = self.chunker.chunk(doc)
+        vectors = self.embedder.embed_documents([c.text for c in chunks])
+        self.chunks_embedded += len(chunks)
+        return self.store.write_document(doc, chunks, vectors)
+
+    # ------------------------------------------------------------ the pipeline's write calls
+    def add(self, files: list[tuple[str, bytes]], current: Any = None,
+            load: Callable[[], Any] | None = None) -> tuple[DocumentStore, list[str]]:
+        """Add new documents, all or nothing. DocumentError: a bad file (nothing written) or a taken
+        name (409)."""
+        docs = self._checked(files)  # every file converted and checked before anything is written
+        indexed = {unicodedata.normalize("NFC", d) for d in self.store.documents}
+        for doc, _ in docs:
+            if unicodedata.normalize("NFC", doc.id) in indexed:
+                raise DocumentError(
+                    f"a document named {shown(doc.id)} already exists; replace it with "
+                    "PUT /documents/{id} (If-Match: its sha256) or delete it first", "already_exists", 409)
+        written: list[str] = []
+        try:
+            for doc, _ in docs:
+                self.write(doc)
+                written.append(doc.id)
+        except BaseException:
+            for doc_id in written:  # all or nothing: take back the ones already written
+                try:
+                    self.store.delete_document(doc_id)
+                except Exception:  # noqa: BLE001 - report the first error
+                    logger.exception("could not take back %s after a failed upload", doc_id)
+            raise
+        return self.store, [d.id for d, _ in docs]
+
+    def replace(self, doc_id: str, data: bytes, if_match: str | None, current: Any = None,
+                load: Callable[[], Any] | None = None) -> tuple[DocumentStore, bool]:
+        if not if_match:
+            raise DocumentError("replacing a document needs an If-Match header with its current sha256 "
+                                "(from GET /documents)", "precondition_required", 428)
+        [(doc, _raw)] = self._checked([(doc_id.rsplit("/", 1)[-1], data)], doc_id=doc_id)
+        info = self.store.documents.get(doc_id)
+        if info is None:
+            raise DocumentError(f"unknown document {shown(doc_id)}", "not_found", 404)
+        wanted = {t.strip().removeprefix("W/").strip('"') for t in if_match.split(",")}
+        if info.sha256 not in wanted and "*" not in wanted:
+            raise DocumentError(f"document {shown(doc_id)} has changed (its sha256 is {info.sha256}); "
+                                "fetch it again and retry", "precondition_failed", 412)
+        if doc.sha256 == info.sha256:
+            return self.store, False
+        self.write(doc)
+        return self.store, True
+
+    def delete(self, doc_id: str, current: Any = None, load: Callable[[], Any] | None = None) -> DocumentStore:
+        self.store.delete_document(doc_id)  # KeyError: unknown
+        return self.store
+
+    def restore(self, doc_id: str, current: Any = None, load: Callable[[], Any] | None = None,
+                entry: str | None = None) -> tuple[DocumentStore, TrashEntry]:
+        raise KeyError(doc_id)  # no trash with this backend
+
+    def recover(self) -> list[Recovery]:
+        return []  # every write is one store call sequence; nothing is journalled
+
+    def trash(self) -> list[TrashEntry]:
+        return []
+
+    def purge_trash(self) -> int:
+        return 0
+
+    # ------------------------------------------------------------ the corpus folder
+    def sync_corpus(self, corpus: Path, paths: list[Path] | None = None, show_progress: bool = False) -> BuildReport:
+        """Make the store hold the corpus folder's documents: new or changed files (sha256 of the
+        bytes or of the extracted text) are written, unchanged ones kept, and (without ``paths``)
+        stored documents with no file any more are deleted. The report says which."""
+        t0 = time.perf_counter()
+        report = BuildReport(index_dir=str(getattr(self.store, "uri", "")))
+        docs, report.skipped = load_corpus(Path(corpus), paths)
+        stored = self.store.documents
+        embedded = self.chunks_embedded
+        for doc in docs:
+            old = stored.get(doc.id)
+            if old is not None and old.sha256 == doc.sha256 and self._same_text(doc):
+                report.reused.append(doc.id)
+                continue
+            self.write(doc)
+            (report.changed if old is not None else report.added).append(doc.id)
+        if paths is None:
+            present = {d.id for d in docs}
+            for doc_id in sorted(set(stored) - present):
+                self.store.delete_document(doc_id)
+                report.removed.append(doc_id)
+        report.documents = self.store.count_documents()
+        report.chunks = self.store.count_chunks()
+        report.chunks_embedded = self.chunks_embedded - embedded
+        report.seconds = time.perf_counter() - t0
+        return report
+
+    def _same_text(self, doc: Document) -> bool:
+        try:
+            return _text_sha(self.store.document_text(doc.id)) == _text_sha(doc.text)
+        except KeyError:
+            return False

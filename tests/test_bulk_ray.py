@@ -1,0 +1,97 @@
+"""`qa index --ray`: Ray Data chunks and embeds (a local Ray with 2 CPUs, started by the test) and
+the result is the index `qa index` builds: the same chunks, the same vectors, in FAISS and Milvus."""
+
+from __future__ import annotations
+
+import shutil
+
+import numpy as np
+import pytest
+import ray  # ray[data]: the `ray` extra, which make setup installs
+
+from qa.chunking import Chunker
+from qa.config import PROJECT_ROOT, Settings
+from qa.index_store import IndexStore, build_or_update
+from qa.store import open_store
+from qa.store.bulk import ray_index
+
+SEEDS_DIR = PROJECT_ROOT / "seeds"  # read only: copied into tmp_path
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def local_ray():
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, configure_logging=False,
+             object_store_memory=256 * 1024 * 1024)
+    yield
+    ray.shutdown()
+
+
+@pytest.fixture
+def corpus(tmp_path):
+    root = tmp_path / "corpus"
+    root.mkdir()
+    for p in sorted(SEEDS_DIR.glob("*.txt"))[:3]:
+        shutil.copy(p, root / p.name)
+    (root / "sub").mkdir()
+    (root / "sub" / "empty.txt").write_text("   ", encoding="utf-8")  # skipped, named in the report
+    return root
+
+
+def test_ray_index_matches_qa_index(local_ray, corpus, tmp_path, embedder, chunker):
+    plain = Settings(corpus_dir=corpus, index_dir=tmp_path / "plain")
+    expected = build_or_update(corpus, plain, embedder, chunker)
+
+    s = Settings(corpus_dir=corpus, index_dir=tmp_path / "ray")
+    store = open_store(s, embedder.model_id, embedder.dimension, Chunker.from_settings(s).params)
+    report = ray_index(s, store, corpus)
+    assert sorted(report.added) == sorted(expected.documents) and len(expected.documents) == 3
+    assert [sk.path for sk in report.skipped] == [sk.path for sk in expected.build_report.skipped] != []
+    assert report.chunks == report.chunks_embedded == len(expected.chunks)
+
+    got = IndexStore.load(s.index_dir, embedder.model_id)
+    assert [(c.document, c.start, c.end, c.id) for c in got.chunks] == \
+        [(c.document, c.start, c.end, c.id) for c in expected.chunks]
+    assert np.allclose(got.vectors, expected.vectors, atol=1e-5)
+    for d in expected.documents:
+        assert got.document_text(d) == expected.document_text(d)
+        assert got.documents[d].sha256 == expected.documents[d].sha256
+
+    # nothing changed: nothing is embedded again; a removed file is dropped
+    (corpus / sorted(expected.documents)[0]).unlink()
+    again = ray_index(s, store, corpus)
+    assert again.chunks_embedded == 0 and len(again.reused) == 2 and again.removed == [sorted(expected.documents)[0]]
+    assert store.count_documents() == 2
+
+
+def test_ray_index_into_milvus(local_ray, corpus, tmp_path, embedder):
+    s = Settings(corpus_dir=corpus, index_dir=tmp_path / "index", store="milvus", milvus_uri=str(tmp_path / "m.db"))
+    store = open_store(s, embedder.model_id, embedder.dimension, Chunker.from_settings(s).params)
+    try:
+        report = ray_index(s, store, corpus)
+        assert len(report.added) == 3 and store.count_documents() == 3
+        hits = store.dense_search(embedder.embed_query("When did the protests in Kazakhstan begin?"), 3)
+        assert hits
+        for h in hits + store.keyword_search("Kazakhstan protests", 3):
+            assert store.document_text(h.chunk.document)[h.chunk.start:h.chunk.end] == h.chunk.text
+    finally:
+        store.close()
+
+
+def test_qa_index_ray_cli(local_ray, corpus, tmp_path, monkeypatch, capsys, embedder):
+    import json
+
+    from qa.cli import main
+    from qa.config import get_settings
+
+    monkeypatch.setenv("QA_CORPUS_DIR", str(corpus))
+    monkeypatch.setenv("QA_INDEX_DIR", str(tmp_path / "cli-index"))
+    get_settings.cache_clear()
+    try:
+        assert main(["index", "--ray", "--ray-cpus", "2", "--json"]) == 0
+        report = json.loads(capsys.readouterr().out)
+        assert len(report["added"]) == 3 and report["chunks"] == report["chunks_embedded"] > 0
+        assert IndexStore.load(tmp_path / "cli-index").count_documents() == 3
+    finally:
+        get_settings.cache_clear()

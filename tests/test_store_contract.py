@@ -1,0 +1,368 @@
+"""One contract for every DocumentStore backend (qa/store): faiss in tmp_path, milvus with a Milvus
+Lite file in tmp_path (in this process). Small deterministic models (tests/lite_pipeline.py) keep
+it fast; the real embedder is the same code path with other vectors."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from lite_pipeline import CharChunker, HashEmbedder, LitePipeline  # noqa: E402
+
+from qa.config import Settings  # noqa: E402
+from qa.index_store import IndexStaleError  # noqa: E402
+from qa.retriever.hybrid import make_retriever  # noqa: E402
+from qa.store import open_store  # noqa: E402
+from qa.store.protocol import DocumentReader, DocumentStore, chunk_id  # noqa: E402
+from qa.types import Chunk, Document  # noqa: E402
+
+BACKENDS = ["faiss", "milvus"]
+EMB, CHUNKER = HashEmbedder(), CharChunker()
+
+KAZ = ("Protests in Kazakhstan began on 2 January 2022 after a sharp rise in liquefied gas prices. "
+       "The protests spread quickly from Zhanaozen to Almaty. ") * 6
+BIRDS = "The heron nests by the estuary every spring. Otters swim in the river below the cliff."
+LIGHT = "The lighthouse keeper of Varn island counted 212 ospreys in 1987."
+
+
+def doc(doc_id: str, text: str, page_starts: tuple[int, ...] = ()) -> Document:
+    raw = text.encode("utf-8")
+    return Document(doc_id, text, hashlib.sha256(raw).hexdigest(), len(raw), page_starts=page_starts)
+
+
+def write(store: DocumentStore, d: Document) -> int:
+    chunks = CHUNKER.chunk(d)
+    return store.write_document(d, chunks, EMB.embed_documents([c.text for c in chunks]))
+
+
+def settings_for(backend: str, tmp_path: Path, **kw) -> Settings:
+    return Settings(store=backend, corpus_dir=tmp_path / "corpus", index_dir=tmp_path / "index",
+                    milvus_uri=str(tmp_path / "milvus.db") if backend == "milvus" else "", **kw)
+
+
+@pytest.fixture(params=BACKENDS)
+def backend(request) -> str:
+    return request.param
+
+
+@pytest.fixture
+def make_store(backend, tmp_path):
+    opened: list = []
+
+    def make() -> DocumentStore:
+        s = open_store(settings_for(backend, tmp_path), EMB.model_id, EMB.dimension, CHUNKER.params)
+        opened.append(s)
+        return s
+
+    yield make
+    for s in opened:
+        s.close()
+
+
+def assert_exact(store: DocumentReader, hits) -> None:
+    for h in hits:
+        assert store.document_text(h.chunk.document)[h.chunk.start:h.chunk.end] == h.chunk.text
+
+
+def test_empty_store(make_store, backend):
+    store = make_store()
+    assert isinstance(store, DocumentStore) and store.name == backend
+    assert (store.generation, store.count_documents(), store.count_chunks()) == (0, 0, 0)
+    assert store.document_ids() == [] and dict(store.documents) == {}
+    assert store.dense_search(EMB.embed_query("heron"), 5) == []
+    assert store.keyword_search("heron", 5) == []
+    for call in (store.document_text, store.page_starts, store.delete_document):
+        with pytest.raises(KeyError):
+            call("nope.txt")
+    assert store.generation == 0
+
+
+def test_add_search_counts_and_stable_ids(make_store):
+    store = make_store()
+    g1 = write(store, doc("kaz.txt", KAZ))
+    g2 = write(store, doc("notes/birds.md", BIRDS))
+    g3 = write(store, doc("light.txt", LIGHT))
+    assert 0 < g1 < g2 < g3 == store.generation
+    assert store.document_ids() == ["kaz.txt", "light.txt", "notes/birds.md"]
+    assert store.count_documents() == 3
+    n_chunks = sum(len(CHUNKER.chunk(d)) for d in (doc("kaz.txt", KAZ), doc("b", BIRDS), doc("l", LIGHT)))
+    assert store.count_chunks() == n_chunks
+    info = store.documents["kaz.txt"]
+    assert info.sha256 == hashlib.sha256(KAZ.encode()).hexdigest() and info.size == len(KAZ.encode())
+    assert info.chunk_count == len(CHUNKER.chunk(doc("kaz.txt", KAZ))) > 1
+    assert store.document_text("kaz.txt") == KAZ and store.document_text("light.txt") == LIGHT
+
+    dense = store.dense_search(EMB.embed_query("heron nests estuary"), 3)
+    assert dense[0].chunk.document == "notes/birds.md"
+    assert [h.score for h in dense] == sorted((h.score for h in dense), reverse=True)
+    kw = store.keyword_search("protested in Almaty", 10)  # stemmed: protested ~ protests
+    assert kw and {h.chunk.document for h in kw} == {"kaz.txt"}
+    assert all(h.score > 0 for h in kw)
+    assert store.keyword_search("ospreys", 5)[0].chunk.document == "light.txt"
+    assert store.keyword_search("the of and", 5) == []  # stop words only
+    assert store.keyword_search("zebra", 5) == []  # no shared term
+    everything = store.dense_search(EMB.embed_query("x"), 10_000)
+    assert len(everything) == n_chunks
+    assert_exact(store, dense + kw + everything)
+    # stable ids: document + ordinal + content hash, the same in every backend
+    kaz_chunks = CHUNKER.chunk(doc("kaz.txt", KAZ))
+    want = {chunk_id("kaz.txt", i, c.text): (c.start, c.end) for i, c in enumerate(kaz_chunks)}
+    got = {h.id: (h.chunk.start, h.chunk.end) for h in everything if h.chunk.document == "kaz.txt"}
+    assert got == want
+
+
+def test_replace_and_delete(make_store):
+    store = make_store()
+    write(store, doc("a.txt", BIRDS))
+    write(store, doc("b.txt", LIGHT))
+    g = store.generation
+    write(store, doc("a.txt", KAZ))  # replace: the old chunks go, the new text is served
+    assert store.generation > g
+    assert store.document_text("a.txt") == KAZ
+    assert store.count_documents() == 2
+    assert store.count_chunks() == len(CHUNKER.chunk(doc("a.txt", KAZ))) + 1
+    assert store.keyword_search("heron otters", 5) == []
+    assert store.keyword_search("Zhanaozen", 5)[0].chunk.document == "a.txt"
+    assert store.documents["a.txt"].sha256 == hashlib.sha256(KAZ.encode()).hexdigest()
+
+    g = store.generation
+    assert store.delete_document("a.txt") > g
+    assert store.document_ids() == ["b.txt"] and store.count_chunks() == 1
+    with pytest.raises(KeyError):
+        store.document_text("a.txt")
+    assert all(h.chunk.document == "b.txt" for h in store.dense_search(EMB.embed_query("Kazakhstan protests"), 10))
+    assert store.keyword_search("Kazakhstan", 5) == []
+    g = store.generation
+    with pytest.raises(KeyError):
+        store.delete_document("a.txt")  # unknown now: an error, nothing changes
+    assert store.generation == g and store.document_ids() == ["b.txt"]
+
+
+def test_bad_input_writes_nothing(make_store):
+    store = make_store()
+    write(store, doc("b.txt", LIGHT))
+    g, n = store.generation, store.count_chunks()
+    d = doc("a.txt", BIRDS)
+    chunks = CHUNKER.chunk(d)
+    vecs = EMB.embed_documents([c.text for c in chunks])
+    with pytest.raises(ValueError, match="does not slice"):
+        store.write_document(d, [Chunk("a.txt", 0, 5, "XXXXX")], vecs[:1])
+    with pytest.raises(ValueError, match="shape"):
+        store.write_document(d, chunks, np.zeros((len(chunks), EMB.dimension + 1), np.float32))
+    with pytest.raises(ValueError, match="NaN"):
+        store.write_document(d, chunks, np.full((len(chunks), EMB.dimension), np.nan, np.float32))
+    with pytest.raises(ValueError):
+        store.write_document(d, [Chunk("other.txt", 0, 3, BIRDS[:3])], vecs[:1])
+    assert (store.generation, store.count_chunks(), store.document_ids()) == (g, n, ["b.txt"])
+
+
+def test_odd_ids_unicode_pages_and_long_texts(make_store):
+    store = make_store()
+    odd = 'reports/it\'s "quoted" \\ back é 漢字.txt'
+    write(store, doc(odd, "Crème brûlée was served at the 漢字 festival in Kyoto."))
+    long_text = ("Gannets dive for mackerel off the northern cliffs. ∑ é 🦅 " * 2500)  # > 60 000 UTF-8 bytes
+    assert len(long_text.encode()) > 130_000
+    pages = (0, 100, 5000)
+    write(store, doc("long.pdf", long_text, pages))
+    assert store.document_text(odd) == "Crème brûlée was served at the 漢字 festival in Kyoto."
+    assert store.document_text("long.pdf") == long_text
+    assert store.page_starts("long.pdf") == pages and store.page_starts(odd) == ()
+    assert store.keyword_search("brûlée festival", 3)[0].chunk.document == odd
+    hits = store.keyword_search("gannets mackerel", 5)
+    assert hits and hits[0].chunk.document == "long.pdf"
+    assert_exact(store, hits)
+    assert store.delete_document(odd) and store.document_ids() == ["long.pdf"]
+
+
+def test_reopen_sees_the_same_documents(make_store):
+    store = make_store()
+    write(store, doc("a.txt", BIRDS))
+    g = store.generation
+    store.close()
+    again = make_store()
+    assert again.document_ids() == ["a.txt"] and again.generation == g
+    assert again.document_text("a.txt") == BIRDS
+    assert again.dense_search(EMB.embed_query("heron"), 1)[0].chunk.document == "a.txt"
+
+
+def test_another_model_is_refused(make_store, backend, tmp_path):
+    store = make_store()
+    write(store, doc("a.txt", BIRDS))
+    store.close()
+    with pytest.raises(IndexStaleError):
+        open_store(settings_for(backend, tmp_path), "another-model", EMB.dimension, CHUNKER.params)
+
+
+@pytest.mark.parametrize("mode", ["dense", "bm25", "hybrid"])
+def test_retrievers_over_the_protocol(make_store, mode):
+    store = make_store()
+    for d in (doc("kaz.txt", KAZ), doc("birds.txt", BIRDS), doc("light.txt", LIGHT)):
+        write(store, d)
+    r = make_retriever(mode, store.snapshot(), EMB, Settings())
+    if hasattr(r, "warm_up"):
+        r.warm_up()
+    passages = r.run("lighthouse keeper Varn island ospreys", 3)
+    assert passages[0].chunk.document == "light.txt"
+    assert [p.rank for p in passages] == list(range(1, len(passages) + 1))
+    assert_exact(store, passages)
+
+
+def test_pipeline_citations_slice_the_stored_text(backend, tmp_path, tmp_corpus):
+    corpus = tmp_corpus({"kaz.txt": KAZ, "birds.txt": BIRDS}, name="corpus")
+    s = settings_for(backend, tmp_path, retrieval_mode="hybrid", reload_interval_s=0)
+    assert s.corpus_dir == corpus
+    p = LitePipeline(s).warm_up()  # the first start indexes the corpus folder
+    try:
+        assert sorted(d.id for d in p.documents()) == ["birds.txt", "kaz.txt"]
+        ids = p.add_documents([("light.txt", LIGHT.encode())])
+        assert ids == ["light.txt"]
+        result = p.ask("How many ospreys did the lighthouse keeper count in 1987?")
+        assert result.answer_found and result.answers[0].top.document == "light.txt"
+        for a in result.answers:
+            for c in a.citations:
+                assert p.document_text(c.document)[c.start:c.end] == c.text
+        for q in result.passages:
+            assert p.document_text(q.document)[q.start:q.end] == q.text
+        assert json.loads(result.model_dump_json())["answers"][0]["citations"][0]["document"] == "light.txt"
+        p.remove_document("light.txt")
+        with pytest.raises(KeyError):
+            p.document_text("light.txt")
+        assert all(x.document != "light.txt" for x in p.ask("ospreys lighthouse keeper").passages)
+    finally:
+        close = getattr(p.store, "close", None)
+        if backend == "milvus" and close is not None:
+            close()
+
+
+@pytest.mark.slow
+def test_cli_index_search_and_check_with_milvus(tmp_path, tmp_corpus, monkeypatch, embedder, capsys):
+    """`qa index`, `qa search` and `qa index --check` with QA_STORE=milvus (a Milvus Lite file)."""
+    from qa.cli import main
+    from qa.config import get_settings
+
+    corpus = tmp_corpus({"kaz.txt": KAZ, "birds.txt": BIRDS})
+    for k, v in {"STORE": "milvus", "MILVUS_URI": str(tmp_path / "cli.db"), "CORPUS_DIR": str(corpus),
+                 "INDEX_DIR": str(tmp_path / "index")}.items():
+        monkeypatch.setenv(f"QA_{k}", v)
+    get_settings.cache_clear()
+    try:
+        assert main(["index", "--json"]) == 0
+        report = json.loads(capsys.readouterr().out)
+        assert sorted(report["added"]) == ["birds.txt", "kaz.txt"] and report["documents"] == 2
+        (corpus / "light.txt").write_text(LIGHT, encoding="utf-8")
+        (corpus / "birds.txt").unlink()
+        assert main(["index", "--check"]) == 1
+        out = capsys.readouterr().out
+        assert "not_indexed: light.txt" in out and "missing_file: birds.txt" in out
+        assert main(["index", "--json"]) == 0
+        report = json.loads(capsys.readouterr().out)
+        assert (report["added"], report["removed"], report["reused"]) == (["light.txt"], ["birds.txt"], ["kaz.txt"])
+        assert main(["index", "--check"]) == 0
+        capsys.readouterr()
+        assert main(["search", "How many ospreys did the lighthouse keeper count?", "--json", "-k", "2"]) == 0
+        rows = json.loads(capsys.readouterr().out)
+        assert rows[0]["document"] == "light.txt" and set(rows[0]["scores"]) == {"dense", "bm25", "rrf"}
+        for r in rows:
+            assert (corpus / r["document"]).read_text(encoding="utf-8")[r["start"]:r["end"]] == r["text"]
+        assert not (tmp_path / "index" / "CURRENT").exists()  # nothing went to a FAISS index
+    finally:
+        get_settings.cache_clear()
+
+
+def test_write_documents_in_bulk(make_store):
+    store = make_store()
+    items = []
+    for d in (doc("kaz.txt", KAZ), doc("birds.txt", BIRDS), doc("light.txt", LIGHT)):
+        chunks = CHUNKER.chunk(d)
+        items.append((d, chunks, EMB.embed_documents([c.text for c in chunks])))
+    bad = (doc("bad.txt", "short"), [Chunk("bad.txt", 0, 3, "XXX")], EMB.embed_documents(["XXX"]))
+    with pytest.raises(ValueError):
+        store.write_documents([*items, bad])
+    assert (store.generation, store.count_documents()) == (0, 0)  # checked before anything is written
+    g = store.write_documents(items)
+    assert g == store.generation > 0
+    assert store.document_ids() == ["birds.txt", "kaz.txt", "light.txt"]
+    assert all(store.document_text(d.id) == d.text for d, _, _ in items)
+    assert store.keyword_search("ospreys", 1)[0].chunk.document == "light.txt"
+
+
+def test_readers_never_see_half_a_replace(make_store):
+    """A document replaced over and over while another thread reads it: every read is one whole
+    version's text, and every search hit slices the text of the version it came from."""
+    import threading
+
+    store = make_store()
+    versions = [KAZ, KAZ.replace("Almaty", "Aqtobe") + " Later the protests ended.", BIRDS + " " + KAZ[:400]]
+    write(store, doc("a.txt", versions[0]))
+    write(store, doc("b.txt", LIGHT))
+    stop, seen, problems = threading.Event(), set(), []
+
+    def read() -> None:
+        while not stop.is_set():
+            text = store.document_text("a.txt")
+            if text not in versions:
+                problems.append(text[:60])
+            seen.add(versions.index(text) if text in versions else -1)
+            for h in store.keyword_search("protests Kazakhstan", 5):
+                if h.chunk.text not in {t[h.chunk.start:h.chunk.end] for t in versions} | {LIGHT}:
+                    problems.append(h.chunk.id)
+
+    reader = threading.Thread(target=read)
+    reader.start()
+    try:
+        for i in range(1, 13):
+            write(store, doc("a.txt", versions[i % 3]))
+    finally:
+        stop.set()
+        reader.join(60)
+    assert problems == []
+    assert len(seen) >= 2  # the reader did run across replaces
+    assert store.document_text("a.txt") == versions[0] and store.count_documents() == 2
+    assert store.count_chunks() == len(CHUNKER.chunk(doc("a.txt", versions[0]))) + 1
+
+
+def test_passages_of_a_replaced_document_are_not_read(make_store):
+    """The pipeline's guard for a live store: a passage retrieved before its document was replaced
+    (on another replica) no longer slices the stored text and is dropped before the reader."""
+    from qa.pipeline import _exact_passages
+
+    store = make_store()
+    write(store, doc("a.txt", KAZ))
+    write(store, doc("b.txt", BIRDS))
+    passages = make_retriever("bm25", store.snapshot(), EMB, Settings()).run("protests Kazakhstan heron", 10)
+    assert {p.chunk.document for p in passages} == {"a.txt", "b.txt"}
+    assert _exact_passages(passages, store.document_text) == passages
+    write(store, doc("a.txt", "Breaking: " + KAZ))  # every offset of a.txt moves by 10
+    kept = _exact_passages(passages, store.snapshot().document_text)
+    assert [p.chunk.document for p in kept] == ["b.txt"]
+    store.delete_document("b.txt")
+    assert _exact_passages(passages, store.snapshot().document_text) == []  # gone: dropped, no error
+
+
+def test_faiss_index_without_generation_loads_and_counts_on(tmp_path):
+    """Versions written before generations existed load as generation 0; the next commit is 1 more
+    than the largest seen, and the on-disk format (CURRENT + version folders) is unchanged."""
+    s = settings_for("faiss", tmp_path)
+    store = open_store(s, EMB.model_id, EMB.dimension, CHUNKER.params)
+    write(store, doc("a.txt", BIRDS))
+    current = (s.index_dir / "CURRENT").read_text().strip()
+    manifest_path = s.index_dir / current / "manifest.json"
+    manifest = json.loads(manifest_path.read_text())
+    assert manifest["generation"] == 1 and manifest["format_version"] == 1
+    del manifest["generation"]
+    manifest_path.write_text(json.dumps(manifest))
+    old = open_store(s, EMB.model_id, EMB.dimension, CHUNKER.params)
+    assert old.generation == 0 and old.document_text("a.txt") == BIRDS
+    assert write(old, doc("b.txt", LIGHT)) == 1
+    active = (s.index_dir / "CURRENT").read_text().strip()
+    assert active != current and active.startswith("v-")
+    manifest = json.loads((s.index_dir / active / "manifest.json").read_text())
+    assert manifest["generation"] == 1 and manifest["counts"]["documents"] == 2
+    assert open_store(s, EMB.model_id, EMB.dimension, CHUNKER.params).document_ids() == ["a.txt", "b.txt"]
