@@ -45,7 +45,7 @@ def open_index(settings=None, embedder=None):
 
     settings = settings or get_cli_settings()
     embedder = embedder or get_embedder(
-        settings.resolved_embedding_model(), settings.embedding_batch_size
+        settings.resolved_embedding_model(), settings.embedding_batch_size, settings.resolved_device()
     )
     store = load_or_build(
         settings, embedder, announce=lambda m: eprint(f"qa: {m}"), show_progress=sys.stderr.isatty()
@@ -134,7 +134,8 @@ def cmd_index(args: argparse.Namespace) -> int:
             eprint(f"qa: no such file or folder: {p}")
             return EXIT_ERROR
     t0 = time.perf_counter()
-    embedder = get_embedder(settings.resolved_embedding_model(), settings.embedding_batch_size)
+    embedder = get_embedder(settings.resolved_embedding_model(), settings.embedding_batch_size,
+                            settings.resolved_device())
     chunker = Chunker.from_settings(settings)
     with index_lock(settings.index_dir):  # a server's write cannot slip in between
         for r in _writer(settings).recover():

@@ -34,6 +34,11 @@ class Settings(BaseSettings):
     chunk_tokens: int = 200
     chunk_overlap: int = 50
 
+    # Where the embedder and the reader run: auto (CUDA when torch sees a GPU, else the CPU), cpu, or cuda
+    # (without a GPU: the CPU, with a warning in the log). On CUDA the reader runs in bf16 (fp16 where the GPU
+    # has no bf16) unless QA_READER_PRECISION=fp32.
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+
     # Embedding
     embedding_model: str | None = Field(None, description="Local model path; default: bundled MiniLM")
     embedding_batch_size: int = 32
@@ -98,6 +103,12 @@ class Settings(BaseSettings):
 
     def origin_allow_list(self) -> list[str]:
         return [o.strip().rstrip("/") for o in self.allowed_origins.split(",") if o.strip()]
+
+    def resolved_device(self) -> str:
+        """``"cpu"`` or ``"cuda"``: ``device`` resolved on this machine (qa.device.resolve_device)."""
+        from qa.device import resolve_device
+
+        return resolve_device(self.device)
 
     def resolved_embedding_model(self) -> str:
         return self.embedding_model or default_embedding_model()

@@ -60,7 +60,8 @@ class QAPipeline:
         from qa.embedding import get_embedder
 
         s = self.settings
-        return get_embedder(s.resolved_embedding_model(), s.embedding_batch_size).warm_up(), Chunker.from_settings(s)
+        embedder = get_embedder(s.resolved_embedding_model(), s.embedding_batch_size, s.resolved_device())
+        return embedder.warm_up(), Chunker.from_settings(s)
 
     def _load_reader(self) -> object:
         from qa.reader.reader import ExtractiveReader
