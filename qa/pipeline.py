@@ -16,6 +16,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from qa import timing
 from qa.config import Settings, get_settings
 from qa.converters import add_pages
 from qa.index_store import DocumentInfo, IndexStore, build_or_update, load_or_build
@@ -142,7 +143,8 @@ class QAPipeline:
         return q
 
     def ask(self, question: str, top_k: int | None = None, max_answers: int | None = None) -> AskResult:
-        q = self.check_question(question)
+        with timing.stage("check_question"):
+            q = self.check_question(question)
         k = top_k or self.settings.top_k
         n = max_answers or self.settings.max_answers
         state = self._require()  # one consistent index for the whole question
@@ -151,6 +153,11 @@ class QAPipeline:
         t1 = time.perf_counter()
         out = self.reader.run(q, passages, state.store.document_text, max_answers=n)
         t2 = time.perf_counter()
+        with timing.stage("result"):
+            return self._result(q, passages, out, state, t0, t1, t2)
+
+    @staticmethod
+    def _result(q: str, passages: list, out, state: _State, t0: float, t1: float, t2: float) -> AskResult:
         return add_pages(AskResult(
             question=q,
             answer_found=out.answer_found,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from qa import timing
 from qa.types import Passage
 
 if TYPE_CHECKING:
@@ -29,8 +30,10 @@ class DenseRetriever:
             raise ValueError("k must be >= 1")
         if not self.store.chunks:
             return []
-        qv = self.embedder.embed_query(question)
-        hits = self.store.search(qv, k)
+        with timing.stage("embed_query"):
+            qv = self.embedder.embed_query(question)
+        with timing.stage("dense_search"):
+            hits = self.store.search(qv, k)
         return [
             Passage(chunk=self.store.chunks[i], score=s, rank=rank, scores={"dense": s})
             for rank, (i, s) in enumerate(hits, start=1)
