@@ -63,6 +63,9 @@ class Settings(BaseSettings):
     reader_first_passages: int = Field(0, ge=0, le=50)
     reader_early_exit_score: float = Field(0.9, ge=0.0, le=1.0)
     max_answers: int = Field(3, ge=1, le=20)
+    # Answers kept in memory (LRU) by (normalised question, top_k, max_answers, index version); 0 = no cache.
+    # A write makes a new index version, so cached answers never outlive the documents they came from.
+    answer_cache_size: int = Field(256, ge=0, le=1_000_000)
     # Without a verifier: abstain when the best span's probability is below this (None: the threshold stored in
     # the reader config). Unused when the reader folder has a verifier (verifier.json).
     abstain_threshold: float | None = None

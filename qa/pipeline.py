@@ -6,10 +6,15 @@ warm_up() loads the index (building it from the corpus on first run), the embedd
 and the reader, once per process. Writers (add/remove documents) build a new index version and swap
 one reference to an immutable ``_State``; readers take that reference once per question, so every
 answer comes from one consistent index, old or new, never half of each.
+
+Answers are cached (qa.answer_cache, ``QA_ANSWER_CACHE_SIZE``) by (normalised question, top_k, max_answers,
+index state): every write or reload makes a new ``_State``, so a cached answer is only ever served from the
+index it was computed on.
 """
 
 from __future__ import annotations
 
+import itertools
 import logging
 import threading
 import time
@@ -17,6 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from qa import timing
+from qa.answer_cache import AnswerCache, normalise_question
 from qa.config import Settings, get_settings
 from qa.converters import add_pages
 from qa.index_store import DocumentInfo, IndexStore, build_or_update, load_or_build
@@ -36,10 +42,14 @@ class QuestionError(ValueError):
     """The question cannot be asked (empty, too long)."""
 
 
+_generations = itertools.count(1)
+
+
 @dataclass(frozen=True)
 class _State:
     store: IndexStore
     retriever: object
+    generation: int = 0  # unique per state in this process: part of the answer cache's key
 
 
 class QAPipeline:
@@ -47,6 +57,7 @@ class QAPipeline:
         self.settings = settings or get_settings()
         self._state: _State | None = None
         self._write_lock = threading.Lock()
+        self.answers = AnswerCache(self.settings.answer_cache_size)
         self.embedder = None
         self.chunker = None
         self.reader = None
@@ -121,7 +132,7 @@ class QAPipeline:
         retriever = make_retriever(self.settings.retrieval_mode, store, self.embedder, self.settings)
         if hasattr(retriever, "warm_up"):
             retriever.warm_up()
-        return _State(store, retriever)
+        return _State(store, retriever, next(_generations))
 
     @property
     def store(self) -> IndexStore:
@@ -149,12 +160,21 @@ class QAPipeline:
         n = max_answers or self.settings.max_answers
         state = self._require()  # one consistent index for the whole question
         t0 = time.perf_counter()
+        key = (normalise_question(q), k, n, state.store.path.name, state.generation)
+        cached = self.answers.get(key)  # a copy: the caller may change it
+        if cached is not None:
+            cached.question = q
+            cached.timing_ms = {"retrieve": 0.0, "read": 0.0, "total": round((time.perf_counter() - t0) * 1000, 2),
+                                "cache_hit": 1.0}
+            return cached
         passages = state.retriever.run(q, k)
         t1 = time.perf_counter()
         out = self.reader.run(q, passages, state.store.document_text, max_answers=n)
         t2 = time.perf_counter()
         with timing.stage("result"):
-            return self._result(q, passages, out, state, t0, t1, t2)
+            result = self._result(q, passages, out, state, t0, t1, t2)
+        self.answers.put(key, result)
+        return result
 
     @staticmethod
     def _result(q: str, passages: list, out, state: _State, t0: float, t1: float, t2: float) -> AskResult:
