@@ -62,6 +62,11 @@ class Settings(BaseSettings):
     # once. Off by default: with the shipped reader few first passages score that high (docs/benchmarks.md, Latency).
     reader_first_passages: int = Field(0, ge=0, le=50)
     reader_early_exit_score: float = Field(0.9, ge=0.0, le=1.0)
+    # Batching across concurrent questions (qa/reader/batcher.py): the windows of questions asked at the same
+    # time go through one forward pass of at most `reader_batch_windows` windows, collected for up to
+    # `reader_batch_wait_ms`. 0 windows = every question runs its own forward.
+    reader_batch_windows: int = Field(0, ge=0, le=1024)
+    reader_batch_wait_ms: float = Field(2.0, ge=0.0, le=1000.0)
     max_answers: int = Field(3, ge=1, le=20)
     # Answers kept in memory (LRU) by (normalised question, top_k, max_answers, index version); 0 = no cache.
     # A write makes a new index version, so cached answers never outlive the documents they came from.

@@ -11,7 +11,7 @@ import numpy as np
 
 from qa import timing
 from qa.reader.aggregate import Located, group_answers
-from qa.reader.decode import SpanCandidate, decode, decode_shared, encode_windows, pad_batch
+from qa.reader.decode import SpanCandidate, decode, decode_shared, encode_windows
 from qa.verifier.features import answer_features, key_of
 from qa.types import Answer, Citation, Passage
 
@@ -91,7 +91,8 @@ class ExtractiveReader:
     def __init__(self, model_dir: str | Path, max_length: int = 256, stride: int = 96, max_answer_tokens: int = 30,
                  n_best: int = 20, threshold: float | None = None, batch_size: int = 16, precision: str = "auto",
                  first_passages: int = 0, early_exit_score: float = 0.9, min_confidence: float | None = None,
-                 use_verifier: bool = True, device: str = "cpu"):
+                 use_verifier: bool = True, device: str = "cpu", batch_windows: int = 0,
+                 batch_wait_ms: float = 2.0):
         self.model_dir = Path(model_dir)
         self.max_length = max_length
         self.stride = stride
@@ -121,6 +122,13 @@ class ExtractiveReader:
         self.tokenizer = None
         self.card: dict = {}
         self._lock = threading.Lock()
+        # Windows of concurrent questions in one forward (qa.reader.batcher): at most batch_windows per forward,
+        # collected for up to batch_wait_ms. 0: every question runs its own forward.
+        self.batcher = None
+        if batch_windows:
+            from qa.reader.batcher import ForwardBatcher
+
+            self.batcher = ForwardBatcher(self._forward_rows, wait_ms=batch_wait_ms, max_rows=batch_windows)
 
     @classmethod
     def from_settings(cls, settings, model_dir: str | Path | None = None) -> "ExtractiveReader":
@@ -131,7 +139,8 @@ class ExtractiveReader:
             max_answer_tokens=s.reader_max_answer_tokens, n_best=s.reader_n_best, threshold=s.abstain_threshold,
             precision=s.reader_precision, first_passages=s.reader_first_passages,
             early_exit_score=s.reader_early_exit_score, min_confidence=s.min_confidence,
-            use_verifier=s.verifier, device=s.device,
+            use_verifier=s.verifier, device=s.device, batch_windows=s.reader_batch_windows,
+            batch_wait_ms=s.reader_batch_wait_ms,
         )
 
     # -- loading -----------------------------------------------------------------------------
@@ -181,23 +190,41 @@ class ExtractiveReader:
 
     # -- inference ---------------------------------------------------------------------------
     def _logits(self, windows) -> tuple[np.ndarray, np.ndarray]:
-        from qa.reader.forward import forward_logits
-
+        ids, types = windows.encoding["input_ids"], windows.encoding["token_type_ids"]
         n = len(windows.context_of)
-        order = sorted(range(n), key=lambda w: len(windows.encoding["input_ids"][w]))
-        width = max(len(x) for x in windows.encoding["input_ids"])
+        rows = [(ids[w], types[w]) for w in range(n)]
+        # with a batcher, these windows may share one forward with other questions' windows
+        logits = self.batcher.run(rows) if self.batcher is not None else self._forward_rows(rows)
+        width = max(len(x) for x in ids)
         S = np.full((n, width), -1e9, dtype=np.float32)
         E = np.full((n, width), -1e9, dtype=np.float32)
+        for w, (s, e) in enumerate(logits):
+            S[w, : len(s)], E[w, : len(e)] = s, e
+        return S, E
+
+    def _forward_rows(self, rows: list) -> list[tuple[np.ndarray, np.ndarray]]:
+        """(start, end) logits of each window ``(input_ids, token_type_ids)``: windows sorted by length, run in
+        batches of ``batch_size`` padded to the longest of each batch."""
+        from qa.reader.forward import forward_logits
+
+        out: list = [None] * len(rows)
+        order = sorted(range(len(rows)), key=lambda w: len(rows[w][0]))
         with self._lock:
-            for b in range(0, n, self.batch_size):
+            for b in range(0, len(rows), self.batch_size):
                 idx = order[b : b + self.batch_size]
-                ids, mask, tt = pad_batch(windows, idx)
+                width = max(len(rows[w][0]) for w in idx)
+                ids = np.zeros((len(idx), width), dtype=np.int64)
+                mask = np.zeros((len(idx), width), dtype=np.int64)
+                tt = np.zeros((len(idx), width), dtype=np.int64)
+                for r, w in enumerate(idx):
+                    L = len(rows[w][0])
+                    ids[r, :L], mask[r, :L], tt[r, :L] = rows[w][0], 1, rows[w][1]
                 # the weights are already bf16/fp16 when asked for: no autocast needed
                 s, e = forward_logits(self.model, ids, mask, tt, self.device, False)
                 for r, w in enumerate(idx):
-                    L = len(windows.encoding["input_ids"][w])
-                    S[w, :L], E[w, :L] = s[r, :L], e[r, :L]
-        return S, E
+                    L = len(rows[w][0])
+                    out[w] = (s[r, :L].copy(), e[r, :L].copy())
+        return out
 
     def spans(self, question: str, contexts: list[str]) -> tuple[list[SpanCandidate], float, int]:
         """n-best spans over all windows of all contexts (offsets into each context string), the question's
