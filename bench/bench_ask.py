@@ -98,6 +98,21 @@ def main() -> int:
         print(f"seed set ({len(scored)} questions, first round): EM {m['exact_match']:.1f}  F1 {m['f1']:.1f}  "
               f"F1 answerable {m['f1_answerable']:.1f}  citation validity {m['citation_validity']:.1f} %  "
               f"answered {m['answered']}")
+        # the answer cache (QA_ANSWER_CACHE_SIZE, off in the figures above): a repeated question's latency
+        from qa.answer_cache import AnswerCache
+
+        pipe.answers = AnswerCache(256)
+        for q in questions[:20]:
+            pipe.ask(q, top_k=args.k)
+        hits = []
+        for _ in range(5):
+            for q in questions[:20]:
+                t = time.perf_counter()
+                pipe.ask(q, top_k=args.k)
+                hits.append((time.perf_counter() - t) * 1000)
+        print(f"answer cache hit (a repeated question, {len(hits)} asks): p50 {pct(hits, 0.5):.3f} ms   "
+              f"p95 {pct(hits, 0.95):.3f} ms")
+        pipe.answers = AnswerCache(0)
         if exited:  # outside the timings: does reading every passage change the top answer?
             pipe.reader.first_passages = 0
             changed = 0
