@@ -17,6 +17,7 @@ import sys
 import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
+from functools import partial
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -53,7 +54,9 @@ def main() -> int:
         settings = Settings(index_dir=Path(tmp) / "index", answer_cache_size=0, reader_batch_windows=0, **overrides)
         pipe = QAPipeline(settings).warm_up()
         reader = pipe.reader
-        batcher = ForwardBatcher(reader._forward_rows, wait_ms=args.wait_ms, max_rows=args.windows)
+        # as ExtractiveReader builds it for QA_READER_BATCH_WINDOWS: a batch of up to --windows windows in one forward
+        batcher = ForwardBatcher(partial(reader._forward_rows, batch_size=max(reader.batch_size, args.windows)),
+                                 wait_ms=args.wait_ms, max_rows=args.windows)
         print(f"reader runtime: {reader.runtime}; {len(questions)} questions; {args.threads} threads; "
               f"batching: wait {args.wait_ms} ms, at most {args.windows} windows per forward")
         pipe.ask(questions[0])

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import threading
+from functools import partial
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -128,7 +129,8 @@ class ExtractiveReader:
         if batch_windows:
             from qa.reader.batcher import ForwardBatcher
 
-            self.batcher = ForwardBatcher(self._forward_rows, wait_ms=batch_wait_ms, max_rows=batch_windows)
+            self.batcher = ForwardBatcher(partial(self._forward_rows, batch_size=max(batch_size, batch_windows)),
+                                          wait_ms=batch_wait_ms, max_rows=batch_windows)
 
     @classmethod
     def from_settings(cls, settings, model_dir: str | Path | None = None) -> "ExtractiveReader":
@@ -202,16 +204,17 @@ class ExtractiveReader:
             S[w, : len(s)], E[w, : len(e)] = s, e
         return S, E
 
-    def _forward_rows(self, rows: list) -> list[tuple[np.ndarray, np.ndarray]]:
+    def _forward_rows(self, rows: list, batch_size: int | None = None) -> list[tuple[np.ndarray, np.ndarray]]:
         """(start, end) logits of each window ``(input_ids, token_type_ids)``: windows sorted by length, run in
-        batches of ``batch_size`` padded to the longest of each batch."""
+        batches of ``batch_size`` (default ``self.batch_size``) padded to the longest of each batch."""
         from qa.reader.forward import forward_logits
 
+        size = batch_size or self.batch_size
         out: list = [None] * len(rows)
         order = sorted(range(len(rows)), key=lambda w: len(rows[w][0]))
         with self._lock:
-            for b in range(0, len(rows), self.batch_size):
-                idx = order[b : b + self.batch_size]
+            for b in range(0, len(rows), size):
+                idx = order[b : b + size]
                 width = max(len(rows[w][0]) for w in idx)
                 ids = np.zeros((len(idx), width), dtype=np.int64)
                 mask = np.zeros((len(idx), width), dtype=np.int64)
