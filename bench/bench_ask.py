@@ -145,7 +145,7 @@ def compare(args) -> int:
         pipes = []
         for d in args.reader:
             overrides = {"reader_precision": args.precision} if args.precision else {}
-            settings = Settings(index_dir=Path(tmp) / "index", reader_model_dir=d, **overrides)
+            settings = Settings(index_dir=Path(tmp) / "index", reader_model_dir=d, answer_cache_size=0, **overrides)
             pipe = QAPipeline(settings).warm_up()
             pipe.ask(questions[0])
             pipes.append(pipe)
