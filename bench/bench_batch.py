@@ -1,4 +1,4 @@
-"""Concurrent asks with and without batching across questions (qa/reader/batcher.py), in one process.
+"""Concurrent asks with and without batching across questions (qa/batcher.py), in one process.
 
     python bench/bench_batch.py [--threads 4] [--rounds 2] [--wait-ms 2] [--windows 64]
 
@@ -46,7 +46,7 @@ def main() -> int:
     from qa.config import Settings
     from qa.evaluation.dataset import load_eval_set
     from qa.pipeline import QAPipeline
-    from qa.reader.batcher import ForwardBatcher
+    from qa.batcher import ForwardBatcher
 
     questions = [it.question for it in load_eval_set(args.questions)]
     with tempfile.TemporaryDirectory() as tmp:

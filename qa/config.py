@@ -62,7 +62,7 @@ class Settings(BaseSettings):
     # once. Off by default: with the shipped reader few first passages score that high (docs/benchmarks.md, Latency).
     reader_first_passages: int = Field(0, ge=0, le=50)
     reader_early_exit_score: float = Field(0.9, ge=0.0, le=1.0)
-    # Batching across concurrent questions (qa/reader/batcher.py): the windows of questions asked at the same
+    # Batching across concurrent questions (qa/batcher.py): the windows of questions asked at the same
     # time go through one forward pass of at most `reader_batch_windows` windows, collected for up to
     # `reader_batch_wait_ms`. 0 windows = every question runs its own forward.
     reader_batch_windows: int = Field(0, ge=0, le=1024)

@@ -123,11 +123,11 @@ class ExtractiveReader:
         self.tokenizer = None
         self.card: dict = {}
         self._lock = threading.Lock()
-        # Windows of concurrent questions in one forward (qa.reader.batcher): at most batch_windows per forward,
+        # Windows of concurrent questions in one forward (qa.batcher): at most batch_windows per forward,
         # collected for up to batch_wait_ms. 0: every question runs its own forward.
         self.batcher = None
         if batch_windows:
-            from qa.reader.batcher import ForwardBatcher
+            from qa.batcher import ForwardBatcher
 
             self.batcher = ForwardBatcher(partial(self._forward_rows, batch_size=max(batch_size, batch_windows)),
                                           wait_ms=batch_wait_ms, max_rows=batch_windows)
