@@ -55,7 +55,8 @@ def main() -> int:
         pipe = QAPipeline(settings).warm_up()
         reader = pipe.reader
         # as ExtractiveReader builds it for QA_READER_BATCH_WINDOWS: a batch of up to --windows windows in one forward
-        batcher = ForwardBatcher(partial(reader._forward_rows, batch_size=max(reader.batch_size, args.windows)),
+        batcher = ForwardBatcher(partial(reader._forward_rows, batch_size=max(reader.batch_size, args.windows),
+                                         width=reader.max_length),
                                  wait_ms=args.wait_ms, max_rows=args.windows)
         print(f"reader runtime: {reader.runtime}; {len(questions)} questions; {args.threads} threads; "
               f"batching: wait {args.wait_ms} ms, at most {args.windows} windows per forward")

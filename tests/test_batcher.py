@@ -189,3 +189,26 @@ def test_concurrent_questions_get_the_answers_they_get_alone():
             for c in a.citations:
                 assert dict(contexts)[c.document][c.start : c.end] == c.text
     assert any(results[q].answers for q in QUESTIONS)
+
+
+def test_concurrent_questions_get_their_own_reader_windows():
+    """The tokenizer is shared by the API's worker threads; unguarded, concurrent calls came back with another
+    call's truncation settings (untruncated windows). The reader tokenises one question at a time."""
+    reader = ExtractiveReader.from_settings(Settings(reader_precision="fp32", device="cpu"))
+    reader.warm_up()
+    contexts = [t for _, t in _contexts()]
+    expected = {q: reader.encode(q, contexts).encoding["input_ids"] for q in QUESTIONS}
+    wrong: list = []
+
+    def work(q):
+        for _ in range(40):
+            ids = reader.encode(q, contexts).encoding["input_ids"]
+            if ids != expected[q]:
+                wrong.append((q, len(ids), len(expected[q])))
+
+    threads = [threading.Thread(target=work, args=(q,)) for q in QUESTIONS]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(300)
+    assert wrong == []

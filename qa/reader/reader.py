@@ -123,13 +123,20 @@ class ExtractiveReader:
         self.tokenizer = None
         self.card: dict = {}
         self._lock = threading.Lock()
+        # A fast tokenizer is not thread-safe: each call re-sets its truncation state, so concurrent questions
+        # (the API's worker threads) could get each other's settings and wrong windows (measured: 18 of 240
+        # concurrent encodings came back untruncated). Tokenising takes ~3 ms of an ask: one at a time.
+        self._tokenizer_lock = threading.Lock()
         # Windows of concurrent questions in one forward (qa.batcher): at most batch_windows per forward,
         # collected for up to batch_wait_ms. 0: every question runs its own forward.
         self.batcher = None
         if batch_windows:
             from qa.batcher import ForwardBatcher
 
-            self.batcher = ForwardBatcher(partial(self._forward_rows, batch_size=max(batch_size, batch_windows)),
+            # every window padded to max_length: a window's logits then do not depend on the other windows of its
+            # batch (fp32, measured on CPU), so a question gets the same answer alone or batched with others
+            self.batcher = ForwardBatcher(partial(self._forward_rows, batch_size=max(batch_size, batch_windows),
+                                                  width=max_length),
                                           wait_ms=batch_wait_ms, max_rows=batch_windows)
 
     @classmethod
@@ -204,9 +211,11 @@ class ExtractiveReader:
             S[w, : len(s)], E[w, : len(e)] = s, e
         return S, E
 
-    def _forward_rows(self, rows: list, batch_size: int | None = None) -> list[tuple[np.ndarray, np.ndarray]]:
+    def _forward_rows(self, rows: list, batch_size: int | None = None,
+                      width: int | None = None) -> list[tuple[np.ndarray, np.ndarray]]:
         """(start, end) logits of each window ``(input_ids, token_type_ids)``: windows sorted by length, run in
-        batches of ``batch_size`` (default ``self.batch_size``) padded to the longest of each batch."""
+        batches of ``batch_size`` (default ``self.batch_size``) padded to the longest of each batch, or to
+        ``width`` when given."""
         from qa.reader.forward import forward_logits
 
         size = batch_size or self.batch_size
@@ -215,10 +224,10 @@ class ExtractiveReader:
         with self._lock:
             for b in range(0, len(rows), size):
                 idx = order[b : b + size]
-                width = max(len(rows[w][0]) for w in idx)
-                ids = np.zeros((len(idx), width), dtype=np.int64)
-                mask = np.zeros((len(idx), width), dtype=np.int64)
-                tt = np.zeros((len(idx), width), dtype=np.int64)
+                cols = max(width or 0, max(len(rows[w][0]) for w in idx))
+                ids = np.zeros((len(idx), cols), dtype=np.int64)
+                mask = np.zeros((len(idx), cols), dtype=np.int64)
+                tt = np.zeros((len(idx), cols), dtype=np.int64)
                 for r, w in enumerate(idx):
                     L = len(rows[w][0])
                     ids[r, :L], mask[r, :L], tt[r, :L] = rows[w][0], 1, rows[w][1]
@@ -229,6 +238,11 @@ class ExtractiveReader:
                     out[w] = (s[r, :L].copy(), e[r, :L].copy())
         return out
 
+    def encode(self, question: str, contexts: list[str]):
+        """The reader windows of ``question`` over ``contexts`` (qa.reader.decode.encode_windows); thread-safe."""
+        with self._tokenizer_lock:
+            return encode_windows(self.tokenizer, question, contexts, self.max_length, self.stride)
+
     def spans(self, question: str, contexts: list[str]) -> tuple[list[SpanCandidate], float, int]:
         """n-best spans over all windows of all contexts (offsets into each context string), the question's
         null probability, and the number of windows read. A reader trained with shared normalisation
@@ -238,7 +252,7 @@ class ExtractiveReader:
         if not contexts:
             return [], 1.0, 0
         with timing.stage("reader_tokenise"):
-            windows = encode_windows(self.tokenizer, question, contexts, self.max_length, self.stride)
+            windows = self.encode(question, contexts)
         with timing.stage("reader_forward"):
             S, E = self._logits(windows)
         with timing.stage("decode"):
