@@ -37,7 +37,8 @@ test: setup browser-deps
 eval: setup
 	$(BIN)/qa eval
 
-# Figures only (no asserts): warm qa ask latency, then /ask over HTTP at 1 and 8 clients.
+# Figures only (no asserts): warm qa ask latency with its stage breakdown and the seed set's EM/F1, then /ask
+# over HTTP at 1 and 8 clients (answer cache on: repeated questions are hits; QA_ANSWER_CACHE_SIZE=0 to time the pipeline).
 bench: setup
 	$(BIN)/python bench/bench_ask.py --rounds 1
 	$(BIN)/python bench/bench_http.py --requests 40

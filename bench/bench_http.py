@@ -9,7 +9,8 @@ and prints latency p50/p95/max and throughput. Figures only, no asserts.
     python bench/bench_http.py --url http://127.0.0.1:8000   # an already running server
 
 The server uses the usual settings (QA_* environment variables), so by default it serves seeds/
-with the index in index/ (built on first run).
+with the index in index/ (built on first run). The questions repeat, so with the answer cache on (the
+default) most requests are cache hits: QA_ANSWER_CACHE_SIZE=0 times the pipeline itself.
 """
 
 from __future__ import annotations

@@ -45,7 +45,7 @@ def open_index(settings=None, embedder=None):
 
     settings = settings or get_cli_settings()
     embedder = embedder or get_embedder(
-        settings.resolved_embedding_model(), settings.embedding_batch_size
+        settings.resolved_embedding_model(), settings.embedding_batch_size, settings.resolved_device()
     )
     if settings.store != "faiss":
         writer = store_writer(settings, embedder)
@@ -66,7 +66,8 @@ def store_writer(settings, embedder=None):
     from qa.store import open_store
     from qa.store.writes import StoreWriter
 
-    embedder = (embedder or get_embedder(settings.resolved_embedding_model(), settings.embedding_batch_size)).warm_up()
+    embedder = (embedder or get_embedder(settings.resolved_embedding_model(), settings.embedding_batch_size,
+                                         settings.resolved_device())).warm_up()
     chunker = Chunker.from_settings(settings)
     store = open_store(settings, embedder.model_id, embedder.dimension, chunker.params)
     return StoreWriter(settings, store, embedder, chunker)
@@ -225,7 +226,8 @@ def cmd_index(args: argparse.Namespace) -> int:
         return _index_ray(args, settings, corpus, paths, t0)
     if settings.store != "faiss":
         return _index_store(args, settings, corpus, paths, t0)
-    embedder = get_embedder(settings.resolved_embedding_model(), settings.embedding_batch_size)
+    embedder = get_embedder(settings.resolved_embedding_model(), settings.embedding_batch_size,
+                            settings.resolved_device())
     chunker = Chunker.from_settings(settings)
     with index_lock(settings.index_dir):  # a server's write cannot slip in between
         for r in _writer(settings).recover():

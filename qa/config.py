@@ -40,6 +40,11 @@ class Settings(BaseSettings):
     chunk_tokens: int = 200
     chunk_overlap: int = 50
 
+    # Where the embedder and the reader run: auto (CUDA when torch sees a GPU, else the CPU), cpu, or cuda
+    # (without a GPU: the CPU, with a warning in the log). On CUDA the reader runs in bf16 (fp16 where the GPU
+    # has no bf16) unless QA_READER_PRECISION=fp32.
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+
     # Embedding
     embedding_model: str | None = Field(None, description="Local model path; default: bundled MiniLM")
     embedding_batch_size: int = 32
@@ -63,7 +68,15 @@ class Settings(BaseSettings):
     # once. Off by default: with the shipped reader few first passages score that high (docs/benchmarks.md, Latency).
     reader_first_passages: int = Field(0, ge=0, le=50)
     reader_early_exit_score: float = Field(0.9, ge=0.0, le=1.0)
+    # Batching across concurrent questions (qa/batcher.py): the windows of questions asked at the same
+    # time go through one forward pass of at most `reader_batch_windows` windows, collected for up to
+    # `reader_batch_wait_ms`. 0 windows = every question runs its own forward.
+    reader_batch_windows: int = Field(0, ge=0, le=1024)
+    reader_batch_wait_ms: float = Field(2.0, ge=0.0, le=1000.0)
     max_answers: int = Field(3, ge=1, le=20)
+    # Answers kept in memory (LRU) by (normalised question, top_k, max_answers, index version); 0 = no cache.
+    # A write makes a new index version, so cached answers never outlive the documents they came from.
+    answer_cache_size: int = Field(256, ge=0, le=1_000_000)
     # Without a verifier: abstain when the best span's probability is below this (None: the threshold stored in
     # the reader config). Unused when the reader folder has a verifier (verifier.json).
     abstain_threshold: float | None = None
@@ -104,6 +117,12 @@ class Settings(BaseSettings):
 
     def origin_allow_list(self) -> list[str]:
         return [o.strip().rstrip("/") for o in self.allowed_origins.split(",") if o.strip()]
+
+    def resolved_device(self) -> str:
+        """``"cpu"`` or ``"cuda"``: ``device`` resolved on this machine (qa.device.resolve_device)."""
+        from qa.device import resolve_device
+
+        return resolve_device(self.device)
 
     def resolved_embedding_model(self) -> str:
         return self.embedding_model or default_embedding_model()

@@ -1,4 +1,4 @@
-"""Sentence embeddings (all-MiniLM-L6-v2 by default), loaded lazily, CPU, fully offline."""
+"""Sentence embeddings (all-MiniLM-L6-v2 by default), loaded lazily, on the CPU or CUDA, fully offline."""
 
 from __future__ import annotations
 
@@ -60,9 +60,12 @@ def _configured_dimension(path: Path) -> int | None:
 
 
 class Embedder:
-    """``Embedder(model_path=None, batch_size=32)``; the model loads on first use or ``warm_up()``."""
+    """``Embedder(model_path=None, batch_size=32, device="cpu")``; the model loads on first use or ``warm_up()``.
 
-    def __init__(self, model_path: str | Path | None = None, batch_size: int = 32) -> None:
+    ``device``: ``"cpu"``, ``"cuda"`` or ``"auto"`` (qa.device.resolve_device; CUDA without a GPU falls back to
+    the CPU with a warning)."""
+
+    def __init__(self, model_path: str | Path | None = None, batch_size: int = 32, device: str = "cpu") -> None:
         if model_path is None:
             from qa.config import default_embedding_model
 
@@ -70,12 +73,16 @@ class Embedder:
         self.model_path = str(model_path)
         self.batch_size = batch_size
         self.model_id = model_id_for_path(self.model_path)
+        from qa.device import resolve_device
+
+        self.device = resolve_device(device)
         self._model = None
         self._lock = threading.Lock()
 
     @classmethod
     def from_settings(cls, settings) -> "Embedder":
-        return cls(settings.resolved_embedding_model(), batch_size=settings.embedding_batch_size)
+        return cls(settings.resolved_embedding_model(), batch_size=settings.embedding_batch_size,
+                   device=settings.resolved_device())
 
     def warm_up(self) -> "Embedder":
         if self._model is None:
@@ -90,8 +97,8 @@ class Embedder:
 
                         hf_logging.disable_progress_bar()
 
-                    logger.info("loading embedding model %s", self.model_path)
-                    self._model = SentenceTransformer(self.model_path, device="cpu")
+                    logger.info("loading embedding model %s on %s", self.model_path, self.device)
+                    self._model = SentenceTransformer(self.model_path, device=self.device)
         return self
 
     @property
@@ -136,19 +143,22 @@ class Embedder:
         return self.embed_documents([text])[0]
 
 
-_shared: dict[tuple[str, int], Embedder] = {}
+_shared: dict[tuple[str, int, str], Embedder] = {}
 _shared_lock = threading.Lock()
 
 
-def get_embedder(model_path: str | Path | None = None, batch_size: int = 32) -> Embedder:
-    """A process-wide shared Embedder per (model path, batch size), so the model loads once."""
+def get_embedder(model_path: str | Path | None = None, batch_size: int = 32, device: str = "cpu") -> Embedder:
+    """A process-wide shared Embedder per (model path, batch size, resolved device), so the model loads once."""
     if model_path is None:
         from qa.config import default_embedding_model
 
         model_path = default_embedding_model()
-    key = (str(model_path), int(batch_size))
+    from qa.device import resolve_device
+
+    device = resolve_device(device)
+    key = (str(model_path), int(batch_size), device)
     with _shared_lock:
         emb = _shared.get(key)
         if emb is None:
-            emb = _shared[key] = Embedder(model_path, batch_size=batch_size)
+            emb = _shared[key] = Embedder(model_path, batch_size=batch_size, device=device)
         return emb

@@ -13,10 +13,15 @@ loaded index version, written through the journalled transactions of :mod:`qa.wr
 :class:`qa.store.writes.StoreWriter`. Either way a passage whose text does not slice from its
 document's stored text (replaced meanwhile by another replica) is dropped before reading, so every
 citation slices its document exactly.
+
+Answers are cached (qa.answer_cache, ``QA_ANSWER_CACHE_SIZE``) by (normalised question, top_k, max_answers,
+index state): every write or reload makes a new ``_State``, so a cached answer is only ever served from the
+index it was computed on.
 """
 
 from __future__ import annotations
 
+import itertools
 import logging
 import threading
 import time
@@ -25,6 +30,8 @@ from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from qa import timing
+from qa.answer_cache import AnswerCache, normalise_question
 from qa.config import Settings, get_settings
 from qa.converters import add_pages
 from qa.index_store import DocumentInfo, IndexStore, build_or_update, load_or_build
@@ -47,10 +54,14 @@ class QuestionError(ValueError):
     """The question cannot be asked (empty, too long)."""
 
 
+_generations = itertools.count(1)
+
+
 @dataclass(frozen=True)
 class _State:
     store: "DocumentReader"  # an IndexStore version (faiss) or the live Milvus store
     retriever: object
+    generation: int = 0  # unique per state in this process: part of the answer cache's key
 
 
 def _exact_passages(passages: list, document_text) -> list:
@@ -70,11 +81,19 @@ def _exact_passages(passages: list, document_text) -> list:
     return out
 
 
+def _store_version(state: _State):
+    """What identifies the index an answer was computed on: the loaded version's folder (faiss,
+    immutable), or the live store's generation (milvus: another replica may have written since)."""
+    path = getattr(state.store, "path", None)
+    return path.name if path is not None else ("generation", state.store.generation)
+
+
 class QAPipeline:
     def __init__(self, settings: Settings | None = None) -> None:
         self.settings = settings or get_settings()
         self._state: _State | None = None
         self._write_lock = threading.Lock()
+        self.answers = AnswerCache(self.settings.answer_cache_size)
         self.embedder = None
         self.chunker = None
         self.reader = None
@@ -89,7 +108,8 @@ class QAPipeline:
         from qa.embedding import get_embedder
 
         s = self.settings
-        return get_embedder(s.resolved_embedding_model(), s.embedding_batch_size).warm_up(), Chunker.from_settings(s)
+        embedder = get_embedder(s.resolved_embedding_model(), s.embedding_batch_size, s.resolved_device())
+        return embedder.warm_up(), Chunker.from_settings(s)
 
     def _load_reader(self) -> object:
         from qa.reader.reader import ExtractiveReader
@@ -168,7 +188,7 @@ class QAPipeline:
         retriever = make_retriever(self.settings.retrieval_mode, store, self.embedder, self.settings)
         if hasattr(retriever, "warm_up"):
             retriever.warm_up()
-        return _State(store, retriever)
+        return _State(store, retriever, next(_generations))
 
     @property
     def store(self) -> IndexStore:
@@ -190,17 +210,32 @@ class QAPipeline:
         return q
 
     def ask(self, question: str, top_k: int | None = None, max_answers: int | None = None) -> AskResult:
-        q = self.check_question(question)
+        with timing.stage("check_question"):
+            q = self.check_question(question)
         k = top_k or self.settings.top_k
         n = max_answers or self.settings.max_answers
         state = self._require()  # one consistent index for the whole question
         t0 = time.perf_counter()
+        key = (normalise_question(q), k, n, _store_version(state), state.generation)
+        cached = self.answers.get(key)  # a copy: the caller may change it
+        if cached is not None:
+            cached.question = q
+            cached.timing_ms = {"retrieve": 0.0, "read": 0.0, "total": round((time.perf_counter() - t0) * 1000, 2),
+                                "cache_hit": 1.0}
+            return cached
         passages = state.retriever.run(q, k)
         document_text = lru_cache(maxsize=None)(state.store.document_text)  # one fetch per document
         passages = _exact_passages(passages, document_text)
         t1 = time.perf_counter()
         out = self.reader.run(q, passages, document_text, max_answers=n)
         t2 = time.perf_counter()
+        with timing.stage("result"):
+            result = self._result(q, passages, out, state, t0, t1, t2)
+        self.answers.put(key, result)
+        return result
+
+    @staticmethod
+    def _result(q: str, passages: list, out, state: _State, t0: float, t1: float, t2: float) -> AskResult:
         return add_pages(AskResult(
             question=q,
             answer_found=out.answer_found,

@@ -241,6 +241,7 @@ def build_index(settings: Any, show_progress: bool = False) -> Any:
     from qa.embedding import get_embedder
     from qa.index_store import build_or_update
 
-    embedder = get_embedder(settings.resolved_embedding_model(), settings.embedding_batch_size).warm_up()
+    embedder = get_embedder(settings.resolved_embedding_model(), settings.embedding_batch_size,
+                            settings.resolved_device()).warm_up()
     return build_or_update(settings.corpus_dir, settings, embedder, Chunker.from_settings(settings),
                            show_progress=show_progress)

@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import json
 import threading
+from functools import partial
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
 
+from qa import timing
 from qa.reader.aggregate import Located, group_answers
-from qa.reader.decode import SpanCandidate, decode, decode_shared, encode_windows, pad_batch
+from qa.reader.decode import SpanCandidate, decode, decode_shared, encode_windows
 from qa.verifier.features import answer_features, key_of
 from qa.types import Answer, Citation, Passage
 
@@ -76,13 +78,22 @@ def bf16_native_on(device: str) -> bool:
     return native_bf16()
 
 
+def cuda_precision(precision: str, bf16_supported: bool) -> str:
+    """The reader's weights on a CUDA GPU for a ``QA_READER_PRECISION`` value: half precision unless fp32 is
+    asked for, bf16 where the GPU has it (Ampere and later), else fp16."""
+    if precision == "fp32":
+        return "fp32"
+    return "bf16" if precision == "bf16" or bf16_supported else "fp16"
+
+
 class ExtractiveReader:
     """Loads the shipped span-extraction model once; ``run`` batches all windows of a question."""
 
     def __init__(self, model_dir: str | Path, max_length: int = 256, stride: int = 96, max_answer_tokens: int = 30,
                  n_best: int = 20, threshold: float | None = None, batch_size: int = 16, precision: str = "auto",
                  first_passages: int = 0, early_exit_score: float = 0.9, min_confidence: float | None = None,
-                 use_verifier: bool = True):
+                 use_verifier: bool = True, device: str = "cpu", batch_windows: int = 0,
+                 batch_wait_ms: float = 2.0):
         self.model_dir = Path(model_dir)
         self.max_length = max_length
         self.stride = stride
@@ -96,7 +107,10 @@ class ExtractiveReader:
         self.first_passages = first_passages
         self.early_exit_score = early_exit_score
         self.bf16 = precision == "bf16"
-        self.runtime = ""  # after warm_up: "torch-bf16" or "torch-fp32"
+        self.fp16 = False  # CUDA without bf16: fp16 weights
+        self.requested_device = device  # auto | cpu | cuda (qa.device.resolve_device at warm_up)
+        self.device = "cpu"  # after warm_up: where the model runs
+        self.runtime = ""  # after warm_up: "torch-bf16" or "torch-fp32" (CPU), "torch-cuda-bf16|fp16|fp32"
         self.threshold = threshold if threshold is not None else DEFAULT_THRESHOLD
         self.temperature = 1.0  # from reader_config.json (fitted by qa export-reader)
         self.min_confidence_override = min_confidence
@@ -109,6 +123,21 @@ class ExtractiveReader:
         self.tokenizer = None
         self.card: dict = {}
         self._lock = threading.Lock()
+        # A fast tokenizer is not thread-safe: each call re-sets its truncation state, so concurrent questions
+        # (the API's worker threads) could get each other's settings and wrong windows (measured: 18 of 240
+        # concurrent encodings came back untruncated). Tokenising takes ~3 ms of an ask: one at a time.
+        self._tokenizer_lock = threading.Lock()
+        # Windows of concurrent questions in one forward (qa.batcher): at most batch_windows per forward,
+        # collected for up to batch_wait_ms. 0: every question runs its own forward.
+        self.batcher = None
+        if batch_windows:
+            from qa.batcher import ForwardBatcher
+
+            # every window padded to max_length: a window's logits then do not depend on the other windows of its
+            # batch (fp32, measured on CPU), so a question gets the same answer alone or batched with others
+            self.batcher = ForwardBatcher(partial(self._forward_rows, batch_size=max(batch_size, batch_windows),
+                                                  width=max_length),
+                                          wait_ms=batch_wait_ms, max_rows=batch_windows)
 
     @classmethod
     def from_settings(cls, settings, model_dir: str | Path | None = None) -> "ExtractiveReader":
@@ -119,7 +148,8 @@ class ExtractiveReader:
             max_answer_tokens=s.reader_max_answer_tokens, n_best=s.reader_n_best, threshold=s.abstain_threshold,
             precision=s.reader_precision, first_passages=s.reader_first_passages,
             early_exit_score=s.reader_early_exit_score, min_confidence=s.min_confidence,
-            use_verifier=s.verifier,
+            use_verifier=s.verifier, device=s.device, batch_windows=s.reader_batch_windows,
+            batch_wait_ms=s.reader_batch_wait_ms,
         )
 
     # -- loading -----------------------------------------------------------------------------
@@ -147,36 +177,71 @@ class ExtractiveReader:
             if self.verifier is not None and self.min_confidence_override is None:
                 self.min_confidence = self.verifier.min_confidence
         self.tokenizer = AutoTokenizer.from_pretrained(str(self.model_dir))
-        if self.precision == "auto":
+        from qa.device import resolve_device
+
+        self.device = resolve_device(self.requested_device)
+        if self.device == "cuda":
+            kind = cuda_precision(self.precision, bf16_native_on("cuda"))
+            self.bf16, self.fp16 = kind == "bf16", kind == "fp16"
+        elif self.precision == "auto":
             self.bf16 = native_bf16()
         model = AutoModelForQuestionAnswering.from_pretrained(str(self.model_dir), dtype=torch.float32)
         model.eval()
-        self.runtime = "torch-bf16" if self.bf16 else "torch-fp32"
+        kind = "bf16" if self.bf16 else "fp16" if self.fp16 else "fp32"
+        self.runtime = f"torch-cuda-{kind}" if self.device == "cuda" else f"torch-{kind}"
         if self.bf16:
             # bf16 weights, cast once: ~15 % faster than fp32 weights under bf16 autocast (which casts every
             # weight on every forward), same EM/F1 (`qa export-reader` validates in this precision)
             model = model.to(torch.bfloat16)
-        self.model = model
+        elif self.fp16:
+            model = model.to(torch.float16)
+        self.model = model.to(self.device)
 
     # -- inference ---------------------------------------------------------------------------
     def _logits(self, windows) -> tuple[np.ndarray, np.ndarray]:
-        from qa.reader.forward import forward_logits
-
+        ids, types = windows.encoding["input_ids"], windows.encoding["token_type_ids"]
         n = len(windows.context_of)
-        order = sorted(range(n), key=lambda w: len(windows.encoding["input_ids"][w]))
-        width = max(len(x) for x in windows.encoding["input_ids"])
+        rows = [(ids[w], types[w]) for w in range(n)]
+        # with a batcher, these windows may share one forward with other questions' windows
+        logits = self.batcher.run(rows) if self.batcher is not None else self._forward_rows(rows)
+        width = max(len(x) for x in ids)
         S = np.full((n, width), -1e9, dtype=np.float32)
         E = np.full((n, width), -1e9, dtype=np.float32)
-        with self._lock:
-            for b in range(0, n, self.batch_size):
-                idx = order[b : b + self.batch_size]
-                ids, mask, tt = pad_batch(windows, idx)
-                # the weights are already bf16 when self.bf16: no autocast needed
-                s, e = forward_logits(self.model, ids, mask, tt, "cpu", False)
-                for r, w in enumerate(idx):
-                    L = len(windows.encoding["input_ids"][w])
-                    S[w, :L], E[w, :L] = s[r, :L], e[r, :L]
+        for w, (s, e) in enumerate(logits):
+            S[w, : len(s)], E[w, : len(e)] = s, e
         return S, E
+
+    def _forward_rows(self, rows: list, batch_size: int | None = None,
+                      width: int | None = None) -> list[tuple[np.ndarray, np.ndarray]]:
+        """(start, end) logits of each window ``(input_ids, token_type_ids)``: windows sorted by length, run in
+        batches of ``batch_size`` (default ``self.batch_size``) padded to the longest of each batch, or to
+        ``width`` when given."""
+        from qa.reader.forward import forward_logits
+
+        size = batch_size or self.batch_size
+        out: list = [None] * len(rows)
+        order = sorted(range(len(rows)), key=lambda w: len(rows[w][0]))
+        with self._lock:
+            for b in range(0, len(rows), size):
+                idx = order[b : b + size]
+                cols = max(width or 0, max(len(rows[w][0]) for w in idx))
+                ids = np.zeros((len(idx), cols), dtype=np.int64)
+                mask = np.zeros((len(idx), cols), dtype=np.int64)
+                tt = np.zeros((len(idx), cols), dtype=np.int64)
+                for r, w in enumerate(idx):
+                    L = len(rows[w][0])
+                    ids[r, :L], mask[r, :L], tt[r, :L] = rows[w][0], 1, rows[w][1]
+                # the weights are already bf16/fp16 when asked for: no autocast needed
+                s, e = forward_logits(self.model, ids, mask, tt, self.device, False)
+                for r, w in enumerate(idx):
+                    L = len(rows[w][0])
+                    out[w] = (s[r, :L].copy(), e[r, :L].copy())
+        return out
+
+    def encode(self, question: str, contexts: list[str]):
+        """The reader windows of ``question`` over ``contexts`` (qa.reader.decode.encode_windows); thread-safe."""
+        with self._tokenizer_lock:
+            return encode_windows(self.tokenizer, question, contexts, self.max_length, self.stride)
 
     def spans(self, question: str, contexts: list[str]) -> tuple[list[SpanCandidate], float, int]:
         """n-best spans over all windows of all contexts (offsets into each context string), the question's
@@ -186,13 +251,16 @@ class ExtractiveReader:
         self.warm_up()
         if not contexts:
             return [], 1.0, 0
-        windows = encode_windows(self.tokenizer, question, contexts, self.max_length, self.stride)
-        S, E = self._logits(windows)
-        if self.shared:
-            cands, null = decode_shared(S, E, windows, self.max_answer_tokens, self.n_best, self.temperature)
-        else:
-            cands, _ = decode(S, E, windows, self.max_answer_tokens, self.n_best, self.temperature)
-            null = 1.0 - (cands[0].prob if cands else 0.0)
+        with timing.stage("reader_tokenise"):
+            windows = self.encode(question, contexts)
+        with timing.stage("reader_forward"):
+            S, E = self._logits(windows)
+        with timing.stage("decode"):
+            if self.shared:
+                cands, null = decode_shared(S, E, windows, self.max_answer_tokens, self.n_best, self.temperature)
+            else:
+                cands, _ = decode(S, E, windows, self.max_answer_tokens, self.n_best, self.temperature)
+                null = 1.0 - (cands[0].prob if cands else 0.0)
         return cands, null, len(windows.context_of)
 
     def run(self, question: str, passages: list[Passage], document_text, max_answers: int = 3) -> ReaderOutput:
@@ -212,8 +280,9 @@ class ExtractiveReader:
         for c in cands:
             ch = passages[c.context_index].chunk
             located.append(Located(ch.document, ch.start + c.start, ch.start + c.end, c.prob, c.context_index))
-        out = self._assemble(question, located, document_text, max_answers, n_windows, null, n_read,
-                             passages[:n_read])
+        with timing.stage("aggregate"):
+            out = self._assemble(question, located, document_text, max_answers, n_windows, null, n_read,
+                                 passages[:n_read])
         out.passages_read = n_read
         return out
 
@@ -252,7 +321,8 @@ class ExtractiveReader:
         if self.verifier is not None and considered:
             # the verifier scores the answers; it does not reorder them (the reader's order by support is better:
             # on 400 dev-42 paragraphs, top-answer F1 83.2 in the reader's order against 73.0 re-ranked)
-            probs = [float(x) for x in self.verifier.score(rows, kind)]
+            with timing.stage("verifier"):
+                probs = [float(x) for x in self.verifier.score(rows, kind)]
             scored = list(zip(considered, probs, rows))
             threshold = self.min_confidence
         else:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from qa import timing
 from qa.types import Passage
 
 if TYPE_CHECKING:
@@ -30,8 +31,10 @@ class DenseRetriever:
             raise ValueError("k must be >= 1")
         if self.store.count_chunks() == 0:
             return []
-        qv = self.embedder.embed_query(question)
-        hits = self.store.dense_search(qv, k)
+        with timing.stage("embed_query"):
+            qv = self.embedder.embed_query(question)
+        with timing.stage("dense_search"):
+            hits = self.store.dense_search(qv, k)
         return [
             Passage(chunk=h.chunk, score=h.score, rank=rank, scores={"dense": h.score})
             for rank, h in enumerate(hits, start=1)

@@ -14,6 +14,7 @@ import threading
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Protocol
 
+from qa import timing
 from qa.types import Passage
 
 if TYPE_CHECKING:
@@ -88,11 +89,11 @@ class HybridRetriever:
         if k < 1:
             raise ValueError("k must be >= 1")
         n = candidate_count(k)
-        rankings = {
-            "dense": self.dense.run(question, n),
-            "bm25": self.bm25.run(question, n),
-        }
-        return reciprocal_rank_fusion(rankings, k, self.rrf_k)
+        dense = self.dense.run(question, n)
+        with timing.stage("bm25"):
+            bm25 = self.bm25.run(question, n)
+        with timing.stage("fusion"):
+            return reciprocal_rank_fusion({"dense": dense, "bm25": bm25}, k, self.rrf_k)
 
 
 def make_retriever(
