@@ -2,6 +2,7 @@
 
     python bench/bench_store.py                      # N = 1,000,000 (needs ~1.5 GB per copy of the data)
     python bench/bench_store.py -n 100000 --queries 200 --methods faiss-flat,milvus-flat
+    OMP_NUM_THREADS=2 python bench/bench_store.py -n 1000000 --methods faiss-ivf --nprobe 1,2,4,8,16,32
 
 For each method, in a fresh subprocess (so memory is its own): build time (add + train/index, for
 Milvus Lite the inserts, flush and the wait until it reports every row indexed), memory (resident set growth of the process over building,
@@ -9,9 +10,14 @@ the data itself excluded; Milvus Lite's engine runs inside the process, so its o
 counts too), search latency of single queries (p50, p95; top 10) and recall@10
 against the exact top 10 (brute force in numpy). The vectors are 384-d like all-MiniLM-L6-v2's,
 drawn around 2,000 random centres (so neighbours exist, as in real embeddings) and L2-normalised;
-the queries are fresh draws from the same mixture. Parameters: HNSW M=32, efConstruction=200,
-efSearch=128 (the values qa.index_store uses for QA_INDEX_TYPE=hnsw); IVF nlist=4*sqrt(N),
-nprobe=32 (BENCH_NPROBE); Milvus Lite FLAT (what qa.store.milvus_store uses) and HNSW with the same M/ef.
+the queries are fresh draws around the same centres (``--query-centres other`` draws them around
+other centres, far from every vector: what this script did before 2026-12-05, and why its HNSW/IVF
+recall then looked low). Parameters: HNSW M=32, efConstruction=200 (``--hnsw-m``,
+``--ef-construction``) searched at every ``--ef-search`` value; IVF nlist=4*sqrt(N) (``--nlist``)
+searched at every ``--nprobe`` value; Milvus Lite FLAT (what qa.store.milvus_store uses) and HNSW
+(M=32, efConstruction=200, ef=128). Builds use OMP_NUM_THREADS threads; searches use
+``--search-threads`` (default 1: a server answers concurrent questions on its other cores).
+For each approximate method it names the smallest setting reaching ``--target`` recall@10 (0.95).
 
 Prints a table and a JSON line; asserts nothing. docs/scaling.md has measured figures.
 """
@@ -31,7 +37,6 @@ from pathlib import Path
 import numpy as np
 
 DIM = 384
-NPROBE = int(os.environ.get("BENCH_NPROBE", "32"))
 METHODS = ("faiss-flat", "faiss-hnsw", "faiss-ivf", "milvus-flat", "milvus-hnsw")
 
 
@@ -43,14 +48,18 @@ def rss_mb() -> float:
     return float("nan")
 
 
-def synthetic(n: int, seed: int, centres: int = 2000) -> np.ndarray:
+def centres(seed: int, count: int = 2000) -> np.ndarray:
+    return np.random.default_rng(seed).standard_normal((count, DIM), dtype=np.float32)
+
+
+def synthetic(n: int, c: np.ndarray, seed: int) -> np.ndarray:
+    """``n`` normalised draws around the rows of ``c`` (noise 0.6 per dimension)."""
     rng = np.random.default_rng(seed)
-    c = rng.standard_normal((centres, DIM), dtype=np.float32)
     out = np.empty((n, DIM), np.float32)
     step = 100_000
     for s in range(0, n, step):
         m = min(step, n - s)
-        x = c[rng.integers(0, centres, m)] + 0.6 * rng.standard_normal((m, DIM), dtype=np.float32)
+        x = c[rng.integers(0, len(c), m)] + 0.6 * rng.standard_normal((m, DIM), dtype=np.float32)
         out[s:s + m] = x / np.linalg.norm(x, axis=1, keepdims=True)
     return out
 
@@ -71,9 +80,20 @@ def exact_top(data: np.ndarray, queries: np.ndarray, k: int) -> np.ndarray:
 # ----------------------------------------------------------------------------- one method, in a worker
 
 
-def run_method(method: str, data: np.ndarray, queries: np.ndarray, k: int,
-               workdir: Path) -> tuple[float, float, list[list[int]], list[float], dict]:
-    """(build seconds, resident MB grown over the build, ids per query, latency ms per query, notes)."""
+def timed_search(search, queries: np.ndarray, k: int) -> tuple[list[list[int]], list[float]]:
+    ids, lat = [], []
+    for q in queries:
+        t = time.perf_counter()
+        found = search(q, k)
+        lat.append((time.perf_counter() - t) * 1000)
+        ids.append(found)
+    return ids, lat
+
+
+def run_method(method: str, data: np.ndarray, queries: np.ndarray, k: int, workdir: Path,
+               opts: argparse.Namespace) -> tuple[float, float, list[dict], dict]:
+    """(build seconds, resident MB grown over the build, one {"setting", "ids", "lat"} per search
+    setting (ids and latency in ms per query), notes)."""
     n = len(data)
     base = rss_mb()
     if method.startswith("faiss"):
@@ -84,27 +104,40 @@ def run_method(method: str, data: np.ndarray, queries: np.ndarray, k: int,
             index = faiss.IndexFlatIP(DIM)
             index.add(data)
         elif method == "faiss-hnsw":
-            index = faiss.IndexHNSWFlat(DIM, 32, faiss.METRIC_INNER_PRODUCT)
-            index.hnsw.efConstruction = 200
+            index = faiss.IndexHNSWFlat(DIM, opts.hnsw_m, faiss.METRIC_INNER_PRODUCT)
+            index.hnsw.efConstruction = opts.ef_construction
             index.add(data)
-            index.hnsw.efSearch = 128
         else:
-            nlist = max(16, int(4 * n ** 0.5))
+            nlist = opts.nlist or max(16, int(4 * n ** 0.5))
             quantizer = faiss.IndexFlatIP(DIM)
             index = faiss.IndexIVFFlat(quantizer, DIM, nlist, faiss.METRIC_INNER_PRODUCT)
             rng = np.random.default_rng(0)
-            index.train(data[rng.choice(n, min(n, 50 * nlist), replace=False)])
+            index.train(data[rng.choice(n, min(n, opts.train_per_list * nlist), replace=False)])
             index.add(data)
-            index.nprobe = NPROBE
         build = time.perf_counter() - t0
         grown = rss_mb() - base
-        ids, lat = [], []
-        for q in queries:
-            t = time.perf_counter()
-            _, i = index.search(q.reshape(1, -1), k)
-            lat.append((time.perf_counter() - t) * 1000)
-            ids.append([int(x) for x in i[0]])
-        return build, grown, ids, lat, {}
+        faiss.omp_set_num_threads(opts.search_threads)
+
+        def search(q: np.ndarray, kk: int) -> list[int]:
+            return [int(x) for x in index.search(q.reshape(1, -1), kk)[1][0]]
+
+        runs = []
+        if method == "faiss-hnsw":
+            settings = [("efSearch", int(v)) for v in opts.ef_search.split(",")]
+        elif method == "faiss-ivf":
+            settings = [("nprobe", int(v)) for v in opts.nprobe.split(",")]
+        else:
+            settings = [("exact", 0)]
+        for name, value in settings:
+            if name == "efSearch":
+                index.hnsw.efSearch = value
+            elif name == "nprobe":
+                index.nprobe = value
+            search(queries[0], k)  # warm
+            ids, lat = timed_search(search, queries, k)
+            runs.append({"setting": {name: value} if name != "exact" else {}, "ids": ids, "lat": lat})
+        notes = {"nlist": index.nlist} if method == "faiss-ivf" else {}
+        return build, grown, runs, notes
 
     from pymilvus import DataType, MilvusClient
 
@@ -136,14 +169,14 @@ def run_method(method: str, data: np.ndarray, queries: np.ndarray, k: int,
     grown = rss_mb() - base
     notes = {k2: info.get(k2) for k2 in ("index_type", "state", "indexed_rows", "pending_index_rows", "total_rows")}
     sp = {"metric_type": "IP", "params": {"ef": 128}} if method == "milvus-hnsw" else {"metric_type": "IP"}
-    ids, lat = [], []
-    for q in queries:
-        t = time.perf_counter()
-        r = client.search("bench", data=[q.tolist()], anns_field="vector", limit=k, search_params=sp)
-        lat.append((time.perf_counter() - t) * 1000)
-        ids.append([int(h["id"]) for h in r[0]])
+
+    def search(q: np.ndarray, kk: int) -> list[int]:
+        r = client.search("bench", data=[q.tolist()], anns_field="vector", limit=kk, search_params=sp)
+        return [int(h["id"]) for h in r[0]]
+
+    ids, lat = timed_search(search, queries, k)
     client.close()
-    return build, grown, ids, lat, notes
+    return build, grown, [{"setting": {"ef": 128} if method == "milvus-hnsw" else {}, "ids": ids, "lat": lat}], notes
 
 
 def worker(args: argparse.Namespace) -> None:
@@ -153,8 +186,8 @@ def worker(args: argparse.Namespace) -> None:
         import faiss  # noqa: F401 - imported before measuring: the library is not the index
     else:
         import pymilvus  # noqa: F401
-    build, grown, ids, lat, notes = run_method(args.worker, data, queries, args.k, Path(args.workdir))
-    print(json.dumps({"build_s": build, "mem_mb": grown, "ids": ids, "lat": lat, "notes": notes}))
+    build, grown, runs, notes = run_method(args.worker, data, queries, args.k, Path(args.workdir), args)
+    print(json.dumps({"build_s": build, "mem_mb": grown, "runs": runs, "notes": notes}))
 
 
 # ----------------------------------------------------------------------------- driver
@@ -167,6 +200,16 @@ def main() -> None:
     ap.add_argument("-k", type=int, default=10)
     ap.add_argument("--methods", default=",".join(METHODS))
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--query-centres", choices=["same", "other"], default="same",
+                    help="draw the queries around the data's centres (default) or around other centres")
+    ap.add_argument("--hnsw-m", type=int, default=32)
+    ap.add_argument("--ef-construction", type=int, default=200)
+    ap.add_argument("--ef-search", default="16,32,64,128,256,512", help="HNSW efSearch values to search with")
+    ap.add_argument("--nlist", type=int, default=0, help="IVF lists (default 4*sqrt(N))")
+    ap.add_argument("--train-per-list", type=int, default=50, help="IVF training sample: this many vectors per list")
+    ap.add_argument("--nprobe", default="1,2,4,8,16,32,64,128", help="IVF nprobe values to search with")
+    ap.add_argument("--search-threads", type=int, default=1, help="FAISS threads while searching (default 1)")
+    ap.add_argument("--target", type=float, default=0.95, help="recall@10 to reach (default 0.95)")
     ap.add_argument("--worker", help=argparse.SUPPRESS)
     ap.add_argument("--data", help=argparse.SUPPRESS)
     ap.add_argument("--queries-file", help=argparse.SUPPRESS)
@@ -182,34 +225,53 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="bench-store-") as tmp:
         tmp = Path(tmp)
         t0 = time.perf_counter()
-        data = synthetic(args.n, args.seed)
-        queries = synthetic(args.queries, args.seed + 1)
+        c = centres(args.seed)
+        data = synthetic(args.n, c, args.seed)
+        queries = synthetic(args.queries, c if args.query_centres == "same" else centres(args.seed + 1), args.seed + 1)
         np.save(tmp / "data.npy", data)
         np.save(tmp / "queries.npy", queries)
         truth = exact_top(data, queries, args.k)
         del data
         print(f"{args.n:,} vectors x {DIM}, {args.queries} queries, top {args.k} "
               f"(data and exact answers in {time.perf_counter() - t0:.1f}s)", flush=True)
-        print(f"{'method':<12} {'build s':>9} {'memory MB':>10} {'p50 ms':>8} {'p95 ms':>8} {'recall@10':>10}", flush=True)
-        rows = []
+        print(f"{'method':<12} {'setting':<14} {'build s':>9} {'memory MB':>10} {'p50 ms':>8} {'p95 ms':>8} "
+              f"{'recall@10':>10}", flush=True)
+        rows, best = [], {}
+        passthrough = ["--hnsw-m", str(args.hnsw_m), "--ef-construction", str(args.ef_construction),
+                       "--ef-search", args.ef_search, "--nlist", str(args.nlist), "--train-per-list",
+                       str(args.train_per_list), "--nprobe", args.nprobe, "--search-threads", str(args.search_threads)]
         for m in methods:
             work = tmp / m
             work.mkdir()
             out = subprocess.run([sys.executable, __file__, "--worker", m, "--data", str(tmp / "data.npy"),
-                                  "--queries-file", str(tmp / "queries.npy"), "--workdir", str(work), "-k", str(args.k)],
-                                 capture_output=True, text=True, env={**os.environ})
+                                  "--queries-file", str(tmp / "queries.npy"), "--workdir", str(work), "-k", str(args.k),
+                                  *passthrough], capture_output=True, text=True, env={**os.environ})
             if out.returncode != 0:
                 print(f"{m:<12} failed: {out.stderr.strip().splitlines()[-1] if out.stderr.strip() else out.returncode}")
                 continue
             r = json.loads(out.stdout.strip().splitlines()[-1])
-            recall = float(np.mean([len(set(got) & set(want.tolist())) / args.k for got, want in zip(r["ids"], truth)]))
-            lat = sorted(r["lat"])
-            row = {"method": m, "n": args.n, "build_s": round(r["build_s"], 2), "mem_mb": round(r["mem_mb"], 1),
-                   "p50_ms": round(statistics.median(lat), 3), "p95_ms": round(lat[int(0.95 * (len(lat) - 1))], 3),
-                   "recall_at_10": round(recall, 4), **({"milvus_index": r["notes"]} if r["notes"] else {})}
-            rows.append(row)
-            print(f"{m:<12} {row['build_s']:>9.1f} {row['mem_mb']:>10.0f} {row['p50_ms']:>8.2f} {row['p95_ms']:>8.2f} "
-                  f"{row['recall_at_10']:>10.3f}" + (f"   {r['notes']}" if r["notes"] else ""), flush=True)
+            for run in r["runs"]:
+                recall = float(np.mean([len(set(got) & set(want.tolist())) / args.k
+                                        for got, want in zip(run["ids"], truth)]))
+                lat = sorted(run["lat"])
+                row = {"method": m, "n": args.n, "setting": run["setting"], "build_s": round(r["build_s"], 2),
+                       "mem_mb": round(r["mem_mb"], 1), "p50_ms": round(statistics.median(lat), 3),
+                       "p95_ms": round(lat[int(0.95 * (len(lat) - 1))], 3), "recall_at_10": round(recall, 4),
+                       **({"notes": r["notes"]} if r["notes"] else {})}
+                rows.append(row)
+                if m not in best and recall >= args.target:
+                    best[m] = row
+                setting = ",".join(f"{k2}={v}" for k2, v in run["setting"].items()) or "-"
+                print(f"{m:<12} {setting:<14} {row['build_s']:>9.1f} {row['mem_mb']:>10.0f} {row['p50_ms']:>8.2f} "
+                      f"{row['p95_ms']:>8.2f} {row['recall_at_10']:>10.3f}" + (f"   {r['notes']}" if r["notes"] else ""),
+                      flush=True)
+        for m in methods:
+            if m in best:
+                b = best[m]
+                print(f"{m}: smallest setting with recall@10 >= {args.target}: {b['setting'] or 'exact'} "
+                      f"(recall {b['recall_at_10']:.3f}, p50 {b['p50_ms']:.2f} ms)")
+            elif any(r2["method"] == m for r2 in rows):
+                print(f"{m}: no setting tried reached recall@10 >= {args.target}")
         print(json.dumps(rows))
 
 

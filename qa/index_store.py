@@ -318,10 +318,13 @@ class IndexStore:
     # ------------------------------------------- qa.store.protocol.DocumentReader
 
     def dense_search(self, query_vector: np.ndarray, k: int) -> list["Hit"]:
-        """Top ``k`` chunks by inner product with ``query_vector``, best first (stable chunk ids)."""
-        from qa.store.protocol import Hit
+        """Top ``k`` chunks by inner product with ``query_vector``, best first (stable chunk ids; ties by
+        id: qa.store.protocol.ranked)."""
+        from qa.store.protocol import TIE_MARGIN, Hit, ranked
 
-        return [Hit(self.chunks[i], s) for i, s in self.search(query_vector, k)]
+        if k < 1:
+            return []
+        return ranked([Hit(self.chunks[i], s) for i, s in self.search(query_vector, k + TIE_MARGIN)], k)
 
     def bm25(self) -> Any:
         """The in-memory BM25 ranking of this version's chunks (built once, on first use)."""
@@ -333,12 +336,12 @@ class IndexStore:
         return self._bm25.warm_up()
 
     def keyword_search(self, query: str, k: int) -> list["Hit"]:
-        """Up to ``k`` chunks by BM25 (bm25s, stemmed, English stop words dropped), best first."""
-        from qa.store.protocol import Hit
+        """Up to ``k`` chunks by BM25 (bm25s, stemmed, English stop words dropped), best first (ties by id)."""
+        from qa.store.protocol import TIE_MARGIN, Hit, ranked
 
         if k < 1:
             return []
-        return [Hit(p.chunk, p.score) for p in self.bm25().run(query, k)]
+        return ranked([Hit(p.chunk, p.score) for p in self.bm25().run(query, k + TIE_MARGIN)], k)
 
     def count_documents(self) -> int:
         return len(self.documents)

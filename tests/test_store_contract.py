@@ -20,7 +20,7 @@ from qa.config import Settings  # noqa: E402
 from qa.index_store import IndexStaleError  # noqa: E402
 from qa.retriever.hybrid import make_retriever  # noqa: E402
 from qa.store import open_store  # noqa: E402
-from qa.store.protocol import DocumentReader, DocumentStore, chunk_id  # noqa: E402
+from qa.store.protocol import DocumentReader, DocumentStore, Hit, chunk_id, ranked  # noqa: E402
 from qa.types import Chunk, Document  # noqa: E402
 
 BACKENDS = ["faiss", "milvus"]
@@ -212,6 +212,43 @@ def test_retrievers_over_the_protocol(make_store, mode):
     assert passages[0].chunk.document == "light.txt"
     assert [p.rank for p in passages] == list(range(1, len(passages) + 1))
     assert_exact(store, passages)
+
+
+def test_both_backends_rank_and_score_alike(tmp_path):
+    """The same documents in both backends give the same hits with the same scores: dense (inner
+    product) and BM25 (Milvus's score rescaled to bm25s's; the answer verifier reads the magnitudes,
+    so a different scale changes confidences and abstentions)."""
+    stores = {b: open_store(settings_for(b, tmp_path / b), EMB.model_id, EMB.dimension, CHUNKER.params)
+              for b in BACKENDS}
+    try:
+        for store in stores.values():
+            for d in (doc("kaz.txt", KAZ), doc("birds.txt", BIRDS), doc("light.txt", LIGHT),
+                      doc("more.txt", "Protests and strikes: gas prices rose in Zhanaozen, then in Almaty; "
+                                      "the keeper of the lighthouse saw herons. " * 3)):
+                write(store, d)
+        f, m = stores["faiss"].snapshot(), stores["milvus"].snapshot()
+        for query in ("protests in Almaty", "gas prices rise", "lighthouse keeper ospreys", "herons otters river",
+                      "Zhanaozen Kazakhstan protest spread"):
+            a, b = f.keyword_search(query, 10), m.keyword_search(query, 10)
+            assert a and [h.id for h in a] == [h.id for h in b], query
+            assert [h.score for h in b] == pytest.approx([h.score for h in a], rel=1e-4), query
+            # kaz.txt repeats itself: its chunks tie, and both backends order ties by chunk id
+            a, b = f.dense_search(EMB.embed_query(query), 4), m.dense_search(EMB.embed_query(query), 4)
+            assert len(a) == 4 and [h.id for h in a] == [h.id for h in b], query
+            assert [h.score for h in b] == pytest.approx([h.score for h in a], rel=1e-5, abs=1e-6), query
+    finally:
+        for store in stores.values():
+            store.close()
+
+
+def test_ties_are_ordered_by_chunk_id():
+    def hit(doc_id: str, score: float) -> Hit:
+        return Hit(Chunk(doc_id, 0, 1, "x", id=f"{doc_id}#0-00000000"), score)
+
+    hits = [hit("d", 0.5), hit("b", 2.0), hit("c", 0.9), hit("a", 0.9 + 1e-7), hit("e", 0.9)]
+    assert [h.chunk.document for h in ranked(hits, 5)] == ["b", "a", "c", "e", "d"]
+    assert [h.chunk.document for h in ranked(hits, 2)] == ["b", "a"]
+    assert ranked(hits, 0) == [] and ranked([], 3) == []
 
 
 def test_pipeline_citations_slice_the_stored_text(backend, tmp_path, tmp_corpus):

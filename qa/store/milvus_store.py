@@ -43,7 +43,7 @@ from typing import Any
 import numpy as np
 
 from qa.index_store import DocumentInfo, IndexStaleError
-from qa.store.protocol import Hit, check_write, with_ids
+from qa.store.protocol import TIE_MARGIN, Hit, check_write, ranked, with_ids
 from qa.types import Chunk, Document
 
 logger = logging.getLogger(__name__)
@@ -55,6 +55,12 @@ TEXT_PART_BYTES = 60_000
 TOP_K_MAX = 16_384  # Milvus's limit on a search's topk / a query's limit
 SCHEMA_VERSION = 1
 BUCKETS = 256  # documents are listed one bucket (hash of the id) at a time past TOP_K_MAX of them
+# BM25 as the faiss backend's bm25s ranks (qa.retriever.bm25: k1=1.5, b=0.75, Lucene idf). Milvus's score
+# carries the classic (k1 + 1) factor in the numerator that bm25s's Lucene variant leaves out, so a
+# Milvus score / (k1 + 1) is the bm25s score (the answer verifier reads BM25 magnitudes, not only ranks).
+# A Milvus server takes k1 and b from the index parameters (its default k1 is 1.2); Milvus Lite 3.2.2
+# ignores them and always uses k1=1.5, b=0.75 (tests/test_store_contract.py compares the two backends).
+BM25_K1, BM25_B = 1.5, 0.75
 
 _WORD = re.compile(r"(?u)\b\w\w+\b")  # bm25s's default token pattern
 _analysis: dict[str, Any] = {}
@@ -143,7 +149,8 @@ class MilvusDocumentStore:
                 return
             index = c.prepare_index_params()
             for field, kind, metric in vector_fields:
-                index.add_index(field_name=field, index_type=kind, metric_type=metric)
+                params = {"bm25_k1": BM25_K1, "bm25_b": BM25_B} if metric == "BM25" else {}
+                index.add_index(field_name=field, index_type=kind, metric_type=metric, params=params)
             c.create_collection(name, schema=schema, index_params=index, consistency_level="Strong")
 
         s = MilvusClient.create_schema(auto_id=False, enable_dynamic_field=False)
@@ -284,22 +291,23 @@ class MilvusDocumentStore:
         q = np.asarray(query_vector, dtype=np.float32).reshape(-1)
         if q.shape[0] != self.dimension:
             raise ValueError(f"query vector has dimension {q.shape[0]}, the store has {self.dimension}")
-        res = self.client.search(self.c_chunks, data=[q.tolist()], anns_field="vector", limit=min(k, TOP_K_MAX),
-                                 search_params={"metric_type": "IP"},
+        res = self.client.search(self.c_chunks, data=[q.tolist()], anns_field="vector",
+                                 limit=min(k + TIE_MARGIN, TOP_K_MAX), search_params={"metric_type": "IP"},
                                  output_fields=["document", "start", "end", "text"])
-        return self._hits(res, 1.0)
+        return ranked(self._hits(res, 1.0), k)  # ties by chunk id, as the faiss backend
 
     def keyword_search(self, query: str, k: int) -> list[Hit]:
         terms = analyze(query)
         if k < 1 or not terms:
             return []
-        res = self.client.search(self.c_chunks, data=[terms], anns_field="sparse", limit=min(k, TOP_K_MAX),
+        res = self.client.search(self.c_chunks, data=[terms], anns_field="sparse", limit=min(k + TIE_MARGIN, TOP_K_MAX),
                                  search_params={"metric_type": "BM25"},
                                  output_fields=["document", "start", "end", "text"])
         # Milvus Lite reports a BM25 match as a negative distance (smaller is better); a server as a
         # positive score: the magnitude is the BM25 score either way, and the order is Milvus's.
-        hits = [Hit(h.chunk, abs(h.score)) for h in self._hits(res, 1.0)]
-        return [h for h in hits if h.score > 0.0]
+        # Divided by (k1 + 1): the scale of the faiss backend's bm25s scores (see BM25_K1).
+        hits = [Hit(h.chunk, abs(h.score) / (BM25_K1 + 1.0)) for h in self._hits(res, 1.0)]
+        return ranked([h for h in hits if h.score > 0.0], k)
 
     def _count(self, collection: str) -> int:
         rows = self.client.query(collection, filter="", output_fields=["count(*)"])

@@ -136,6 +136,31 @@ class DocumentStore(DocumentReader, Protocol):
     def close(self) -> None: ...
 
 
+#: Searches ask their engine for this many hits more than ``k``, so that chunks tied with the k-th
+#: are all seen before :func:`ranked` orders ties by id and cuts at ``k``.
+TIE_MARGIN = 8
+
+
+def ranked(hits: Sequence[Hit], k: int, rel: float = 1e-5) -> list[Hit]:
+    """The best ``k`` of ``hits``, best first, **ties ordered by chunk id**: scores within ``rel``
+    (relative, at least ``rel`` absolute) of a group's first score form one group. FAISS, bm25s and
+    Milvus each break ties their own way (and float32 scores differ in the last bits), so without
+    this two backends holding the same chunks could rank tied chunks differently, which moves
+    reciprocal-rank fusion and hence answers and confidences."""
+    ordered = sorted(hits, key=lambda h: -h.score)
+    out: list[Hit] = []
+    group: list[Hit] = []
+    for h in ordered:
+        if group and abs(group[0].score - h.score) > rel * max(1.0, abs(group[0].score)):
+            out.extend(sorted(group, key=lambda g: g.id))
+            group = []
+            if len(out) >= k:
+                break
+        group.append(h)
+    out.extend(sorted(group, key=lambda g: g.id))
+    return out[:max(k, 0)]
+
+
 def check_write(document: Document, chunks: Sequence[Chunk], vectors: np.ndarray, dimension: int) -> np.ndarray:
     """Validate a :meth:`DocumentStore.write_document` call; returns the vectors as float32 (n, d).
     Raises ValueError with a message that names the problem."""
