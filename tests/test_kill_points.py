@@ -348,7 +348,7 @@ def test_kill_real_qa_serve_while_indexing(tmp_path):
         assert status == 200
         assert any(p["document"] == "ospreys.txt" for p in answer["passages"])  # indexed and retrieved
         texts = {}
-        for item in answer["passages"] + [c for a in answer["answers"] for c in [a, *a["citations"]]]:
+        for item in answer["passages"] + [c for a in answer["answers"] for c in a["citations"]]:  # an answer is text + citations
             doc = item["document"]
             texts.setdefault(doc, http("GET", url + "/documents/" + doc)[1]["text"])
             assert texts[doc][item["start"]:item["end"]] == item["text"]  # citations stay exact
