@@ -64,6 +64,20 @@ def synthetic(n: int, c: np.ndarray, seed: int) -> np.ndarray:
     return out
 
 
+def lowrank(n: int, basis: np.ndarray, seed: int, noise: float) -> np.ndarray:
+    """``n`` normalised points ``z @ basis + noise * e`` (``z`` standard normal in ``len(basis)``
+    dimensions, ``e`` in all 384): no clusters, neighbours in a continuous low-dimensional space."""
+    rng = np.random.default_rng(seed)
+    out = np.empty((n, DIM), np.float32)
+    step = 100_000
+    for s in range(0, n, step):
+        m = min(step, n - s)
+        x = rng.standard_normal((m, len(basis)), dtype=np.float32) @ basis
+        x += noise * rng.standard_normal((m, DIM), dtype=np.float32)
+        out[s:s + m] = x / np.linalg.norm(x, axis=1, keepdims=True)
+    return out
+
+
 def exact_top(data: np.ndarray, queries: np.ndarray, k: int) -> np.ndarray:
     best_s = np.full((len(queries), k), -np.inf, np.float32)
     best_i = np.zeros((len(queries), k), np.int64)
@@ -202,6 +216,12 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--query-centres", choices=["same", "other"], default="same",
                     help="draw the queries around the data's centres (default) or around other centres")
+    ap.add_argument("--kind", dest="data_kind", choices=["clusters", "lowrank"], default="clusters",
+                    help="clusters: around 2,000 centres (default; well separated: easy for IVF and HNSW); "
+                         "lowrank: a --intrinsic-dim Gaussian mapped into 384-d plus noise (no clusters; harder)")
+    ap.add_argument("--intrinsic-dim", type=int, default=32, help="--data lowrank: dimensions of the latent Gaussian")
+    ap.add_argument("--lowrank-noise", type=float, default=0.05,
+                    help="--data lowrank: isotropic noise per dimension (the basis rows have norm 1)")
     ap.add_argument("--hnsw-m", type=int, default=32)
     ap.add_argument("--ef-construction", type=int, default=200)
     ap.add_argument("--ef-search", default="16,32,64,128,256,512", help="HNSW efSearch values to search with")
@@ -225,15 +245,27 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="bench-store-") as tmp:
         tmp = Path(tmp)
         t0 = time.perf_counter()
-        c = centres(args.seed)
-        data = synthetic(args.n, c, args.seed)
-        queries = synthetic(args.queries, c if args.query_centres == "same" else centres(args.seed + 1), args.seed + 1)
+        if args.data_kind == "lowrank":
+            basis = np.random.default_rng(args.seed).standard_normal((args.intrinsic_dim, DIM), dtype=np.float32)
+            basis /= np.linalg.norm(basis, axis=1, keepdims=True)
+            data = lowrank(args.n, basis, args.seed, args.lowrank_noise)
+            queries = lowrank(args.queries, basis, args.seed + 1, args.lowrank_noise)
+        else:
+            c = centres(args.seed)
+            data = synthetic(args.n, c, args.seed)
+            queries = synthetic(args.queries, c if args.query_centres == "same" else centres(args.seed + 1),
+                                args.seed + 1)
         np.save(tmp / "data.npy", data)
         np.save(tmp / "queries.npy", queries)
         truth = exact_top(data, queries, args.k)
+        top_sim = float(np.mean([queries[i] @ data[truth[i]].T for i in range(len(queries))]))
         del data
-        print(f"{args.n:,} vectors x {DIM}, {args.queries} queries, top {args.k} "
-              f"(data and exact answers in {time.perf_counter() - t0:.1f}s)", flush=True)
+        kind = (f"low-rank (intrinsic dim {args.intrinsic_dim}, noise {args.lowrank_noise})"
+                if args.data_kind == "lowrank" else "clustered (2,000 centres)")
+        print(f"{args.n:,} {kind} vectors x {DIM}, {args.queries} queries, top {args.k} "
+              f"(data and exact answers in {time.perf_counter() - t0:.1f}s; mean cosine of a query to its "
+              f"true top {args.k}: {top_sim:.3f}); load average {' '.join(open('/proc/loadavg').read().split()[:3])}",
+              flush=True)
         print(f"{'method':<12} {'setting':<14} {'build s':>9} {'memory MB':>10} {'p50 ms':>8} {'p95 ms':>8} "
               f"{'recall@10':>10}", flush=True)
         rows, best = [], {}

@@ -91,6 +91,10 @@ def add_index_command(subparsers: Any) -> None:
     p.add_argument("--ray", action="store_true",
                    help="chunk and embed with Ray Data (bulk indexing; needs ray[data]; RAY_ADDRESS for a cluster)")
     p.add_argument("--ray-cpus", type=int, default=None, metavar="N", help="CPUs of the local Ray (default: all)")
+    p.add_argument("--ray-threads", type=int, default=1, metavar="T",
+                   help="torch threads per Ray embedding worker; each worker reserves T CPUs (default 1)")
+    p.add_argument("--ray-workers", type=int, default=None, metavar="W",
+                   help="Ray embedding workers (default: Ray's CPUs // --ray-threads)")
     p.add_argument(
         "--check", action="store_true",
         help="only compare the corpus folder with the index and list every difference (exit 1 if any); "
@@ -127,16 +131,28 @@ def _index_ray(args: argparse.Namespace, settings, corpus: Path, paths: list[Pat
     except ImportError:
         eprint("qa: --ray needs Ray Data: pip install 'ray[data]==2.60.0'")
         return EXIT_ERROR
-    from qa.store.bulk import ray_index
+    from qa.store.bulk import RayStats, ray_index
 
+    for name in ("ray_cpus", "ray_threads", "ray_workers"):
+        value = getattr(args, name)
+        if value is not None and value < 1:
+            eprint(f"qa: --{name.replace('_', '-')} must be at least 1")
+            return EXIT_ERROR
     if settings.store == "faiss":
         for r in _writer(settings).recover():
             eprint(f"qa: finished an interrupted {r.op} ({r.action})")
     writer = store_writer(settings)
+    stats = RayStats()
     try:
-        report = ray_index(settings, writer.store, corpus, paths, num_cpus=args.ray_cpus)
+        report = ray_index(settings, writer.store, corpus, paths, num_cpus=args.ray_cpus, threads=args.ray_threads,
+                           workers=args.ray_workers, stats=stats)
+    except ValueError as e:
+        eprint(f"qa: {e}")
+        return EXIT_ERROR
     finally:
         writer.store.close()
+    if stats.chunks:
+        (eprint if args.json else print)(stats.line())
     return _print_store_report(args, settings, corpus, report, t0)
 
 

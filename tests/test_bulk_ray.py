@@ -95,3 +95,28 @@ def test_qa_index_ray_cli(local_ray, corpus, tmp_path, monkeypatch, capsys, embe
         assert IndexStore.load(tmp_path / "cli-index").count_documents() == 3
     finally:
         get_settings.cache_clear()
+
+
+def test_ray_workers_and_threads(local_ray, corpus, tmp_path, embedder):
+    """--ray-workers / --ray-threads: one embedding worker with 2 torch threads makes the same index;
+    the run's figures are filled in; more threads or workers than Ray's CPUs is refused before any work."""
+    from qa.store.bulk import RayStats
+
+    s = Settings(corpus_dir=corpus, index_dir=tmp_path / "one-by-two")
+    store = open_store(s, embedder.model_id, embedder.dimension, Chunker.from_settings(s).params)
+    stats = RayStats()
+    report = ray_index(s, store, corpus, threads=2, workers=1, stats=stats)
+    assert (stats.workers, stats.threads, stats.cpus) == (1, 2, 2)
+    assert stats.chunks == report.chunks_embedded > 0 and stats.embed_s > 0 and stats.pipeline_s >= stats.embed_s
+    assert "1 embedding worker(s) x 2 torch thread(s)" in stats.line()
+    plain = build_or_update(corpus, Settings(corpus_dir=corpus, index_dir=tmp_path / "plain"), embedder,
+                            Chunker.from_settings(s))
+    assert np.allclose(IndexStore.load(s.index_dir, embedder.model_id).vectors, plain.vectors, atol=1e-5)
+
+    fresh = Settings(corpus_dir=corpus, index_dir=tmp_path / "refused")
+    store2 = open_store(fresh, embedder.model_id, embedder.dimension, Chunker.from_settings(fresh).params)
+    with pytest.raises(ValueError, match="only 2 CPU"):
+        ray_index(fresh, store2, corpus, threads=3)
+    with pytest.raises(ValueError, match="need 4 CPUs"):
+        ray_index(fresh, store2, corpus, threads=2, workers=2)
+    assert store2.count_documents() == 0

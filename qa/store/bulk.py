@@ -17,6 +17,7 @@ from __future__ import annotations
 import hashlib
 import time
 from collections import defaultdict
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -46,23 +47,67 @@ class _ChunkDocs:
 
 
 class _Embed:
-    """Ray Data callable class: a batch of chunk rows -> the same rows with their vectors."""
+    """Ray Data callable class: a batch of chunk rows -> the same rows with their vectors (and the
+    wall-clock start and end of the batch's embedding, for the throughput figure)."""
 
-    def __init__(self, settings: Any) -> None:
+    def __init__(self, settings: Any, threads: int = 1) -> None:
+        import torch
+
         from qa.embedding import Embedder
 
+        torch.set_num_threads(max(1, int(threads)))  # explicit: not whatever OMP_NUM_THREADS the worker got
         self.embedder = Embedder(settings.resolved_embedding_model(), settings.embedding_batch_size).warm_up()
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, Any]:
+        t0 = time.time()
         texts = [str(t) for t in batch["text"]]
         vectors = self.embedder.embed_documents(texts)
+        t1 = time.time()
+        n = len(texts)
         return {"document": batch["document"], "ordinal": batch["ordinal"], "start": batch["start"],
-                "end": batch["end"], "vector": list(np.asarray(vectors, dtype=np.float32))}
+                "end": batch["end"], "vector": list(np.asarray(vectors, dtype=np.float32)),
+                "t_embed0": np.full(n, t0), "t_embed1": np.full(n, t1)}
+
+
+@dataclass
+class RayStats:
+    """How a ``ray_index`` run went: ``workers`` embedding actors with ``threads`` torch threads each;
+    ``startup_s``: ray.init; ``pipeline_s``: from after ray.init to the last row back (actor start-up and
+    model loading included); ``embed_s``: from the first batch's embedding start to the last one's end
+    (across actors; start-up and model loading excluded); ``chunks``: chunks embedded."""
+
+    workers: int = 0
+    threads: int = 0
+    cpus: int = 0
+    chunks: int = 0
+    startup_s: float = 0.0
+    pipeline_s: float = 0.0
+    embed_s: float = 0.0
+
+    @property
+    def chunks_per_s(self) -> float:
+        return self.chunks / self.embed_s if self.embed_s > 0 else 0.0
+
+    @property
+    def pipeline_chunks_per_s(self) -> float:
+        return self.chunks / self.pipeline_s if self.pipeline_s > 0 else 0.0
+
+    def line(self) -> str:
+        return (f"Ray: {self.workers} embedding worker(s) x {self.threads} torch thread(s) on {self.cpus} CPU(s); "
+                f"{self.chunks} chunks embedded in {self.embed_s:.1f}s ({self.chunks_per_s:.1f} chunks/s, first batch "
+                f"to last; start-up excluded); pipeline {self.pipeline_s:.1f}s after ray.init "
+                f"({self.pipeline_chunks_per_s:.1f} chunks/s); ray.init {self.startup_s:.1f}s")
 
 
 def ray_index(settings: Any, store: Any, corpus: Path, paths: list[Path] | None = None, *,
-              num_cpus: int | None = None, batch_size: int = 64) -> BuildReport:
-    """Index ``corpus`` (or ``paths`` under it) into ``store`` with Ray Data (module docstring)."""
+              num_cpus: int | None = None, batch_size: int = 64, threads: int = 1,
+              workers: int | None = None, stats: RayStats | None = None) -> BuildReport:
+    """Index ``corpus`` (or ``paths`` under it) into ``store`` with Ray Data (module docstring).
+
+    Embedding runs in a fixed pool of ``workers`` actors (default: the cluster's CPUs // ``threads``),
+    each reserving ``threads`` CPUs and running torch with ``threads`` threads. The chunking actors
+    (tokenizer only) reserve no CPU, so they cannot keep an embedding actor from starting. ``stats``,
+    if given, is filled in (RayStats)."""
     import ray
     import ray.data
 
@@ -80,20 +125,36 @@ def ray_index(settings: Any, store: Any, corpus: Path, paths: list[Path] | None 
             (report.changed if old is not None else report.added).append(doc.id)
 
     if todo:
+        stats = stats if stats is not None else RayStats()
         started = not ray.is_initialized()
+        t_init = time.perf_counter()
         if started:
             ray.init(num_cpus=num_cpus, include_dashboard=False, log_to_driver=False,
                      configure_logging=False, object_store_memory=256 * 1024 * 1024)
+        stats.startup_s = time.perf_counter() - t_init
         try:
+            t_pipe = time.perf_counter()
             ctx = ray.data.DataContext.get_current()
             ctx.enable_progress_bars = False
             cpus = max(1, int(ray.cluster_resources().get("CPU", 1)))
+            threads = max(1, int(threads))
+            if threads > cpus:
+                raise ValueError(f"{threads} threads per embedding worker, but Ray has only {cpus} CPU(s)")
+            n_workers = max(1, int(workers) if workers else cpus // threads)
+            if n_workers * threads > cpus:
+                raise ValueError(f"{n_workers} embedding workers x {threads} threads need {n_workers * threads} "
+                                 f"CPUs; Ray has {cpus}")
             ds = ray.data.from_items([{"id": d.id, "text": d.text} for d in todo])
-            pool = ray.data.ActorPoolStrategy(min_size=1, max_size=cpus)
-            ds = ds.flat_map(_ChunkDocs, fn_constructor_args=(settings,), compute=pool)
-            ds = ds.map_batches(_Embed, fn_constructor_args=(settings,), batch_size=batch_size,
-                                compute=ray.data.ActorPoolStrategy(min_size=1, max_size=cpus), batch_format="numpy")
+            ds = ds.flat_map(_ChunkDocs, fn_constructor_args=(settings,), num_cpus=0,
+                             compute=ray.data.ActorPoolStrategy(min_size=1, max_size=max(1, cpus // 4)))
+            ds = ds.map_batches(_Embed, fn_constructor_args=(settings, threads), batch_size=batch_size,
+                                num_cpus=threads, batch_format="numpy",
+                                compute=ray.data.ActorPoolStrategy(min_size=n_workers, max_size=n_workers))
             rows = ds.take_all()
+            stats.pipeline_s = time.perf_counter() - t_pipe
+            stats.workers, stats.threads, stats.cpus, stats.chunks = n_workers, threads, cpus, len(rows)
+            if rows:
+                stats.embed_s = max(float(r["t_embed1"]) for r in rows) - min(float(r["t_embed0"]) for r in rows)
         finally:
             if started:
                 ray.shutdown()
