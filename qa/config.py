@@ -73,6 +73,10 @@ class Settings(BaseSettings):
     # `reader_batch_wait_ms`. 0 windows = every question runs its own forward.
     reader_batch_windows: int = Field(0, ge=0, le=1024)
     reader_batch_wait_ms: float = Field(2.0, ge=0.0, le=1000.0)
+    # Pre-tokenised passages (qa/reader/pretokenised.py): index builds store each chunk's reader tokens
+    # (reader_tokens.npz) and the reader uses them instead of tokenising the passages per question (same windows).
+    # False: neither written nor used (an index without them always tokenises at query time).
+    reader_pretokenised: bool = True
     max_answers: int = Field(3, ge=1, le=20)
     # Answers kept in memory (LRU) by (normalised question, top_k, max_answers, index version); 0 = no cache.
     # A write makes a new index version, so cached answers never outlive the documents they came from.

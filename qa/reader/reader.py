@@ -93,7 +93,7 @@ class ExtractiveReader:
                  n_best: int = 20, threshold: float | None = None, batch_size: int = 16, precision: str = "auto",
                  first_passages: int = 0, early_exit_score: float = 0.9, min_confidence: float | None = None,
                  use_verifier: bool = True, device: str = "cpu", batch_windows: int = 0,
-                 batch_wait_ms: float = 2.0):
+                 batch_wait_ms: float = 2.0, pretokenised: bool = True):
         self.model_dir = Path(model_dir)
         self.max_length = max_length
         self.stride = stride
@@ -121,6 +121,10 @@ class ExtractiveReader:
         self.shared = False  # shared-normalisation decoding (reader_config.json "normalisation": "shared")
         self.model = None
         self.tokenizer = None
+        # stored passage tokens (qa.reader.pretokenised) used when given and this tokenizer follows the pair
+        # template they assume (checked at warm_up); fingerprint: which stored tokens are this tokenizer's
+        self.pretokenised = pretokenised
+        self.tokenizer_fingerprint = ""
         self.card: dict = {}
         self._lock = threading.Lock()
         # A fast tokenizer is not thread-safe: each call re-sets its truncation state, so concurrent questions
@@ -149,7 +153,7 @@ class ExtractiveReader:
             precision=s.reader_precision, first_passages=s.reader_first_passages,
             early_exit_score=s.reader_early_exit_score, min_confidence=s.min_confidence,
             use_verifier=s.verifier, device=s.device, batch_windows=s.reader_batch_windows,
-            batch_wait_ms=s.reader_batch_wait_ms,
+            batch_wait_ms=s.reader_batch_wait_ms, pretokenised=s.reader_pretokenised,
         )
 
     # -- loading -----------------------------------------------------------------------------
@@ -177,6 +181,17 @@ class ExtractiveReader:
             if self.verifier is not None and self.min_confidence_override is None:
                 self.min_confidence = self.verifier.min_confidence
         self.tokenizer = AutoTokenizer.from_pretrained(str(self.model_dir))
+        if self.pretokenised:
+            from qa.reader import pretokenised
+
+            try:
+                self.tokenizer_fingerprint = pretokenised.tokenizer_fingerprint(self.tokenizer)
+            except Exception:  # noqa: BLE001 - not a fast tokenizer: always tokenise at query time
+                self.tokenizer_fingerprint = ""
+            if self.tokenizer_fingerprint and not pretokenised.matches_tokenizer(self.tokenizer, self.max_length,
+                                                                                 self.stride):
+                self.tokenizer_fingerprint = ""
+            self.pretokenised = bool(self.tokenizer_fingerprint)
         from qa.device import resolve_device
 
         self.device = resolve_device(self.requested_device)
@@ -238,12 +253,26 @@ class ExtractiveReader:
                     out[w] = (s[r, :L].copy(), e[r, :L].copy())
         return out
 
-    def encode(self, question: str, contexts: list[str]):
-        """The reader windows of ``question`` over ``contexts`` (qa.reader.decode.encode_windows); thread-safe."""
+    def encode(self, question: str, contexts: list[str], tokens: list | None = None):
+        """The reader windows of ``question`` over ``contexts`` (qa.reader.decode.encode_windows); thread-safe.
+        ``tokens``: the contexts' stored tokens (qa.reader.pretokenised.ContextTokens, None where not stored),
+        which give the same windows without tokenising the contexts again."""
+        use = (self.pretokenised and tokens is not None and len(tokens) == len(contexts)
+               and any(t is not None for t in tokens))
+        if use:
+            from qa.reader.pretokenised import encode_windows_pretokenised
+
+            # a stored entry that cannot be this context's (its offsets run past the text) is not used
+            tokens = [t if t is not None and (len(t) == 0 or int(t.offsets[-1, 1]) <= len(c)) else None
+                      for t, c in zip(tokens, contexts)]
         with self._tokenizer_lock:
+            if use:
+                return encode_windows_pretokenised(self.tokenizer, question, contexts, tokens, self.max_length,
+                                                   self.stride)
             return encode_windows(self.tokenizer, question, contexts, self.max_length, self.stride)
 
-    def spans(self, question: str, contexts: list[str]) -> tuple[list[SpanCandidate], float, int]:
+    def spans(self, question: str, contexts: list[str],
+              tokens: list | None = None) -> tuple[list[SpanCandidate], float, int]:
         """n-best spans over all windows of all contexts (offsets into each context string), the question's
         null probability, and the number of windows read. A reader trained with shared normalisation
         (``"normalisation": "shared"`` in reader_config.json) is decoded with one softmax over all windows;
@@ -252,7 +281,7 @@ class ExtractiveReader:
         if not contexts:
             return [], 1.0, 0
         with timing.stage("reader_tokenise"):
-            windows = self.encode(question, contexts)
+            windows = self.encode(question, contexts, tokens)
         with timing.stage("reader_forward"):
             S, E = self._logits(windows)
         with timing.stage("decode"):
@@ -263,18 +292,26 @@ class ExtractiveReader:
                 null = 1.0 - (cands[0].prob if cands else 0.0)
         return cands, null, len(windows.context_of)
 
-    def run(self, question: str, passages: list[Passage], document_text, max_answers: int = 3) -> ReaderOutput:
+    def run(self, question: str, passages: list[Passage], document_text, max_answers: int = 3,
+            stored_tokens=None) -> ReaderOutput:
         """Answer from retrieved passages (best first). ``document_text(doc_id)`` returns the full document text.
+        ``stored_tokens(chunks, fingerprint)``: the chunks' tokens stored with the index
+        (qa.index_store.IndexStore.reader_tokens), or None: the passages are tokenised here.
 
         With ``first_passages`` set, the best passages are read first; the others are read only when no span
         in them reaches ``early_exit_score`` (a weak first answer still gets every passage's evidence).
         """
+        self.warm_up()
+        tokens = None
+        if stored_tokens is not None and self.pretokenised and passages:
+            tokens = stored_tokens([p.chunk for p in passages], self.tokenizer_fingerprint)
         head = passages[: self.first_passages] if self.first_passages else passages
-        cands, null, n_windows = self.spans(question, [p.chunk.text for p in head])
+        cands, null, n_windows = self.spans(question, [p.chunk.text for p in head],
+                                            tokens[: len(head)] if tokens is not None else None)
         n_read = len(head)
         if n_read < len(passages) and not (cands and cands[0].prob >= self.early_exit_score):
             # read everything at once: with shared normalisation one softmax must cover all windows
-            cands, null, n_windows = self.spans(question, [p.chunk.text for p in passages])
+            cands, null, n_windows = self.spans(question, [p.chunk.text for p in passages], tokens)
             n_read = len(passages)
         located = []
         for c in cands:
