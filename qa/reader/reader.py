@@ -57,6 +57,17 @@ def sentence_bounds(text: str, start: int, end: int, max_chars: int = 300) -> tu
     return s, e
 
 
+def _concat_windows(a, b, shift: int):
+    """The windows of ``a`` then ``b`` (``b``'s contexts numbered from ``shift``)."""
+    from qa.reader.decode import Windows
+
+    ids = [list(x) for x in a.encoding["input_ids"]] + [list(x) for x in b.encoding["input_ids"]]
+    tt = [list(x) for x in a.encoding["token_type_ids"]] + [list(x) for x in b.encoding["token_type_ids"]]
+    spans = None if a.word_spans is None or b.word_spans is None else a.word_spans + b.word_spans
+    return Windows({"input_ids": ids, "token_type_ids": tt}, list(a.context_of) + [c + shift for c in b.context_of],
+                   a.offsets + b.offsets, spans)
+
+
 def native_bf16() -> bool:
     """True when this CPU computes bf16 natively (oneDNN's check: AVX-512 BF16 or AMX)."""
     import torch
@@ -93,7 +104,7 @@ class ExtractiveReader:
                  n_best: int = 20, threshold: float | None = None, batch_size: int = 16, precision: str = "auto",
                  first_passages: int = 0, early_exit_score: float = 0.9, min_confidence: float | None = None,
                  use_verifier: bool = True, device: str = "cpu", batch_windows: int = 0,
-                 batch_wait_ms: float = 2.0, pretokenised: bool = True):
+                 batch_wait_ms: float = 2.0, pretokenised: bool = True, early_exit_by: str = "span"):
         self.model_dir = Path(model_dir)
         self.max_length = max_length
         self.stride = stride
@@ -106,6 +117,11 @@ class ExtractiveReader:
         self.precision = precision
         self.first_passages = first_passages
         self.early_exit_score = early_exit_score
+        if early_exit_by not in ("span", "confidence"):
+            raise ValueError(f"early_exit_by must be span or confidence, not {early_exit_by!r}")
+        # what early_exit_score is compared with: the best span's probability (span) or the best answer's
+        # calibrated confidence as served (confidence: the verifier's score; the cascade keeps the logits)
+        self.early_exit_by = early_exit_by
         self.bf16 = precision == "bf16"
         self.fp16 = False  # CUDA without bf16: fp16 weights
         self.requested_device = device  # auto | cpu | cuda (qa.device.resolve_device at warm_up)
@@ -154,6 +170,7 @@ class ExtractiveReader:
             early_exit_score=s.reader_early_exit_score, min_confidence=s.min_confidence,
             use_verifier=s.verifier, device=s.device, batch_windows=s.reader_batch_windows,
             batch_wait_ms=s.reader_batch_wait_ms, pretokenised=s.reader_pretokenised,
+            early_exit_by=s.reader_early_exit_by,
         )
 
     # -- loading -----------------------------------------------------------------------------
@@ -271,6 +288,21 @@ class ExtractiveReader:
                                                    self.stride)
             return encode_windows(self.tokenizer, question, contexts, self.max_length, self.stride)
 
+    def _read(self, question: str, contexts: list[str], tokens: list | None = None):
+        """The windows of ``contexts`` and their (start, end) logits."""
+        with timing.stage("reader_tokenise"):
+            windows = self.encode(question, contexts, tokens)
+        with timing.stage("reader_forward"):
+            S, E = self._logits(windows)
+        return windows, S, E
+
+    def _decode(self, windows, S: np.ndarray, E: np.ndarray) -> tuple[list[SpanCandidate], float]:
+        with timing.stage("decode"):
+            if self.shared:
+                return decode_shared(S, E, windows, self.max_answer_tokens, self.n_best, self.temperature)
+            cands, _ = decode(S, E, windows, self.max_answer_tokens, self.n_best, self.temperature)
+            return cands, 1.0 - (cands[0].prob if cands else 0.0)
+
     def spans(self, question: str, contexts: list[str],
               tokens: list | None = None) -> tuple[list[SpanCandidate], float, int]:
         """n-best spans over all windows of all contexts (offsets into each context string), the question's
@@ -280,16 +312,8 @@ class ExtractiveReader:
         self.warm_up()
         if not contexts:
             return [], 1.0, 0
-        with timing.stage("reader_tokenise"):
-            windows = self.encode(question, contexts, tokens)
-        with timing.stage("reader_forward"):
-            S, E = self._logits(windows)
-        with timing.stage("decode"):
-            if self.shared:
-                cands, null = decode_shared(S, E, windows, self.max_answer_tokens, self.n_best, self.temperature)
-            else:
-                cands, _ = decode(S, E, windows, self.max_answer_tokens, self.n_best, self.temperature)
-                null = 1.0 - (cands[0].prob if cands else 0.0)
+        windows, S, E = self._read(question, contexts, tokens)
+        cands, null = self._decode(windows, S, E)
         return cands, null, len(windows.context_of)
 
     def run(self, question: str, passages: list[Passage], document_text, max_answers: int = 3,
@@ -305,6 +329,8 @@ class ExtractiveReader:
         tokens = None
         if stored_tokens is not None and self.pretokenised and passages:
             tokens = stored_tokens([p.chunk for p in passages], self.tokenizer_fingerprint)
+        if self.first_passages and self.early_exit_by == "confidence" and self.first_passages < len(passages):
+            return self._cascade(question, passages, document_text, max_answers, tokens)
         head = passages[: self.first_passages] if self.first_passages else passages
         cands, null, n_windows = self.spans(question, [p.chunk.text for p in head],
                                             tokens[: len(head)] if tokens is not None else None)
@@ -313,6 +339,9 @@ class ExtractiveReader:
             # read everything at once: with shared normalisation one softmax must cover all windows
             cands, null, n_windows = self.spans(question, [p.chunk.text for p in passages], tokens)
             n_read = len(passages)
+        return self._finish(question, passages, document_text, max_answers, cands, null, n_windows, n_read)
+
+    def _finish(self, question, passages, document_text, max_answers, cands, null, n_windows, n_read) -> ReaderOutput:
         located = []
         for c in cands:
             ch = passages[c.context_index].chunk
@@ -322,6 +351,27 @@ class ExtractiveReader:
                                  passages[:n_read])
         out.passages_read = n_read
         return out
+
+    def _cascade(self, question, passages, document_text, max_answers, tokens) -> ReaderOutput:
+        """Early exit on the calibrated confidence (``early_exit_by="confidence"``): read the best
+        ``first_passages`` passages and answer from them when the best answer's confidence (the verifier's,
+        as served) reaches ``early_exit_score``; else read the other passages too and decode every window
+        together (the first passages' logits are kept, not recomputed)."""
+        n = self.first_passages
+        texts = [p.chunk.text for p in passages]
+        w1, S1, E1 = self._read(question, texts[:n], tokens[:n] if tokens is not None else None)
+        cands, null = self._decode(w1, S1, E1)
+        out = self._finish(question, passages, document_text, max_answers, cands, null, len(w1.context_of), n)
+        if out.best_guess is not None and out.best_guess.score >= self.early_exit_score:
+            return out
+        w2, S2, E2 = self._read(question, texts[n:], tokens[n:] if tokens is not None else None)
+        windows = _concat_windows(w1, w2, n)
+        width = max(S1.shape[1], S2.shape[1])
+        pad = (lambda X: np.pad(X, ((0, 0), (0, width - X.shape[1])), constant_values=-1e9))
+        S, E = np.concatenate([pad(S1), pad(S2)]), np.concatenate([pad(E1), pad(E2)])
+        cands, null = self._decode(windows, S, E)
+        return self._finish(question, passages, document_text, max_answers, cands, null, len(windows.context_of),
+                            len(passages))
 
     def read_contexts(self, question: str, contexts: list[tuple[str, str]], max_answers: int = 3) -> ReaderOutput:
         """Answer from (document_id, text) pairs read whole (e.g. a SQuAD paragraph)."""
