@@ -87,11 +87,12 @@ def main() -> int:
         print(f"questions: {len(questions)} x {args.rounds} rounds = {n} asks, top_k={args.k or settings.top_k}, "
               f"retrieval={settings.retrieval_mode}")
         first = settings.reader_first_passages
-        print(f"early exit: read {first} passages first, the rest only below score {settings.reader_early_exit_score}: "
+        by = getattr(settings, "reader_early_exit_by", "span")
+        print(f"early exit: read {first} passages first, the rest only below {by} {settings.reader_early_exit_score}: "
               f"exited early on {early} of {n} asks" if first else "early exit: off (every passage read at once)")
         for name, v in (("ask total", total), ("retrieve", retrieve), ("read", read)):
             print(f"{name:>10}: p50 {pct(v, 0.5):7.1f} ms   p95 {pct(v, 0.95):7.1f} ms   mean {statistics.mean(v):7.1f} ms")
-        print(f"reader throughput: {windows / (sum(read) / 1000):.1f} windows/s (one window per passage of "
+        print(f"reader throughput: {windows / (sum(read) / 1000):.1f} passages/s (passages of "
               f"<= {settings.chunk_tokens} tokens), {windows / n:.2f} passages read per ask")
         print_stages(stages, total)
         m = aggregate(scored, args.k or settings.top_k)

@@ -7,10 +7,13 @@ and prints latency p50/p95/max and throughput. Figures only, no asserts.
     python bench/bench_http.py                      # 40 requests at 1 and at 8 clients
     python bench/bench_http.py --requests 80 --concurrency 1 4 8
     python bench/bench_http.py --url http://127.0.0.1:8000   # an already running server
+    python bench/bench_http.py --seed-questions --temp-index --concurrency 1 8 32   # what `make bench` runs
 
 The server uses the usual settings (QA_* environment variables), so by default it serves seeds/
 with the index in index/ (built on first run). The questions repeat, so with the answer cache on (the
 default) most requests are cache hits: QA_ANSWER_CACHE_SIZE=0 times the pipeline itself.
+``--seed-questions`` asks the 120 distinct questions of eval/seeds_qa.jsonl instead (in order, wrapping
+around); ``--temp-index`` serves seeds/ from an index built in a temporary folder (index/ is left alone).
 """
 
 from __future__ import annotations
@@ -49,10 +52,12 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def start_server(timeout: float) -> tuple[subprocess.Popen, str]:
+def start_server(timeout: float, index_dir: str | None = None) -> tuple[subprocess.Popen, str]:
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
+    if index_dir is not None:
+        env["QA_INDEX_DIR"] = index_dir
     proc = subprocess.Popen(
         [sys.executable, "-m", "qa.cli", "serve", "--host", "127.0.0.1", "--port", str(port)],
         cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
@@ -90,7 +95,7 @@ def percentile(values: list[float], p: float) -> float:
     return s[lo] + (s[hi] - s[lo]) * (k - lo)
 
 
-async def run_level(url: str, concurrency: int, n_requests: int) -> dict:
+async def run_level(url: str, concurrency: int, n_requests: int, questions: list[str] = QUESTIONS) -> dict:
     latencies: list[float] = []
     errors = 0
     queue: asyncio.Queue[int] = asyncio.Queue()
@@ -105,7 +110,7 @@ async def run_level(url: str, concurrency: int, n_requests: int) -> dict:
             except asyncio.QueueEmpty:
                 return
             t0 = time.perf_counter()
-            r = await client.post("/ask", json={"question": QUESTIONS[i % len(QUESTIONS)]})
+            r = await client.post("/ask", json={"question": questions[i % len(questions)]})
             dt = time.perf_counter() - t0
             if r.status_code == 200:
                 latencies.append(dt * 1000)
@@ -114,7 +119,7 @@ async def run_level(url: str, concurrency: int, n_requests: int) -> dict:
 
     limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
     async with httpx.AsyncClient(base_url=url, timeout=300, limits=limits) as client:
-        await client.post("/ask", json={"question": QUESTIONS[0]})  # warm the connection and caches
+        await client.post("/ask", json={"question": "Warm-up: who wrote these documents?"})  # warm the connection
         t0 = time.perf_counter()
         await asyncio.gather(*(worker(client) for _ in range(concurrency)))
         wall = time.perf_counter() - t0
@@ -137,21 +142,34 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--url", help="benchmark a running server instead of starting one")
     ap.add_argument("--ready-timeout", type=float, default=900, help="seconds to wait for /ready")
     ap.add_argument("--json", action="store_true", help="print the results as JSON too")
+    ap.add_argument("--seed-questions", action="store_true",
+                    help="ask the distinct questions of eval/seeds_qa.jsonl (default: 8 questions repeated)")
+    ap.add_argument("--temp-index", action="store_true",
+                    help="serve from an index built in a temporary folder (default: QA_INDEX_DIR / index/)")
     args = ap.parse_args(argv)
+    questions = QUESTIONS
+    if args.seed_questions:
+        lines = (ROOT / "eval" / "seeds_qa.jsonl").read_text(encoding="utf-8").splitlines()
+        questions = [json.loads(x)["question"] for x in lines if x.strip()]
+
+    import tempfile
 
     proc = None
     url = args.url
+    tmp = tempfile.TemporaryDirectory() if args.temp_index and url is None else None
     if url is None:
         print("starting qa serve (first run builds the index)…", flush=True)
-        proc, url = start_server(args.ready_timeout)
+        proc, url = start_server(args.ready_timeout, str(Path(tmp.name) / "index") if tmp else None)
     try:
         ready = httpx.get(url + "/ready", timeout=10).json()
         print(f"server {url}: {ready.get('documents')} documents; {os.cpu_count()} CPUs, "
-              f"{platform.processor() or platform.machine()}, Python {platform.python_version()}")
+              f"{platform.processor() or platform.machine()}, Python {platform.python_version()}; "
+              f"{len(questions)} distinct questions; answer cache size "
+              f"{os.environ.get('QA_ANSWER_CACHE_SIZE', 'default (256)')}")
         print(f"{'clients':>7} {'requests':>8} {'errors':>6} {'p50 ms':>9} {'p95 ms':>9} {'max ms':>9} {'req/s':>7}")
         results = []
         for c in args.concurrency:
-            r = asyncio.run(run_level(url, c, args.requests))
+            r = asyncio.run(run_level(url, c, args.requests, questions))
             results.append(r)
             print(f"{r['concurrency']:>7} {r['requests']:>8} {r['errors']:>6} {r['p50_ms']!s:>9} "
                   f"{r['p95_ms']!s:>9} {r['max_ms']!s:>9} {r['req_per_s']!s:>7}", flush=True)
@@ -160,6 +178,8 @@ def main(argv: list[str] | None = None) -> None:
     finally:
         if proc is not None:
             stop_server(proc)
+        if tmp is not None:
+            tmp.cleanup()
 
 
 if __name__ == "__main__":

@@ -63,16 +63,25 @@ class Settings(BaseSettings):
     # auto: bf16 autocast where the CPU computes bf16 natively (AVX-512 BF16 / AMX; about 2x faster here, same
     # EM/F1: the validation figures are measured in bf16), else fp32.
     reader_precision: Literal["auto", "bf16", "fp32"] = "auto"
-    # Early exit (opt-in): read the best `reader_first_passages` retrieved passages first and the rest only when
-    # no span there reaches `reader_early_exit_score` (a window's p(start)*p(end)). 0 = read every passage at
-    # once. Off by default: with the shipped reader few first passages score that high (docs/benchmarks.md, Latency).
+    # Early exit (cascade, opt-in): read the best `reader_first_passages` retrieved passages first and the rest only
+    # when the best answer there is below `reader_early_exit_score`, compared with (`reader_early_exit_by`) the best
+    # span's p(start)*p(end) ("span", the older rule) or the best answer's calibrated confidence as served
+    # ("confidence": the verifier's score; the first passages' logits are reused when the rest is read). 0 passages
+    # = read every passage at once. Off by default: 1 passage / 0.9 / confidence keeps the seed set's EM/F1
+    # (+0.8/+0.1) and reads 46 % fewer tokens, but lowers the confidence's AUROC right-vs-wrong from 0.88 to 0.81
+    # (below tests/test_eval_regression.py's floor): docs/benchmarks.md, "Read less".
     reader_first_passages: int = Field(0, ge=0, le=50)
     reader_early_exit_score: float = Field(0.9, ge=0.0, le=1.0)
+    reader_early_exit_by: Literal["span", "confidence"] = "span"
     # Batching across concurrent questions (qa/batcher.py): the windows of questions asked at the same
     # time go through one forward pass of at most `reader_batch_windows` windows, collected for up to
     # `reader_batch_wait_ms`. 0 windows = every question runs its own forward.
     reader_batch_windows: int = Field(0, ge=0, le=1024)
     reader_batch_wait_ms: float = Field(2.0, ge=0.0, le=1000.0)
+    # Pre-tokenised passages (qa/reader/pretokenised.py): index builds store each chunk's reader tokens
+    # (reader_tokens.npz) and the reader uses them instead of tokenising the passages per question (same windows).
+    # False: neither written nor used (an index without them always tokenises at query time).
+    reader_pretokenised: bool = True
     max_answers: int = Field(3, ge=1, le=20)
     # Answers kept in memory (LRU) by (normalised question, top_k, max_answers, index version); 0 = no cache.
     # A write makes a new index version, so cached answers never outlive the documents they came from.

@@ -13,6 +13,9 @@ Layout of ``Settings.index_dir`` (default ``index/``)::
         chunks.jsonl          {"document", "start", "end"} per chunk, in vector order
         vectors.npy           float32 (n_chunks, dimension), L2-normalised (reused on update)
         index.faiss           IndexFlatIP (default) or IndexHNSWFlat (inner product)
+        reader_tokens.npz     optional (since #15): each chunk's tokens for the reader's tokenizer
+                              (qa.reader.pretokenised), with the tokenizer's fingerprint; an index
+                              without it (or a reader with another tokenizer) tokenises at query time
       .lock                   held while a build runs (fcntl), so builds never interleave
 
 A build writes a complete new version into ``index/.tmp-XXXX/``, renames it to ``v-...`` and only
@@ -252,6 +255,10 @@ class IndexStore:
         self.build_report: BuildReport | None = None
         self._bm25: Any = None  # qa.retriever.bm25.BM25Retriever over self.chunks, built on first use
         self._bm25_lock = threading.Lock()
+        # (fingerprint, {(document, start, end): ContextTokens}) from reader_tokens.npz, read on first use;
+        # False: none (absent, unreadable or not asked for)
+        self._reader_tokens: Any = None
+        self._reader_tokens_lock = threading.Lock()
 
     # ------------------------------------------------------------ properties
 
@@ -342,6 +349,37 @@ class IndexStore:
         if k < 1:
             return []
         return ranked([Hit(p.chunk, p.score) for p in self.bm25().run(query, k + TIE_MARGIN)], k)
+
+    def _tokens_table(self) -> Any:
+        with self._reader_tokens_lock:
+            if self._reader_tokens is None:
+                from qa.reader import pretokenised
+
+                self._reader_tokens = False
+                try:
+                    got = pretokenised.load(self.path, len(self.chunks))
+                except Exception as e:  # noqa: BLE001 - a damaged optional file: tokenise at query time
+                    logger.warning("%s/%s is unreadable (%s); the reader tokenises passages per question",
+                                   self.path, pretokenised.TOKENS_FILE, e)
+                    got = None
+                if got is not None:
+                    fingerprint, tokens = got
+                    self._reader_tokens = (fingerprint, {(c.document, c.start, c.end): t
+                                                         for c, t in zip(self.chunks, tokens)})
+            return self._reader_tokens
+
+    def set_reader_tokens(self, fingerprint: str, tokens: list) -> None:
+        """The reader tokens of this version's chunks (one per chunk, in order), as just written by a build."""
+        with self._reader_tokens_lock:
+            self._reader_tokens = (fingerprint, {(c.document, c.start, c.end): t for c, t in zip(self.chunks, tokens)})
+
+    def reader_tokens(self, chunks: list[Chunk], fingerprint: str) -> list | None:
+        """The stored reader tokens (qa.reader.pretokenised.ContextTokens) of ``chunks``, each None where not
+        stored; None when this version stores none for a tokenizer with this ``fingerprint``."""
+        table = self._tokens_table()
+        if not table or table[0] != fingerprint:
+            return None
+        return [table[1].get((c.document, c.start, c.end)) for c in chunks]
 
     def count_documents(self) -> int:
         return len(self.documents)
@@ -631,8 +669,10 @@ def _write_version(
     vectors: np.ndarray,
     index: Any,
     keep_versions: int = 1,
+    reader_tokens: tuple[str, list] | None = None,
 ) -> Path:
-    """Write a complete version into .tmp-XXXX, rename it to v-..., swap CURRENT. Returns the folder."""
+    """Write a complete version into .tmp-XXXX, rename it to v-..., swap CURRENT. Returns the folder.
+    ``reader_tokens``: (tokenizer fingerprint, tokens per chunk) for reader_tokens.npz (optional)."""
     tmp = index_dir / f".tmp-{uuid.uuid4().hex[:12]}"
     tmp.mkdir(parents=True)
     try:
@@ -640,8 +680,14 @@ def _write_version(
         _write_chunks(tmp, chunks)
         _write_vectors(tmp, vectors)
         _write_faiss(tmp, index)
+        extra: tuple[str, ...] = ()
+        if reader_tokens is not None:
+            from qa.reader import pretokenised
+
+            pretokenised.save(tmp, *reader_tokens)
+            extra = (pretokenised.TOKENS_FILE,)
         _write_manifest(tmp, manifest)  # last: a folder with a manifest is complete
-        for f in (*DATA_FILES, MANIFEST):
+        for f in (*DATA_FILES, *extra, MANIFEST):
             _fsync_file(tmp / f)
         _fsync_dir(tmp)
         stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S")
@@ -877,6 +923,7 @@ def _build(
     assert vectors.shape == (len(all_chunks), dim), (vectors.shape, len(all_chunks))
 
     index = _build_faiss(vectors, settings.index_type, settings.hnsw_m)
+    reader_tokens = _reader_tokens(settings, all_chunks, loaded)
     previous_generation = max(loaded.generation if loaded is not None else 0, active_generation(index_dir))
     manifest = {
         "format_version": FORMAT_VERSION,
@@ -892,19 +939,70 @@ def _build(
         "counts": {"documents": len(docs), "chunks": len(all_chunks), "vectors": int(index.ntotal)},
         "documents": doc_entries,
     }
+    if reader_tokens is not None:
+        from qa.reader.pretokenised import TOKENS_FILE
+
+        manifest["reader_tokens"] = {"file": TOKENS_FILE, "tokenizer": reader_tokens[0],
+                                     "model_dir": str(settings.reader_model_dir)}
     version = _write_version(index_dir, manifest, docs, all_chunks, vectors, index,
-                             keep_versions=getattr(settings, "keep_index_versions", 1))
+                             keep_versions=getattr(settings, "keep_index_versions", 1), reader_tokens=reader_tokens)
 
     texts = {d.id: d.text for d in docs}
     infos = {e["id"]: _info(e) for e in doc_entries}
     page_starts = {d.id: d.page_starts for d in docs if d.page_starts}
     store = IndexStore(version, manifest, all_chunks, infos, texts, vectors, index, page_starts)
+    if reader_tokens is not None:
+        store.set_reader_tokens(*reader_tokens)
     report.documents = len(docs)
     report.chunks = len(all_chunks)
     report.seconds = time.perf_counter() - t0
     store.build_report = report
     logger.info("index %s: %s", version, report.summary())
     return store
+
+
+_READER_TOKENIZERS: dict[str, Any] = {}
+_READER_TOKENIZERS_LOCK = threading.Lock()
+
+
+def _reader_tokenizer(model_dir: Path) -> Any:
+    """The reader's tokenizer (loaded once per folder; used for index builds only, under the index lock)."""
+    key = str(Path(model_dir).resolve())
+    with _READER_TOKENIZERS_LOCK:
+        if key not in _READER_TOKENIZERS:
+            from transformers import AutoTokenizer
+
+            _READER_TOKENIZERS[key] = AutoTokenizer.from_pretrained(key)
+        return _READER_TOKENIZERS[key]
+
+
+def _reader_tokens(settings: "Settings", chunks: list[Chunk], loaded: IndexStore | None) -> tuple[str, list] | None:
+    """(fingerprint, tokens per chunk) of the reader's tokenizer for reader_tokens.npz, or None (turned off
+    by ``QA_READER_PRETOKENISED=0``, or no reader tokenizer here). Chunks the previous version already
+    tokenised with the same tokenizer are reused."""
+    if not getattr(settings, "reader_pretokenised", False):
+        return None
+    model_dir = Path(getattr(settings, "reader_model_dir", ""))
+    if not (model_dir / "tokenizer.json").is_file() and not (model_dir / "vocab.txt").is_file():
+        return None
+    try:
+        from qa.reader import pretokenised
+
+        tokenizer = _reader_tokenizer(model_dir)
+        fingerprint = pretokenised.tokenizer_fingerprint(tokenizer)
+        old = loaded._tokens_table() if loaded is not None else None
+        known = old[1] if old and old[0] == fingerprint else {}
+        old_text = {(c.document, c.start, c.end): c.text for c in loaded.chunks} if known else {}
+        # reused only where the chunk's text is the same (a changed document may have a chunk at the same offsets)
+        tokens = [known.get(k) if old_text.get(k) == c.text else None
+                  for c in chunks for k in [(c.document, c.start, c.end)]]
+        todo = [i for i, t in enumerate(tokens) if t is None]
+        for i, t in zip(todo, pretokenised.tokenise_contexts(tokenizer, [chunks[i].text for i in todo])):
+            tokens[i] = t
+        return fingerprint, tokens
+    except Exception as e:  # noqa: BLE001 - optional: the reader then tokenises at query time
+        logger.warning("reader tokens not stored (%s); the reader tokenises passages per question", e)
+        return None
 
 
 def load_or_build(

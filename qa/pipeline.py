@@ -227,7 +227,10 @@ class QAPipeline:
         document_text = lru_cache(maxsize=None)(state.store.document_text)  # one fetch per document
         passages = _exact_passages(passages, document_text)
         t1 = time.perf_counter()
-        out = self.reader.run(q, passages, document_text, max_answers=n)
+        # the passages' reader tokens stored with the index (qa.reader.pretokenised), where the store has them
+        stored = getattr(state.store, "reader_tokens", None)
+        extra = {"stored_tokens": stored} if stored is not None and getattr(self.reader, "pretokenised", False) else {}
+        out = self.reader.run(q, passages, document_text, max_answers=n, **extra)
         t2 = time.perf_counter()
         with timing.stage("result"):
             result = self._result(q, passages, out, state, t0, t1, t2)

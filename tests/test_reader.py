@@ -319,6 +319,63 @@ def test_early_exit_is_configured_by_settings():
         Settings(reader_early_exit_score=1.5)
 
 
+def test_cascade_exits_on_a_confident_answer_from_the_first_passage(shipped_reader):
+    """early_exit_by="confidence": the first passage's best answer, as served (the verifier's calibrated score),
+    reaches the bar, so the other passages are not read; the citation still slices the document."""
+    text, passages = _passages("d.txt", [_ANSWER, *_OTHER])
+    q = "When did the protests begin?"
+    r = shipped_reader
+    r.first_passages, r.early_exit_by, r.early_exit_score = 1, "confidence", 0.5
+    try:
+        out = r.run(q, passages, lambda d: text)
+    finally:
+        r.first_passages, r.early_exit_by, r.early_exit_score = 0, "span", 0.9
+    assert out.passages_read == 1 and out.windows == 1
+    assert out.answer_found and out.answers[0].score >= 0.5
+    top = out.answers[0].top
+    assert top.text == "2 January 2022" and text[top.start : top.end] == top.text
+
+
+def test_cascade_reads_on_below_the_bar_and_answers_as_reading_everything(shipped_reader):
+    """Below the bar the cascade reads the other passages and decodes every window together (keeping the first
+    passage's logits): the same answers, offsets and citations as reading every passage at once."""
+    text, passages = _passages("d.txt", [_OTHER[0], _OTHER[1], _ANSWER, _OTHER[2]])
+    q = "When did the protests begin?"
+    r = shipped_reader
+    full = r.run(q, passages, lambda d: text)
+    r.first_passages, r.early_exit_by, r.early_exit_score = 1, "confidence", 0.99
+    try:
+        out = r.run(q, passages, lambda d: text)
+    finally:
+        r.first_passages, r.early_exit_by, r.early_exit_score = 0, "span", 0.9
+    assert out.passages_read == 4 and out.windows == 4
+    got = [(a.text, [(c.document, c.start, c.end) for c in a.citations]) for a in out.answers]
+    assert got == [(a.text, [(c.document, c.start, c.end) for c in a.citations]) for a in full.answers]
+    assert [a.score for a in out.answers] == pytest.approx([a.score for a in full.answers], abs=0.02)
+    assert out.best_guess.text == full.best_guess.text == "2 January 2022"
+    for a in out.answers:
+        for c in a.citations:
+            assert text[c.start : c.end] == c.text
+
+
+def test_cascade_is_configured_by_settings(monkeypatch):
+    from qa.config import Settings
+
+    s = Settings()
+    assert (s.reader_first_passages, s.reader_early_exit_score, s.reader_early_exit_by) == (0, 0.9, "span")
+    monkeypatch.setenv("QA_READER_EARLY_EXIT_BY", "confidence")
+    monkeypatch.setenv("QA_READER_FIRST_PASSAGES", "1")
+    s = Settings()
+    assert (s.reader_first_passages, s.reader_early_exit_by) == (1, "confidence")
+    r = ExtractiveReader.from_settings(s)
+    assert (r.first_passages, r.early_exit_by) == (1, "confidence")
+    with pytest.raises(ValueError):
+        ExtractiveReader(SHIPPED, early_exit_by="sometimes")
+    monkeypatch.setenv("QA_READER_EARLY_EXIT_BY", "sometimes")
+    with pytest.raises(ValueError):
+        Settings()
+
+
 def test_temperature_keeps_the_order_within_a_window_and_softens_it():
     import numpy as np
     from transformers import AutoTokenizer

@@ -57,6 +57,17 @@ def sentence_bounds(text: str, start: int, end: int, max_chars: int = 300) -> tu
     return s, e
 
 
+def _concat_windows(a, b, shift: int):
+    """The windows of ``a`` then ``b`` (``b``'s contexts numbered from ``shift``)."""
+    from qa.reader.decode import Windows
+
+    ids = [list(x) for x in a.encoding["input_ids"]] + [list(x) for x in b.encoding["input_ids"]]
+    tt = [list(x) for x in a.encoding["token_type_ids"]] + [list(x) for x in b.encoding["token_type_ids"]]
+    spans = None if a.word_spans is None or b.word_spans is None else a.word_spans + b.word_spans
+    return Windows({"input_ids": ids, "token_type_ids": tt}, list(a.context_of) + [c + shift for c in b.context_of],
+                   a.offsets + b.offsets, spans)
+
+
 def native_bf16() -> bool:
     """True when this CPU computes bf16 natively (oneDNN's check: AVX-512 BF16 or AMX)."""
     import torch
@@ -93,7 +104,7 @@ class ExtractiveReader:
                  n_best: int = 20, threshold: float | None = None, batch_size: int = 16, precision: str = "auto",
                  first_passages: int = 0, early_exit_score: float = 0.9, min_confidence: float | None = None,
                  use_verifier: bool = True, device: str = "cpu", batch_windows: int = 0,
-                 batch_wait_ms: float = 2.0):
+                 batch_wait_ms: float = 2.0, pretokenised: bool = True, early_exit_by: str = "span"):
         self.model_dir = Path(model_dir)
         self.max_length = max_length
         self.stride = stride
@@ -106,6 +117,11 @@ class ExtractiveReader:
         self.precision = precision
         self.first_passages = first_passages
         self.early_exit_score = early_exit_score
+        if early_exit_by not in ("span", "confidence"):
+            raise ValueError(f"early_exit_by must be span or confidence, not {early_exit_by!r}")
+        # what early_exit_score is compared with: the best span's probability (span) or the best answer's
+        # calibrated confidence as served (confidence: the verifier's score; the cascade keeps the logits)
+        self.early_exit_by = early_exit_by
         self.bf16 = precision == "bf16"
         self.fp16 = False  # CUDA without bf16: fp16 weights
         self.requested_device = device  # auto | cpu | cuda (qa.device.resolve_device at warm_up)
@@ -121,6 +137,10 @@ class ExtractiveReader:
         self.shared = False  # shared-normalisation decoding (reader_config.json "normalisation": "shared")
         self.model = None
         self.tokenizer = None
+        # stored passage tokens (qa.reader.pretokenised) used when given and this tokenizer follows the pair
+        # template they assume (checked at warm_up); fingerprint: which stored tokens are this tokenizer's
+        self.pretokenised = pretokenised
+        self.tokenizer_fingerprint = ""
         self.card: dict = {}
         self._lock = threading.Lock()
         # A fast tokenizer is not thread-safe: each call re-sets its truncation state, so concurrent questions
@@ -149,7 +169,8 @@ class ExtractiveReader:
             precision=s.reader_precision, first_passages=s.reader_first_passages,
             early_exit_score=s.reader_early_exit_score, min_confidence=s.min_confidence,
             use_verifier=s.verifier, device=s.device, batch_windows=s.reader_batch_windows,
-            batch_wait_ms=s.reader_batch_wait_ms,
+            batch_wait_ms=s.reader_batch_wait_ms, pretokenised=s.reader_pretokenised,
+            early_exit_by=s.reader_early_exit_by,
         )
 
     # -- loading -----------------------------------------------------------------------------
@@ -177,6 +198,17 @@ class ExtractiveReader:
             if self.verifier is not None and self.min_confidence_override is None:
                 self.min_confidence = self.verifier.min_confidence
         self.tokenizer = AutoTokenizer.from_pretrained(str(self.model_dir))
+        if self.pretokenised:
+            from qa.reader import pretokenised
+
+            try:
+                self.tokenizer_fingerprint = pretokenised.tokenizer_fingerprint(self.tokenizer)
+            except Exception:  # noqa: BLE001 - not a fast tokenizer: always tokenise at query time
+                self.tokenizer_fingerprint = ""
+            if self.tokenizer_fingerprint and not pretokenised.matches_tokenizer(self.tokenizer, self.max_length,
+                                                                                 self.stride):
+                self.tokenizer_fingerprint = ""
+            self.pretokenised = bool(self.tokenizer_fingerprint)
         from qa.device import resolve_device
 
         self.device = resolve_device(self.requested_device)
@@ -238,12 +270,41 @@ class ExtractiveReader:
                     out[w] = (s[r, :L].copy(), e[r, :L].copy())
         return out
 
-    def encode(self, question: str, contexts: list[str]):
-        """The reader windows of ``question`` over ``contexts`` (qa.reader.decode.encode_windows); thread-safe."""
+    def encode(self, question: str, contexts: list[str], tokens: list | None = None):
+        """The reader windows of ``question`` over ``contexts`` (qa.reader.decode.encode_windows); thread-safe.
+        ``tokens``: the contexts' stored tokens (qa.reader.pretokenised.ContextTokens, None where not stored),
+        which give the same windows without tokenising the contexts again."""
+        use = (self.pretokenised and tokens is not None and len(tokens) == len(contexts)
+               and any(t is not None for t in tokens))
+        if use:
+            from qa.reader.pretokenised import encode_windows_pretokenised
+
+            # a stored entry that cannot be this context's (its offsets run past the text) is not used
+            tokens = [t if t is not None and (len(t) == 0 or int(t.offsets[-1, 1]) <= len(c)) else None
+                      for t, c in zip(tokens, contexts)]
         with self._tokenizer_lock:
+            if use:
+                return encode_windows_pretokenised(self.tokenizer, question, contexts, tokens, self.max_length,
+                                                   self.stride)
             return encode_windows(self.tokenizer, question, contexts, self.max_length, self.stride)
 
-    def spans(self, question: str, contexts: list[str]) -> tuple[list[SpanCandidate], float, int]:
+    def _read(self, question: str, contexts: list[str], tokens: list | None = None):
+        """The windows of ``contexts`` and their (start, end) logits."""
+        with timing.stage("reader_tokenise"):
+            windows = self.encode(question, contexts, tokens)
+        with timing.stage("reader_forward"):
+            S, E = self._logits(windows)
+        return windows, S, E
+
+    def _decode(self, windows, S: np.ndarray, E: np.ndarray) -> tuple[list[SpanCandidate], float]:
+        with timing.stage("decode"):
+            if self.shared:
+                return decode_shared(S, E, windows, self.max_answer_tokens, self.n_best, self.temperature)
+            cands, _ = decode(S, E, windows, self.max_answer_tokens, self.n_best, self.temperature)
+            return cands, 1.0 - (cands[0].prob if cands else 0.0)
+
+    def spans(self, question: str, contexts: list[str],
+              tokens: list | None = None) -> tuple[list[SpanCandidate], float, int]:
         """n-best spans over all windows of all contexts (offsets into each context string), the question's
         null probability, and the number of windows read. A reader trained with shared normalisation
         (``"normalisation": "shared"`` in reader_config.json) is decoded with one softmax over all windows;
@@ -251,31 +312,36 @@ class ExtractiveReader:
         self.warm_up()
         if not contexts:
             return [], 1.0, 0
-        with timing.stage("reader_tokenise"):
-            windows = self.encode(question, contexts)
-        with timing.stage("reader_forward"):
-            S, E = self._logits(windows)
-        with timing.stage("decode"):
-            if self.shared:
-                cands, null = decode_shared(S, E, windows, self.max_answer_tokens, self.n_best, self.temperature)
-            else:
-                cands, _ = decode(S, E, windows, self.max_answer_tokens, self.n_best, self.temperature)
-                null = 1.0 - (cands[0].prob if cands else 0.0)
+        windows, S, E = self._read(question, contexts, tokens)
+        cands, null = self._decode(windows, S, E)
         return cands, null, len(windows.context_of)
 
-    def run(self, question: str, passages: list[Passage], document_text, max_answers: int = 3) -> ReaderOutput:
+    def run(self, question: str, passages: list[Passage], document_text, max_answers: int = 3,
+            stored_tokens=None) -> ReaderOutput:
         """Answer from retrieved passages (best first). ``document_text(doc_id)`` returns the full document text.
+        ``stored_tokens(chunks, fingerprint)``: the chunks' tokens stored with the index
+        (qa.index_store.IndexStore.reader_tokens), or None: the passages are tokenised here.
 
         With ``first_passages`` set, the best passages are read first; the others are read only when no span
         in them reaches ``early_exit_score`` (a weak first answer still gets every passage's evidence).
         """
+        self.warm_up()
+        tokens = None
+        if stored_tokens is not None and self.pretokenised and passages:
+            tokens = stored_tokens([p.chunk for p in passages], self.tokenizer_fingerprint)
+        if self.first_passages and self.early_exit_by == "confidence" and self.first_passages < len(passages):
+            return self._cascade(question, passages, document_text, max_answers, tokens)
         head = passages[: self.first_passages] if self.first_passages else passages
-        cands, null, n_windows = self.spans(question, [p.chunk.text for p in head])
+        cands, null, n_windows = self.spans(question, [p.chunk.text for p in head],
+                                            tokens[: len(head)] if tokens is not None else None)
         n_read = len(head)
         if n_read < len(passages) and not (cands and cands[0].prob >= self.early_exit_score):
             # read everything at once: with shared normalisation one softmax must cover all windows
-            cands, null, n_windows = self.spans(question, [p.chunk.text for p in passages])
+            cands, null, n_windows = self.spans(question, [p.chunk.text for p in passages], tokens)
             n_read = len(passages)
+        return self._finish(question, passages, document_text, max_answers, cands, null, n_windows, n_read)
+
+    def _finish(self, question, passages, document_text, max_answers, cands, null, n_windows, n_read) -> ReaderOutput:
         located = []
         for c in cands:
             ch = passages[c.context_index].chunk
@@ -285,6 +351,27 @@ class ExtractiveReader:
                                  passages[:n_read])
         out.passages_read = n_read
         return out
+
+    def _cascade(self, question, passages, document_text, max_answers, tokens) -> ReaderOutput:
+        """Early exit on the calibrated confidence (``early_exit_by="confidence"``): read the best
+        ``first_passages`` passages and answer from them when the best answer's confidence (the verifier's,
+        as served) reaches ``early_exit_score``; else read the other passages too and decode every window
+        together (the first passages' logits are kept, not recomputed)."""
+        n = self.first_passages
+        texts = [p.chunk.text for p in passages]
+        w1, S1, E1 = self._read(question, texts[:n], tokens[:n] if tokens is not None else None)
+        cands, null = self._decode(w1, S1, E1)
+        out = self._finish(question, passages, document_text, max_answers, cands, null, len(w1.context_of), n)
+        if out.best_guess is not None and out.best_guess.score >= self.early_exit_score:
+            return out
+        w2, S2, E2 = self._read(question, texts[n:], tokens[n:] if tokens is not None else None)
+        windows = _concat_windows(w1, w2, n)
+        width = max(S1.shape[1], S2.shape[1])
+        pad = (lambda X: np.pad(X, ((0, 0), (0, width - X.shape[1])), constant_values=-1e9))
+        S, E = np.concatenate([pad(S1), pad(S2)]), np.concatenate([pad(E1), pad(E2)])
+        cands, null = self._decode(windows, S, E)
+        return self._finish(question, passages, document_text, max_answers, cands, null, len(windows.context_of),
+                            len(passages))
 
     def read_contexts(self, question: str, contexts: list[tuple[str, str]], max_answers: int = 3) -> ReaderOutput:
         """Answer from (document_id, text) pairs read whole (e.g. a SQuAD paragraph)."""

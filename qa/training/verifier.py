@@ -65,7 +65,12 @@ def collect(pipeline: Any, items: list, top_k: int, progress: bool = True, hard_
     from tqdm.auto import tqdm
 
     def add(item: Any, passages: list, answerable: bool, variant: str) -> None:
-        out = reader.run(item.question, passages, state.store.document_text, max_answers=3)
+        first = reader.first_passages
+        reader.first_passages = 0  # features of every passage read (the served cascade reads them all when unsure)
+        try:
+            out = reader.run(item.question, passages, state.store.document_text, max_answers=3)
+        finally:
+            reader.first_passages = first
         feats = out.extra.get("features") or []
         for rank, (f, text) in enumerate(zip(feats, _answer_texts(out))):
             r = dict(f)
