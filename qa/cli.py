@@ -457,24 +457,38 @@ def add_restore_command(subparsers: Any) -> None:
 
 
 def cmd_restore(args: argparse.Namespace) -> int:
-    from qa.validation import DocumentError
-
     settings = get_cli_settings()
-    if args.list or not args.id:
-        entries = _writer(settings).trash()
-        if not entries:
-            print("The trash is empty.")
-        for t in entries:
-            print(f"{t.entry}\t{t.id}\t{t.size} bytes\t{t.reason} {t.deleted_at}")
-        return EXIT_OK
+    listing = args.list or not args.id
+    if settings.store != "faiss":  # the store keeps its own trash (qa.store.protocol.TrashBin)
+        writer = store_writer(settings)
+        try:
+            return _restore(args, writer.trash if listing else lambda: writer.restore(args.id, entry=args.entry)[1])
+        finally:
+            writer.store.close()
+    if listing:
+        return _restore(args, _writer(settings).trash)
     from qa.pipeline import QAPipeline
 
     pipeline = QAPipeline(settings)
     pipeline.embedder, pipeline.chunker = pipeline._load_models()
     store, _ = open_index(settings, pipeline.embedder)
     writer = _writer(settings, pipeline._index_changes)
+    return _restore(args, lambda: writer.restore(args.id, store, pipeline._load_store, entry=args.entry)[1])
+
+
+def _restore(args: argparse.Namespace, action) -> int:
+    """List the trash (``action`` returns its entries) or restore (``action`` returns the entry)."""
+    from qa.validation import DocumentError
+
+    if args.list or not args.id:
+        entries = action()
+        if not entries:
+            print("The trash is empty.")
+        for t in entries:
+            print(f"{t.entry}\t{t.id}\t{t.size} bytes\t{t.reason} {t.deleted_at}")
+        return EXIT_OK
     try:
-        _, entry = writer.restore(args.id, store, pipeline._load_store, entry=args.entry)
+        entry = action()
     except KeyError:
         eprint(f"qa: error: nothing in the trash for {args.id!r} (see `qa restore --list`)")
         return EXIT_ERROR

@@ -436,9 +436,12 @@ class Writer:
             except ValueError:
                 continue
             if when < cutoff:
-                shutil.rmtree(self.trash_dir / t.entry, ignore_errors=True)
+                self._drop_trash(t)
                 n += 1
         return n
+
+    def _drop_trash(self, t: TrashEntry) -> None:
+        shutil.rmtree(self.trash_dir / t.entry, ignore_errors=True)
 
 
 # ----------------------------------------------------------------------------- reconciliation

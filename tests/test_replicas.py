@@ -137,6 +137,16 @@ def check_agreement(a: str, b: str, key: str) -> None:
     assert NEW_DOC not in served_ids(a)
     assert http("DELETE", doc_url(a, NEW_DOC), headers=auth)[0] == 404  # gone for A as well
 
+    # one trash for both: A lists what B deleted and restores it; B serves it again
+    trash = http("GET", a + "/trash", headers=auth)[1]["entries"]
+    assert [(t["id"], t["reason"]) for t in trash if t["id"] == NEW_DOC][:2] == [(NEW_DOC, "deleted"), (NEW_DOC, "replaced")]
+    status, restored = http("POST", doc_url(a, NEW_DOC) + "/restore", b"", auth, timeout=300)
+    assert status == 200, restored
+    wait_until("B serves the document A restored",
+               lambda: http("GET", doc_url(b, NEW_DOC))[1].get("text") == new_text.decode())
+    assert http("DELETE", doc_url(b, NEW_DOC), headers=auth)[0] in (200, 204)
+    wait_until("A forgets it again", lambda: http("GET", doc_url(a, NEW_DOC))[0] == 404)
+
 
 @pytest.fixture
 def milvus_server(tmp_path):

@@ -280,7 +280,7 @@ def test_pipeline_citations_slice_the_stored_text(backend, tmp_path, tmp_corpus)
 
 @pytest.mark.slow
 def test_cli_index_search_and_check_with_milvus(tmp_path, tmp_corpus, monkeypatch, embedder, capsys):
-    """`qa index`, `qa search` and `qa index --check` with QA_STORE=milvus (a Milvus Lite file)."""
+    """`qa index`, `qa search`, `qa index --check` and `qa restore` with QA_STORE=milvus (a Milvus Lite file)."""
     from qa.cli import main
     from qa.config import get_settings
 
@@ -308,6 +308,20 @@ def test_cli_index_search_and_check_with_milvus(tmp_path, tmp_corpus, monkeypatc
         assert rows[0]["document"] == "light.txt" and set(rows[0]["scores"]) == {"dense", "bm25", "rrf"}
         for r in rows:
             assert (corpus / r["document"]).read_text(encoding="utf-8")[r["start"]:r["end"]] == r["text"]
+        # `qa restore` lists and restores from the trash kept in Milvus
+        from qa.cli import store_writer
+
+        writer = store_writer(get_settings())
+        writer.delete("light.txt")
+        writer.store.close()
+        assert main(["restore", "--list"]) == 0
+        assert "\tlight.txt\t" in capsys.readouterr().out
+        assert main(["restore", "light.txt"]) == 0
+        assert "Restored light.txt" in capsys.readouterr().out
+        assert main(["restore", "light.txt"]) == 1  # nothing left to restore
+        assert main(["restore", "--list"]) == 0 and "The trash is empty." in capsys.readouterr().out
+        assert main(["search", "How many ospreys did the lighthouse keeper count?", "--json", "-k", "1"]) == 0
+        assert json.loads(capsys.readouterr().out)[0]["document"] == "light.txt"
         assert not (tmp_path / "index" / "CURRENT").exists()  # nothing went to a FAISS index
     finally:
         get_settings.cache_clear()
@@ -403,3 +417,61 @@ def test_faiss_index_without_generation_loads_and_counts_on(tmp_path):
     manifest = json.loads((s.index_dir / active / "manifest.json").read_text())
     assert manifest["generation"] == 1 and manifest["counts"]["documents"] == 2
     assert open_store(s, EMB.model_id, EMB.dimension, CHUNKER.params).document_ids() == ["a.txt", "b.txt"]
+
+
+def test_trash_and_restore_on_both_backends(backend, tmp_path, tmp_corpus, monkeypatch):
+    """Delete and replace keep the old version in the trash (the Milvus backend keeps it in Milvus, so
+    every replica shares it); restore brings back the exact text and sha256, retrievable again; a
+    restore over a taken name is refused; old entries are purged after trash_keep_days."""
+    import qa.writes
+    from qa.validation import DocumentError
+
+    tmp_corpus({"kaz.txt": KAZ, "birds.txt": BIRDS}, name="corpus")
+    s = settings_for(backend, tmp_path, retrieval_mode="hybrid", reload_interval_s=0, trash_keep_days=1)
+    p = LitePipeline(s).warm_up()
+    try:
+        p.add_documents([("light.txt", LIGHT.encode())])
+        sha = {d.id: d.sha256 for d in p.documents()}["light.txt"]
+        p.remove_document("light.txt")
+        with pytest.raises(KeyError):
+            p.remove_document("light.txt")
+        assert [(t.id, t.sha256, t.size, t.reason) for t in p.trash()] == [("light.txt", sha, len(LIGHT), "deleted")]
+        with pytest.raises(KeyError):
+            p.document_text("light.txt")
+
+        restored = p.restore_document("light.txt")
+        assert restored.id == "light.txt" and p.trash() == []
+        assert p.document_text("light.txt") == LIGHT
+        assert {d.id: d.sha256 for d in p.documents()}["light.txt"] == sha
+        result = p.ask("How many ospreys did the lighthouse keeper count in 1987?")
+        assert result.answer_found and result.answers[0].top.document == "light.txt"
+        for a in result.answers:
+            for c in a.citations:
+                assert p.document_text(c.document)[c.start:c.end] == c.text
+        with pytest.raises(KeyError):
+            p.restore_document("light.txt")  # nothing left in the trash
+
+        # a replace keeps the old version; restoring it over the new one is refused
+        new = "The lighthouse keeper of Varn island counted 300 ospreys in 1990."
+        assert p.replace_document("light.txt", new.encode(), sha)
+        assert [(t.id, t.sha256, t.reason) for t in p.trash()] == [("light.txt", sha, "replaced")]
+        with pytest.raises(DocumentError) as e:
+            p.restore_document("light.txt")
+        assert e.value.status == 409 and p.document_text("light.txt") == new
+        p.remove_document("light.txt")
+        assert [t.reason for t in p.trash()] == ["deleted", "replaced"]  # newest first
+        older = p.trash()[1].entry
+        p.restore_document("light.txt", entry=older)
+        assert p.document_text("light.txt") == LIGHT and [t.reason for t in p.trash()] == ["deleted"]
+
+        # entries older than trash_keep_days go at a delete (here the one that made it); newer ones stay
+        monkeypatch.setattr(qa.writes, "_now", lambda: "2020-01-01T00:00:00+00:00")
+        p.remove_document("birds.txt")
+        monkeypatch.undo()
+        assert [t.id for t in p.trash()] == ["light.txt"]
+        p.remove_document("kaz.txt")
+        assert sorted(t.id for t in p.trash()) == ["kaz.txt", "light.txt"]
+    finally:
+        close = getattr(p.store, "close", None)
+        if backend == "milvus" and close is not None:
+            close()

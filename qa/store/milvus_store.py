@@ -5,7 +5,7 @@ process (one process per file); ``http://host:port`` talks to a Milvus server (o
 server``), which any number of ``qa serve`` replicas can share. Everything a replica serves comes
 from Milvus: no per-process index, BM25 statistics or document texts (docs/scaling.md).
 
-Four collections, named ``<QA_MILVUS_COLLECTION>_<kind>`` (default prefix ``qa``):
+Five collections, named ``<QA_MILVUS_COLLECTION>_<kind>`` (default prefix ``qa``):
 
 * ``chunks``: one row per chunk. Primary key: the stable chunk id (qa.store.protocol.chunk_id);
   ``document``, ``ordinal``, ``start``, ``end``, ``rev``, ``text`` (the exact chunk text),
@@ -19,6 +19,9 @@ Four collections, named ``<QA_MILVUS_COLLECTION>_<kind>`` (default prefix ``qa``
 * ``documents``: one row per document: sha256, size, converter, page starts, text checksum, chunk
   count and its current revision (which ``texts`` rows are its text).
 * ``meta``: the generation and what the vectors are (embedding model, dimension, chunking).
+* ``trash``: deleted and replaced documents (:class:`qa.store.protocol.TrashBin`): the exact text in
+  parts, with the document's sha256, size, converter, page starts, when and why it left. A restore
+  writes that text back (chunked and embedded again), so every replica shares one trash.
 
 A write is ordered so that a reader on another replica never sees a document without its text:
 new text parts (new revision) -> chunks upserted -> the document row names the new revision (the
@@ -132,6 +135,7 @@ class MilvusDocumentStore:
         self.prefix = collection
         self.c_chunks, self.c_texts = f"{collection}_chunks", f"{collection}_texts"
         self.c_docs, self.c_meta = f"{collection}_documents", f"{collection}_meta"
+        self.c_trash = f"{collection}_trash"
         self.client = MilvusClient(uri=uri, token=token) if token else MilvusClient(uri=uri)
         self._write_lock = threading.Lock()
         self._ensure_collections()
@@ -188,6 +192,17 @@ class MilvusDocumentStore:
         create(self.c_docs, s, [("_v", "FLAT", "L2")])
 
         s = MilvusClient.create_schema(auto_id=False, enable_dynamic_field=False)
+        s.add_field("id", DataType.VARCHAR, is_primary=True, max_length=CHUNK_ID_MAX)
+        s.add_field("entry", DataType.VARCHAR, max_length=64)
+        s.add_field("document", DataType.VARCHAR, max_length=ID_MAX)
+        s.add_field("part", DataType.INT64)
+        s.add_field("parts", DataType.INT64)
+        s.add_field("text", DataType.VARCHAR, max_length=VARCHAR_MAX)
+        s.add_field("info", DataType.JSON)
+        s.add_field("_v", DataType.FLOAT_VECTOR, dim=2)
+        create(self.c_trash, s, [("_v", "FLAT", "L2")])  # stores made before the trash get it on open
+
+        s = MilvusClient.create_schema(auto_id=False, enable_dynamic_field=False)
         s.add_field("id", DataType.VARCHAR, is_primary=True, max_length=64)
         s.add_field("generation", DataType.INT64)
         s.add_field("info", DataType.JSON)
@@ -208,8 +223,8 @@ class MilvusDocumentStore:
                     f"service uses {wanted[key]!r}; drop them (or set another QA_MILVUS_COLLECTION) and index again")
 
     def drop(self) -> None:
-        """Remove the four collections (everything this store holds)."""
-        for name in (self.c_chunks, self.c_texts, self.c_docs, self.c_meta):
+        """Remove the five collections (everything this store holds)."""
+        for name in (self.c_chunks, self.c_texts, self.c_docs, self.c_meta, self.c_trash):
             if self.client.has_collection(name):
                 self.client.drop_collection(name)
 
@@ -390,3 +405,43 @@ class MilvusDocumentStore:
             self.client.delete(self.c_chunks, filter=f"document == {d}")
             self.client.delete(self.c_texts, filter=f"document == {d}")
             return self._bump()
+
+    # ------------------------------------------------------------------ trash (qa.store.protocol.TrashBin)
+    def trash_document(self, doc_id: str, entry: str, reason: str, deleted_at: str) -> None:
+        """Copy ``doc_id``'s exact text and metadata to the trash as ``entry``. KeyError: unknown."""
+        row = self._doc_row(doc_id)
+        text = self.document_text(doc_id)
+        parts = split_text(text)
+        i = row["info"]
+        info = {"sha256": i["sha256"], "size": int(i["size"]), "converter": i.get("converter", "text"),
+                "converter_version": i.get("converter_version", ""), "page_starts": list(i.get("page_starts") or ()),
+                "text_sha256": _text_sha(text), "deleted_at": deleted_at, "reason": reason}
+        self.client.insert(self.c_trash, [
+            {"id": f"{entry}:{n}", "entry": entry, "document": doc_id, "part": n, "parts": len(parts), "text": p,
+             "info": info, "_v": [0.0, 0.0]} for n, p in enumerate(parts)])
+
+    def trash_entries(self) -> list[dict[str, Any]]:
+        """Every complete trash entry: {entry, id, sha256, size, deleted_at, reason}, newest first."""
+        rows = self.client.query(self.c_trash, filter="part == 0", output_fields=["entry", "document", "parts", "info"],
+                                 limit=TOP_K_MAX)
+        out = [{"entry": r["entry"], "id": r["document"], "sha256": r["info"]["sha256"], "size": int(r["info"]["size"]),
+                "deleted_at": r["info"]["deleted_at"], "reason": r["info"]["reason"]} for r in rows]
+        return sorted(out, key=lambda t: t["entry"], reverse=True)
+
+    def trashed_document(self, entry: str) -> Document:
+        """The document kept as trash ``entry`` (its exact text and metadata). KeyError: no such
+        entry, or an incomplete one (a delete that crashed while copying)."""
+        rows = self.client.query(self.c_trash, filter=f"entry == {_lit(entry)}",
+                                 output_fields=["document", "part", "parts", "text", "info"], limit=TOP_K_MAX)
+        if not rows or len(rows) != int(rows[0]["parts"]):
+            raise KeyError(entry)
+        rows.sort(key=lambda r: r["part"])
+        text = "".join(r["text"] for r in rows)
+        i = rows[0]["info"]
+        if _text_sha(text) != i["text_sha256"]:
+            raise KeyError(entry)
+        return Document(rows[0]["document"], text, i["sha256"], int(i["size"]), i.get("converter", "text"),
+                        i.get("converter_version", ""), tuple(int(x) for x in i.get("page_starts") or ()))
+
+    def drop_trash_entry(self, entry: str) -> None:
+        self.client.delete(self.c_trash, filter=f"entry == {_lit(entry)}")

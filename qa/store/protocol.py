@@ -136,6 +136,27 @@ class DocumentStore(DocumentReader, Protocol):
     def close(self) -> None: ...
 
 
+
+@runtime_checkable
+class TrashBin(Protocol):
+    """A store that keeps deleted and replaced documents itself, so a trash is shared by every
+    replica (the ``milvus`` backend; the ``faiss`` backend's trash is a folder beside its index,
+    :mod:`qa.writes`). :class:`qa.store.writes.StoreWriter` uses it for delete, replace and restore."""
+
+    def trash_document(self, doc_id: str, entry: str, reason: str, deleted_at: str) -> None:
+        """Keep ``doc_id``'s exact text and metadata as trash ``entry``. ``KeyError``: unknown."""
+        ...
+
+    def trash_entries(self) -> list[dict]:
+        """{entry, id, sha256, size, deleted_at, reason} of every entry, newest first."""
+        ...
+
+    def trashed_document(self, entry: str) -> Document:
+        """The document kept as ``entry``, exactly as it was written. ``KeyError``: no such entry."""
+        ...
+
+    def drop_trash_entry(self, entry: str) -> None: ...
+
 #: Searches ask their engine for this many hits more than ``k``, so that chunks tied with the k-th
 #: are all seen before :func:`ranked` orders ties by id and cuts at ``k``.
 TIE_MARGIN = 8

@@ -6,7 +6,11 @@ and converted (the same rules and errors as the FAISS backend: a refused file ch
 chunked, embedded, and written with ``write_document``; a delete is ``delete_document``. Nothing goes
 to the corpus folder, so replicas on other machines serve the same documents; the corpus folder is
 only read by :meth:`StoreWriter.sync_corpus` (``qa index``, and a first start on an empty store).
-There is no trash with this backend (a deleted document is gone; restore answers 404).
+A store that is a :class:`qa.store.protocol.TrashBin` (Milvus) keeps deleted and replaced documents
+itself: a delete or replace first copies the old text there (so a crash in between loses nothing:
+at worst the document is both present and in the trash), a restore writes it back and then drops
+the entry; ``Settings.trash_keep_days`` purges old entries as with the FAISS backend. A store
+without one has no trash (a delete is final; restore answers 404).
 """
 
 from __future__ import annotations
@@ -19,9 +23,10 @@ from typing import Any, Callable
 
 from qa.index_store import BuildReport
 from qa.ingest import load_corpus
-from qa.store.protocol import DocumentStore
+from qa.store.protocol import DocumentStore, TrashBin
 from qa.types import Document
 from qa.validation import DocumentError, shown
+from qa import writes as core_writes
 from qa.writes import Recovery, TrashEntry, Writer
 
 logger = logging.getLogger(__name__)
@@ -96,25 +101,54 @@ class StoreWriter(Writer):
                                 "fetch it again and retry", "precondition_failed", 412)
         if doc.sha256 == info.sha256:
             return self.store, False
+        self._to_trash(doc_id, "replaced")
         self.write(doc)
         return self.store, True
 
     def delete(self, doc_id: str, current: Any = None, load: Callable[[], Any] | None = None) -> DocumentStore:
+        self._to_trash(doc_id, "deleted")  # KeyError: unknown (nothing changes)
         self.store.delete_document(doc_id)  # KeyError: unknown
+        self.purge_trash()
         return self.store
+
+    def _to_trash(self, doc_id: str, reason: str) -> None:
+        if isinstance(self.store, TrashBin):
+            self.store.trash_document(doc_id, self._new_trash_entry_name(), reason, core_writes._now())
 
     def restore(self, doc_id: str, current: Any = None, load: Callable[[], Any] | None = None,
                 entry: str | None = None) -> tuple[DocumentStore, TrashEntry]:
-        raise KeyError(doc_id)  # no trash with this backend
+        """Write the newest trashed version of ``doc_id`` (or the named ``entry``) back. KeyError:
+        nothing in the trash; DocumentError 409: a document of that name exists."""
+        candidates = [t for t in self.trash() if t.id == doc_id and (entry is None or t.entry == entry)]
+        if not candidates or not isinstance(self.store, TrashBin):
+            raise KeyError(doc_id)
+        t = candidates[0]
+        if self._exists(doc_id):
+            raise DocumentError(f"a document named {shown(doc_id)} exists; delete it (it goes to the trash "
+                                "too) or restore under another name", "already_exists", 409)
+        self.write(self.store.trashed_document(t.entry))
+        self.store.drop_trash_entry(t.entry)
+        return self.store, t
+
+    def _exists(self, doc_id: str) -> bool:
+        try:
+            self.store.page_starts(doc_id)  # one row's read, not the whole document list
+        except KeyError:
+            return False
+        return True
 
     def recover(self) -> list[Recovery]:
         return []  # every write is one store call sequence; nothing is journalled
 
     def trash(self) -> list[TrashEntry]:
-        return []
+        if not isinstance(self.store, TrashBin):
+            return []
+        return [TrashEntry(t["entry"], t["id"], t["sha256"], int(t["size"]), t["deleted_at"], t["reason"])
+                for t in self.store.trash_entries()]
 
-    def purge_trash(self) -> int:
-        return 0
+    def _drop_trash(self, t: TrashEntry) -> None:  # Writer.purge_trash: entries past trash_keep_days
+        if isinstance(self.store, TrashBin):
+            self.store.drop_trash_entry(t.entry)
 
     # ------------------------------------------------------------ the corpus folder
     def sync_corpus(self, corpus: Path, paths: list[Path] | None = None, show_progress: bool = False) -> BuildReport:
