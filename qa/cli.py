@@ -545,6 +545,9 @@ def build_parser() -> argparse.ArgumentParser:
     add_eval_command(subparsers)
     add_train_reader_command(subparsers)
     add_export_reader_command(subparsers)
+    from qa.training.quantize import add_quantize_reader_command
+
+    add_quantize_reader_command(subparsers)
     add_soup_reader_command(subparsers)
     from qa.training.cli import add_training_commands
 

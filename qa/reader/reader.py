@@ -104,7 +104,8 @@ class ExtractiveReader:
                  n_best: int = 20, threshold: float | None = None, batch_size: int = 16, precision: str = "auto",
                  first_passages: int = 0, early_exit_score: float = 0.9, min_confidence: float | None = None,
                  use_verifier: bool = True, device: str = "cpu", batch_windows: int = 0,
-                 batch_wait_ms: float = 2.0, pretokenised: bool = True, early_exit_by: str = "span"):
+                 batch_wait_ms: float = 2.0, pretokenised: bool = True, early_exit_by: str = "span",
+                 int8_cache_dir: str | Path | None = None):
         self.model_dir = Path(model_dir)
         self.max_length = max_length
         self.stride = stride
@@ -112,8 +113,8 @@ class ExtractiveReader:
         self.n_best = n_best
         self._threshold_override = threshold
         self.batch_size = batch_size
-        if precision not in ("auto", "bf16", "fp32"):
-            raise ValueError(f"precision must be auto, bf16 or fp32, not {precision!r}")
+        if precision not in ("auto", "bf16", "fp32", "int8"):
+            raise ValueError(f"precision must be auto, bf16, fp32 or int8, not {precision!r}")
         self.precision = precision
         self.first_passages = first_passages
         self.early_exit_score = early_exit_score
@@ -136,6 +137,8 @@ class ExtractiveReader:
         self.verify_top = 5  # answers the verifier scores (it may reorder them)
         self.shared = False  # shared-normalisation decoding (reader_config.json "normalisation": "shared")
         self.model = None
+        self.int8 = None  # qa.reader.int8.Int8Forward when precision == "int8" (ONNX Runtime, CPU)
+        self.int8_cache_dir = int8_cache_dir
         self.tokenizer = None
         # stored passage tokens (qa.reader.pretokenised) used when given and this tokenizer follows the pair
         # template they assume (checked at warm_up); fingerprint: which stored tokens are this tokenizer's
@@ -170,7 +173,7 @@ class ExtractiveReader:
             early_exit_score=s.reader_early_exit_score, min_confidence=s.min_confidence,
             use_verifier=s.verifier, device=s.device, batch_windows=s.reader_batch_windows,
             batch_wait_ms=s.reader_batch_wait_ms, pretokenised=s.reader_pretokenised,
-            early_exit_by=s.reader_early_exit_by,
+            early_exit_by=s.reader_early_exit_by, int8_cache_dir=s.reader_int8_cache,
         )
 
     # -- loading -----------------------------------------------------------------------------
@@ -212,6 +215,17 @@ class ExtractiveReader:
         from qa.device import resolve_device
 
         self.device = resolve_device(self.requested_device)
+        if self.precision == "int8":
+            if self.device != "cpu":
+                raise ValueError(f"QA_READER_PRECISION=int8 runs on the CPU (ONNX Runtime), not on {self.device}; "
+                                 "set QA_DEVICE=cpu, or QA_READER_PRECISION=auto on the GPU")
+            from qa.reader.int8 import Int8Forward, model_path
+
+            self.int8 = Int8Forward(model_path(self.model_dir, self.int8_cache_dir),
+                                    threads=torch.get_num_threads())
+            self.runtime = "onnxruntime-int8"
+            self.model = self.int8  # loaded; the forward goes through ONNX Runtime
+            return
         if self.device == "cuda":
             kind = cuda_precision(self.precision, bf16_native_on("cuda"))
             self.bf16, self.fp16 = kind == "bf16", kind == "fp16"
@@ -264,7 +278,10 @@ class ExtractiveReader:
                     L = len(rows[w][0])
                     ids[r, :L], mask[r, :L], tt[r, :L] = rows[w][0], 1, rows[w][1]
                 # the weights are already bf16/fp16 when asked for: no autocast needed
-                s, e = forward_logits(self.model, ids, mask, tt, self.device, False)
+                if self.int8 is not None:
+                    s, e = self.int8(ids, mask, tt)
+                else:
+                    s, e = forward_logits(self.model, ids, mask, tt, self.device, False)
                 for r, w in enumerate(idx):
                     L = len(rows[w][0])
                     out[w] = (s[r, :L].copy(), e[r, :L].copy())

@@ -1,0 +1,70 @@
+"""`qa quantize-reader`: calibrate the int8 reader (qa.reader.int8) on SQuAD training windows.
+
+    qa quantize-reader                         # 128 seeded questions of squad-v1.1-train.json, models/reader
+    qa quantize-reader --questions 256 --seed 1 --model-dir runs/reader/export
+
+Each sampled training question is read with its own paragraph, tokenised into the reader's windows exactly
+as serving does (same max length and stride); ONNX Runtime records every tensor's min/max over those windows
+(MinMax calibration). The ranges go to ``<model-dir>/int8_calibration.json`` and what they belong to to
+``<model-dir>/int8.json``; ``QA_READER_PRECISION=int8`` then builds the int8 model from them at warm-up,
+with no SQuAD data. Calibrate on training articles only: dev-42 is for evaluation.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+from pathlib import Path
+
+
+def add_quantize_reader_command(sub) -> None:
+    p = sub.add_parser("quantize-reader", help="calibrate the static int8 reader (QA_READER_PRECISION=int8)")
+    p.add_argument("--model-dir", type=Path, default=None, help="reader folder (default: QA_READER_MODEL_DIR)")
+    p.add_argument("--squad-dir", type=Path, default=None, help="folder of the SQuAD files (QA_SQUAD_DIR)")
+    p.add_argument("--questions", type=int, default=128, help="seeded sample of training questions (default 128)")
+    p.add_argument("--seed", type=int, default=0)
+    p.set_defaults(handler=cmd_quantize_reader, func=cmd_quantize_reader)
+
+
+def calibration_windows(reader, squad_file: Path, questions: int, seed: int) -> list:
+    """The serving windows ``(input_ids, token_type_ids)`` of a seeded sample of answerable questions."""
+    from qa.training.squad import load_squad
+
+    examples = [e for e in load_squad(squad_file) if not e.is_impossible]
+    picked = random.Random(seed).sample(examples, min(questions, len(examples)))
+    windows = []
+    for ex in picked:
+        enc = reader.encode(ex.question, [ex.context]).encoding
+        windows.extend(zip(enc["input_ids"], enc["token_type_ids"]))
+    import numpy as np
+
+    return [(np.asarray(i, dtype=np.int64), np.asarray(t, dtype=np.int64)) for i, t in windows]
+
+
+def cmd_quantize_reader(args: argparse.Namespace) -> int:
+    from qa.config import get_settings
+    from qa.reader.int8 import Int8Error, calibrate
+    from qa.reader.reader import ExtractiveReader
+
+    settings = get_settings()
+    model_dir = args.model_dir or settings.reader_model_dir
+    squad_file = (args.squad_dir or settings.squad_dir) / "squad-v1.1-train.json"
+    if not squad_file.is_file():
+        print(f"error: training data not found: {squad_file} (set --squad-dir or QA_SQUAD_DIR)")
+        return 2
+    if args.questions < 1:
+        print("error: --questions must be >= 1")
+        return 2
+    reader = ExtractiveReader.from_settings(settings.model_copy(update={"reader_precision": "fp32",
+                                                                        "device": "cpu"}), model_dir)
+    reader.warm_up()
+    windows = calibration_windows(reader, squad_file, args.questions, args.seed)
+    try:
+        manifest = calibrate(Path(model_dir), windows,
+                             f"{squad_file.name}: {args.questions} questions, seed {args.seed}")
+    except Int8Error as exc:
+        print(f"error: {exc}")
+        return 1
+    print(json.dumps(manifest, indent=2))
+    return 0
