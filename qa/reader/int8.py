@@ -222,6 +222,9 @@ class Int8Forward:
         if threads:
             opts.intra_op_num_threads = threads
         opts.inter_op_num_threads = 1
+        # no busy-waiting between forwards: spinning ORT threads took the cores from the query embedder (torch),
+        # whose median went from 12 to 21 ms in `qa ask`
+        opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
         self.path = Path(path)
         self.session = ort.InferenceSession(str(path), sess_options=opts, providers=["CPUExecutionProvider"])
 
