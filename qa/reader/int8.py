@@ -31,6 +31,8 @@ from pathlib import Path
 
 import numpy as np
 
+from qa.writes import file_sha256 as sha256_file  # None for a missing file: never equal to a recorded sha
+
 log = logging.getLogger(__name__)
 
 CALIBRATION_FILE = "int8_calibration.json"  # ONNX Runtime's calibration cache format
@@ -47,14 +49,6 @@ OPTIONS = {"format": "QDQ", "per_channel": True, "reduce_range": True, "activati
 
 class Int8Error(RuntimeError):
     """The int8 reader cannot be built here; the message says why and what to do."""
-
-
-def sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def _versions() -> dict:
