@@ -53,7 +53,10 @@ def test_shipped_calibration_belongs_to_the_shipped_weights():
 
 
 def test_int8_runs_on_onnxruntime_and_is_cached(int8_reader, int8_cache):
+    import logging
+
     assert int8_reader.runtime == "onnxruntime-int8"
+    assert logging.getLogger().level == logging.WARNING  # building it left the root logger as it was
     built = list(int8_cache.glob("reader-int8-*.onnx"))
     assert len(built) == 1
     mtime = built[0].stat().st_mtime_ns

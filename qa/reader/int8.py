@@ -119,13 +119,18 @@ def _quantize(fp32: Path, out: Path, calibration: Path, reader: CalibrationReade
     from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
 
     quantised, _kept = linear_nodes(fp32)
-    logging.getLogger().setLevel(max(logging.getLogger().level, logging.ERROR))  # ORT's pre-processing hint
-    quantize_static(str(fp32), str(out), calibration_data_reader=reader, quant_format=QuantFormat.QDQ,
-                    op_types_to_quantize=OPTIONS["op_types"], nodes_to_quantize=quantised,
-                    per_channel=OPTIONS["per_channel"], reduce_range=OPTIONS["reduce_range"],
-                    activation_type=getattr(QuantType, OPTIONS["activation_type"]),
-                    weight_type=getattr(QuantType, OPTIONS["weight_type"]),
-                    calibrate_method=CalibrationMethod.MinMax, calibration_cache_path=str(calibration))
+    root = logging.getLogger()
+    level = root.level
+    root.setLevel(max(level, logging.ERROR))  # ORT logs a pre-processing hint to the root logger; only for this call
+    try:
+        quantize_static(str(fp32), str(out), calibration_data_reader=reader, quant_format=QuantFormat.QDQ,
+                        op_types_to_quantize=OPTIONS["op_types"], nodes_to_quantize=quantised,
+                        per_channel=OPTIONS["per_channel"], reduce_range=OPTIONS["reduce_range"],
+                        activation_type=getattr(QuantType, OPTIONS["activation_type"]),
+                        weight_type=getattr(QuantType, OPTIONS["weight_type"]),
+                        calibrate_method=CalibrationMethod.MinMax, calibration_cache_path=str(calibration))
+    finally:
+        root.setLevel(level)
 
 
 def calibrate(model_dir: Path, windows: list[tuple[np.ndarray, np.ndarray]], source: str) -> dict:
