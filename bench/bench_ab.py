@@ -1,9 +1,12 @@
 """Per-question interleaved A/B in one process (robust to the machine's changing load): for each seed question,
-the configurations in rotating order. 'before' = passages tokenised at query time and every passage read (the
-code path of baced1b); 'after' = stored tokens (default); 'after+cascade' = stored tokens + QA_READER_FIRST_PASSAGES=1,
-QA_READER_EARLY_EXIT_BY=confidence, score 0.9.
+the configurations in rotating order. 'every passage' = the default (stored tokens, every retrieved passage read);
+'cascade BAR' = QA_READER_FIRST_PASSAGES=1, QA_READER_EARLY_EXIT_BY=confidence, QA_READER_EARLY_EXIT_SCORE=BAR, the
+first step scored by the verifier's first-passages model; 'cascade BAR, full model' = the same scored by the full
+model (the cascade before that model existed); 'tokenise at query time' (--with-query-time) = every passage,
+passages tokenised at query time (the code path of baced1b).
 
-    python bench/bench_ab.py [ROUNDS]   (AVX2-emulated: ATEN_CPU_CAPABILITY=avx2 ONEDNN_MAX_CPU_ISA=AVX2 QA_READER_PRECISION=fp32)
+    python bench/bench_ab.py [--rounds N] [--bars 0.7 0.8 0.9] [--full-model-bar 0.9] [--with-query-time]
+    (AVX2-emulated: ATEN_CPU_CAPABILITY=avx2 ONEDNN_MAX_CPU_ISA=AVX2 QA_READER_PRECISION=fp32)
 Figures only: nothing here asserts a time.
 """
 import sys as _sys
@@ -25,33 +28,55 @@ pipe = QAPipeline(Settings(index_dir=Path(tempfile.mkdtemp()) / "index", answer_
 R = pipe.reader
 import torch
 print(f"runtime {R.runtime}, torch capability {torch.backends.cpu.get_cpu_capability()}, threads {torch.get_num_threads()}")
-CONF = {"before": dict(pretokenised=False, first_passages=0, early_exit_by="span"),
-        "after": dict(pretokenised=True, first_passages=0, early_exit_by="span"),
-        "after+cascade": dict(pretokenised=True, first_passages=1, early_exit_by="confidence")}
+import argparse
+ap = argparse.ArgumentParser()
+ap.add_argument("--rounds", type=int, default=1)
+ap.add_argument("--bars", type=float, nargs="*", default=[0.7, 0.8])
+ap.add_argument("--full-model-bar", type=float, nargs="*", default=[0.9])
+ap.add_argument("--with-query-time", action="store_true")
+args = ap.parse_args()
+models = dict(R.verifier.models) if R.verifier is not None else {}
+no_first = {k: v for k, v in models.items() if k != "first"}
+CONF = {"every passage": dict(pretokenised=True, first_passages=0, early_exit_by="span", _models=models)}
+if args.with_query_time:
+    CONF["tokenise at query time"] = dict(pretokenised=False, first_passages=0, early_exit_by="span", _models=models)
+for bar in args.bars:
+    CONF[f"cascade {bar}"] = dict(pretokenised=True, first_passages=1, early_exit_by="confidence",
+                                  early_exit_score=bar, _models=models)
+for bar in args.full_model_bar:
+    CONF[f"cascade {bar}, full model"] = dict(pretokenised=True, first_passages=1, early_exit_by="confidence",
+                                              early_exit_score=bar, _models=no_first)
 names = list(CONF)
 tot = {n: [] for n in names}; tok = {n: [] for n in names}; fwd = {n: [] for n in names}; scored = {n: [] for n in names}
+exits = {n: 0 for n in names}
 pipe.ask(items[0].question)
 loads = [os.getloadavg()[0]]
-rounds = int(sys.argv[1]) if len(sys.argv) > 1 else 1
+rounds = args.rounds
 for rnd in range(rounds):
     for i, it in enumerate(items):
-        order = names[i % 3:] + names[: i % 3]
+        order = names[i % len(names):] + names[: i % len(names)]
         for n in order:
             for k, v in CONF[n].items():
-                setattr(R, k, v)
+                if k == "_models":
+                    if R.verifier is not None:
+                        R.verifier.models = v
+                else:
+                    setattr(R, k, v)
             with timing.collect() as st:
                 t0 = time.perf_counter(); r = pipe.ask(it.question); dt = (time.perf_counter() - t0) * 1000
             tot[n].append(dt); tok[n].append(st.get("reader_tokenise", 0) * 1000); fwd[n].append(st.get("reader_forward", 0) * 1000)
             if rnd == 0:
                 scored[n].append(score_item(it, r, pipe.document_text, dt))
+                exits[n] += r.passages_read < len(r.passages)
         if i % 40 == 0:
             loads.append(os.getloadavg()[0])
 loads.append(os.getloadavg()[0])
 p95 = lambda v: sorted(v)[min(len(v) - 1, round(0.95 * (len(v) - 1)))]
 print(f"load average (1 min) during the run: {min(loads):.2f}-{max(loads):.2f}")
-b = statistics.median(tot["before"])
+b = statistics.median(tot[names[0]])
 for n in names:
     m = aggregate(scored[n], 5)
-    print(f"{n:14s} ask p50 {statistics.median(tot[n]):7.1f} ms  p95 {p95(tot[n]):7.1f} ms  p50/before {statistics.median(tot[n])/b:.3f}  "
-          f"reader_tokenise p50 {statistics.median(tok[n]):5.2f} ms  reader_forward p50 {statistics.median(fwd[n]):6.1f} ms  "
-          f"EM {m['exact_match']:.1f} F1 {m['f1']:.1f} AUROC {m.get('auroc_correct') or 0:.3f} cit {m['citation_validity']:.1f}")
+    print(f"{n:26s} ask p50 {statistics.median(tot[n]):7.1f} ms  p95 {p95(tot[n]):7.1f} ms  p50/first {statistics.median(tot[n])/b:.3f}  "
+          f"reader_forward p50 {statistics.median(fwd[n]):6.1f} ms  exits {exits[n]:3d}  "
+          f"EM {m['exact_match']:.1f} F1 {m['f1']:.1f} F1ans {m['f1_answerable']:.1f} AUROC {m.get('auroc_correct') or 0:.3f} "
+          f"ECE {m.get('ece') or 0:.3f} caught {m.get('no_answer_recall') or 0:.1f} cit {m['citation_validity']:.1f}")

@@ -358,6 +358,37 @@ def test_cascade_reads_on_below_the_bar_and_answers_as_reading_everything(shippe
             assert text[c.start : c.end] == c.text
 
 
+def test_the_cascade_first_step_has_the_features_train_verifier_collects(shipped_reader):
+    """`qa train-verifier --first-passages 1` reads a question with its first passage only
+    (qa.training.verifier.collect); the served cascade's first step must give the verifier the same features,
+    or the exit decision is made on rows unlike those it was fitted on."""
+    import types
+
+    from qa.training.verifier import collect
+
+    text, passages = _passages("d.txt", [_ANSWER, *_OTHER])
+    q = "When did the protests begin?"
+    r = shipped_reader
+    r.first_passages, r.early_exit_by, r.early_exit_score = 1, "confidence", 0.0  # always exits
+    try:
+        served = r.run(q, passages, lambda d: text)
+    finally:
+        r.first_passages, r.early_exit_by, r.early_exit_score = 0, "span", 0.9
+    assert served.passages_read == 1
+    state = types.SimpleNamespace(retriever=types.SimpleNamespace(run=lambda question, k: passages),
+                                  store=types.SimpleNamespace(document_text=lambda d: text))
+    pipeline = types.SimpleNamespace(_require=lambda: state, reader=r)
+    item = types.SimpleNamespace(id="q1", question=q, answers=["2 January 2022"], answerable=True, evidence=[],
+                                 extra={"title": "t"}, type="present")
+    rows = collect(pipeline, [item], top_k=len(passages), progress=False, first_passages=1)
+    first = [x for x in rows if x["_read"] == "first"]
+    full = [x for x in rows if x["_read"] == "all"]
+    assert first and full and first[0]["passages"] == 1.0 and full[0]["passages"] == float(len(passages))
+    strip = lambda row: {k: v for k, v in row.items() if not k.startswith("_")}  # noqa: E731
+    assert [strip(x) for x in first] == [pytest.approx(f) for f in served.extra["features"]]
+    assert first[0]["_label"] == 1 and first[0]["_answer"] == "2 January 2022"
+
+
 def test_cascade_is_configured_by_settings(monkeypatch):
     from qa.config import Settings
 

@@ -265,3 +265,66 @@ def test_platt_scaling_fixes_an_overconfident_model_and_survives_json():
     assert selective_summary(p, yte, np.ones(len(yte), bool), 0.5)["ece"] < 0.04
     back = model_from_dict(json.loads(json.dumps(m.to_dict())))
     assert np.allclose(back.predict(Xte), p)
+
+
+def test_cascade_served_takes_the_first_read_only_at_or_above_the_bar():
+    from qa.training.verifier import cascade_served
+
+    rows = [{"_id": "q1", "_variant": "v", "_read": "all"}, {"_id": "q1", "_variant": "v", "_read": "first"},
+            {"_id": "q2", "_variant": "v", "_read": "all"}, {"_id": "q2", "_variant": "v", "_read": "first"},
+            {"_id": "q2", "_variant": "w", "_read": "all"},  # the same question, another variant: no first read
+            {"_id": "q3", "_variant": "v"}]  # saved before cascade rows existed: a full read
+    p = np.array([0.5, 0.95, 0.99, 0.6, 0.3, 0.2])
+    served, exited = cascade_served(rows, p, bar=0.9)
+    assert sorted(zip(served.tolist(), exited.tolist())) == [(1, True), (2, False), (4, False), (5, False)]
+    served, exited = cascade_served(rows, p, bar=0.95)  # at the bar exactly: exits
+    assert (1, True) in list(zip(served.tolist(), exited.tolist()))
+    served, exited = cascade_served(rows, p, bar=0.96)
+    assert not exited.any() and sorted(served.tolist()) == [0, 2, 4, 5]
+
+
+def test_fit_verifier_learns_that_one_passage_is_worth_less_and_reports_the_cascade():
+    """First-passage reads whose span logit means less than a full read's: they get a model of their own
+    (``first``), each calibrated to its own truth, and the served cascade is reported; ``keep`` adds that model
+    to an existing verifier without refitting the others."""
+    from qa.verifier.features import FULL
+
+    rng = np.random.default_rng(7)
+    rows = []
+    for art in range(40):
+        for q in range(25):
+            for how, passages, shift in (("all", 5.0, 0.0), ("first", 1.0, -2.0)):
+                x = rng.normal(1.0, 1.5)
+                y = int(rng.random() < 1 / (1 + np.exp(-(2 * x + shift))))
+                r = {f: 0.0 for f in FULL}
+                r.update({"span_logit": x, "passages": passages, "_article": f"a{art}", "_id": f"a{art}q{q}",
+                          "_variant": "as-retrieved", "_read": how, "_rank": 0, "_label": y, "_answerable": True,
+                          "_answer": "x"})
+                rows.append(r)
+    data = fit_verifier(rows, seed=0, target_precision=0.8, model="trees", calibration="platt", exit_bar=0.9)
+    assert set(data["models"]) == {"full", "reader", "first"} and data["first_passage_rows"] == 1000
+    m = data["metrics"]
+    assert m["full"]["test"]["n"] == m["first"]["test"]["n"] > 0  # one full and one first read per test question
+    assert 0.0 < m["cascade"]["test"]["exited"] < 1.0 and m["cascade"]["test"]["exit_bar"] == 0.9
+    from qa.verifier.model import model_from_dict
+
+    probe = {f: 0.0 for f in FULL}
+    X = np.array([[dict(probe, span_logit=1.0)[f] for f in FULL]])
+    p_one = model_from_dict(data["models"]["first"]).predict(X)[0]
+    p_five = model_from_dict(data["models"]["full"]).predict(X)[0]
+    # the truth at span logit 1: sigmoid(0) = 0.5 for a first-passage read, sigmoid(2) = 0.88 for a full read
+    assert abs(p_one - 0.5) < 0.15 and abs(p_five - 0.88) < 0.1
+
+    # keep the full and reader models of an existing verifier, add only the first-passages model
+    kept = fit_verifier([r for r in rows if r["_read"] == "all"], seed=1, target_precision=0.8, model="linear")
+    both = fit_verifier(rows, seed=0, target_precision=0.8, model="trees", calibration="platt",
+                        keep={"models": {k: kept["models"][k] for k in ("full", "reader")},
+                              "min_confidence": kept["min_confidence"],
+                              "fallback_span_threshold": kept["fallback_span_threshold"]})
+    assert both["models"]["full"] == kept["models"]["full"] and both["models"]["reader"] == kept["models"]["reader"]
+    assert both["models"]["first"]["kind"] == "trees" and both["kept_models"] == ["full", "reader"]
+    assert both["min_confidence"] == kept["min_confidence"]
+    with pytest.raises(ValueError, match="other features"):
+        fit_verifier(rows, seed=0, target_precision=0.8,
+                     keep={"models": {"full": dict(kept["models"]["full"], features=["span_logit"], mean=[0.0],
+                                                   scale=[1.0], coef=[1.0])}})

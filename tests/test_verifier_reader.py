@@ -9,7 +9,7 @@ from hypothesis import HealthCheck, given, settings, strategies as st
 
 from qa.config import default_embedding_model
 from qa.reader.reader import ExtractiveReader
-from qa.types import Passage
+from qa.types import Chunk, Passage
 from qa.verifier.features import FULL, READER
 from qa.verifier.model import FILE_NAME
 
@@ -105,3 +105,39 @@ def test_every_citation_slices_exactly_with_the_verifier(verified_reader, chunke
         for c in a.citations:
             assert text[c.start : c.end] == c.text
             assert text[c.context_start : c.context_end] == c.context
+
+
+def test_the_cascade_scores_its_first_step_with_the_first_passages_model(verified_dir, chunker, tmp_path):
+    """With a ``first`` model in verifier.json, the cascade's first step is scored by it (here: always sure, so the
+    question exits after one passage with that score); without one, by the full model (here: the span
+    probability, below the bar, so every passage is read)."""
+    import numpy as np
+
+    from qa.verifier.model import model_from_dict
+
+    def reader(models: dict) -> ExtractiveReader:
+        d = tmp_path / "-".join(sorted(models))
+        shutil.copytree(verified_dir, d)
+        (d / FILE_NAME).write_text(json.dumps({"models": models, "min_confidence": 0.5}))
+        r = ExtractiveReader(d, max_length=64, stride=16, first_passages=1, early_exit_by="confidence",
+                             early_exit_score=0.99)
+        r.warm_up()
+        return r
+
+    sure = dict(_linear(FULL, coef_on_span=0.0), intercept=8.0)  # P = sigmoid(8) = 0.9997 whatever the features
+    text = TEXT + "\n\n" + TEXT.replace("Zhanaozen", "Aktau")
+    cut = len(TEXT) + 2
+    passages = [Passage(chunk=c, score=1.0, rank=i + 1, scores={"dense": 0.5, "bm25": 2.0})
+                for i, c in enumerate([Chunk("doc.txt", 0, len(TEXT), TEXT), Chunk("doc.txt", cut, len(text), text[cut:])])]
+    q = "When did the protests begin?"
+    with_first = reader({"full": _linear(FULL), "reader": _linear(READER), "first": sure})
+    out = with_first.run(q, passages, {"doc.txt": text}.__getitem__)
+    assert out.passages_read == 1
+    expected = model_from_dict(sure).predict(np.zeros((1, len(FULL))))[0]
+    assert out.best_guess.score == pytest.approx(expected, abs=1e-6) and out.answer_found
+    without = reader({"full": _linear(FULL), "reader": _linear(READER)})
+    out = without.run(q, passages, {"doc.txt": text}.__getitem__)
+    assert out.passages_read == len(passages)
+    for a in out.answers:
+        for c in a.citations:
+            assert text[c.start : c.end] == c.text

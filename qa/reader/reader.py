@@ -358,14 +358,15 @@ class ExtractiveReader:
             n_read = len(passages)
         return self._finish(question, passages, document_text, max_answers, cands, null, n_windows, n_read)
 
-    def _finish(self, question, passages, document_text, max_answers, cands, null, n_windows, n_read) -> ReaderOutput:
+    def _finish(self, question, passages, document_text, max_answers, cands, null, n_windows, n_read,
+                model: str = "full") -> ReaderOutput:
         located = []
         for c in cands:
             ch = passages[c.context_index].chunk
             located.append(Located(ch.document, ch.start + c.start, ch.start + c.end, c.prob, c.context_index))
         with timing.stage("aggregate"):
             out = self._assemble(question, located, document_text, max_answers, n_windows, null, n_read,
-                                 passages[:n_read])
+                                 passages[:n_read], model)
         out.passages_read = n_read
         return out
 
@@ -378,7 +379,11 @@ class ExtractiveReader:
         texts = [p.chunk.text for p in passages]
         w1, S1, E1 = self._read(question, texts[:n], tokens[:n] if tokens is not None else None)
         cands, null = self._decode(w1, S1, E1)
-        out = self._finish(question, passages, document_text, max_answers, cands, null, len(w1.context_of), n)
+        # the verifier's model of first-passage reads when it has one (`qa train-verifier --first-passages`): a
+        # confident answer from one passage is worth less than the same features after every passage was read
+        first = "first" if self.verifier is not None and self.verifier.has("first") else "full"
+        out = self._finish(question, passages, document_text, max_answers, cands, null, len(w1.context_of), n,
+                           first)
         if out.best_guess is not None and out.best_guess.score >= self.early_exit_score:
             return out
         w2, S2, E2 = self._read(question, texts[n:], tokens[n:] if tokens is not None else None)
@@ -401,7 +406,8 @@ class ExtractiveReader:
 
     # -- merging -----------------------------------------------------------------------------
     def _assemble(self, question: str, located: list[Located], document_text, max_answers: int, n_windows: int,
-                  null: float, n_passages: int, passages: list[Passage] | None) -> ReaderOutput:
+                  null: float, n_passages: int, passages: list[Passage] | None,
+                  model: str = "full") -> ReaderOutput:
         texts: dict[str, str] = {}
 
         def text_of(doc: str) -> str:
@@ -416,7 +422,7 @@ class ExtractiveReader:
             if 0 <= c.passage < n_passages and best_key[c.passage] is None:
                 best_key[c.passage] = key_of(text_of(c.document)[c.start : c.end])
         considered = groups[: max(self.verify_top, max_answers)]
-        kind = "full" if passages is not None else "reader"
+        kind = model if passages is not None else "reader"
         # the verifier's features, always computed (cheap; `qa train-verifier` collects them with the verifier off)
         rows = [answer_features(considered, i, null, question, text_of(g.best.document)[g.best.start : g.best.end],
                                 best_key, passages,

@@ -29,7 +29,7 @@ from typing import Any
 import numpy as np
 
 from qa.verifier.features import FULL, READER
-from qa.verifier.model import FILE_NAME, LinearCalibrated, TreesCalibrated
+from qa.verifier.model import FILE_NAME, LinearCalibrated, TreesCalibrated, model_from_dict
 
 F1_CORRECT = 0.5
 
@@ -50,8 +50,13 @@ def _hides_evidence(passage: Any, item: Any) -> bool:
 
 
 def collect(pipeline: Any, items: list, top_k: int, progress: bool = True, hard_negative_fraction: float = 0.0,
-            seed: int = 0) -> list[dict]:
+            seed: int = 0, first_passages: int = 0) -> list[dict]:
     """Feature rows (verifier off) for every item: one per considered answer, with label and article.
+
+    With ``first_passages`` (the served cascade's ``QA_READER_FIRST_PASSAGES``), every question is also read with
+    only its best ``first_passages`` passages, as the cascade's first step reads it: those rows (``_read ==
+    "first"``; the others ``"all"``) teach the verifier what a confident answer from one passage is worth, so
+    that its score can decide the early exit and still rank answers.
 
     With ``hard_negative_fraction``, that share of the answerable questions is also asked a second time with
     every retrieved passage that holds its evidence or an answer text left out (the next ones move up): the
@@ -64,9 +69,9 @@ def collect(pipeline: Any, items: list, top_k: int, progress: bool = True, hard_
     rng = random.Random(f"{seed}:hard-negatives")
     from tqdm.auto import tqdm
 
-    def add(item: Any, passages: list, answerable: bool, variant: str) -> None:
+    def read(item: Any, passages: list, answerable: bool, variant: str, how: str) -> None:
         first = reader.first_passages
-        reader.first_passages = 0  # features of every passage read (the served cascade reads them all when unsure)
+        reader.first_passages = 0  # features of exactly the passages given
         try:
             out = reader.run(item.question, passages, state.store.document_text, max_answers=3)
         finally:
@@ -78,10 +83,21 @@ def collect(pipeline: Any, items: list, top_k: int, progress: bool = True, hard_
             r["_rank"] = rank
             r["_id"] = item.id
             r["_variant"] = variant
+            r["_read"] = how
+            r["_question"] = item.question
+            if rank == 0 and out.best_guess is not None:  # the top answer's cited sentence, for models reading it
+                top = out.best_guess.citations[0]
+                r["_sentence"] = top.context
+                r["_span"] = [top.start - top.context_start, top.end - top.context_start]
             r["_article"] = item.extra.get("title", item.type) if getattr(item, "extra", None) else ""
             r["_answerable"] = answerable
             r["_label"] = label_rows([r], list(item.answers), answerable)[0]
             rows.append(r)
+
+    def add(item: Any, passages: list, answerable: bool, variant: str) -> None:
+        read(item, passages, answerable, variant, "all")
+        if first_passages and len(passages) > first_passages:
+            read(item, passages[:first_passages], answerable, variant, "first")
 
     for item in tqdm(items, desc="verifier data", disable=not progress):
         variant = (getattr(item, "extra", None) or {}).get("variant", "as-retrieved")
@@ -291,9 +307,36 @@ def split_rows_by_article(rows: list[dict], seed: int) -> tuple[set, set, set]:
     return tuple(parts[0][i] | parts[1][i] for i in range(3))  # type: ignore[return-value]
 
 
+def is_full_read(row: dict) -> bool:
+    """True for a row of a question read with all its retrieved passages (rows saved before the cascade rows
+    existed have no ``_read``: they are full reads)."""
+    return row.get("_read", "all") != "first"
+
+
+def cascade_served(rows: list[dict], p: np.ndarray, bar: float) -> tuple[np.ndarray, np.ndarray]:
+    """What the served cascade would answer: for each question (``_id`` and ``_variant``) of the top-answer
+    ``rows`` scored ``p``, its first-passages read when that score reaches ``bar``, else its full read. Returns
+    the indices of the served rows and a mask of which of them exited early."""
+    first: dict[tuple, int] = {}
+    full: dict[tuple, int] = {}
+    for i, r in enumerate(rows):
+        (full if is_full_read(r) else first)[(r["_id"], r.get("_variant", ""))] = i
+    served, exited = [], []
+    for key, i in full.items():
+        j = first.get(key)
+        if j is not None and p[j] >= bar:
+            served.append(j)
+            exited.append(True)
+        else:
+            served.append(i)
+            exited.append(False)
+    return np.array(served, dtype=int), np.array(exited, dtype=bool)
+
+
 def fit_verifier(rows: list[dict], seed: int, target_precision: float, single_rows: list[dict] | None = None,
                  unanswerable_share: float | None = None, model: str = "linear", calibration: str = "isotonic",
-                 fit_top_only: bool = False, impossible_weight: float = 1.0) -> dict:
+                 fit_top_only: bool = False, impossible_weight: float = 1.0, exit_bar: float = 0.9,
+                 keep: dict | None = None) -> dict:
     """Fit both feature sets on rows (from :func:`collect`) split by article; returns the verifier.json dict.
     ``single_rows`` (from :func:`collect_single`), when given, are what the ``reader`` model is fitted on.
     ``unanswerable_share`` reweights the ``full`` model's rows (fit, calibration and threshold; see
@@ -301,7 +344,17 @@ def fit_verifier(rows: list[dict], seed: int, target_precision: float, single_ro
     ``trees`` (:func:`fit_trees`) for the ``full`` model; the reader-alone model stays linear.
     ``calibration``: ``isotonic`` or ``platt`` (:func:`fit_platt`) for the ``full`` model. ``fit_top_only``: fit
     the ``full`` model on each question's top answer only (the one whose score is served). ``impossible_weight``:
-    see :func:`row_weights`."""
+    see :func:`row_weights`.
+
+    Rows of first-passages reads (``collect(first_passages=...)``) get a model of their own, ``first``, fitted and
+    calibrated the same way on those reads only (the ``full`` model stays a model of full reads): the served
+    cascade scores its first step with it, exits when that score reaches ``QA_READER_EARLY_EXIT_SCORE``, and
+    serves it. ``metrics["cascade"]`` reports that cascade on the test articles at ``exit_bar``
+    (:func:`cascade_served`).
+
+    ``keep``: an existing verifier.json dict whose models are kept as they are instead of refitted (e.g. add a
+    ``first`` model to a shipped verifier without changing how full reads are scored); its ``min_confidence``
+    and ``fallback_span_threshold`` are kept with them, and the test figures are computed with the kept models."""
     if model not in ("linear", "trees"):
         raise ValueError(f"model must be 'linear' or 'trees', got {model!r}")
     if calibration not in ("isotonic", "platt"):
@@ -314,52 +367,80 @@ def fit_verifier(rows: list[dict], seed: int, target_precision: float, single_ro
         if not [r for r in rows if r["_article"] in part and r["_rank"] == 0]:
             raise ValueError(f"no answered questions in the {name} split ({len(rows)} rows from {len(arts)} articles): "
                              "collect more questions (--questions)")
-    for kind, feats in (("full", FULL), ("reader", READER)):
-        data_rows = single_rows if (kind == "reader" and single_rows) else rows
+    first_rows = [r for r in rows if not is_full_read(r)]
+    full_rows = [r for r in rows if is_full_read(r)]
+    fits = [("full", FULL, full_rows), ("reader", READER, single_rows or full_rows)]
+    if first_rows:
+        fits.append(("first", FULL, first_rows))
+    predictions: dict[str, tuple[list[dict], np.ndarray]] = {}
+    for kind, feats, data_rows in fits:
         pick = lambda s, top_only=False: [r for r in data_rows if r["_article"] in s  # noqa: E731
                                           and (not top_only or r["_rank"] == 0)]
-        full = kind == "full"
-        share = unanswerable_share if full else None
-        weigh = lambda rs: row_weights(rs, share, impossible_weight if full else 1.0)  # noqa: E731
-        fit_rows = pick(tr, full and fit_top_only)
-        Xtr = np.array([[r[f] for f in feats] for r in fit_rows])
-        ytr = np.array([r["_label"] for r in fit_rows])
-        if full and model == "trees":
-            m = fit_trees(Xtr, ytr, feats, sample_weight=weigh(fit_rows), seed=seed)
-        else:
-            m = fit_linear(Xtr, ytr, feats, sample_weight=weigh(fit_rows))
+        pipeline_model = kind in ("full", "first")  # the pipeline's feature set and recipe
+        share = unanswerable_share if pipeline_model else None
+        weigh = lambda rs: row_weights(rs, share, impossible_weight if pipeline_model else 1.0)  # noqa: E731
         cal = pick(ca, True)
         wc = weigh(cal)
-        calibrate = fit_platt if (full and calibration == "platt") else fit_isotonic
-        calibrate(m, np.array([[r[f] for f in feats] for r in cal]), np.array([r["_label"] for r in cal]), wc)
+        if keep is not None and kind in keep.get("models", {}):
+            m = model_from_dict(keep["models"][kind])
+            if list(m.features) != list(feats):
+                raise ValueError(f"the kept {kind!r} model has other features than this code computes: refit it")
+        else:
+            fit_rows = pick(tr, pipeline_model and fit_top_only)
+            Xtr = np.array([[r[f] for f in feats] for r in fit_rows])
+            ytr = np.array([r["_label"] for r in fit_rows])
+            if pipeline_model and model == "trees":
+                m = fit_trees(Xtr, ytr, feats, sample_weight=weigh(fit_rows), seed=seed)
+            else:
+                m = fit_linear(Xtr, ytr, feats, sample_weight=weigh(fit_rows))
+            calibrate = fit_platt if (pipeline_model and calibration == "platt") else fit_isotonic
+            calibrate(m, np.array([[r[f] for f in feats] for r in cal]), np.array([r["_label"] for r in cal]), wc)
         data["models"][kind] = m.to_dict()
         pc = m.predict(np.array([[r[f] for f in feats] for r in cal]))
         yc = np.array([r["_label"] for r in cal])
         thr = choose_threshold(pc, yc, target_precision, wc)
+        if keep is not None and kind == "full" and "full" in keep.get("models", {}):
+            thr = float(keep.get("min_confidence", thr))
         test = pick(te, True)
         pt = m.predict(np.array([[r[f] for f in feats] for r in test]))
         yt = np.array([r["_label"] for r in test])
         at = np.array([r["_answerable"] for r in test])
+        predictions[kind] = (test, pt)
         metrics[kind] = {"threshold_at_target": thr,
                          "calibration": selective_summary(pc, yc, np.array([r["_answerable"] for r in cal]), thr),
                          "test": selective_summary(pt, yt, at, thr)}
+    if first_rows:
+        # the served cascade on the test articles: the first read's score ("first" model) decides the exit and is
+        # served when it exits; otherwise the full read's ("full" model) is
+        test = predictions["full"][0] + predictions["first"][0]
+        p = np.concatenate([predictions["full"][1], predictions["first"][1]])
+        idx, exited = cascade_served(test, p, exit_bar)
+        thr = metrics["full"]["threshold_at_target"]
+        summary = selective_summary(p[idx], np.array([test[i]["_label"] for i in idx]),
+                                    np.array([test[i]["_answerable"] for i in idx]), thr)
+        summary.update({"exit_bar": exit_bar, "exited": float(exited.mean()) if len(exited) else 0.0})
+        metrics["cascade"] = {"test": summary}
     data["min_confidence"] = round(metrics["full"]["threshold_at_target"], 4)
     # for serving without the verifier (QA_VERIFIER=false): the same precision target on the raw span probability
-    cal = [r for r in rows if r["_article"] in ca and r["_rank"] == 0]
+    cal = [r for r in rows if r["_article"] in ca and r["_rank"] == 0 and is_full_read(r)]
     span_p = 1.0 / (1.0 + np.exp(-np.array([r["span_logit"] for r in cal])))
     data["fallback_span_threshold"] = round(choose_threshold(span_p, np.array([r["_label"] for r in cal]),
                                                              target_precision,
                                                              row_weights(cal, unanswerable_share, impossible_weight)), 4)
+    if keep is not None and "full" in keep.get("models", {}) and "fallback_span_threshold" in keep:
+        data["fallback_span_threshold"] = keep["fallback_span_threshold"]
+    data["kept_models"] = sorted(set(keep.get("models", {})) & set(data["models"])) if keep is not None else []
     data["target_precision"] = target_precision
     data["unanswerable_share"] = unanswerable_share
     data["model"] = model
     data["calibration"] = calibration
     data["fit_top_only"] = fit_top_only
     data["impossible_weight"] = impossible_weight
+    data["first_passage_rows"] = len(first_rows)
     data["metrics"] = metrics
-    data["rows"] = {"train": sum(1 for r in rows if r["_article"] in tr),
-                    "calibration": sum(1 for r in rows if r["_article"] in ca and r["_rank"] == 0),
-                    "test": sum(1 for r in rows if r["_article"] in te and r["_rank"] == 0),
+    data["rows"] = {"train": sum(1 for r in full_rows if r["_article"] in tr),
+                    "calibration": sum(1 for r in full_rows if r["_article"] in ca and r["_rank"] == 0),
+                    "test": sum(1 for r in full_rows if r["_article"] in te and r["_rank"] == 0),
                     "reader_alone": len(single_rows or [])}
     return data
 
@@ -398,6 +479,14 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--impossible-weight", type=float, default=0.25,
                     help="weight of one --impossible question relative to the others (they are adversarial: at "
                          "full weight the verifier doubts every answerable question that looks like them)")
+    ap.add_argument("--first-passages", type=int, default=1,
+                    help="also read every question with only its best N passages (the cascade's first step, "
+                         "QA_READER_FIRST_PASSAGES) and fit on those reads too; 0: full reads only")
+    ap.add_argument("--exit-bar", type=float, default=0.9,
+                    help="the cascade's QA_READER_EARLY_EXIT_SCORE, for the test figures of the served cascade")
+    ap.add_argument("--keep-models", default="",
+                    help="comma-separated models of the reader folder's verifier.json to keep as they are (e.g. "
+                         "full,reader: add the first-passages model without refitting the others)")
     ap.add_argument("--single-only", action="store_true",
                     help="with --rows: collect only the reader-alone rows (own paragraph / other paragraph)")
     args = ap.parse_args(argv)
@@ -428,7 +517,7 @@ def main(argv: list[str] | None = None) -> int:
         pipeline.warm_up(show_progress=True)
         if not args.single_only:
             rows = collect(pipeline, setting.items, settings.top_k, hard_negative_fraction=args.hard_negatives,
-                           seed=args.seed)
+                           seed=args.seed, first_passages=args.first_passages)
             with rows_path.open("w", encoding="utf-8") as f:
                 for r in rows:
                     f.write(json.dumps(r) + "\n")
@@ -444,8 +533,17 @@ def main(argv: list[str] | None = None) -> int:
                 r["_variant"] = "impossible"
     single = ([json.loads(x) for x in single_path.read_text(encoding="utf-8").splitlines() if x.strip()]
               if single_path.exists() else None)
+    keep = None
+    if args.keep_models:
+        existing = json.loads((Path(reader_dir) / FILE_NAME).read_text(encoding="utf-8"))
+        names = [x.strip() for x in args.keep_models.split(",") if x.strip()]
+        missing = [x for x in names if x not in existing.get("models", {})]
+        if missing:
+            raise SystemExit(f"--keep-models: {Path(reader_dir) / FILE_NAME} has no model {missing[0]!r}")
+        keep = dict(existing, models={x: existing["models"][x] for x in names})
     data = fit_verifier(rows, args.seed, args.target_precision, single, args.unanswerable_share or None,
-                        args.model, args.calibration, args.fit_rows == "top", args.impossible_weight)
+                        args.model, args.calibration, args.fit_rows == "top", args.impossible_weight,
+                        args.exit_bar, keep)
     data["version"] = 1
     data["date"] = _dt.date.today().isoformat()
     data["trained_on"] = {"squad_file": squad.name, "held_out_articles": args.held_out, "split_seed": args.split_seed,
@@ -455,7 +553,12 @@ def main(argv: list[str] | None = None) -> int:
                           "impossible_questions": args.impossible_questions if args.impossible else 0,
                           "unanswerable_share": args.unanswerable_share or None, "model": args.model,
                           "calibration": args.calibration, "fit_rows": args.fit_rows,
-                          "impossible_weight": args.impossible_weight, "f1_correct": F1_CORRECT}
+                          "impossible_weight": args.impossible_weight, "first_passages": args.first_passages,
+                          "exit_bar": args.exit_bar, "f1_correct": F1_CORRECT}
+    if keep is not None:  # what the kept models were fitted on, and the file they came from
+        kept_path = Path(reader_dir) / FILE_NAME
+        data["kept_from"] = {"date": keep.get("date"), "trained_on": keep.get("trained_on"),
+                             "sha256": hashlib.sha256(kept_path.read_bytes()).hexdigest()}
     weights = Path(reader_dir) / "model.safetensors"
     if weights.exists():
         data["reader_sha256"] = hashlib.sha256(weights.read_bytes()).hexdigest()

@@ -196,6 +196,9 @@ class Verifier:
             raise ValueError(f"{path.name} in the reader folder is not a valid verifier ({e}); "
                              f"retrain it with `qa train-verifier` or remove it to serve without one") from None
 
+    def has(self, kind: str) -> bool:
+        return kind in self.models
+
     def score(self, rows: list[dict[str, float]], kind: str) -> np.ndarray:
         if not rows:
             return np.zeros(0)
