@@ -2,10 +2,12 @@
 the configurations in rotating order. 'every passage' = the default (stored tokens, every retrieved passage read);
 'cascade BAR' = QA_READER_FIRST_PASSAGES=1, QA_READER_EARLY_EXIT_BY=confidence, QA_READER_EARLY_EXIT_SCORE=BAR, the
 first step scored by the verifier's first-passages model; 'cascade BAR, full model' = the same scored by the full
-model (the cascade before that model existed); 'tokenise at query time' (--with-query-time) = every passage,
+model (the cascade before that model existed); --backends torch openvino runs each configuration with each
+reader backend (QA_READER_BACKEND); 'tokenise at query time' (--with-query-time) = every passage,
 passages tokenised at query time (the code path of baced1b).
 
     python bench/bench_ab.py [--rounds N] [--bars 0.7 0.8 0.9] [--full-model-bar 0.9] [--with-query-time]
+        [--backends torch openvino]
     (AVX2-emulated: ATEN_CPU_CAPABILITY=avx2 ONEDNN_MAX_CPU_ISA=AVX2 QA_READER_PRECISION=fp32)
 Figures only: nothing here asserts a time.
 """
@@ -34,18 +36,33 @@ ap.add_argument("--rounds", type=int, default=1)
 ap.add_argument("--bars", type=float, nargs="*", default=[0.7, 0.8])
 ap.add_argument("--full-model-bar", type=float, nargs="*", default=[0.9])
 ap.add_argument("--with-query-time", action="store_true")
+ap.add_argument("--backends", nargs="*", default=[R.backend],
+                help="reader backends to compare (torch, openvino): each configuration runs on each")
 args = ap.parse_args()
 models = dict(R.verifier.models) if R.verifier is not None else {}
 no_first = {k: v for k, v in models.items() if k != "first"}
-CONF = {"every passage": dict(pretokenised=True, first_passages=0, early_exit_by="span", _models=models)}
-if args.with_query_time:
-    CONF["tokenise at query time"] = dict(pretokenised=False, first_passages=0, early_exit_by="span", _models=models)
-for bar in args.bars:
-    CONF[f"cascade {bar}"] = dict(pretokenised=True, first_passages=1, early_exit_by="confidence",
-                                  early_exit_score=bar, _models=models)
-for bar in args.full_model_bar:
-    CONF[f"cascade {bar}, full model"] = dict(pretokenised=True, first_passages=1, early_exit_by="confidence",
-                                              early_exit_score=bar, _models=no_first)
+readers = {}
+for b in args.backends:
+    if b == R.backend:
+        readers[b] = R
+    else:
+        from qa.reader.reader import ExtractiveReader
+        readers[b] = ExtractiveReader.from_settings(pipe.settings.model_copy(update={"reader_backend": b}))
+        readers[b].warm_up()
+    print(f"backend {b}: runtime {readers[b].runtime}")
+CONF = {}
+for b, rd in readers.items():
+    tag = f" [{b}]" if len(readers) > 1 else ""
+    CONF["every passage" + tag] = dict(pretokenised=True, first_passages=0, early_exit_by="span", _models=models, _reader=rd)
+    if args.with_query_time:
+        CONF["tokenise at query time" + tag] = dict(pretokenised=False, first_passages=0, early_exit_by="span",
+                                                    _models=models, _reader=rd)
+    for bar in args.bars:
+        CONF[f"cascade {bar}" + tag] = dict(pretokenised=True, first_passages=1, early_exit_by="confidence",
+                                            early_exit_score=bar, _models=models, _reader=rd)
+    for bar in args.full_model_bar:
+        CONF[f"cascade {bar}, full model" + tag] = dict(pretokenised=True, first_passages=1, early_exit_by="confidence",
+                                                        early_exit_score=bar, _models=no_first, _reader=rd)
 names = list(CONF)
 tot = {n: [] for n in names}; tok = {n: [] for n in names}; fwd = {n: [] for n in names}; scored = {n: [] for n in names}
 exits = {n: 0 for n in names}
@@ -56,11 +73,13 @@ for rnd in range(rounds):
     for i, it in enumerate(items):
         order = names[i % len(names):] + names[: i % len(names)]
         for n in order:
+            R = CONF[n]["_reader"]
+            pipe.reader = R
             for k, v in CONF[n].items():
                 if k == "_models":
                     if R.verifier is not None:
                         R.verifier.models = v
-                else:
+                elif k != "_reader":
                     setattr(R, k, v)
             with timing.collect() as st:
                 t0 = time.perf_counter(); r = pipe.ask(it.question); dt = (time.perf_counter() - t0) * 1000
@@ -76,7 +95,7 @@ print(f"load average (1 min) during the run: {min(loads):.2f}-{max(loads):.2f}")
 b = statistics.median(tot[names[0]])
 for n in names:
     m = aggregate(scored[n], 5)
-    print(f"{n:26s} ask p50 {statistics.median(tot[n]):7.1f} ms  p95 {p95(tot[n]):7.1f} ms  p50/first {statistics.median(tot[n])/b:.3f}  "
+    print(f"{n:37s} ask p50 {statistics.median(tot[n]):7.1f} ms  p95 {p95(tot[n]):7.1f} ms  p50/first {statistics.median(tot[n])/b:.3f}  "
           f"reader_forward p50 {statistics.median(fwd[n]):6.1f} ms  exits {exits[n]:3d}  "
           f"EM {m['exact_match']:.1f} F1 {m['f1']:.1f} F1ans {m['f1_answerable']:.1f} AUROC {m.get('auroc_correct') or 0:.3f} "
           f"ECE {m.get('ece') or 0:.3f} caught {m.get('no_answer_recall') or 0:.1f} cit {m['citation_validity']:.1f}")

@@ -66,6 +66,11 @@ class Settings(BaseSettings):
     # QA_READER_PRECISION=int8: where the int8 ONNX model built from the shipped calibration is kept (qa.reader.int8;
     # default <reader>/.int8-cache/)
     reader_int8_cache: Path | None = None
+    # which runtime computes the reader's forward pass on the CPU: torch, or OpenVINO (qa.reader.openvino_rt: the same
+    # weights exported to ONNX and compiled by OpenVINO; fp32, or bf16 where QA_READER_PRECISION resolves to it)
+    reader_backend: Literal["torch", "openvino"] = "torch"
+    # QA_READER_BACKEND=openvino: where the exported model is kept (default <reader>/.openvino-cache/)
+    reader_openvino_cache: Path | None = None
     # Early exit (cascade, opt-in): read the best `reader_first_passages` retrieved passages first and the rest only
     # when the best answer there is below `reader_early_exit_score`, compared with (`reader_early_exit_by`) the best
     # span's p(start)*p(end) ("span", the older rule) or the best answer's calibrated confidence as served

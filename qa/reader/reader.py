@@ -105,7 +105,8 @@ class ExtractiveReader:
                  first_passages: int = 0, early_exit_score: float = 0.9, min_confidence: float | None = None,
                  use_verifier: bool = True, device: str = "cpu", batch_windows: int = 0,
                  batch_wait_ms: float = 2.0, pretokenised: bool = True, early_exit_by: str = "span",
-                 int8_cache_dir: str | Path | None = None):
+                 int8_cache_dir: str | Path | None = None, backend: str = "torch",
+                 openvino_cache_dir: str | Path | None = None):
         self.model_dir = Path(model_dir)
         self.max_length = max_length
         self.stride = stride
@@ -127,7 +128,7 @@ class ExtractiveReader:
         self.fp16 = False  # CUDA without bf16: fp16 weights
         self.requested_device = device  # auto | cpu | cuda (qa.device.resolve_device at warm_up)
         self.device = "cpu"  # after warm_up: where the model runs
-        self.runtime = ""  # after warm_up: "torch-bf16" or "torch-fp32" (CPU), "torch-cuda-bf16|fp16|fp32"
+        self.runtime = ""  # after warm_up: "torch-bf16" or "torch-fp32" (CPU), "torch-cuda-bf16|fp16|fp32", "openvino-fp32|bf16", "onnxruntime-int8"
         self.threshold = threshold if threshold is not None else DEFAULT_THRESHOLD
         self.temperature = 1.0  # from reader_config.json (fitted by qa export-reader)
         self.min_confidence_override = min_confidence
@@ -139,6 +140,13 @@ class ExtractiveReader:
         self.model = None
         self.int8 = None  # qa.reader.int8.Int8Forward when precision == "int8" (ONNX Runtime, CPU)
         self.int8_cache_dir = int8_cache_dir
+        if backend not in ("torch", "openvino"):
+            raise ValueError(f"backend must be torch or openvino, not {backend!r}")
+        if backend == "openvino" and precision == "int8":
+            raise ValueError("QA_READER_PRECISION=int8 runs on ONNX Runtime: use it with QA_READER_BACKEND=torch")
+        self.backend = backend
+        self.openvino = None  # qa.reader.openvino_rt.OpenVinoForward when backend == "openvino"
+        self.openvino_cache_dir = openvino_cache_dir
         self.tokenizer = None
         # stored passage tokens (qa.reader.pretokenised) used when given and this tokenizer follows the pair
         # template they assume (checked at warm_up); fingerprint: which stored tokens are this tokenizer's
@@ -174,6 +182,7 @@ class ExtractiveReader:
             use_verifier=s.verifier, device=s.device, batch_windows=s.reader_batch_windows,
             batch_wait_ms=s.reader_batch_wait_ms, pretokenised=s.reader_pretokenised,
             early_exit_by=s.reader_early_exit_by, int8_cache_dir=s.reader_int8_cache,
+            backend=s.reader_backend, openvino_cache_dir=s.reader_openvino_cache,
         )
 
     # -- loading -----------------------------------------------------------------------------
@@ -225,6 +234,19 @@ class ExtractiveReader:
                                     threads=torch.get_num_threads())
             self.runtime = "onnxruntime-int8"
             self.model = self.int8  # loaded; the forward goes through ONNX Runtime
+            return
+        if self.backend == "openvino":
+            if self.device != "cpu":
+                raise ValueError(f"QA_READER_BACKEND=openvino runs on the CPU, not on {self.device}; set QA_DEVICE=cpu, "
+                                 "or QA_READER_BACKEND=torch on the GPU")
+            from qa.reader.openvino_rt import OpenVinoForward, model_path as openvino_model_path
+
+            self.bf16 = self.precision == "bf16" or (self.precision == "auto" and native_bf16())
+            kind = "bf16" if self.bf16 else "fp32"
+            self.openvino = OpenVinoForward(openvino_model_path(self.model_dir, self.openvino_cache_dir),
+                                            threads=torch.get_num_threads(), precision=kind)
+            self.runtime = f"openvino-{kind}"
+            self.model = self.openvino  # loaded; the forward goes through OpenVINO
             return
         if self.device == "cuda":
             kind = cuda_precision(self.precision, bf16_native_on("cuda"))
@@ -280,6 +302,8 @@ class ExtractiveReader:
                 # the weights are already bf16/fp16 when asked for: no autocast needed
                 if self.int8 is not None:
                     s, e = self.int8(ids, mask, tt)
+                elif self.openvino is not None:
+                    s, e = self.openvino(ids, mask, tt)
                 else:
                     s, e = forward_logits(self.model, ids, mask, tt, self.device, False)
                 for r, w in enumerate(idx):
