@@ -170,6 +170,7 @@ def test_shipped_verifier_matches_the_model_card_and_the_feature_lists():
     assert v is not None and v.sha256 == card["sha256"]["verifier.json"]
     assert v.sha256 in (SHIPPED / "MODEL_CARD.md").read_text()
     assert v.models["full"].features == FULL and v.models["reader"].features == READER
+    assert v.models["first"].features == FULL  # the cascade's first step (qa train-verifier --first-passages)
     assert 0.0 < v.min_confidence < 1.0
     # calibrated: a non-decreasing map into [0, 1] (an isotonic curve, or Platt scaling with a positive slope)
     for m in v.models.values():

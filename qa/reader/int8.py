@@ -31,6 +31,7 @@ from pathlib import Path
 
 import numpy as np
 
+from qa.reader.model_cache import cached_build
 from qa.writes import file_sha256 as sha256_file  # None for a missing file: never equal to a recorded sha
 
 log = logging.getLogger(__name__)
@@ -188,26 +189,13 @@ def model_path(model_dir: Path, cache_dir: Path | None = None) -> Path:
     key = hashlib.sha256(json.dumps({"weights": manifest["weights_sha256"], "ranges": manifest["calibration_sha256"],
                                      "options": OPTIONS, **_versions()}, sort_keys=True).encode()).hexdigest()[:16]
     cache = Path(cache_dir) if cache_dir is not None else model_dir / ".int8-cache"
-    target = cache / f"reader-int8-{key}.onnx"
-    if target.is_file():
-        return target
-    try:
-        cache.mkdir(parents=True, exist_ok=True)
-        probe = tempfile.NamedTemporaryFile(dir=cache, delete=True)
-        probe.close()
-    except OSError as exc:
-        cache = Path(tempfile.mkdtemp(prefix="qa-int8-cache-"))
-        log.warning("int8 cache folder not writable (%s); building into %s for this process "
-                    "(set QA_READER_INT8_CACHE to a writable folder to keep it)", exc, cache)
-        target = cache / target.name
-    with tempfile.TemporaryDirectory(prefix="qa-int8-") as tmp:
-        fp32 = export_onnx(model_dir, Path(tmp) / "fp32.onnx")
-        built = Path(tmp) / "int8.onnx"
-        _quantize(fp32, built, model_dir / CALIBRATION_FILE)
-        partial = cache / f".{target.name}.{os.getpid()}.tmp"
-        partial.write_bytes(built.read_bytes())
-        os.replace(partial, target)  # atomic: concurrent builders end with one complete file
-    return target
+
+    def build(tmp: Path) -> Path:
+        fp32 = export_onnx(model_dir, tmp / "fp32.onnx")
+        _quantize(fp32, tmp / "int8.onnx", model_dir / CALIBRATION_FILE)
+        return tmp / "int8.onnx"
+
+    return cached_build(cache / f"reader-int8-{key}.onnx", build, "int8", "QA_READER_INT8_CACHE")
 
 
 class Int8Forward:

@@ -15,16 +15,12 @@ from __future__ import annotations
 
 import hashlib
 import json
-import logging
-import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
 
+from qa.reader.model_cache import cached_build
 from qa.writes import file_sha256
-
-log = logging.getLogger(__name__)
 
 INPUTS = ("input_ids", "attention_mask", "token_type_ids")
 OUTPUTS = ("start_logits", "end_logits")
@@ -88,24 +84,8 @@ def model_path(model_dir: str | Path, cache_dir: str | Path | None = None) -> Pa
     key = hashlib.sha256(json.dumps({"weights": sha, "torch": torch.__version__, "openvino": ov.__version__,
                                      "opset": OPSET, "attention": "eager"}, sort_keys=True).encode()).hexdigest()[:16]
     cache = Path(cache_dir) if cache_dir is not None else model_dir / ".openvino-cache"
-    target = cache / f"reader-{key}.onnx"
-    if target.is_file():
-        return target
-    try:
-        cache.mkdir(parents=True, exist_ok=True)
-        probe = tempfile.NamedTemporaryFile(dir=cache, delete=True)
-        probe.close()
-    except OSError as exc:
-        cache = Path(tempfile.mkdtemp(prefix="qa-openvino-cache-"))
-        log.warning("OpenVINO cache folder not writable (%s); exporting into %s for this process "
-                    "(set QA_READER_OPENVINO_CACHE to a writable folder to keep it)", exc, cache)
-        target = cache / target.name
-    with tempfile.TemporaryDirectory(prefix="qa-openvino-") as tmp:
-        built = export_onnx(model_dir, Path(tmp) / "reader.onnx")
-        partial = cache / f".{target.name}.{os.getpid()}.tmp"
-        partial.write_bytes(built.read_bytes())
-        os.replace(partial, target)  # atomic: concurrent builders end with one complete file
-    return target
+    return cached_build(cache / f"reader-{key}.onnx", lambda tmp: export_onnx(model_dir, tmp / "reader.onnx"),
+                        "OpenVINO", "QA_READER_OPENVINO_CACHE")
 
 
 class OpenVinoForward:
