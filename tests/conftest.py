@@ -81,3 +81,14 @@ def seed_index(seed_settings, embedder, chunker):
     from qa.index_store import IndexStore
 
     return IndexStore.build_or_update(seed_settings.corpus_dir, seed_settings, embedder, chunker)
+
+
+@pytest.fixture(scope="session")
+def shipped_fp32_reader():
+    """The shipped reader on PyTorch in fp32: the reference the other runtimes (int8, OpenVINO) are compared with."""
+    from qa.reader.reader import ExtractiveReader
+    from shipped import SHIPPED
+
+    r = ExtractiveReader(SHIPPED, precision="fp32")
+    r.warm_up()
+    return r

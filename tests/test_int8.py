@@ -11,17 +11,10 @@ import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
 
-from qa.config import PROJECT_ROOT
 from qa.reader.int8 import CALIBRATION_FILE, MANIFEST_FILE, Int8Error, load_manifest, model_path, sha256_file
 from qa.reader.reader import ExtractiveReader
 from qa.types import Passage
-
-SHIPPED = PROJECT_ROOT / "models" / "reader"
-CTX = ("Unrest began in the city of Zhanaozen on 2 January 2022 after fuel prices doubled. "
-       "By 5 January the protests had spread to Almaty, the largest city, where the airport was seized. "
-       "The government resigned on 5 January and a state of emergency was declared for two weeks.")
-QUESTIONS = ["When did the unrest begin?", "Where did the protests spread?", "What was seized in Almaty?",
-             "How long was the state of emergency?", "Why did the unrest begin?", "Who resigned on 5 January?"]
+from shipped import SHIPPED, UNREST as CTX, UNREST_QUESTIONS as QUESTIONS
 
 
 @pytest.fixture(scope="module")
@@ -32,13 +25,6 @@ def int8_cache(tmp_path_factory) -> Path:
 @pytest.fixture(scope="module")
 def int8_reader(int8_cache) -> ExtractiveReader:
     r = ExtractiveReader(SHIPPED, precision="int8", int8_cache_dir=int8_cache)
-    r.warm_up()
-    return r
-
-
-@pytest.fixture(scope="module")
-def fp32_reader() -> ExtractiveReader:
-    r = ExtractiveReader(SHIPPED, precision="fp32")
     r.warm_up()
     return r
 
@@ -68,11 +54,11 @@ def test_int8_runs_on_onnxruntime_and_is_cached(int8_reader, int8_cache):
     assert {"QuantizeLinear", "DequantizeLinear"} <= ops  # really quantised (QDQ)
 
 
-def test_int8_logits_agree_with_fp32(int8_reader, fp32_reader):
+def test_int8_logits_agree_with_fp32(int8_reader, shipped_fp32_reader):
     agree, corr = [], []
     for q in QUESTIONS:
-        w = fp32_reader.encode(q, [CTX])
-        S32, E32 = fp32_reader._logits(w)
+        w = shipped_fp32_reader.encode(q, [CTX])
+        S32, E32 = shipped_fp32_reader._logits(w)
         S8, E8 = int8_reader._logits(w)
         n = int(np.sum(np.asarray(w.encoding["attention_mask"][0])))
         agree.append(int(np.argmax(S32[0, :n]) == np.argmax(S8[0, :n])) + int(np.argmax(E32[0, :n]) == np.argmax(E8[0, :n])))
@@ -80,7 +66,7 @@ def test_int8_logits_agree_with_fp32(int8_reader, fp32_reader):
     assert sum(agree) >= 2 * len(QUESTIONS) - 2  # start and end argmax: at most two of twelve differ
     assert min(corr) > 0.95
     for q in QUESTIONS[:3]:  # the same answers as fp32 on clear questions
-        a = fp32_reader.read_contexts(q, [("ctx", CTX)]).best_guess
+        a = shipped_fp32_reader.read_contexts(q, [("ctx", CTX)]).best_guess
         b = int8_reader.read_contexts(q, [("ctx", CTX)]).best_guess
         assert a.text == b.text
 

@@ -10,19 +10,15 @@ import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
 
-from qa.config import PROJECT_ROOT, Settings
+from qa.config import Settings
 from qa.reader.openvino_rt import OpenVinoError, OpenVinoForward, model_path
 from qa.reader.reader import ExtractiveReader
 from qa.types import Chunk, Passage
+from shipped import SHIPPED, UNREST as CTX, UNREST_QUESTIONS
 
-SHIPPED = PROJECT_ROOT / "models" / "reader"
-CTX = ("Unrest began in the city of Zhanaozen on 2 January 2022 after fuel prices doubled. "
-       "By 5 January the protests had spread to Almaty, the largest city, where the airport was seized. "
-       "The government resigned on 5 January and a state of emergency was declared for two weeks.")
 OTHER = ("The Collective Security Treaty Organization sent peacekeepers at the request of the president. "
          "Russian paratroopers guarded the airport and power stations in Almaty until mid-January.")
-QUESTIONS = ["When did the unrest begin?", "Where did the protests spread?", "What was seized in Almaty?",
-             "How long was the state of emergency?", "Who sent peacekeepers?", "Who resigned on 5 January?"]
+QUESTIONS = UNREST_QUESTIONS + ["Who sent peacekeepers?"]
 
 
 @pytest.fixture(scope="module")
@@ -33,13 +29,6 @@ def ov_cache(tmp_path_factory) -> Path:
 @pytest.fixture(scope="module")
 def ov_reader(ov_cache) -> ExtractiveReader:
     r = ExtractiveReader(SHIPPED, precision="fp32", backend="openvino", openvino_cache_dir=ov_cache)
-    r.warm_up()
-    return r
-
-
-@pytest.fixture(scope="module")
-def torch_reader() -> ExtractiveReader:
-    r = ExtractiveReader(SHIPPED, precision="fp32")
     r.warm_up()
     return r
 
@@ -59,7 +48,7 @@ def test_runs_on_openvino_and_caches_the_export(ov_reader, ov_cache):
     assert model_path(SHIPPED, ov_cache) == built[0] and built[0].stat().st_mtime_ns == mtime  # reused, not rebuilt
 
 
-def test_logits_agree_with_pytorch_over_batch_shapes(ov_reader, torch_reader):
+def test_logits_agree_with_pytorch_over_batch_shapes(ov_reader, shipped_fp32_reader):
     rng = np.random.default_rng(0)
     for batch, length in ((1, 17), (3, 64), (5, 220), (2, 256)):
         ids = rng.integers(1000, 20000, size=(batch, length)).astype(np.int64)
@@ -71,16 +60,16 @@ def test_logits_agree_with_pytorch_over_batch_shapes(ov_reader, torch_reader):
         s_ov, e_ov = ov_reader.openvino(ids, mask, types)
         from qa.reader.forward import forward_logits
 
-        s_pt, e_pt = forward_logits(torch_reader.model, ids, mask, types, "cpu", False)
+        s_pt, e_pt = forward_logits(shipped_fp32_reader.model, ids, mask, types, "cpu", False)
         keep = mask.astype(bool)
         assert np.abs(s_ov - s_pt)[keep].max() < 1e-3 and np.abs(e_ov - e_pt)[keep].max() < 1e-3
 
 
-def test_answers_offsets_and_scores_are_pytorchs(ov_reader, torch_reader):
+def test_answers_offsets_and_scores_are_pytorchs(ov_reader, shipped_fp32_reader):
     doc, passages = _passages(CTX)
     for q in QUESTIONS:
         a = ov_reader.run(q, passages, lambda d: doc)
-        b = torch_reader.run(q, passages, lambda d: doc)
+        b = shipped_fp32_reader.run(q, passages, lambda d: doc)
         assert [(x.text, [(c.start, c.end) for c in x.citations]) for x in a.answers] == \
                [(x.text, [(c.start, c.end) for c in x.citations]) for x in b.answers]
         assert a.best_guess.text == b.best_guess.text
