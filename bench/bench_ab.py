@@ -3,11 +3,12 @@ the configurations in rotating order. 'every passage' = the default (stored toke
 'cascade BAR' = QA_READER_FIRST_PASSAGES=1, QA_READER_EARLY_EXIT_BY=confidence, QA_READER_EARLY_EXIT_SCORE=BAR, the
 first step scored by the verifier's first-passages model; 'cascade BAR, full model' = the same scored by the full
 model (the cascade before that model existed); --backends torch openvino runs each configuration with each
-reader backend (QA_READER_BACKEND); 'tokenise at query time' (--with-query-time) = every passage,
+reader backend (QA_READER_BACKEND); --packed adds, for the torch backend, a twin of each configuration whose windows
+run unpadded (QA_READER_PACKED, qa/reader/packed.py); 'tokenise at query time' (--with-query-time) = every passage,
 passages tokenised at query time (the code path of baced1b).
 
     python bench/bench_ab.py [--rounds N] [--bars 0.7 0.8 0.9] [--full-model-bar 0.9] [--with-query-time]
-        [--backends torch openvino]
+        [--backends torch openvino] [--packed]
     (AVX2-emulated: ATEN_CPU_CAPABILITY=avx2 ONEDNN_MAX_CPU_ISA=AVX2 QA_READER_PRECISION=fp32)
 Figures only: nothing here asserts a time.
 """
@@ -38,6 +39,8 @@ ap.add_argument("--full-model-bar", type=float, nargs="*", default=[0.9])
 ap.add_argument("--with-query-time", action="store_true")
 ap.add_argument("--backends", nargs="*", default=[R.backend],
                 help="reader backends to compare (torch, openvino): each configuration runs on each")
+ap.add_argument("--packed", action="store_true",
+                help="also run every torch configuration with its windows unpadded (QA_READER_PACKED)")
 args = ap.parse_args()
 models = dict(R.verifier.models) if R.verifier is not None else {}
 no_first = {k: v for k, v in models.items() if k != "first"}
@@ -50,6 +53,9 @@ for b in args.backends:
         readers[b] = ExtractiveReader.from_settings(pipe.settings.model_copy(update={"reader_backend": b}))
         readers[b].warm_up()
     print(f"backend {b}: runtime {readers[b].runtime}")
+if args.packed:
+    from qa.reader.packed import matches_padded
+    assert "torch" in readers and matches_padded(readers["torch"].model), "the packed forward does not apply here"
 CONF = {}
 for b, rd in readers.items():
     tag = f" [{b}]" if len(readers) > 1 else ""
@@ -63,6 +69,10 @@ for b, rd in readers.items():
     for bar in args.full_model_bar:
         CONF[f"cascade {bar}, full model" + tag] = dict(pretokenised=True, first_passages=1, early_exit_by="confidence",
                                                         early_exit_score=bar, _models=no_first, _reader=rd)
+for n, c in list(CONF.items()):
+    c["packed"] = False
+    if args.packed and c["_reader"].backend == "torch":
+        CONF[n + ", packed"] = dict(c, packed=True)
 names = list(CONF)
 tot = {n: [] for n in names}; tok = {n: [] for n in names}; fwd = {n: [] for n in names}; scored = {n: [] for n in names}
 exits = {n: 0 for n in names}

@@ -13,12 +13,7 @@ from hypothesis import HealthCheck, given, settings, strategies as st
 from qa.config import Settings
 from qa.reader.openvino_rt import OpenVinoError, OpenVinoForward, model_path
 from qa.reader.reader import ExtractiveReader
-from qa.types import Chunk, Passage
-from shipped import SHIPPED, UNREST as CTX, UNREST_QUESTIONS
-
-OTHER = ("The Collective Security Treaty Organization sent peacekeepers at the request of the president. "
-         "Russian paratroopers guarded the airport and power stations in Almaty until mid-January.")
-QUESTIONS = UNREST_QUESTIONS + ["Who sent peacekeepers?"]
+from shipped import CITATION_TEXTS, RUNTIME_QUESTIONS as QUESTIONS, SHIPPED, UNREST as CTX, two_passages as _passages
 
 
 @pytest.fixture(scope="module")
@@ -31,13 +26,6 @@ def ov_reader(ov_cache) -> ExtractiveReader:
     r = ExtractiveReader(SHIPPED, precision="fp32", backend="openvino", openvino_cache_dir=ov_cache)
     r.warm_up()
     return r
-
-
-def _passages(text: str, other: str = OTHER):
-    doc = text + "\n\n" + other
-    cut = len(text) + 2
-    return doc, [Passage(chunk=Chunk("d.txt", 0, len(text), text), score=1.0, rank=1, scores={"dense": 0.6, "bm25": 3.0}),
-                 Passage(chunk=Chunk("d.txt", cut, len(doc), other), score=0.5, rank=2, scores={"dense": 0.4, "bm25": 1.0})]
 
 
 def test_runs_on_openvino_and_caches_the_export(ov_reader, ov_cache):
@@ -76,14 +64,9 @@ def test_answers_offsets_and_scores_are_pytorchs(ov_reader, shipped_fp32_reader)
         assert a.best_guess.score == pytest.approx(b.best_guess.score, abs=1e-3)
 
 
-_alphabet = st.sampled_from(list("abc XYZ019.,!?\n") + ["é", "e\u0301", "日本語", "😀", "\u200b", "ß", "ﬁ", "עברית",
-                                                      "\ufeff", "a" * 120, " 2 January 2022 ", " Almaty "])
-
-
 @settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.too_slow,
                                                                  HealthCheck.function_scoped_fixture])
-@given(text=st.lists(_alphabet, min_size=1, max_size=60).map("".join).filter(lambda t: t.strip()),
-       question=st.sampled_from(QUESTIONS))
+@given(text=CITATION_TEXTS, question=st.sampled_from(QUESTIONS))
 def test_every_citation_slices_the_document_exactly(ov_reader, text, question):
     doc, passages = _passages(text)
     out = ov_reader.run(question, passages, lambda d: doc)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import threading
 from functools import partial
 from dataclasses import dataclass, field, replace
@@ -15,6 +16,8 @@ from qa.reader.aggregate import Located, group_answers
 from qa.reader.decode import SpanCandidate, decode, decode_shared, encode_windows
 from qa.verifier.features import answer_features, key_of
 from qa.types import Answer, Citation, Passage
+
+log = logging.getLogger(__name__)
 
 DEFAULT_THRESHOLD = 0.5  # used only when the model folder carries no calibrated threshold
 _SENTENCE_END = ".!?。！？\n"
@@ -106,7 +109,7 @@ class ExtractiveReader:
                  use_verifier: bool = True, device: str = "cpu", batch_windows: int = 0,
                  batch_wait_ms: float = 2.0, pretokenised: bool = True, early_exit_by: str = "span",
                  int8_cache_dir: str | Path | None = None, backend: str = "torch",
-                 openvino_cache_dir: str | Path | None = None):
+                 openvino_cache_dir: str | Path | None = None, packed: bool = False):
         self.model_dir = Path(model_dir)
         self.max_length = max_length
         self.stride = stride
@@ -147,6 +150,9 @@ class ExtractiveReader:
         self.backend = backend
         self.openvino = None  # qa.reader.openvino_rt.OpenVinoForward when backend == "openvino"
         self.openvino_cache_dir = openvino_cache_dir
+        # windows of different lengths in one forward without padding (qa.reader.packed; torch backend only),
+        # used when asked for and the loaded model gives the padded forward's logits on a probe (warm_up)
+        self.packed = packed
         self.tokenizer = None
         # stored passage tokens (qa.reader.pretokenised) used when given and this tokenizer follows the pair
         # template they assume (checked at warm_up); fingerprint: which stored tokens are this tokenizer's
@@ -182,7 +188,7 @@ class ExtractiveReader:
             use_verifier=s.verifier, device=s.device, batch_windows=s.reader_batch_windows,
             batch_wait_ms=s.reader_batch_wait_ms, pretokenised=s.reader_pretokenised,
             early_exit_by=s.reader_early_exit_by, int8_cache_dir=s.reader_int8_cache,
-            backend=s.reader_backend, openvino_cache_dir=s.reader_openvino_cache,
+            backend=s.reader_backend, openvino_cache_dir=s.reader_openvino_cache, packed=s.reader_packed,
         )
 
     # -- loading -----------------------------------------------------------------------------
@@ -234,6 +240,7 @@ class ExtractiveReader:
                                     threads=torch.get_num_threads())
             self.runtime = "onnxruntime-int8"
             self.model = self.int8  # loaded; the forward goes through ONNX Runtime
+            self.packed = False
             return
         if self.backend == "openvino":
             if self.device != "cpu":
@@ -247,6 +254,7 @@ class ExtractiveReader:
                                             threads=torch.get_num_threads(), precision=kind)
             self.runtime = f"openvino-{kind}"
             self.model = self.openvino  # loaded; the forward goes through OpenVINO
+            self.packed = False
             return
         if self.device == "cuda":
             kind = cuda_precision(self.precision, bf16_native_on("cuda"))
@@ -264,6 +272,13 @@ class ExtractiveReader:
         elif self.fp16:
             model = model.to(torch.float16)
         self.model = model.to(self.device)
+        if self.packed:
+            from qa.reader.packed import matches_padded
+
+            self.packed = matches_padded(self.model, self.device)
+            if not self.packed:
+                log.warning("QA_READER_PACKED: this model's layers are not laid out as the packed forward expects "
+                            "(or its logits differ on a probe); using the padded forward")
 
     # -- inference ---------------------------------------------------------------------------
     def _logits(self, windows) -> tuple[np.ndarray, np.ndarray]:
@@ -290,6 +305,14 @@ class ExtractiveReader:
         out: list = [None] * len(rows)
         order = sorted(range(len(rows)), key=lambda w: len(rows[w][0]))
         with self._lock:
+            if self.packed and width is None:  # no padding: each window exactly its own length
+                from qa.reader.packed import packed_logits
+
+                for b in range(0, len(rows), size):
+                    idx = order[b : b + size]
+                    for w, se in zip(idx, packed_logits(self.model, [rows[w] for w in idx], self.device)):
+                        out[w] = se
+                return out
             for b in range(0, len(rows), size):
                 idx = order[b : b + size]
                 cols = max(width or 0, max(len(rows[w][0]) for w in idx))

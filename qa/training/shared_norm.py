@@ -171,6 +171,58 @@ def shared_norm_loss(logits, ctx, pos, member, null):
     return (z_g - target)[use].mean()
 
 
+def shared_norm_log_probs(logits, ctx, member, temperature: float = 1.0):
+    """Log-probabilities of every context token and of the null under one softmax per group, as served.
+
+    Returns (token log-probs [B, L], valid where ``ctx``; null log-probs [G]). ``temperature`` divides the
+    logits first (distillation); the null's logit is ``log mean_w exp(cls_w / T)`` as in :func:`shared_norm_loss`.
+    """
+    import torch
+
+    neg = torch.finfo(logits.dtype).min
+    lg = logits / temperature
+    ctx_l = lg.masked_fill(~ctx, neg)
+    lse_w = torch.logsumexp(ctx_l, dim=1)  # [B]
+    counts = member.sum(dim=1).clamp(min=1)
+    null_g = torch.logsumexp(lg[:, 0].unsqueeze(0).masked_fill(~member, neg), dim=1) - torch.log(counts.float())
+    all_g = torch.logsumexp(lse_w.unsqueeze(0).masked_fill(~member, neg), dim=1)
+    z_g = torch.logaddexp(all_g, null_g)  # [G]
+    group_of_window = member.float().argmax(dim=0)  # [B]
+    tok = torch.where(ctx, lg - z_g[group_of_window].unsqueeze(1), torch.zeros_like(lg))
+    return tok, null_g - z_g
+
+
+def distillation_loss(student_logits, teacher_logits, ctx, member, temperature: float = 2.0):
+    """KL(teacher || student) between the two shared-normalisation distributions of each group (context tokens of
+    all its windows + the null), averaged over groups and scaled by T^2 (Hinton et al., 2015)."""
+    import torch
+
+    s_tok, s_null = shared_norm_log_probs(student_logits, ctx, member, temperature)
+    t_tok, t_null = shared_norm_log_probs(teacher_logits, ctx, member, temperature)
+    p_tok = torch.where(ctx, t_tok.exp(), torch.zeros_like(t_tok))
+    kl_w = (p_tok * (t_tok - s_tok)).sum(dim=1)  # [B]
+    kl_g = member.float() @ kl_w + t_null.exp() * (t_null - s_null)  # [G]
+    return kl_g.mean() * temperature ** 2
+
+
+def keep_layers(model, layers: list[int]):
+    """Cut a BERT-style encoder down to the given layers (in that order): the student's starting point."""
+    import torch
+
+    enc = model.base_model.encoder
+    n = len(enc.layer)
+    if not layers or any(i < 0 or i >= n for i in layers):
+        raise ValueError(f"student layers {layers} must be indices of the model's {n} layers")
+    enc.layer = torch.nn.ModuleList([enc.layer[i] for i in layers])
+    for new_i, layer in enumerate(enc.layer):  # attention modules that know their index (caches) follow the cut
+        attn = getattr(layer, "attention", None)
+        for m in (attn, getattr(attn, "self", None)):
+            if m is not None and hasattr(m, "layer_idx"):
+                m.layer_idx = new_i
+    model.config.num_hidden_layers = len(layers)
+    return model
+
+
 # ------------------------------------------------------------------------------------------- evaluation
 def evaluate_groups(model, tokenizer, groups: list[dict], texts: list[str], device: str, shared: bool,
                     temperature: float = 1.0, max_length: int = 256, stride: int = 96, bf16: bool = True,
@@ -292,6 +344,20 @@ def train(args) -> dict:
 
     tokenizer = AutoTokenizer.from_pretrained(args.init)
     model = AutoModelForQuestionAnswering.from_pretrained(args.init, dtype=torch.float32).to(device)
+    teacher = None
+    if args.student_layers:
+        layers = [int(x) for x in args.student_layers.split(",") if x.strip()]
+        keep_layers(model, layers)
+        figures_student = {"layers_kept": layers}
+    if args.freeze_embeddings:
+        # the student then shares its embeddings with --init byte for byte (ship only what differs)
+        for p_ in model.base_model.embeddings.parameters():
+            p_.requires_grad_(False)
+    if args.distill:
+        teacher = AutoModelForQuestionAnswering.from_pretrained(args.teacher or args.init, dtype=torch.float32)
+        teacher = teacher.to(device).eval()
+        for p_ in teacher.parameters():
+            p_.requires_grad_(False)
     squad = read_json(Path(args.squad))
     texts = paragraph_texts(squad["data"])
     groups = read_groups(Path(args.groups))
@@ -308,6 +374,11 @@ def train(args) -> dict:
 
     dev = dev_texts = dev_groups = None
     figures: dict = {"device": device, "init": str(args.init)}
+    if args.student_layers:
+        figures["student"] = figures_student
+    if teacher is not None:
+        figures["distill"] = {"teacher": str(args.teacher or args.init), "weight": args.distill,
+                              "temperature": args.distill_temperature}
     if args.dev_squad:
         dev = read_json(Path(args.dev_squad))
         dev_texts = paragraph_texts(dev["data"])
@@ -339,10 +410,10 @@ def train(args) -> dict:
 
     batches = group_batches(feats, args.groups_per_batch, args.seed)
     no_decay = ("bias", "LayerNorm.weight", "layer_norm", "norm.weight")
+    trainable = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
     params = [
-        {"params": [p for n, p in model.named_parameters() if not any(k in n for k in no_decay)],
-         "weight_decay": args.weight_decay},
-        {"params": [p for n, p in model.named_parameters() if any(k in n for k in no_decay)], "weight_decay": 0.0},
+        {"params": [p for n, p in trainable if not any(k in n for k in no_decay)], "weight_decay": args.weight_decay},
+        {"params": [p for n, p in trainable if any(k in n for k in no_decay)], "weight_decay": 0.0},
     ]
     opt = torch.optim.AdamW(params, lr=args.lr, fused=device == "cuda")
     planned = len(batches) * args.epochs
@@ -368,6 +439,14 @@ def train(args) -> dict:
             ls = shared_norm_loss(o.start_logits.float(), batch["ctx"], batch["pos_s"], batch["member"], batch["null"])
             le = shared_norm_loss(o.end_logits.float(), batch["ctx"], batch["pos_e"], batch["member"], batch["null"])
             loss = (ls + le) / 2
+            if teacher is not None:
+                with torch.no_grad(), torch.autocast(device_type=device, dtype=torch.bfloat16, enabled=bf16):
+                    ot = teacher(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"],
+                                 token_type_ids=batch["token_type_ids"])
+                T = args.distill_temperature
+                kd = (distillation_loss(o.start_logits.float(), ot.start_logits.float(), batch["ctx"], batch["member"], T)
+                      + distillation_loss(o.end_logits.float(), ot.end_logits.float(), batch["ctx"], batch["member"], T)) / 2
+                loss = (1 - args.distill) * loss + args.distill * kd
             opt.zero_grad(set_to_none=True)
             loss.backward()
             torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
@@ -457,6 +536,15 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--min-single-f1", type=float, default=0.0,
                     help="with --interpolate: keep the best multi-passage F1 among weights whose single-paragraph "
                          "F1 (shared decoding) is at least this")
+    ap.add_argument("--student-layers", default="",
+                    help="comma-separated encoder layers of --init to keep (e.g. 0,2,5): train a smaller reader")
+    ap.add_argument("--distill", type=float, default=0.0,
+                    help="weight of the distillation loss (KL to --teacher's shared-normalisation distribution); "
+                         "the gold loss gets 1 - this. 0 = no teacher")
+    ap.add_argument("--freeze-embeddings", action="store_true",
+                    help="do not train the embeddings (they stay those of --init)")
+    ap.add_argument("--teacher", default=None, help="reader folder to distil from (default: --init)")
+    ap.add_argument("--distill-temperature", type=float, default=2.0)
     ap.add_argument("--max-length", type=int, default=256)
     ap.add_argument("--stride", type=int, default=96)
     ap.add_argument("--seed", type=int, default=42)
@@ -464,6 +552,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--bf16", action="store_true", help="bf16 autocast on the CPU (only where native)")
     ap.add_argument("--save-fp16", action="store_true")
     args = ap.parse_args(argv)
+    if args.student_layers and args.interpolate:
+        ap.error("--interpolate mixes weights with --init, which a student with fewer layers cannot do")
+    if not 0.0 <= args.distill <= 1.0:
+        ap.error("--distill is a weight between 0 and 1")
     train(args)
     return 0
 

@@ -1,0 +1,94 @@
+"""The reader's forward pass over windows of different lengths without padding them ("packed").
+
+A padded batch of a question's windows (5 passages of ~120-230 tokens) spends about 15 % of its work on padding
+tokens. Here the position-wise parts of the encoder -- embeddings, the query/key/value and output projections,
+the feed-forward layers and the span head, which are nearly all of the compute -- run once over every window's
+tokens laid end to end, and only the attention is computed window by window, which is exactly what the attention
+mask does for a padded batch. The logits are those of the padded forward up to float rounding
+(``tests/test_packed.py``; :func:`matches_padded` checks it on the loaded model at warm-up, and the reader falls
+back to the padded forward for a model whose layers are not laid out as BERT's).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+def supports(model) -> bool:
+    """Whether ``model`` has the BERT layout this forward walks (embeddings, encoder.layer[*].attention.self...)."""
+    base = getattr(model, "base_model", None)
+    try:
+        layer = base.encoder.layer[0]
+        sa = layer.attention.self
+        return all(hasattr(x, "forward") for x in (base.embeddings, sa.query, sa.key, sa.value,
+                                                    layer.attention.output, layer.intermediate, layer.output,
+                                                    model.qa_outputs)) and hasattr(sa, "attention_head_size")
+    except (AttributeError, IndexError, TypeError):
+        return False
+
+
+def packed_logits(model, rows: list, device: str = "cpu") -> list[tuple[np.ndarray, np.ndarray]]:
+    """(start, end) logits of each window ``(input_ids, token_type_ids)``, as float32 numpy arrays."""
+    import torch
+    import torch.nn.functional as F
+
+    lens = [len(r[0]) for r in rows]
+    ids = torch.from_numpy(np.concatenate([np.asarray(r[0], dtype=np.int64) for r in rows])).to(device)
+    types = torch.from_numpy(np.concatenate([np.asarray(r[1], dtype=np.int64) for r in rows])).to(device)
+    pos = torch.from_numpy(np.concatenate([np.arange(n, dtype=np.int64) for n in lens])).to(device)
+    base = model.base_model
+    with torch.inference_mode():
+        x = base.embeddings(input_ids=ids[None], token_type_ids=types[None], position_ids=pos[None])[0]  # [N, d]
+        for layer in base.encoder.layer:
+            sa = layer.attention.self
+            heads, size = sa.num_attention_heads, sa.attention_head_size
+            q, k, v = sa.query(x), sa.key(x), sa.value(x)
+            parts, o = [], 0
+            for n in lens:  # attention within each window only
+                qs, ks, vs = (t[o : o + n].view(n, heads, size).transpose(0, 1) for t in (q, k, v))
+                a = F.scaled_dot_product_attention(qs, ks, vs, scale=sa.scaling)
+                parts.append(a.transpose(0, 1).reshape(n, heads * size))
+                o += n
+            attended = layer.attention.output(torch.cat(parts), x)
+            x = layer.output(layer.intermediate(attended), attended)
+        logits = model.qa_outputs(x).float().cpu().numpy()  # [N, 2]
+    out, o = [], 0
+    for n in lens:
+        out.append((logits[o : o + n, 0].copy(), logits[o : o + n, 1].copy()))
+        o += n
+    return out
+
+
+def matches_padded(model, device: str = "cpu", tolerance: float | None = None) -> bool:
+    """On a probe of three windows of different lengths, do the packed logits equal the padded forward's?
+
+    ``tolerance`` is relative to the largest logit: by default 1e-3 for fp32 weights, 2e-2 for bf16/fp16 ones
+    (their rounding moves a logit by ~0.5 % between two batch shapes of the padded forward itself)."""
+    from qa.reader.forward import forward_logits
+
+    if not supports(model):
+        return False
+    if tolerance is None:
+        import torch
+
+        tolerance = 1e-3 if next(model.parameters()).dtype == torch.float32 else 2e-2
+    rng = np.random.default_rng(0)
+    vocab = int(getattr(model.config, "vocab_size", 1000))
+    rows = []
+    for n in (7, 19, 12):
+        ids = rng.integers(1000, max(1001, vocab - 1), size=n)
+        rows.append((ids, np.r_[np.zeros(4, dtype=np.int64), np.ones(n - 4, dtype=np.int64)]))
+    width = max(len(r[0]) for r in rows)
+    ids = np.zeros((len(rows), width), dtype=np.int64)
+    mask = np.zeros_like(ids)
+    tt = np.zeros_like(ids)
+    for i, (a, b) in enumerate(rows):
+        ids[i, : len(a)], mask[i, : len(a)], tt[i, : len(a)] = a, 1, b
+    try:
+        s, e = forward_logits(model, ids, mask, tt, device, False)
+        packed = packed_logits(model, rows, device)
+    except Exception:  # noqa: BLE001 - any layout this walk does not understand: use the padded forward
+        return False
+    scale = max(1.0, float(np.abs(s).max()), float(np.abs(e).max()))
+    return all(np.abs(ps - s[i, : len(ps)]).max() <= tolerance * scale
+               and np.abs(pe - e[i, : len(pe)]).max() <= tolerance * scale for i, (ps, pe) in enumerate(packed))
