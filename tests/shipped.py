@@ -1,6 +1,6 @@
 """The shipped reader's folder and a short text with questions, shared by the tests of its runtimes."""
 
-from hypothesis import strategies as st
+from hypothesis import HealthCheck, given, settings, strategies as st
 
 from qa.config import PROJECT_ROOT
 from qa.types import Chunk, Passage
@@ -29,3 +29,33 @@ def two_passages(text: str, other: str = OTHER) -> tuple[str, list[Passage]]:
     cut = len(text) + 2
     return doc, [Passage(chunk=Chunk("d.txt", 0, len(text), text), score=1.0, rank=1, scores={"dense": 0.6, "bm25": 3.0}),
                  Passage(chunk=Chunk("d.txt", cut, len(doc), other), score=0.5, rank=2, scores={"dense": 0.4, "bm25": 1.0})]
+
+
+def assert_same_answers(reader, reference, tolerance: float) -> None:
+    """``reader`` answers the runtime questions over the two passages as ``reference`` does: same texts and
+    offsets, best guess and its score within ``tolerance``."""
+    doc, passages = two_passages(UNREST)
+    for q in RUNTIME_QUESTIONS:
+        a = reader.run(q, passages, lambda d: doc)
+        b = reference.run(q, passages, lambda d: doc)
+        assert [(x.text, [(c.start, c.end) for c in x.citations]) for x in a.answers] == \
+               [(x.text, [(c.start, c.end) for c in x.citations]) for x in b.answers]
+        assert a.best_guess.text == b.best_guess.text
+        assert abs(a.best_guess.score - b.best_guess.score) <= tolerance
+
+
+def assert_citations_exact(reader, text: str, question: str) -> None:
+    """Every answer and best-guess citation of ``reader`` over a document made of ``text`` slices it exactly."""
+    doc, passages = two_passages(text)
+    out = reader.run(question, passages, lambda d: doc)
+    for a in out.answers + ([out.best_guess] if out.best_guess else []):
+        for c in a.citations:
+            assert doc[c.start:c.end] == c.text and c.text.strip()
+
+
+def citation_property(test):
+    """Runs ``test(reader_fixture, text, question)`` as a hypothesis property over generated texts and the runtime
+    questions (the runtimes' citation property: pair it with :func:`assert_citations_exact`)."""
+    return settings(max_examples=20, deadline=None,
+                    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])(
+        given(text=CITATION_TEXTS, question=st.sampled_from(RUNTIME_QUESTIONS))(test))

@@ -8,12 +8,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, given, settings, strategies as st
 
 from qa.config import Settings
 from qa.reader.openvino_rt import OpenVinoError, OpenVinoForward, model_path
 from qa.reader.reader import ExtractiveReader
-from shipped import CITATION_TEXTS, RUNTIME_QUESTIONS as QUESTIONS, SHIPPED, UNREST as CTX, two_passages as _passages
+from shipped import SHIPPED, assert_citations_exact, assert_same_answers, citation_property
 
 
 @pytest.fixture(scope="module")
@@ -54,25 +53,12 @@ def test_logits_agree_with_pytorch_over_batch_shapes(ov_reader, shipped_fp32_rea
 
 
 def test_answers_offsets_and_scores_are_pytorchs(ov_reader, shipped_fp32_reader):
-    doc, passages = _passages(CTX)
-    for q in QUESTIONS:
-        a = ov_reader.run(q, passages, lambda d: doc)
-        b = shipped_fp32_reader.run(q, passages, lambda d: doc)
-        assert [(x.text, [(c.start, c.end) for c in x.citations]) for x in a.answers] == \
-               [(x.text, [(c.start, c.end) for c in x.citations]) for x in b.answers]
-        assert a.best_guess.text == b.best_guess.text
-        assert a.best_guess.score == pytest.approx(b.best_guess.score, abs=1e-3)
+    assert_same_answers(ov_reader, shipped_fp32_reader, 1e-3)
 
 
-@settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.too_slow,
-                                                                 HealthCheck.function_scoped_fixture])
-@given(text=CITATION_TEXTS, question=st.sampled_from(QUESTIONS))
+@citation_property
 def test_every_citation_slices_the_document_exactly(ov_reader, text, question):
-    doc, passages = _passages(text)
-    out = ov_reader.run(question, passages, lambda d: doc)
-    for a in out.answers + ([out.best_guess] if out.best_guess else []):
-        for c in a.citations:
-            assert doc[c.start:c.end] == c.text and c.text.strip()
+    assert_citations_exact(ov_reader, text, question)
 
 
 def test_the_setting_and_the_errors(monkeypatch, tmp_path):

@@ -5,13 +5,13 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, given, settings, strategies as st
 
 from qa.config import Settings
 from qa.reader.forward import forward_logits
 from qa.reader.packed import matches_padded, packed_logits, supports
 from qa.reader.reader import ExtractiveReader
-from shipped import CITATION_TEXTS, RUNTIME_QUESTIONS as QUESTIONS, SHIPPED, UNREST as CTX, two_passages
+from shipped import (RUNTIME_QUESTIONS as QUESTIONS, SHIPPED, UNREST as CTX, assert_citations_exact, assert_same_answers,
+                     citation_property, two_passages)
 
 
 @pytest.fixture(scope="module")
@@ -57,26 +57,13 @@ def test_the_reader_uses_it_and_gives_the_same_answers(packed_reader, shipped_fp
     calls = []
     real = packed_mod.packed_logits
     monkeypatch.setattr(packed_mod, "packed_logits", lambda *a, **k: calls.append(1) or real(*a, **k))
-    doc, passages = two_passages(CTX)
-    for q in QUESTIONS:
-        a = packed_reader.run(q, passages, lambda d: doc)
-        b = shipped_fp32_reader.run(q, passages, lambda d: doc)
-        assert [(x.text, [(c.start, c.end) for c in x.citations]) for x in a.answers] == \
-               [(x.text, [(c.start, c.end) for c in x.citations]) for x in b.answers]
-        assert a.best_guess.text == b.best_guess.text
-        assert a.best_guess.score == pytest.approx(b.best_guess.score, abs=1e-4)
+    assert_same_answers(packed_reader, shipped_fp32_reader, 1e-4)
     assert len(calls) == len(QUESTIONS)
 
 
-@settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.too_slow,
-                                                                 HealthCheck.function_scoped_fixture])
-@given(text=CITATION_TEXTS, question=st.sampled_from(QUESTIONS))
+@citation_property
 def test_every_citation_slices_the_document_exactly(packed_reader, text, question):
-    doc, passages = two_passages(text)
-    out = packed_reader.run(question, passages, lambda d: doc)
-    for a in out.answers + ([out.best_guess] if out.best_guess else []):
-        for c in a.citations:
-            assert doc[c.start:c.end] == c.text and c.text.strip()
+    assert_citations_exact(packed_reader, text, question)
 
 
 def test_a_model_it_cannot_walk_falls_back_to_the_padded_forward(caplog, monkeypatch):
