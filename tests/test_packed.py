@@ -21,6 +21,13 @@ def packed_reader() -> ExtractiveReader:
     return r
 
 
+@pytest.fixture(scope="module")
+def padded_reader() -> ExtractiveReader:
+    r = ExtractiveReader(SHIPPED, precision="fp32", packed=False)
+    r.warm_up()
+    return r
+
+
 def _rows(lengths, seed=0):
     rng = np.random.default_rng(seed)
     rows = []
@@ -34,7 +41,7 @@ def _rows(lengths, seed=0):
 
 
 @pytest.mark.parametrize("lengths", [[17], [5, 220], [64, 64, 63], [256, 3, 130, 199, 41]])
-def test_logits_are_the_padded_forwards(shipped_fp32_reader, lengths):
+def test_logits_are_the_padded_forwards(padded_reader, lengths):
     rows = _rows(lengths)
     width = max(lengths)
     ids = np.zeros((len(rows), width), dtype=np.int64)
@@ -42,22 +49,22 @@ def test_logits_are_the_padded_forwards(shipped_fp32_reader, lengths):
     types = np.zeros_like(ids)
     for i, (a, b) in enumerate(rows):
         ids[i, : len(a)], mask[i, : len(a)], types[i, : len(a)] = a, 1, b
-    s, e = forward_logits(shipped_fp32_reader.model, ids, mask, types, "cpu", False)
-    packed = packed_logits(shipped_fp32_reader.model, rows)
+    s, e = forward_logits(padded_reader.model, ids, mask, types, "cpu", False)
+    packed = packed_logits(padded_reader.model, rows)
     assert [len(p[0]) for p in packed] == lengths
     for i, (ps, pe) in enumerate(packed):
         assert np.abs(ps - s[i, : lengths[i]]).max() < 1e-4
         assert np.abs(pe - e[i, : lengths[i]]).max() < 1e-4
 
 
-def test_the_reader_uses_it_and_gives_the_same_answers(packed_reader, shipped_fp32_reader, monkeypatch):
-    assert packed_reader.packed and not shipped_fp32_reader.packed
+def test_the_reader_uses_it_and_gives_the_same_answers(packed_reader, padded_reader, monkeypatch):
+    assert packed_reader.packed and not padded_reader.packed
     import qa.reader.packed as packed_mod
 
     calls = []
     real = packed_mod.packed_logits
     monkeypatch.setattr(packed_mod, "packed_logits", lambda *a, **k: calls.append(1) or real(*a, **k))
-    assert_same_answers(packed_reader, shipped_fp32_reader, 1e-4)
+    assert_same_answers(packed_reader, padded_reader, 1e-4)
     assert len(calls) == len(QUESTIONS)
 
 
@@ -95,9 +102,9 @@ def test_a_probe_that_disagrees_turns_it_off(monkeypatch):
 
 
 def test_the_setting(monkeypatch):
-    assert Settings().reader_packed is False
-    monkeypatch.setenv("QA_READER_PACKED", "1")
-    assert ExtractiveReader.from_settings(Settings()).packed is True
+    assert Settings().reader_packed is True
+    monkeypatch.setenv("QA_READER_PACKED", "0")
+    assert ExtractiveReader.from_settings(Settings()).packed is False
     monkeypatch.setenv("QA_READER_PACKED", "maybe")
     with pytest.raises(ValueError):
         Settings()
@@ -107,7 +114,7 @@ def test_bf16_weights_pass_the_probe_and_answer_alike():
     """bf16 rounds differently with and without padding (~0.5 % of a logit, as between two batch shapes of the padded
     forward); the probe's tolerance admits that, and the answers to clear questions stay the same."""
     packed = ExtractiveReader(SHIPPED, precision="bf16", packed=True)
-    padded = ExtractiveReader(SHIPPED, precision="bf16")
+    padded = ExtractiveReader(SHIPPED, precision="bf16", packed=False)
     packed.warm_up()
     padded.warm_up()
     assert packed.packed and packed.runtime == "torch-bf16"

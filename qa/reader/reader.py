@@ -109,7 +109,7 @@ class ExtractiveReader:
                  use_verifier: bool = True, device: str = "cpu", batch_windows: int = 0,
                  batch_wait_ms: float = 2.0, pretokenised: bool = True, early_exit_by: str = "span",
                  int8_cache_dir: str | Path | None = None, backend: str = "torch",
-                 openvino_cache_dir: str | Path | None = None, packed: bool = False):
+                 openvino_cache_dir: str | Path | None = None, packed: bool = True):
         self.model_dir = Path(model_dir)
         self.max_length = max_length
         self.stride = stride
@@ -305,7 +305,8 @@ class ExtractiveReader:
         out: list = [None] * len(rows)
         order = sorted(range(len(rows)), key=lambda w: len(rows[w][0]))
         with self._lock:
-            if self.packed and width is None:  # no padding: each window exactly its own length
+            if self.packed and width is None and len({len(r[0]) for r in rows}) > 1:
+                # no padding in the position-wise layers (windows of one length have none to save)
                 from qa.reader.packed import packed_logits
 
                 for b in range(0, len(rows), size):
