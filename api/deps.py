@@ -22,7 +22,7 @@ from qa.config import Settings
 
 #: Upload rules (the per-file byte limit is Settings.max_upload_bytes).
 MAX_FILES_PER_UPLOAD = 20
-#: Concurrent model calls (ask) in worker threads; more requests wait their turn.
+#: Concurrent model calls (ask) in worker threads by default (QA_ASK_CONCURRENCY); more requests wait their turn.
 MODEL_CONCURRENCY = 4
 #: Request body limit for everything but uploads (a question is at most a few KiB of JSON).
 MAX_BODY_BYTES = 256 * 1024
@@ -34,11 +34,15 @@ class ServiceState:
     pipeline: Any = None  # qa.pipeline.QAPipeline or anything honoring its interface
     status: str = "starting"  # starting | ready | failed
     reason: str | None = "warming up: loading the index and models"
-    model_limiter: anyio.CapacityLimiter = field(default_factory=lambda: anyio.CapacityLimiter(MODEL_CONCURRENCY))
+    model_limiter: anyio.CapacityLimiter | None = None  # QA_ASK_CONCURRENCY model calls at once (__post_init__)
     write_lock: threading.Lock = field(default_factory=threading.Lock)  # serializes uploads/deletes
     access: Any = None  # api.security.AccessPolicy
     writes: Any = None  # api.jobs.Writes: the writer thread and jobs
     failed_version: str | None = None  # the index version that failed to load (reload retries on a new one)
+
+    def __post_init__(self) -> None:
+        if self.model_limiter is None:
+            self.model_limiter = anyio.CapacityLimiter(getattr(self.settings, "ask_concurrency", MODEL_CONCURRENCY))
 
 
 def get_service(request: Request) -> ServiceState:
@@ -52,7 +56,7 @@ def ready_pipeline(service: ServiceState = Depends(get_service)) -> Any:
 
 
 async def in_thread(service: ServiceState, fn: Callable, *args: Any) -> Any:
-    """Run a model call in a worker thread, at most MODEL_CONCURRENCY at once."""
+    """Run a model call in a worker thread, at most QA_ASK_CONCURRENCY at once."""
     return await anyio.to_thread.run_sync(partial(fn, *args), limiter=service.model_limiter)
 
 

@@ -86,6 +86,9 @@ class Settings(BaseSettings):
     # `reader_batch_wait_ms`. 0 windows = every question runs its own forward.
     reader_batch_windows: int = Field(0, ge=0, le=1024)
     reader_batch_wait_ms: float = Field(2.0, ge=0.0, le=1000.0)
+    # Questions the API answers at once, each in a worker thread (more requests wait their turn). 4 keeps two CPU
+    # cores busy; on a GPU with reader_batch_windows, more concurrent questions fill bigger batches.
+    ask_concurrency: int = Field(4, ge=1, le=256)
     # Pre-tokenised passages (qa/reader/pretokenised.py): index builds store each chunk's reader tokens
     # (reader_tokens.npz) and the reader uses them instead of tokenising the passages per question (same windows).
     # False: neither written nor used (an index without them always tokenises at query time).

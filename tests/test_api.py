@@ -279,6 +279,47 @@ def test_ask_runs_off_the_event_loop(settings, fake, monkeypatch):
         assert results["ask"].status_code == 200
 
 
+@pytest.mark.parametrize("limit", [1, 3])
+def test_ask_concurrency_caps_the_model_calls_at_once(tmp_path, limit, monkeypatch):
+    """QA_ASK_CONCURRENCY questions are answered at once; the others wait their turn and are answered too."""
+    settings = make_settings(tmp_path, ask_concurrency=limit)
+    fake = FakePipeline(settings)
+    lock, release = threading.Lock(), threading.Event()
+    state = {"active": 0, "peak": 0}
+    real_ask = fake.ask
+
+    def slow_ask(*a, **k):
+        with lock:
+            state["active"] += 1
+            state["peak"] = max(state["peak"], state["active"])
+        release.wait(10)
+        with lock:
+            state["active"] -= 1
+        return real_ask(*a, **k)
+
+    monkeypatch.setattr(fake, "ask", slow_ask)
+    with TestClient(app_for(settings, fake)) as c:
+        codes = []
+        threads = [threading.Thread(target=lambda: codes.append(c.post("/ask", json={"question": KZ_QUESTION})
+                                                                .status_code)) for _ in range(limit + 3)]
+        for t in threads:
+            t.start()
+        deadline = time.monotonic() + 10
+        while state["peak"] < limit and time.monotonic() < deadline:
+            time.sleep(0.02)
+        time.sleep(0.3)  # time for a call over the limit to start, if the limit let it
+        assert state["peak"] == limit
+        release.set()
+        for t in threads:
+            t.join(10)
+        assert codes == [200] * (limit + 3)
+
+
+def test_ask_concurrency_is_checked():
+    with pytest.raises(ValueError):
+        Settings(ask_concurrency=0)
+
+
 # --------------------------------------------------------------------------- documents
 
 
