@@ -230,6 +230,11 @@ def test_a_student_is_distilled_end_to_end(tmp_path):
     assert figures["student"] == {"layers_kept": [0, 2]}
     assert figures["distill"]["weight"] == 0.5 and figures["train"]["steps"] == 6
     assert figures["after"]["single_shared"]["answerable"] == 3
+    # --steps: the run stops there, whatever the epochs would give (6 steps above)
+    assert main(["--squad", str(tmp_path / "squad.json"), "--groups", str(tmp_path / "groups.jsonl.gz"),
+                 "--init", str(tmp_path / "teacher"), "--out", str(tmp_path / "short"), "--student-layers", "0,2",
+                 "--distill", "0.5", "--epochs", "3", "--groups-per-batch", "2", "--steps", "4", "--cpu"]) == 0
+    assert json.loads((tmp_path / "short" / "figures.json").read_text())["train"]["steps"] == 4
 
 
 def test_a_student_cannot_be_interpolated_with_its_teacher(tmp_path):

@@ -417,6 +417,8 @@ def train(args) -> dict:
     ]
     opt = torch.optim.AdamW(params, lr=args.lr, fused=device == "cuda")
     planned = len(batches) * args.epochs
+    if args.steps:  # a fixed number of steps: the schedule (warm-up included) is sized to it, no probe needed
+        planned = min(planned, args.steps)
     warmup = max(1, int(0.05 * planned))
     lr_at = lambda step: args.lr * min(1.0, (step + 1) / warmup) * max(0.0, (total - step) / max(1, total - warmup))  # noqa: E731
     total = planned
@@ -524,6 +526,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--eval-after", action="store_true")
     ap.add_argument("--epochs", type=int, default=1)
     ap.add_argument("--minutes", type=float, default=0.0, help="training time budget (0 = none)")
+    ap.add_argument("--steps", type=int, default=0,
+                    help="train this many steps at most, the schedule sized to them (0 = the epochs'); unlike "
+                         "--minutes, not sized by a throughput probe that a busy CPU would make too slow")
     ap.add_argument("--groups-per-batch", type=int, default=16)
     ap.add_argument("--lr", type=float, default=3e-5)
     ap.add_argument("--weight-decay", type=float, default=0.01)
