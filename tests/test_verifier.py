@@ -101,6 +101,27 @@ def test_fit_verifier_keeps_articles_apart():
     assert 0.0 <= data["min_confidence"] <= 1.0
 
 
+def test_dropped_features_are_left_out_of_the_pipeline_models_only():
+    from qa.verifier.answer_type import FEATURES as TYPE_FEATURES
+    from qa.verifier.features import FULL, READER
+
+    rng = np.random.default_rng(5)
+    rows = []
+    for art in range(30):
+        for q in range(20):
+            x = rng.normal()
+            r = {f: float(rng.normal()) for f in FULL}
+            r["span_logit"] = x
+            r.update({"_article": f"a{art}", "_rank": 0, "_label": int(rng.random() < 1 / (1 + np.exp(-2 * x))),
+                      "_answerable": True, "_answer": "x"})
+            rows.append(r)
+    data = fit_verifier(rows, seed=0, target_precision=0.8, drop_features=TYPE_FEATURES)
+    assert data["models"]["full"]["features"] == [f for f in FULL if f not in TYPE_FEATURES]
+    assert data["models"]["reader"]["features"] == READER
+    with pytest.raises(ValueError, match="not a pipeline feature"):
+        fit_verifier(rows, seed=0, target_precision=0.8, drop_features=["no_such_feature"])
+
+
 def test_question_coverage_features_see_what_the_answer_sentence_lacks():
     from qa.verifier.features import content_terms, coverage
 

@@ -23,6 +23,7 @@ import hashlib
 import json
 import random
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -47,6 +48,26 @@ def _hides_evidence(passage: Any, item: Any) -> bool:
         return True
     low = ch.text.lower()
     return any(a.strip() and a.strip().lower() in low for a in item.answers)
+
+
+def add_answer_type_features(rows: list[dict]) -> int:
+    """Rows saved before the answer-type features existed get them from what they recorded (``_question``,
+    ``_answer`` and, for a question's top answer, ``_sentence``): the same function the reader calls when
+    serving. A row without ``_sentence`` (not a top answer) gets ``unit_near`` as if its sentence were
+    unknown (-1); the pipeline models are fitted on top answers only (``--fit-rows top``). Returns how many
+    rows were filled in."""
+    from qa.verifier.answer_type import FEATURES as TYPE_FEATURES
+    from qa.verifier.answer_type import answer_type_features
+
+    n = 0
+    for r in rows:
+        if all(k in r for k in TYPE_FEATURES) or "_question" not in r or "_answer" not in r:
+            continue
+        if "passage_rank" not in r:  # a reader-alone row: those models do not use them
+            continue
+        r.update(answer_type_features(r["_question"], r["_answer"], r.get("_sentence") or ""))
+        n += 1
+    return n
 
 
 def collect(pipeline: Any, items: list, top_k: int, progress: bool = True, hard_negative_fraction: float = 0.0,
@@ -336,7 +357,7 @@ def cascade_served(rows: list[dict], p: np.ndarray, bar: float) -> tuple[np.ndar
 def fit_verifier(rows: list[dict], seed: int, target_precision: float, single_rows: list[dict] | None = None,
                  unanswerable_share: float | None = None, model: str = "linear", calibration: str = "isotonic",
                  fit_top_only: bool = False, impossible_weight: float = 1.0, exit_bar: float = 0.9,
-                 keep: dict | None = None) -> dict:
+                 keep: dict | None = None, drop_features: Sequence[str] = ()) -> dict:
     """Fit both feature sets on rows (from :func:`collect`) split by article; returns the verifier.json dict.
     ``single_rows`` (from :func:`collect_single`), when given, are what the ``reader`` model is fitted on.
     ``unanswerable_share`` reweights the ``full`` model's rows (fit, calibration and threshold; see
@@ -354,7 +375,10 @@ def fit_verifier(rows: list[dict], seed: int, target_precision: float, single_ro
 
     ``keep``: an existing verifier.json dict whose models are kept as they are instead of refitted (e.g. add a
     ``first`` model to a shipped verifier without changing how full reads are scored); its ``min_confidence``
-    and ``fallback_span_threshold`` are kept with them, and the test figures are computed with the kept models."""
+    and ``fallback_span_threshold`` are kept with them, and the test figures are computed with the kept models.
+
+    ``drop_features``: pipeline features the ``full`` and ``first`` models leave out (ablations: what a feature
+    group is worth on the same rows)."""
     if model not in ("linear", "trees"):
         raise ValueError(f"model must be 'linear' or 'trees', got {model!r}")
     if calibration not in ("isotonic", "platt"):
@@ -369,9 +393,13 @@ def fit_verifier(rows: list[dict], seed: int, target_precision: float, single_ro
                              "collect more questions (--questions)")
     first_rows = [r for r in rows if not is_full_read(r)]
     full_rows = [r for r in rows if is_full_read(r)]
-    fits = [("full", FULL, full_rows), ("reader", READER, single_rows or full_rows)]
+    unknown = sorted(set(drop_features) - set(FULL))
+    if unknown:
+        raise ValueError(f"cannot drop {unknown[0]!r}: not a pipeline feature ({', '.join(FULL)})")
+    pipeline_feats = [f for f in FULL if f not in set(drop_features)]
+    fits = [("full", pipeline_feats, full_rows), ("reader", READER, single_rows or full_rows)]
     if first_rows:
-        fits.append(("first", FULL, first_rows))
+        fits.append(("first", pipeline_feats, first_rows))
     predictions: dict[str, tuple[list[dict], np.ndarray]] = {}
     for kind, feats, data_rows in fits:
         pick = lambda s, top_only=False: [r for r in data_rows if r["_article"] in s  # noqa: E731
@@ -487,6 +515,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--keep-models", default="",
                     help="comma-separated models of the reader folder's verifier.json to keep as they are (e.g. "
                          "full,reader: add the first-passages model without refitting the others)")
+    ap.add_argument("--drop-features", default="",
+                    help="comma-separated pipeline features to leave out of the full and first models (ablations)")
+    ap.add_argument("--out", type=Path, default=None,
+                    help="write verifier.json here instead of into the reader folder (then reader_config.json is "
+                         "left alone): a variant to compare before shipping it (eval/verifier_compare.py)")
     ap.add_argument("--single-only", action="store_true",
                     help="with --rows: collect only the reader-alone rows (own paragraph / other paragraph)")
     args = ap.parse_args(argv)
@@ -531,6 +564,9 @@ def main(argv: list[str] | None = None) -> int:
         for r in rows:
             if not r["_answerable"] and r["_article"] in v2_titles and r.get("_variant") == "as-retrieved":
                 r["_variant"] = "impossible"
+    backfilled = add_answer_type_features(rows)
+    if backfilled:
+        print(f"answer-type features computed for {backfilled} saved rows (collected before they existed)")
     single = ([json.loads(x) for x in single_path.read_text(encoding="utf-8").splitlines() if x.strip()]
               if single_path.exists() else None)
     keep = None
@@ -543,7 +579,7 @@ def main(argv: list[str] | None = None) -> int:
         keep = dict(existing, models={x: existing["models"][x] for x in names})
     data = fit_verifier(rows, args.seed, args.target_precision, single, args.unanswerable_share or None,
                         args.model, args.calibration, args.fit_rows == "top", args.impossible_weight,
-                        args.exit_bar, keep)
+                        args.exit_bar, keep, [x.strip() for x in args.drop_features.split(",") if x.strip()])
     data["version"] = 1
     data["date"] = _dt.date.today().isoformat()
     data["trained_on"] = {"squad_file": squad.name, "held_out_articles": args.held_out, "split_seed": args.split_seed,
@@ -554,7 +590,8 @@ def main(argv: list[str] | None = None) -> int:
                           "unanswerable_share": args.unanswerable_share or None, "model": args.model,
                           "calibration": args.calibration, "fit_rows": args.fit_rows,
                           "impossible_weight": args.impossible_weight, "first_passages": args.first_passages,
-                          "exit_bar": args.exit_bar, "f1_correct": F1_CORRECT}
+                          "exit_bar": args.exit_bar, "f1_correct": F1_CORRECT,
+                          "dropped_features": [x.strip() for x in args.drop_features.split(",") if x.strip()]}
     if keep is not None:  # what the kept models were fitted on, and the file they came from
         kept_path = Path(reader_dir) / FILE_NAME
         data["kept_from"] = {"date": keep.get("date"), "trained_on": keep.get("trained_on"),
@@ -564,7 +601,11 @@ def main(argv: list[str] | None = None) -> int:
         data["reader_sha256"] = hashlib.sha256(weights.read_bytes()).hexdigest()
     print(json.dumps({"min_confidence": data["min_confidence"], "rows": data["rows"], "metrics": data["metrics"]},
                      indent=1))
-    if not args.dry_run:
+    if not args.dry_run and args.out is not None:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(json.dumps(data, indent=1) + "\n", encoding="utf-8")
+        print(f"wrote {args.out}", file=sys.stderr)
+    elif not args.dry_run:
         (Path(reader_dir) / FILE_NAME).write_text(json.dumps(data, indent=1) + "\n", encoding="utf-8")
         cfg_path = Path(reader_dir) / "reader_config.json"
         if cfg_path.exists():  # the no-verifier fallback threshold, on the same precision target
