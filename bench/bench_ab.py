@@ -2,13 +2,14 @@
 the configurations in rotating order. 'every passage' = the default (stored tokens, every retrieved passage read);
 'cascade BAR' = QA_READER_FIRST_PASSAGES=1, QA_READER_EARLY_EXIT_BY=confidence, QA_READER_EARLY_EXIT_SCORE=BAR, the
 first step scored by the verifier's first-passages model; 'cascade BAR, full model' = the same scored by the full
-model (the cascade before that model existed); --backends torch openvino runs each configuration with each
+model (the cascade before that model existed); 'cascade Np BAR' (--cascades N:BAR[:VERIFIER]) = N passages first,
+the first step scored by VERIFIER's first-passages model; --backends torch openvino runs each configuration with each
 reader backend (QA_READER_BACKEND); --packed adds, for the torch backend, a twin of each configuration whose windows
 run unpadded (QA_READER_PACKED, qa/reader/packed.py); 'tokenise at query time' (--with-query-time) = every passage,
 passages tokenised at query time (the code path of baced1b).
 
     python bench/bench_ab.py [--rounds N] [--bars 0.7 0.8 0.9] [--full-model-bar 0.9] [--with-query-time]
-        [--backends torch openvino] [--packed]
+        [--backends torch openvino] [--packed] [--cascades 2:0.7:runs/v.json ...]
     (AVX2-emulated: ATEN_CPU_CAPABILITY=avx2 ONEDNN_MAX_CPU_ISA=AVX2 QA_READER_PRECISION=fp32)
 Figures only: nothing here asserts a time.
 """
@@ -39,6 +40,9 @@ ap.add_argument("--full-model-bar", type=float, nargs="*", default=[0.9])
 ap.add_argument("--with-query-time", action="store_true")
 ap.add_argument("--backends", nargs="*", default=[R.backend],
                 help="reader backends to compare (torch, openvino): each configuration runs on each")
+ap.add_argument("--cascades", nargs="*", default=[], metavar="N:BAR[:VERIFIER]",
+                help="more cascades: read the best N passages first, exit at BAR, the first step scored by the "
+                     "'first' model of VERIFIER (a verifier.json; default: the reader folder's)")
 ap.add_argument("--packed", action="store_true",
                 help="also run every torch configuration with its windows unpadded (QA_READER_PACKED)")
 args = ap.parse_args()
@@ -66,6 +70,16 @@ for b, rd in readers.items():
     for bar in args.bars:
         CONF[f"cascade {bar}" + tag] = dict(pretokenised=True, first_passages=1, early_exit_by="confidence",
                                             early_exit_score=bar, _models=models, _reader=rd)
+    for spec in args.cascades:
+        n_first, bar, *path = spec.split(":", 2)
+        models_c = dict(models)
+        if path:
+            import json as _json
+            from qa.verifier.model import Verifier
+            models_c["first"] = Verifier(_json.loads(Path(path[0]).read_text(encoding="utf-8"))).models["first"]
+        label = f"cascade {n_first}p {bar}" + (f" ({Path(path[0]).parent.name}/{Path(path[0]).name})" if path else "")
+        CONF[label + tag] = dict(pretokenised=True, first_passages=int(n_first), early_exit_by="confidence",
+                                 early_exit_score=float(bar), _models=models_c, _reader=rd)
     for bar in args.full_model_bar:
         CONF[f"cascade {bar}, full model" + tag] = dict(pretokenised=True, first_passages=1, early_exit_by="confidence",
                                                         early_exit_score=bar, _models=no_first, _reader=rd)

@@ -50,10 +50,11 @@ def scored(rows: list[dict], verifier_path: Path) -> dict:
     right = [bool(r["_label"]) for r in top]
     answerable = [bool(r["_answerable"]) for r in top]
     thr = v.min_confidence
-    refused = [pi < thr for pi, a in zip(p, answerable) if a]
-    caught = [pi < thr for pi, a in zip(p, answerable) if not a]
-    return {"questions": len(top), "threshold": thr, "auroc": auroc(p.tolist(), right),
-            "ece": expected_calibration_error(p.tolist(), right), "aurc": aurc(p.tolist(), right),
+    refused = [bool(pi < thr) for pi, a in zip(p, answerable) if a]
+    caught = [bool(pi < thr) for pi, a in zip(p, answerable) if not a]
+    num = lambda x: None if x is None else float(x)  # noqa: E731
+    return {"questions": len(top), "threshold": thr, "auroc": num(auroc(p.tolist(), right)),
+            "ece": num(expected_calibration_error(p.tolist(), right)), "aurc": num(aurc(p.tolist(), right)),
             "refused": (sum(refused) / len(refused)) if refused else None, "answerable": len(refused),
             "caught": sum(caught), "unanswerable": len(caught)}
 
@@ -79,9 +80,6 @@ def main(argv: list[str] | None = None) -> int:
         if args.save is not None:
             args.save.parent.mkdir(parents=True, exist_ok=True)
             args.save.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
-    from qa.training.verifier import add_answer_type_features
-
-    add_answer_type_features(rows)
     out = {}
     print(f"{'verifier':<14} {'questions':>9} {'threshold':>9} {'AUROC':>6} {'ECE':>6} {'AURC':>6} "
           f"{'refused':>8} {'caught':>9}")

@@ -50,26 +50,6 @@ def _hides_evidence(passage: Any, item: Any) -> bool:
     return any(a.strip() and a.strip().lower() in low for a in item.answers)
 
 
-def add_answer_type_features(rows: list[dict]) -> int:
-    """Rows saved before the answer-type features existed get them from what they recorded (``_question``,
-    ``_answer`` and, for a question's top answer, ``_sentence``): the same function the reader calls when
-    serving. A row without ``_sentence`` (not a top answer) gets ``unit_near`` as if its sentence were
-    unknown (-1); the pipeline models are fitted on top answers only (``--fit-rows top``). Returns how many
-    rows were filled in."""
-    from qa.verifier.answer_type import FEATURES as TYPE_FEATURES
-    from qa.verifier.answer_type import answer_type_features
-
-    n = 0
-    for r in rows:
-        if all(k in r for k in TYPE_FEATURES) or "_question" not in r or "_answer" not in r:
-            continue
-        if "passage_rank" not in r:  # a reader-alone row: those models do not use them
-            continue
-        r.update(answer_type_features(r["_question"], r["_answer"], r.get("_sentence") or ""))
-        n += 1
-    return n
-
-
 def collect(pipeline: Any, items: list, top_k: int, progress: bool = True, hard_negative_fraction: float = 0.0,
             seed: int = 0, first_passages: int = 0) -> list[dict]:
     """Feature rows (verifier off) for every item: one per considered answer, with label and article.
@@ -564,9 +544,6 @@ def main(argv: list[str] | None = None) -> int:
         for r in rows:
             if not r["_answerable"] and r["_article"] in v2_titles and r.get("_variant") == "as-retrieved":
                 r["_variant"] = "impossible"
-    backfilled = add_answer_type_features(rows)
-    if backfilled:
-        print(f"answer-type features computed for {backfilled} saved rows (collected before they existed)")
     single = ([json.loads(x) for x in single_path.read_text(encoding="utf-8").splitlines() if x.strip()]
               if single_path.exists() else None)
     keep = None

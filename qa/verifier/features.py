@@ -39,8 +39,6 @@ FULL = READER + [
     "top_bm25_log",  # log1p(best BM25 score retrieved)
     "evidence_top",  # 1 when the best citation lies in the first retrieved passage
     "q_in_passages",  # share of the question's content words found anywhere in the retrieved passages
-    # does the answer have the form the question asks for (qa/verifier/answer_type.py)
-    "q_type", "a_clock", "a_date", "a_capitalised", "type_match", "unit_near",
 ]
 
 _EPS = 1e-6
@@ -125,9 +123,6 @@ def answer_features(groups: Sequence[Any], index: int, null_prob: float, questio
             "evidence_top": 1.0 if pi == 0 else 0.0,
             "q_in_passages": coverage(qterms, " ".join(x.chunk.text for x in passages)),
         })
-        from qa.verifier.answer_type import answer_type_features  # (it uses content_terms from here)
-
-        f.update(answer_type_features(question, answer_text, sentences[0] if sentences else ""))
     return f
 
 
