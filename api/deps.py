@@ -22,8 +22,6 @@ from qa.config import Settings
 
 #: Upload rules (the per-file byte limit is Settings.max_upload_bytes).
 MAX_FILES_PER_UPLOAD = 20
-#: Concurrent model calls (ask) in worker threads by default (QA_ASK_CONCURRENCY); more requests wait their turn.
-MODEL_CONCURRENCY = 4
 #: Request body limit for everything but uploads (a question is at most a few KiB of JSON).
 MAX_BODY_BYTES = 256 * 1024
 
@@ -42,7 +40,8 @@ class ServiceState:
 
     def __post_init__(self) -> None:
         if self.model_limiter is None:
-            self.model_limiter = anyio.CapacityLimiter(getattr(self.settings, "ask_concurrency", MODEL_CONCURRENCY))
+            # QA_ASK_CONCURRENCY model calls (ask) at once in worker threads; more requests wait their turn
+            self.model_limiter = anyio.CapacityLimiter(self.settings.resolved_ask_concurrency())
 
 
 def get_service(request: Request) -> ServiceState:

@@ -86,9 +86,11 @@ class Settings(BaseSettings):
     # `reader_batch_wait_ms`. 0 windows = every question runs its own forward.
     reader_batch_windows: int = Field(0, ge=0, le=1024)
     reader_batch_wait_ms: float = Field(2.0, ge=0.0, le=1000.0)
-    # Questions the API answers at once, each in a worker thread (more requests wait their turn). 4 keeps two CPU
-    # cores busy; on a GPU with reader_batch_windows, more concurrent questions fill bigger batches.
-    ask_concurrency: int = Field(4, ge=1, le=256)
+    # Questions the API answers at once, each in a worker thread (more requests wait their turn). 0 (auto): 1 when
+    # the models run on the CPU (one question's forward already uses every core; two at once oversubscribe them:
+    # -15 to -20 % requests/s at 8 clients on 2 cores, docs/benchmarks.md), 4 on a GPU, where more concurrent
+    # questions fill bigger batches with reader_batch_windows.
+    ask_concurrency: int = Field(0, ge=0, le=256)
     # Pre-tokenised passages (qa/reader/pretokenised.py): index builds store each chunk's reader tokens
     # (reader_tokens.npz) and the reader uses them instead of tokenising the passages per question (same windows).
     # False: neither written nor used (an index without them always tokenises at query time).
@@ -146,6 +148,12 @@ class Settings(BaseSettings):
         from qa.device import resolve_device
 
         return resolve_device(self.device)
+
+    def resolved_ask_concurrency(self) -> int:
+        """``ask_concurrency`` resolved: itself when set, else 1 on the CPU and 4 on CUDA."""
+        if self.ask_concurrency:
+            return self.ask_concurrency
+        return 4 if self.resolved_device() == "cuda" else 1
 
     def resolved_embedding_model(self) -> str:
         return self.embedding_model or default_embedding_model()

@@ -316,8 +316,26 @@ def test_ask_concurrency_caps_the_model_calls_at_once(tmp_path, limit, monkeypat
 
 
 def test_ask_concurrency_is_checked():
-    with pytest.raises(ValueError):
-        Settings(ask_concurrency=0)
+    for bad in (-1, 257):
+        with pytest.raises(ValueError):
+            Settings(ask_concurrency=bad)
+
+
+def test_ask_concurrency_auto_is_one_question_at_a_time_on_the_cpu_and_four_on_a_gpu(tmp_path, monkeypatch):
+    """0 (the default): one question's forward already uses every CPU core, so more at once only oversubscribe
+    them; on a GPU more questions at once fill bigger batches."""
+    from api.deps import ServiceState
+
+    assert Settings().ask_concurrency == 0
+    settings = make_settings(tmp_path, device="cpu")
+    assert settings.resolved_ask_concurrency() == 1
+    assert ServiceState(settings).model_limiter.total_tokens == 1
+    assert make_settings(tmp_path, device="cpu", ask_concurrency=3).resolved_ask_concurrency() == 3
+    monkeypatch.setattr("qa.device.resolve_device", lambda device: "cuda")
+    cuda = make_settings(tmp_path, device="auto")
+    assert cuda.resolved_ask_concurrency() == 4
+    assert ServiceState(cuda).model_limiter.total_tokens == 4
+    assert make_settings(tmp_path, device="auto", ask_concurrency=16).resolved_ask_concurrency() == 16
 
 
 # --------------------------------------------------------------------------- documents
