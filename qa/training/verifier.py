@@ -554,9 +554,10 @@ def main(argv: list[str] | None = None) -> int:
         if missing:
             raise SystemExit(f"--keep-models: {Path(reader_dir) / FILE_NAME} has no model {missing[0]!r}")
         keep = dict(existing, models={x: existing["models"][x] for x in names})
+    dropped = [x.strip() for x in args.drop_features.split(",") if x.strip()]
     data = fit_verifier(rows, args.seed, args.target_precision, single, args.unanswerable_share or None,
                         args.model, args.calibration, args.fit_rows == "top", args.impossible_weight,
-                        args.exit_bar, keep, [x.strip() for x in args.drop_features.split(",") if x.strip()])
+                        args.exit_bar, keep, dropped)
     data["version"] = 1
     data["date"] = _dt.date.today().isoformat()
     data["trained_on"] = {"squad_file": squad.name, "held_out_articles": args.held_out, "split_seed": args.split_seed,
@@ -568,7 +569,7 @@ def main(argv: list[str] | None = None) -> int:
                           "calibration": args.calibration, "fit_rows": args.fit_rows,
                           "impossible_weight": args.impossible_weight, "first_passages": args.first_passages,
                           "exit_bar": args.exit_bar, "f1_correct": F1_CORRECT,
-                          "dropped_features": [x.strip() for x in args.drop_features.split(",") if x.strip()]}
+                          "dropped_features": dropped}
     if keep is not None:  # what the kept models were fitted on, and the file they came from
         kept_path = Path(reader_dir) / FILE_NAME
         data["kept_from"] = {"date": keep.get("date"), "trained_on": keep.get("trained_on"),
