@@ -5,11 +5,12 @@ first step scored by the verifier's first-passages model; 'cascade BAR, full mod
 model (the cascade before that model existed); 'cascade Np BAR' (--cascades N:BAR[:VERIFIER]) = N passages first,
 the first step scored by VERIFIER's first-passages model; --backends torch openvino runs each configuration with each
 reader backend (QA_READER_BACKEND); --packed adds, for the torch backend, a twin of each configuration whose windows
-run unpadded (QA_READER_PACKED, qa/reader/packed.py); 'tokenise at query time' (--with-query-time) = every passage,
+run unpadded (QA_READER_PACKED, qa/reader/packed.py); --readers NAME=DIR runs each configuration with another
+reader folder too (its own weights and verifier: e.g. a pruned reader against the shipped one); 'tokenise at query time' (--with-query-time) = every passage,
 passages tokenised at query time (the code path of baced1b).
 
     python bench/bench_ab.py [--rounds N] [--bars 0.7 0.8 0.9] [--full-model-bar 0.9] [--with-query-time]
-        [--backends torch openvino] [--packed] [--cascades 2:0.7:runs/v.json ...]
+        [--backends torch openvino] [--packed] [--cascades 2:0.7:runs/v.json ...] [--readers pruned=runs/p/reader]
     (AVX2-emulated: ATEN_CPU_CAPABILITY=avx2 ONEDNN_MAX_CPU_ISA=AVX2 QA_READER_PRECISION=fp32)
 Figures only: nothing here asserts a time.
 """
@@ -45,9 +46,10 @@ ap.add_argument("--cascades", nargs="*", default=[], metavar="N:BAR[:VERIFIER]",
                      "'first' model of VERIFIER (a verifier.json; default: the reader folder's)")
 ap.add_argument("--packed", action="store_true",
                 help="also run every torch configuration with its windows unpadded (QA_READER_PACKED)")
+ap.add_argument("--readers", nargs="*", default=[], metavar="NAME=DIR",
+                help="other reader folders (weights, reader_config.json, verifier.json): each configuration also "
+                     "runs with each, scored by its own verifier")
 args = ap.parse_args()
-models = dict(R.verifier.models) if R.verifier is not None else {}
-no_first = {k: v for k, v in models.items() if k != "first"}
 readers = {}
 for b in args.backends:
     if b == R.backend:
@@ -57,11 +59,19 @@ for b in args.backends:
         readers[b] = ExtractiveReader.from_settings(pipe.settings.model_copy(update={"reader_backend": b}))
         readers[b].warm_up()
     print(f"backend {b}: runtime {readers[b].runtime}")
+for spec in args.readers:
+    name, _, folder = spec.partition("=")
+    from qa.reader.reader import ExtractiveReader
+    readers[name] = ExtractiveReader.from_settings(pipe.settings.model_copy(update={"reader_model_dir": Path(folder)}))
+    readers[name].warm_up()
+    print(f"reader {name} ({folder}): runtime {readers[name].runtime}")
 if args.packed:
     from qa.reader.packed import matches_padded
     assert "torch" in readers and matches_padded(readers["torch"].model), "the packed forward does not apply here"
 CONF = {}
 for b, rd in readers.items():
+    models = dict(rd.verifier.models) if rd.verifier is not None else {}
+    no_first = {k: v for k, v in models.items() if k != "first"}
     tag = f" [{b}]" if len(readers) > 1 else ""
     CONF["every passage" + tag] = dict(pretokenised=True, first_passages=0, early_exit_by="span", _models=models, _reader=rd)
     if args.with_query_time:
