@@ -6,8 +6,8 @@ model (the cascade before that model existed); 'cascade Np BAR' (--cascades N:BA
 the first step scored by VERIFIER's first-passages model; --backends torch openvino runs each configuration with each
 reader backend (QA_READER_BACKEND); --packed adds, for the torch backend, a twin of each configuration whose windows
 run unpadded (QA_READER_PACKED, qa/reader/packed.py); --readers NAME=DIR runs each configuration with another
-reader folder too (its own weights and verifier: e.g. a pruned reader against the shipped one); 'tokenise at query time' (--with-query-time) = every passage,
-passages tokenised at query time (the code path of baced1b).
+reader folder too (its own weights and verifier: e.g. a pruned reader against the shipped one); 'tokenise at query
+time' (--with-query-time) = every passage, passages tokenised at query time (the code path of baced1b).
 
     python bench/bench_ab.py [--rounds N] [--bars 0.7 0.8 0.9] [--full-model-bar 0.9] [--with-query-time]
         [--backends torch openvino] [--packed] [--cascades 2:0.7:runs/v.json ...] [--readers pruned=runs/p/reader]
