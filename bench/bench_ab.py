@@ -6,11 +6,13 @@ model (the cascade before that model existed); 'cascade Np BAR' (--cascades N:BA
 the first step scored by VERIFIER's first-passages model; --backends torch openvino runs each configuration with each
 reader backend (QA_READER_BACKEND); --packed adds, for the torch backend, a twin of each configuration whose windows
 run unpadded (QA_READER_PACKED, qa/reader/packed.py); --readers NAME=DIR runs each configuration with another
-reader folder too (its own weights and verifier: e.g. a pruned reader against the shipped one); 'tokenise at query
+reader folder too (its own weights and verifier: e.g. a pruned reader against the shipped one); --precisions P runs
+each configuration with the shipped reader in precision P too (QA_READER_PRECISION, e.g. int8-torch); 'tokenise at query
 time' (--with-query-time) = every passage, passages tokenised at query time (the code path of baced1b).
 
     python bench/bench_ab.py [--rounds N] [--bars 0.7 0.8 0.9] [--full-model-bar 0.9] [--with-query-time]
         [--backends torch openvino] [--packed] [--cascades 2:0.7:runs/v.json ...] [--readers pruned=runs/p/reader]
+        [--precisions int8-torch]
     (AVX2-emulated: ATEN_CPU_CAPABILITY=avx2 ONEDNN_MAX_CPU_ISA=AVX2 QA_READER_PRECISION=fp32)
 Figures only: nothing here asserts a time.
 """
@@ -46,6 +48,9 @@ ap.add_argument("--cascades", nargs="*", default=[], metavar="N:BAR[:VERIFIER]",
                      "'first' model of VERIFIER (a verifier.json; default: the reader folder's)")
 ap.add_argument("--packed", action="store_true",
                 help="also run every torch configuration with its windows unpadded (QA_READER_PACKED)")
+ap.add_argument("--precisions", nargs="*", default=[], metavar="PRECISION",
+                help="other QA_READER_PRECISION values (e.g. int8-torch): each configuration also runs with the "
+                     "shipped reader in each")
 ap.add_argument("--readers", nargs="*", default=[], metavar="NAME=DIR",
                 help="other reader folders (weights, reader_config.json, verifier.json): each configuration also "
                      "runs with each, scored by its own verifier")
@@ -59,6 +64,11 @@ for b in args.backends:
         readers[b] = ExtractiveReader.from_settings(pipe.settings.model_copy(update={"reader_backend": b}))
         readers[b].warm_up()
     print(f"backend {b}: runtime {readers[b].runtime}")
+for prec in args.precisions:
+    from qa.reader.reader import ExtractiveReader
+    readers[prec] = ExtractiveReader.from_settings(pipe.settings.model_copy(update={"reader_precision": prec}))
+    readers[prec].warm_up()
+    print(f"precision {prec}: runtime {readers[prec].runtime}")
 for spec in args.readers:
     name, _, folder = spec.partition("=")
     from qa.reader.reader import ExtractiveReader
@@ -95,7 +105,7 @@ for b, rd in readers.items():
                                                         early_exit_score=bar, _models=no_first, _reader=rd)
 for n, c in list(CONF.items()):
     c["packed"] = False
-    if args.packed and c["_reader"].backend == "torch":
+    if args.packed and c["_reader"].backend == "torch" and c["_reader"].int8 is None:
         CONF[n + ", packed"] = dict(c, packed=True)
 names = list(CONF)
 tot = {n: [] for n in names}; tok = {n: [] for n in names}; fwd = {n: [] for n in names}; scored = {n: [] for n in names}

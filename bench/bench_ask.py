@@ -32,7 +32,7 @@ def main() -> int:
     ap.add_argument("--questions", type=Path, default=ROOT / "eval" / "seeds_qa.jsonl")
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("-k", type=int, default=None)
-    ap.add_argument("--precision", choices=["auto", "bf16", "fp32", "int8"], default=None,
+    ap.add_argument("--precision", choices=["auto", "bf16", "fp32", "int8", "int8-torch"], default=None,
                     help="reader precision (default: QA_READER_PRECISION, auto)")
     ap.add_argument("--reader", type=Path, action="append", default=None,
                     help="reader folder (repeat to compare readers in one run: questions alternate between them, "

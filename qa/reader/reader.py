@@ -100,6 +100,11 @@ def cuda_precision(precision: str, bf16_supported: bool) -> str:
     return "bf16" if precision == "bf16" or bf16_supported else "fp16"
 
 
+# QA_READER_PRECISION values: int8 = static int8 on ONNX Runtime (qa.reader.int8); int8-torch = smoothed int8
+# linear layers on PyTorch's FBGEMM kernels (qa.reader.int8_torch); both CPU only
+PRECISIONS = ("auto", "bf16", "fp32", "int8", "int8-torch")
+
+
 class ExtractiveReader:
     """Loads the shipped span-extraction model once; ``run`` batches all windows of a question."""
 
@@ -117,8 +122,8 @@ class ExtractiveReader:
         self.n_best = n_best
         self._threshold_override = threshold
         self.batch_size = batch_size
-        if precision not in ("auto", "bf16", "fp32", "int8"):
-            raise ValueError(f"precision must be auto, bf16, fp32 or int8, not {precision!r}")
+        if precision not in PRECISIONS:
+            raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, not {precision!r}")
         self.precision = precision
         self.first_passages = first_passages
         self.early_exit_score = early_exit_score
@@ -131,7 +136,7 @@ class ExtractiveReader:
         self.fp16 = False  # CUDA without bf16: fp16 weights
         self.requested_device = device  # auto | cpu | cuda (qa.device.resolve_device at warm_up)
         self.device = "cpu"  # after warm_up: where the model runs
-        self.runtime = ""  # after warm_up: "torch-bf16" or "torch-fp32" (CPU), "torch-cuda-bf16|fp16|fp32", "openvino-fp32|bf16", "onnxruntime-int8"
+        self.runtime = ""  # after warm_up: "torch-bf16" or "torch-fp32" (CPU), "torch-cuda-bf16|fp16|fp32", "openvino-fp32|bf16", "onnxruntime-int8", "torch-int8"
         self.threshold = threshold if threshold is not None else DEFAULT_THRESHOLD
         self.temperature = 1.0  # from reader_config.json (fitted by qa export-reader)
         self.min_confidence_override = min_confidence
@@ -147,6 +152,8 @@ class ExtractiveReader:
             raise ValueError(f"backend must be torch or openvino, not {backend!r}")
         if backend == "openvino" and precision == "int8":
             raise ValueError("QA_READER_PRECISION=int8 runs on ONNX Runtime: use it with QA_READER_BACKEND=torch")
+        if backend == "openvino" and precision == "int8-torch":
+            raise ValueError("QA_READER_PRECISION=int8-torch runs on PyTorch: use it with QA_READER_BACKEND=torch")
         self.backend = backend
         self.openvino = None  # qa.reader.openvino_rt.OpenVinoForward when backend == "openvino"
         self.openvino_cache_dir = openvino_cache_dir
@@ -256,6 +263,9 @@ class ExtractiveReader:
             self.model = self.openvino  # loaded; the forward goes through OpenVINO
             self.packed = False
             return
+        if self.precision == "int8-torch" and self.device != "cpu":
+            raise ValueError(f"QA_READER_PRECISION=int8-torch runs on the CPU, not on {self.device}; set "
+                             "QA_DEVICE=cpu, or QA_READER_PRECISION=auto on the GPU")
         if self.device == "cuda":
             kind = cuda_precision(self.precision, bf16_native_on("cuda"))
             self.bf16, self.fp16 = kind == "bf16", kind == "fp16"
@@ -279,6 +289,13 @@ class ExtractiveReader:
             if not self.packed:
                 log.warning("QA_READER_PACKED: this model's layers are not laid out as the packed forward expects "
                             "(or its logits differ on a probe); using the padded forward")
+        if self.precision == "int8-torch":
+            # after the packed check (on the fp32 logits): a token's int8 layers depend on that token alone, so the
+            # packed forward stays what the padded one computes
+            from qa.reader.int8_torch import load_scales, quantize
+
+            self.model = quantize(self.model, load_scales(self.model_dir))
+            self.runtime = "torch-int8"
 
     # -- inference ---------------------------------------------------------------------------
     def _logits(self, windows) -> tuple[np.ndarray, np.ndarray]:

@@ -1,0 +1,206 @@
+"""The reader's linear layers in int8 on PyTorch (``QA_READER_PRECISION=int8-torch``, CPU only).
+
+Each quantised linear layer multiplies int8 weights (one scale per output channel) by its input quantised to 7 bits
+with a fixed scale, and returns fp32 (FBGEMM's ``quantized::linear_with_input_q_dq_qweight_dq_output_fp32``): a
+token's output depends on that token alone, so the packed forward (``qa/reader/packed.py``), the cascade and the
+cross-request batcher work as in fp32. 7-bit inputs (0..127 around zero point 64) keep AVX2's ``vpmaddubsw``, which
+adds two u8 x s8 products in 16 bits, from saturating: every x86 CPU computes the same thing.
+
+A transformer's activations have a few channels far larger than the rest, and one scale for a whole input
+flattens the others. As in SmoothQuant (Xiao et al., 2023) each input channel ``j`` is divided by
+``s_j = max|x_j|^a / max|W_:,j|^(1-a)`` and the weight's column multiplied by it -- the same product in exact
+arithmetic -- which moves the outliers into the weights, where per-channel scales absorb them. BERT normalises
+*after* the residual, so the division cannot be folded into the LayerNorm before it: it is an element-wise
+multiply in front of the layer (:class:`Smoothed`, ~1 % of the layer's cost).
+
+What ships beside the weights is ``int8_torch.json`` (``qa quantize-reader --runtime torch``): the largest absolute
+input of every linear layer's channels over the reader windows of seeded SQuAD *training* questions, the smoothing
+exponent, the layers kept in float (the feed-forward output projections, whose GELU inputs lose most, and the span
+head) and the sha256 of the weights they belong to. The int8 layers are built from it at warm-up (~1 s, nothing
+cached, no data needed). Unlike the ONNX Runtime int8 reader (``qa/reader/int8.py``), FBGEMM's kernels can be
+restricted to AVX2 (``FBGEMM_ENABLE_INSTRUCTIONS=AVX2``, as ``ATEN_CPU_CAPABILITY`` restricts PyTorch's own), so
+its speed on an AVX2-only CPU can be measured on any x86 CPU.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import warnings
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from qa.reader.int8 import Int8Error
+from qa.writes import file_sha256
+
+SCALES_FILE = "int8_torch.json"
+ALPHA = 0.8  # chosen on the first 2,000 dev-42 questions among 0.5, 0.65, 0.8, 0.9 (docs/reader.md)
+ZERO_POINT, LEVELS = 64, 127  # 7-bit inputs: 0..127 around 64
+# linear layers kept in float: the feed-forward output projections (inputs after GELU) and the span head
+FLOAT_KEPT = r"(^|\.)layer\.\d+\.output\.dense$|(^|\.)qa_outputs$"
+
+
+def linear_names(model, float_kept: str = FLOAT_KEPT) -> tuple[list[str], list[str]]:
+    """(quantised, kept float): the names of ``model``'s linear layers."""
+    names = [n for n, m in model.named_modules() if isinstance(m, torch.nn.Linear)]
+    kept = [n for n in names if re.search(float_kept, n)]
+    return [n for n in names if n not in kept], kept
+
+
+def input_absmax(model, windows: list) -> dict[str, np.ndarray]:
+    """The largest |input| of every input channel of every linear layer of ``model`` while it reads each window
+    ``(input_ids, token_type_ids)`` on its own (the CPU)."""
+    from qa.reader.forward import forward_logits
+
+    seen: dict[str, torch.Tensor] = {}
+    hooks = []
+    for name, mod in model.named_modules():
+        if isinstance(mod, torch.nn.Linear):
+            def hook(_mod, inputs, name=name):
+                x = inputs[0].detach()
+                a = x.abs().reshape(-1, x.shape[-1]).amax(0).float()
+                seen[name] = torch.maximum(seen[name], a) if name in seen else a
+            hooks.append(mod.register_forward_pre_hook(hook))
+    try:
+        for ids, types in windows:
+            ids = np.asarray(ids, dtype=np.int64)[None, :]
+            forward_logits(model, ids, np.ones_like(ids), np.asarray(types, dtype=np.int64)[None, :], "cpu", False)
+    finally:
+        for h in hooks:
+            h.remove()
+    return {n: v.cpu().numpy() for n, v in seen.items()}
+
+
+def calibrate(model_dir: Path, model, windows: list, source: str, alpha: float = ALPHA) -> dict:
+    """Write ``int8_torch.json`` beside the weights in ``model_dir`` from the inputs the fp32 ``model`` sees
+    reading ``windows``; return what was written, less the maxima (``qa quantize-reader --runtime torch``)."""
+    model_dir = Path(model_dir)
+    if not 0.0 <= alpha <= 1.0:
+        raise ValueError(f"alpha must be within [0, 1], not {alpha}")
+    absmax = input_absmax(model, windows)
+    quantised, kept = linear_names(model)
+    missing = [n for n in quantised if n not in absmax]
+    if missing:
+        raise Int8Error(f"no calibration input reached {missing[:3]}: is this a BERT-style span model?")
+    data = {
+        "weights_sha256": file_sha256(model_dir / "model.safetensors"),
+        "alpha": alpha,
+        "float_kept": FLOAT_KEPT,
+        "calibration_windows": len(windows),
+        "calibration_source": source,
+        "input_absmax": {n: [round(float(v), 6) for v in absmax[n]] for n in quantised},
+    }
+    path = model_dir / SCALES_FILE
+    partial = model_dir / f".{SCALES_FILE}.tmp"
+    partial.write_text(json.dumps(data) + "\n", encoding="utf-8")
+    os.replace(partial, path)
+    return {k: v for k, v in data.items() if k != "input_absmax"} | {"quantised_layers": len(quantised),
+                                                                      "kept_float": kept}
+
+
+def load_scales(model_dir: Path) -> dict:
+    """``int8_torch.json`` checked against the weights beside it (Int8Error saying what to do otherwise)."""
+    model_dir = Path(model_dir)
+    path = model_dir / SCALES_FILE
+    if not path.is_file():
+        raise Int8Error(f"QA_READER_PRECISION=int8-torch: no {SCALES_FILE} in {model_dir}; run `qa quantize-reader "
+                        "--runtime torch` to make it, or use QA_READER_PRECISION=auto")
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+        if not isinstance(data.get("input_absmax"), dict) or not 0.0 <= float(data["alpha"]) <= 1.0:
+            raise ValueError("input_absmax or alpha missing")
+        re.compile(str(data.get("float_kept", FLOAT_KEPT)))
+    except (OSError, ValueError, KeyError, TypeError, re.error) as exc:
+        raise Int8Error(f"{path} is unreadable ({exc}); run `qa quantize-reader --runtime torch` again") from exc
+    if data.get("weights_sha256") != file_sha256(model_dir / "model.safetensors"):
+        raise Int8Error(f"{path} was made for other weights than {model_dir / 'model.safetensors'}; run `qa "
+                        "quantize-reader --runtime torch` for these weights, or use QA_READER_PRECISION=auto")
+    return data
+
+
+class Smoothed(torch.nn.Module):
+    """``linear(x * inv)``: the input's channels divided by the smoothing scales, the weight's columns multiplied
+    by them."""
+
+    def __init__(self, inv, linear):
+        super().__init__()
+        self.register_buffer("inv", inv)
+        self.linear = linear
+
+    def forward(self, x):
+        return self.linear(x * self.inv)
+
+
+def smooth(model, scales: dict) -> list[str]:
+    """Divide the inputs of ``model``'s linear layers that are to be quantised by their smoothing scales and
+    multiply the weights' columns by them (:class:`Smoothed`, in place): the same function in exact arithmetic.
+    Returns the names of the layers to quantise (``….linear`` inside a :class:`Smoothed`)."""
+    alpha = float(scales["alpha"])
+    quantised, _kept = linear_names(model, str(scales.get("float_kept", FLOAT_KEPT)))
+    absmax = scales["input_absmax"]
+    missing = [n for n in quantised if n not in absmax or len(absmax[n]) != model.get_submodule(n).in_features]
+    if missing:
+        raise Int8Error(f"{SCALES_FILE} does not describe this model's layers ({missing[:3]}); run `qa "
+                        "quantize-reader --runtime torch` again")
+    if alpha == 0:
+        return quantised
+    targets = []
+    for name in quantised:
+        parent_name, _, child = name.rpartition(".")
+        parent = model.get_submodule(parent_name) if parent_name else model
+        linear = getattr(parent, child)
+        x = torch.tensor(absmax[name], dtype=torch.float32).clamp(min=1e-5)
+        w = linear.weight.detach().abs().amax(0).float().clamp(min=1e-5)
+        s = x.pow(alpha) / w.pow(1.0 - alpha)
+        with torch.no_grad():
+            linear.weight.mul_(s[None, :].to(linear.weight.dtype))
+        setattr(parent, child, Smoothed((1.0 / s).to(linear.weight.dtype), linear))
+        targets.append(f"{name}.linear")
+    return targets
+
+
+class Int8Linear(torch.nn.Module):
+    """A linear layer with int8 weights (per output channel), its input quantised with a fixed scale (the same for
+    every call) and an fp32 output; ``inv``: the smoothing, applied first."""
+
+    def __init__(self, linear, input_absmax: float, inv=None):
+        super().__init__()
+        w = linear.weight.detach().float()
+        scales = (w.abs().amax(1) / 127.0).clamp(min=1e-8).double()
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # PyTorch's notice that quantised tensor types are deprecated
+            wq = torch.quantize_per_channel(w, scales, torch.zeros(w.shape[0], dtype=torch.long), 0, torch.qint8)
+            bias = linear.bias.detach().float() if linear.bias is not None else None
+            self._packed = torch.ops.quantized.linear_prepack(wq, bias)
+        self.scale = max(float(input_absmax), 1e-6) * 2.0 / LEVELS
+        self.in_features, self.out_features = linear.in_features, linear.out_features
+        self.register_buffer("inv", inv if inv is not None else torch.ones(linear.in_features))
+
+    def forward(self, x):
+        shape = x.shape
+        y = torch.ops.quantized.linear_with_input_q_dq_qweight_dq_output_fp32(
+            (x * self.inv).reshape(-1, shape[-1]).contiguous(), self.scale, ZERO_POINT, self._packed)
+        return y.reshape(*shape[:-1], self.out_features)
+
+
+def quantize(model, scales: dict):
+    """``model`` (fp32, eval) with its linear layers smoothed and in int8, except those kept float (in place)."""
+    if "fbgemm" not in torch.backends.quantized.supported_engines or not hasattr(
+            torch.ops.quantized, "linear_with_input_q_dq_qweight_dq_output_fp32"):
+        raise Int8Error("QA_READER_PRECISION=int8-torch needs PyTorch's FBGEMM int8 kernels (an x86 build of torch "
+                        "2.13, as pinned); use QA_READER_PRECISION=auto")
+    torch.backends.quantized.engine = "fbgemm"
+    for target in smooth(model, scales):
+        name = target[: -len(".linear")] if target.endswith(".linear") else target
+        parent_name, _, child = name.rpartition(".")
+        parent = model.get_submodule(parent_name) if parent_name else model
+        mod = getattr(parent, child)
+        absmax = torch.tensor(scales["input_absmax"][name], dtype=torch.float32)
+        if isinstance(mod, Smoothed):
+            setattr(parent, child, Int8Linear(mod.linear, float((absmax * mod.inv).max()), mod.inv))
+        else:
+            setattr(parent, child, Int8Linear(mod, float(absmax.max())))
+    return model

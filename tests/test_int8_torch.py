@@ -1,0 +1,197 @@
+"""QA_READER_PRECISION=int8-torch (qa.reader.int8_torch): smoothing that does not change the function, the int8
+layers where they should be, answers close to fp32, a window's logits independent of the windows read with it,
+exact citations, and clear errors when the scales are missing, damaged or made for other weights."""
+
+from __future__ import annotations
+
+import copy
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from qa.reader.int8 import Int8Error
+from qa.reader.int8_torch import SCALES_FILE, Int8Linear, Smoothed, calibrate, linear_names, load_scales, quantize, smooth
+from qa.reader.reader import ExtractiveReader
+from qa.writes import file_sha256
+from shipped import (SHIPPED, UNREST as CTX, UNREST_QUESTIONS as QUESTIONS, assert_citations_exact,
+                     citation_property)
+
+
+@pytest.fixture(scope="module")
+def int8_reader() -> ExtractiveReader:
+    r = ExtractiveReader(SHIPPED, precision="int8-torch")
+    r.warm_up()
+    return r
+
+
+def _copy_reader(tmp_path: Path, with_scales: bool = True) -> Path:
+    d = tmp_path / "reader"
+    d.mkdir()
+    for f in SHIPPED.iterdir():
+        if f.is_file() and (with_scales or f.name != SCALES_FILE):
+            (d / f.name).symlink_to(f) if f.name == "model.safetensors" else shutil.copy(f, d / f.name)
+    return d
+
+
+def test_shipped_scales_belong_to_the_shipped_weights():
+    scales = load_scales(SHIPPED)
+    assert scales["weights_sha256"] == file_sha256(SHIPPED / "model.safetensors")
+    assert "train" in scales["calibration_source"] and "dev" not in scales["calibration_source"]
+    assert file_sha256(SHIPPED / SCALES_FILE) in (SHIPPED / "MODEL_CARD.md").read_text(encoding="utf-8")
+
+
+def test_smoothing_alone_keeps_the_function(shipped_fp32_reader):
+    """Dividing a layer's inputs by s and multiplying its weight's columns by s is the same product."""
+    model = copy.deepcopy(shipped_fp32_reader.model)
+    targets = smooth(model, load_scales(SHIPPED))
+    assert targets and all(isinstance(model.get_submodule(t.rpartition(".")[0]), Smoothed) for t in targets)
+    w = shipped_fp32_reader.encode(QUESTIONS[0], [CTX])
+    ids = torch.tensor(w.encoding["input_ids"][:1])
+    types = torch.tensor(w.encoding["token_type_ids"][:1])
+    with torch.inference_mode():
+        a = shipped_fp32_reader.model(input_ids=ids, token_type_ids=types)
+        b = model(input_ids=ids, token_type_ids=types)
+    assert torch.allclose(a.start_logits, b.start_logits, atol=1e-3)
+    assert torch.allclose(a.end_logits, b.end_logits, atol=1e-3)
+    # and the scales are not all ones: something moved
+    assert any(not torch.allclose(model.get_submodule(t.rpartition(".")[0]).inv, torch.ones(1)) for t in targets)
+
+
+def test_the_linear_layers_are_int8_except_those_kept_float(int8_reader):
+    assert int8_reader.runtime == "torch-int8"
+    model = int8_reader.model
+    int8 = [n for n, m in model.named_modules() if isinstance(m, Int8Linear)]
+    floats = [n for n, m in model.named_modules() if type(m) is torch.nn.Linear]
+    layers = model.config.num_hidden_layers
+    assert len(int8) == 5 * layers  # query, key, value, attention output, feed-forward input
+    assert sorted(floats) == sorted([f"bert.encoder.layer.{i}.output.dense" for i in range(layers)] + ["qa_outputs"])
+    assert int8_reader.packed  # the packed forward applies (it calls the same modules)
+
+
+def test_logits_and_answers_stay_close_to_fp32(int8_reader, shipped_fp32_reader):
+    agree, corr = [], []
+    for q in QUESTIONS:
+        w = shipped_fp32_reader.encode(q, [CTX])
+        S32, E32 = shipped_fp32_reader._logits(w)
+        S8, E8 = int8_reader._logits(w)
+        n = len(w.encoding["input_ids"][0])
+        agree.append(int(np.argmax(S32[0, :n]) == np.argmax(S8[0, :n])) + int(np.argmax(E32[0, :n]) == np.argmax(E8[0, :n])))
+        corr.append(np.corrcoef(S32[0, :n], S8[0, :n])[0, 1])
+        assert not np.array_equal(S32[0, :n], S8[0, :n])  # really another computation
+    assert sum(agree) >= 2 * len(QUESTIONS) - 2
+    assert min(corr) > 0.98
+    for q in QUESTIONS:
+        a = shipped_fp32_reader.read_contexts(q, [("ctx", CTX)]).best_guess
+        b = int8_reader.read_contexts(q, [("ctx", CTX)]).best_guess
+        assert a.text == b.text
+        assert abs(a.score - b.score) < 0.1
+
+
+def test_a_windows_logits_do_not_depend_on_the_windows_read_with_it(int8_reader):
+    """The input scales are fixed, so a token's int8 layers depend on that token alone: a window's logits are the
+    same alone, packed with other windows, padded with them, or padded to a fixed width by the cross-request batcher
+    (up to float rounding in the attention, which int8 rounding can amplify a little; one scale per call, as in
+    dynamic int8, moved a logit by up to 0.8 here)."""
+    w = int8_reader.encode(QUESTIONS[1], [CTX, CTX[:120], CTX[40:]])
+    rows = [(np.asarray(i), np.asarray(t)) for i, t in zip(w.encoding["input_ids"], w.encoding["token_type_ids"])]
+    assert len({len(r[0]) for r in rows}) > 1
+    together = int8_reader._forward_rows(rows)
+    batched = int8_reader._forward_rows(rows, width=int8_reader.max_length)
+    int8_reader.packed = False
+    try:
+        padded = int8_reader._forward_rows(rows)
+    finally:
+        int8_reader.packed = True
+    for i, row in enumerate(rows):
+        (alone_s, alone_e), = int8_reader._forward_rows([row])
+        for s, e in (together[i], batched[i], padded[i]):
+            assert len(s) == len(row[0])
+            assert np.argmax(s) == np.argmax(alone_s) and np.argmax(e) == np.argmax(alone_e)
+            assert np.abs(s - alone_s).max() < 0.05 and np.abs(e - alone_e).max() < 0.05
+
+
+@citation_property
+def test_int8_torch_citations_slice_the_document_exactly(int8_reader, text, question):
+    assert_citations_exact(int8_reader, text, question)
+
+
+def test_missing_scales_say_to_run_quantize_reader(tmp_path):
+    r = ExtractiveReader(_copy_reader(tmp_path, with_scales=False), precision="int8-torch")
+    with pytest.raises(Int8Error, match="qa quantize-reader --runtime torch"):
+        r.warm_up()
+
+
+@pytest.mark.parametrize("damage", ["other weights", "not json", "no alpha", "wrong width"])
+def test_damaged_or_foreign_scales_are_refused(tmp_path, damage):
+    d = _copy_reader(tmp_path)
+    data = json.loads((d / SCALES_FILE).read_text())
+    if damage == "other weights":
+        data["weights_sha256"] = "0" * 64
+        (d / SCALES_FILE).write_text(json.dumps(data))
+        match = "other weights"
+    elif damage == "not json":
+        (d / SCALES_FILE).write_text("{ not json")
+        match = "unreadable"
+    elif damage == "no alpha":
+        del data["alpha"]
+        (d / SCALES_FILE).write_text(json.dumps(data))
+        match = "unreadable"
+    else:
+        name = next(iter(data["input_absmax"]))
+        data["input_absmax"][name] = data["input_absmax"][name][:-1]
+        (d / SCALES_FILE).write_text(json.dumps(data))
+        match = "does not describe"
+    r = ExtractiveReader(d, precision="int8-torch")
+    with pytest.raises(Int8Error, match=match):
+        r.warm_up()
+
+
+def test_setting_is_accepted_and_combinations_refused(monkeypatch):
+    from qa.config import Settings
+
+    monkeypatch.setenv("QA_READER_PRECISION", "int8-torch")
+    assert ExtractiveReader.from_settings(Settings()).precision == "int8-torch"
+    with pytest.raises(ValueError, match="PyTorch"):
+        ExtractiveReader(SHIPPED, precision="int8-torch", backend="openvino")
+    import qa.device
+
+    monkeypatch.setattr(qa.device, "resolve_device", lambda requested: "cuda")
+    with pytest.raises(ValueError, match="runs on the CPU"):
+        ExtractiveReader(SHIPPED, precision="int8-torch", device="cuda").warm_up()
+
+
+def test_calibrate_writes_what_load_scales_reads(tmp_path, shipped_fp32_reader):
+    d = _copy_reader(tmp_path, with_scales=False)
+    w = shipped_fp32_reader.encode(QUESTIONS[2], [CTX])
+    windows = [(np.asarray(i), np.asarray(t)) for i, t in zip(w.encoding["input_ids"], w.encoding["token_type_ids"])]
+    model = copy.deepcopy(shipped_fp32_reader.model)
+    out = calibrate(d, model, windows, "test windows", alpha=0.4)
+    scales = load_scales(d)
+    quantised, kept = linear_names(model)
+    assert out["quantised_layers"] == len(quantised) and out["kept_float"] == kept
+    assert set(scales["input_absmax"]) == set(quantised) and scales["alpha"] == 0.4
+    assert all(v >= 0 for vals in scales["input_absmax"].values() for v in vals)
+    assert not list(d.glob(".*.tmp"))  # written atomically
+    with pytest.raises(ValueError, match="alpha"):
+        calibrate(d, model, windows, "x", alpha=1.5)
+    quantize(model, scales)  # a model is built from it
+    assert isinstance(model.get_submodule(quantised[0]), Int8Linear)
+
+
+def test_quantize_reader_torch_command(tmp_path):
+    from qa.cli import main
+
+    d = _copy_reader(tmp_path, with_scales=False)
+    squad = tmp_path / "squad"
+    squad.mkdir()
+    paragraphs = [{"context": CTX, "qas": [{"id": f"q{i}", "question": q, "answers": [{"text": "Zhanaozen",
+                                                                                    "answer_start": CTX.index("Zhanaozen")}]}
+                                        for i, q in enumerate(QUESTIONS)]}]
+    (squad / "squad-v1.1-train.json").write_text(json.dumps({"version": "1.1", "data": [{"title": "t", "paragraphs": paragraphs}]}))
+    assert main(["quantize-reader", "--runtime", "torch", "--questions", "3", "--model-dir", str(d), "--squad-dir", str(squad)]) == 0
+    assert load_scales(d)["calibration_windows"] == 3
+    assert main(["quantize-reader", "--alpha", "0.5", "--model-dir", str(d), "--squad-dir", str(squad)]) == 2
