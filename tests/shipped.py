@@ -44,6 +44,22 @@ def assert_same_answers(reader, reference, tolerance: float) -> None:
         assert abs(a.best_guess.score - b.best_guess.score) <= tolerance
 
 
+def logit_agreement(reader, reference, text: str = UNREST, questions=UNREST_QUESTIONS) -> list[tuple[int, float, bool]]:
+    """Per question over ``text`` alone: how many of the start/end argmaxes of ``reader`` are ``reference``'s (0-2),
+    the correlation of their start logits, and whether the logits differ at all (another computation)."""
+    import numpy as np
+
+    out = []
+    for q in questions:
+        w = reference.encode(q, [text])
+        S_ref, E_ref = reference._logits(w)
+        S, E = reader._logits(w)
+        n = len(w.encoding["input_ids"][0])
+        same = int(np.argmax(S_ref[0, :n]) == np.argmax(S[0, :n])) + int(np.argmax(E_ref[0, :n]) == np.argmax(E[0, :n]))
+        out.append((same, float(np.corrcoef(S_ref[0, :n], S[0, :n])[0, 1]), not np.array_equal(S_ref[0, :n], S[0, :n])))
+    return out
+
+
 def assert_citations_exact(reader, text: str, question: str) -> None:
     """Every answer and best-guess citation of ``reader`` over a document made of ``text`` slices it exactly."""
     doc, passages = two_passages(text)
