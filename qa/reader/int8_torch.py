@@ -136,8 +136,8 @@ class Smoothed(torch.nn.Module):
 
 def smooth(model, scales: dict) -> list[str]:
     """Divide the inputs of ``model``'s linear layers that are to be quantised by their smoothing scales and
-    multiply the weights' columns by them (:class:`Smoothed`, in place): the same function in exact arithmetic.
-    Returns the names of the layers to quantise (``….linear`` inside a :class:`Smoothed`)."""
+    multiply the weights' columns by them (each becomes a :class:`Smoothed`, in place): the same function in exact
+    arithmetic. Returns the names of those layers."""
     alpha = float(scales["alpha"])
     quantised, _kept = linear_names(model, str(scales.get("float_kept", FLOAT_KEPT)))
     absmax = scales["input_absmax"]
@@ -145,21 +145,16 @@ def smooth(model, scales: dict) -> list[str]:
     if missing:
         raise Int8Error(f"{SCALES_FILE} does not describe this model's layers ({missing[:3]}); run `qa "
                         "quantize-reader --runtime torch` again")
-    if alpha == 0:
-        return quantised
-    targets = []
-    for name in quantised:
+    for name in quantised if alpha > 0 else []:
         parent_name, _, child = name.rpartition(".")
-        parent = model.get_submodule(parent_name) if parent_name else model
-        linear = getattr(parent, child)
+        linear = model.get_submodule(name)
         x = torch.tensor(absmax[name], dtype=torch.float32).clamp(min=1e-5)
         w = linear.weight.detach().abs().amax(0).float().clamp(min=1e-5)
         s = x.pow(alpha) / w.pow(1.0 - alpha)
         with torch.no_grad():
             linear.weight.mul_(s[None, :].to(linear.weight.dtype))
-        setattr(parent, child, Smoothed((1.0 / s).to(linear.weight.dtype), linear))
-        targets.append(f"{name}.linear")
-    return targets
+        setattr(model.get_submodule(parent_name), child, Smoothed((1.0 / s).to(linear.weight.dtype), linear))
+    return quantised
 
 
 class Int8Linear(torch.nn.Module):
@@ -193,14 +188,13 @@ def quantize(model, scales: dict):
         raise Int8Error("QA_READER_PRECISION=int8-torch needs PyTorch's FBGEMM int8 kernels (an x86 build of torch "
                         "2.13, as pinned); use QA_READER_PRECISION=auto")
     torch.backends.quantized.engine = "fbgemm"
-    for target in smooth(model, scales):
-        name = target[: -len(".linear")] if target.endswith(".linear") else target
+    for name in smooth(model, scales):
         parent_name, _, child = name.rpartition(".")
-        parent = model.get_submodule(parent_name) if parent_name else model
-        mod = getattr(parent, child)
+        mod = model.get_submodule(name)
         absmax = torch.tensor(scales["input_absmax"][name], dtype=torch.float32)
-        if isinstance(mod, Smoothed):
-            setattr(parent, child, Int8Linear(mod.linear, float((absmax * mod.inv).max()), mod.inv))
+        if isinstance(mod, Smoothed):  # the input range after smoothing
+            mod = Int8Linear(mod.linear, float((absmax * mod.inv).max()), mod.inv)
         else:
-            setattr(parent, child, Int8Linear(mod, float(absmax.max())))
+            mod = Int8Linear(mod, float(absmax.max()))
+        setattr(model.get_submodule(parent_name), child, mod)
     return model
