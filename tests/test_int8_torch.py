@@ -84,27 +84,45 @@ def test_logits_and_answers_stay_close_to_fp32(int8_reader, shipped_fp32_reader)
         assert abs(a.score - b.score) < 0.1
 
 
+def test_each_int8_layer_reads_each_token_alone(int8_reader):
+    """The input scales are fixed, so every int8 layer's output for a token depends on that token alone: bit for bit
+    the same whatever rows share the call (one scale per call, as in dynamic int8, would not be)."""
+    layers = [m for m in int8_reader.model.modules() if isinstance(m, Int8Linear)]
+    assert len(layers) == 30
+    g = torch.Generator().manual_seed(0)
+    for layer in layers:
+        x = torch.randn(300, layer.in_features, generator=g) * (layer.scale * 20)
+        whole = layer(x)
+        assert torch.equal(layer(x[:1]), whole[:1])
+        assert torch.equal(layer(x[7:120]), whole[7:120])
+        assert torch.equal(layer(torch.cat([x[200:], torch.zeros(5, layer.in_features)]))[:100], whole[200:])
+
+
 def test_a_windows_logits_do_not_depend_on_the_windows_read_with_it(int8_reader):
-    """The input scales are fixed, so a token's int8 layers depend on that token alone: a window's logits are the
-    same alone, packed with other windows, padded with them, or padded to a fixed width by the cross-request batcher
-    (up to float rounding in the attention, which int8 rounding can amplify a little; one scale per call, as in
-    dynamic int8, moved a logit by up to 0.8 here)."""
-    w = int8_reader.encode(QUESTIONS[1], [CTX, CTX[:120], CTX[40:]])
-    rows = [(np.asarray(i), np.asarray(t)) for i, t in zip(w.encoding["input_ids"], w.encoding["token_type_ids"])]
-    assert len({len(r[0]) for r in rows}) > 1
-    together = int8_reader._forward_rows(rows)
-    batched = int8_reader._forward_rows(rows, width=int8_reader.max_length)
-    int8_reader.packed = False
-    try:
-        padded = int8_reader._forward_rows(rows)
-    finally:
-        int8_reader.packed = True
-    for i, row in enumerate(rows):
-        (alone_s, alone_e), = int8_reader._forward_rows([row])
-        for s, e in (together[i], batched[i], padded[i]):
-            assert len(s) == len(row[0])
-            assert np.argmax(s) == np.argmax(alone_s) and np.argmax(e) == np.argmax(alone_e)
-            assert np.abs(s - alone_s).max() < 0.05 and np.abs(e - alone_e).max() < 0.05
+    """A window read alone, packed with other windows, padded with them, or padded to the cross-request batcher's
+    width gets the same best start and end and logits within rounding. Not bit for bit, unlike fp32: the float parts
+    (attention, LayerNorm, the fp32 layers) round a little differently for other shapes on some CPUs, and an int8
+    layer turns a last-bit difference that crosses a rounding boundary into one step of its input scale. Measured on
+    the 13 shipped test questions: up to 0.39 in one logit (mean 0.06) on a Xeon with AVX-512/AMX, under 0.05 on an
+    AVX2-only EPYC; dynamic int8 moved a logit by up to 0.8."""
+    for q in (QUESTIONS[1], QUESTIONS[-1]):
+        w = int8_reader.encode(q, [CTX, CTX[:120], CTX[40:]])
+        rows = [(np.asarray(i), np.asarray(t)) for i, t in zip(w.encoding["input_ids"], w.encoding["token_type_ids"])]
+        assert len({len(r[0]) for r in rows}) > 1
+        together = int8_reader._forward_rows(rows)
+        batched = int8_reader._forward_rows(rows, width=int8_reader.max_length)
+        int8_reader.packed = False
+        try:
+            padded = int8_reader._forward_rows(rows)
+        finally:
+            int8_reader.packed = True
+        for i, row in enumerate(rows):
+            (alone_s, alone_e), = int8_reader._forward_rows([row])
+            for s, e in (together[i], batched[i], padded[i]):
+                assert len(s) == len(row[0])
+                assert np.argmax(s) == np.argmax(alone_s) and np.argmax(e) == np.argmax(alone_e)
+                assert np.abs(s - alone_s).max() < 0.6 and np.abs(e - alone_e).max() < 0.6
+                assert np.abs(s - alone_s).mean() < 0.1 and np.abs(e - alone_e).mean() < 0.1
 
 
 @citation_property
@@ -155,6 +173,56 @@ def test_setting_is_accepted_and_combinations_refused(monkeypatch):
     monkeypatch.setattr(qa.device, "resolve_device", lambda requested: "cuda")
     with pytest.raises(ValueError, match="runs on the CPU"):
         ExtractiveReader(SHIPPED, precision="int8-torch", device="cuda").warm_up()
+
+
+def _ask(reader: ExtractiveReader) -> tuple[str, int]:
+    from shipped import two_passages
+
+    doc, passages = two_passages(CTX)
+    a = reader.run(QUESTIONS[0], passages, lambda d: doc).best_guess
+    return a.text, a.citations[0].start
+
+
+@pytest.mark.parametrize("native", [False, True])
+def test_auto_is_int8_torch_on_a_cpu_without_native_bf16(monkeypatch, native, int8_reader):
+    import qa.reader.reader as reader_mod
+
+    monkeypatch.setattr(reader_mod, "native_bf16", lambda: native)
+    auto = ExtractiveReader(SHIPPED)
+    auto.warm_up()
+    assert auto.runtime == ("torch-bf16" if native else "torch-int8")
+    if not native:
+        # the same int8 layers as asking for int8-torch, so the same answer at the same place
+        assert sum(isinstance(m, Int8Linear) for m in auto.model.modules()) == 30
+        assert _ask(auto) == _ask(int8_reader)
+    fp32 = ExtractiveReader(SHIPPED, precision="fp32")  # the way back to fp32 on such a CPU
+    fp32.warm_up()
+    assert fp32.runtime == "torch-fp32" and not any(isinstance(m, Int8Linear) for m in fp32.model.modules())
+
+
+@pytest.mark.parametrize("scales", ["missing", "other weights"])
+def test_auto_without_matching_scales_is_fp32_and_says_why(tmp_path, monkeypatch, caplog, scales,
+                                                           shipped_fp32_reader):
+    """A reader folder without int8 scales for its weights (a reader trained here, scales left stale) still starts
+    under auto: in fp32, with the reason in the log; asking for int8-torch by name is still refused."""
+    import logging
+
+    import qa.reader.reader as reader_mod
+
+    monkeypatch.setattr(reader_mod, "native_bf16", lambda: False)
+    d = _copy_reader(tmp_path, with_scales=scales != "missing")
+    if scales == "other weights":
+        data = json.loads((d / SCALES_FILE).read_text())
+        data["weights_sha256"] = "0" * 64
+        (d / SCALES_FILE).write_text(json.dumps(data))
+    auto = ExtractiveReader(d)
+    with caplog.at_level(logging.INFO, logger="qa.reader.reader"):
+        auto.warm_up()
+    assert auto.runtime == "torch-fp32" and not any(isinstance(m, Int8Linear) for m in auto.model.modules())
+    assert any("fp32 on this CPU" in r.getMessage() for r in caplog.records)
+    assert _ask(auto) == _ask(shipped_fp32_reader)
+    with pytest.raises(Int8Error):
+        ExtractiveReader(d, precision="int8-torch").warm_up()
 
 
 def test_calibrate_writes_what_load_scales_reads(tmp_path, shipped_fp32_reader):

@@ -101,7 +101,9 @@ def cuda_precision(precision: str, bf16_supported: bool) -> str:
 
 
 # QA_READER_PRECISION values: int8 = static int8 on ONNX Runtime (qa.reader.int8); int8-torch = smoothed int8
-# linear layers on PyTorch's FBGEMM kernels (qa.reader.int8_torch); both CPU only
+# linear layers on PyTorch's FBGEMM kernels (qa.reader.int8_torch); both CPU only. auto: bf16 on a CPU with native
+# bf16, int8-torch on other x86 CPUs when the reader folder has int8_torch.json for its weights, else fp32; on a
+# GPU bf16/fp16
 PRECISIONS = ("auto", "bf16", "fp32", "int8", "int8-torch")
 
 
@@ -136,7 +138,7 @@ class ExtractiveReader:
         self.fp16 = False  # CUDA without bf16: fp16 weights
         self.requested_device = device  # auto | cpu | cuda (qa.device.resolve_device at warm_up)
         self.device = "cpu"  # after warm_up: where the model runs
-        self.runtime = ""  # after warm_up: "torch-bf16" or "torch-fp32" (CPU), "torch-cuda-bf16|fp16|fp32", "openvino-fp32|bf16", "onnxruntime-int8", "torch-int8"
+        self.runtime = ""  # after warm_up: "torch-bf16", "torch-int8" or "torch-fp32" (CPU), "torch-cuda-bf16|fp16|fp32", "openvino-fp32|bf16", "onnxruntime-int8", "torch-int8"
         self.threshold = threshold if threshold is not None else DEFAULT_THRESHOLD
         self.temperature = 1.0  # from reader_config.json (fitted by qa export-reader)
         self.min_confidence_override = min_confidence
@@ -289,13 +291,20 @@ class ExtractiveReader:
             if not self.packed:
                 log.warning("QA_READER_PACKED: this model's layers are not laid out as the packed forward expects "
                             "(or its logits differ on a probe); using the padded forward")
-        if self.precision == "int8-torch":
+        if self.precision == "int8-torch" or (self.precision == "auto" and self.device == "cpu" and not self.bf16):
             # after the packed check (on the fp32 logits): a token's int8 layers depend on that token alone, so the
-            # packed forward stays what the padded one computes
-            from qa.reader.int8_torch import load_scales, quantize
+            # packed forward stays what the padded one computes. `auto` on a CPU without native bf16 (AVX2) takes
+            # int8-torch too when the folder has int8 scales made for these weights: 0.82-0.85x fp32's ask p50 on a
+            # real AVX2 CPU, dev-42 F1 82.10 against 82.02 (docs/reader.md#int8-on-pytorch-int8-torch); else fp32
+            from qa.reader.int8_torch import Int8Error, load_scales, quantize
 
-            self.model = quantize(self.model, load_scales(self.model_dir))
-            self.runtime = "torch-int8"
+            try:
+                self.model = quantize(self.model, load_scales(self.model_dir))
+                self.runtime = "torch-int8"
+            except Int8Error as exc:
+                if self.precision == "int8-torch":
+                    raise
+                log.info("QA_READER_PRECISION=auto: fp32 on this CPU, not int8-torch (%s)", exc)
 
     # -- inference ---------------------------------------------------------------------------
     def _logits(self, windows) -> tuple[np.ndarray, np.ndarray]:
