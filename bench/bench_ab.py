@@ -13,7 +13,7 @@ time' (--with-query-time) = every passage, passages tokenised at query time (the
     python bench/bench_ab.py [--rounds N] [--bars 0.7 0.8 0.9] [--full-model-bar 0.9] [--with-query-time]
         [--backends torch openvino] [--packed] [--cascades 2:0.7:runs/v.json ...] [--readers pruned=runs/p/reader]
         [--precisions int8-torch]
-    (AVX2-emulated: ATEN_CPU_CAPABILITY=avx2 ONEDNN_MAX_CPU_ISA=AVX2 QA_READER_PRECISION=fp32)
+    (AVX2-emulated: ATEN_CPU_CAPABILITY=avx2 ONEDNN_MAX_CPU_ISA=AVX2 MKL_ENABLE_INSTRUCTIONS=AVX2 QA_READER_PRECISION=fp32)
 Figures only: nothing here asserts a time.
 """
 import sys as _sys

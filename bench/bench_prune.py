@@ -2,7 +2,7 @@
 alone on its own paragraph, and the forward time of 5 windows x 190 tokens. Figures only, nothing asserted.
 
     python bench/bench_prune.py [--widths 1536 1280 1024 768] [--examples 384] [--dev 600]
-    (AVX2-emulated: ATEN_CPU_CAPABILITY=avx2 ONEDNN_MAX_CPU_ISA=AVX2)
+    (AVX2-emulated: ATEN_CPU_CAPABILITY=avx2 ONEDNN_MAX_CPU_ISA=AVX2 MKL_ENABLE_INSTRUCTIONS=AVX2)
 """
 import sys as _sys
 from pathlib import Path as _Path
