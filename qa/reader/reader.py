@@ -138,7 +138,7 @@ class ExtractiveReader:
         self.fp16 = False  # CUDA without bf16: fp16 weights
         self.requested_device = device  # auto | cpu | cuda (qa.device.resolve_device at warm_up)
         self.device = "cpu"  # after warm_up: where the model runs
-        self.runtime = ""  # after warm_up: "torch-bf16", "torch-int8" or "torch-fp32" (CPU), "torch-cuda-bf16|fp16|fp32", "openvino-fp32|bf16", "onnxruntime-int8", "torch-int8"
+        self.runtime = ""  # after warm_up: "torch-bf16", "torch-int8" or "torch-fp32" (CPU), "torch-cuda-bf16|fp16|fp32", "openvino-fp32|bf16", "onnxruntime-int8"
         self.threshold = threshold if threshold is not None else DEFAULT_THRESHOLD
         self.temperature = 1.0  # from reader_config.json (fitted by qa export-reader)
         self.min_confidence_override = min_confidence
