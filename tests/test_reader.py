@@ -227,6 +227,28 @@ def test_decoded_spans_are_widened_to_whole_words():
         assert c.end == len(context) or not (context[c.end - 1].isalnum() and context[c.end].isalnum())
 
 
+@pytest.mark.parametrize("onednn,cpu,limit,native", [
+    (True, True, None, True),  # AVX-512 BF16 / AMX
+    (True, True, "AVX512_CORE_AMX", True),
+    (True, True, "avx512_core_bf16", True),
+    (True, False, None, False),  # AVX-512 without BF16 (Cascade Lake, Ice Lake): oneDNN says yes, in software
+    (True, True, "AVX512_CORE_VNNI", False),  # oneDNN limited below bf16 (how a bf16 CPU emulates one without)
+    (True, True, "AVX2", False),
+    (False, True, None, False),
+])
+def test_native_bf16_needs_the_instructions_not_only_onednn(onednn, cpu, limit, native):
+    from qa.reader.reader import bf16_native_from
+
+    assert bf16_native_from(onednn, cpu, limit) is native
+
+
+def test_native_bf16_honours_an_onednn_limit_below_bf16(monkeypatch):
+    from qa.reader.reader import native_bf16
+
+    monkeypatch.setenv("ONEDNN_MAX_CPU_ISA", "AVX512_CORE")
+    assert native_bf16() is False
+
+
 def test_precision_setting_is_checked_and_bf16_agrees_with_fp32():
     import torch
 

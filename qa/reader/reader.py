@@ -71,14 +71,38 @@ def _concat_windows(a, b, shift: int):
                    a.offsets + b.offsets, spans)
 
 
+# oneDNN ISA limits (ONEDNN_MAX_CPU_ISA) below AVX512_CORE_BF16: bf16 is converted in software there
+_ONEDNN_ISAS_WITHOUT_BF16 = frozenset({"SSE41", "AVX", "AVX2", "AVX2_VNNI", "AVX2_VNNI_2", "AVX512_CORE",
+                                       "AVX512_CORE_VNNI"})
+
+
+def bf16_native_from(onednn_bf16: bool, cpu_bf16: bool, isa_limit: str | None) -> bool:
+    """Native bf16 = oneDNN takes bf16 (``onednn_bf16``), the CPU has AVX-512 BF16 or AMX instructions
+    (``cpu_bf16``), and no ``ONEDNN_MAX_CPU_ISA`` limit keeps oneDNN below them. oneDNN's own check alone also says
+    yes on AVX-512 CPUs without BF16 (Skylake-SP, Cascade Lake, Ice Lake servers), where it converts in software:
+    the reader's ask took ~3x as long in bf16 as in fp32 there (docs/benchmarks.md#avx-512-without-bf16-15-2026-12-07)."""
+    return bool(onednn_bf16 and cpu_bf16 and (not isa_limit or isa_limit.strip().upper() not in _ONEDNN_ISAS_WITHOUT_BF16))
+
+
 def native_bf16() -> bool:
-    """True when this CPU computes bf16 natively (oneDNN's check: AVX-512 BF16 or AMX)."""
+    """True when this CPU computes bf16 natively (AVX-512 BF16 or AMX, and oneDNN may use them)."""
+    import os
+
     import torch
 
     try:
-        return bool(torch.backends.mkldnn.is_available() and torch.ops.mkldnn._is_mkldnn_bf16_supported())
+        onednn = bool(torch.backends.mkldnn.is_available() and torch.ops.mkldnn._is_mkldnn_bf16_supported())
     except (AttributeError, RuntimeError):
         return False
+    try:
+        cpu = bool(torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported())
+    except (AttributeError, RuntimeError):  # a torch without these probes: the CPU's flags as Linux lists them
+        try:
+            flags = Path("/proc/cpuinfo").read_text(errors="replace").split()
+        except OSError:
+            flags = []
+        cpu = "avx512_bf16" in flags or "amx_bf16" in flags
+    return bf16_native_from(onednn, cpu, os.environ.get("ONEDNN_MAX_CPU_ISA") or os.environ.get("DNNL_MAX_CPU_ISA"))
 
 
 def bf16_native_on(device: str) -> bool:
