@@ -249,6 +249,26 @@ def test_native_bf16_honours_an_onednn_limit_below_bf16(monkeypatch):
     assert native_bf16() is False
 
 
+def test_native_bf16_asks_x86_cpus_for_the_instructions_and_others_trust_onednn(monkeypatch):
+    import platform
+
+    import torch
+
+    import qa.reader.reader as reader_mod
+
+    monkeypatch.delenv("ONEDNN_MAX_CPU_ISA", raising=False)
+    monkeypatch.delenv("DNNL_MAX_CPU_ISA", raising=False)
+    onednn = bool(torch.backends.mkldnn.is_available() and torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    monkeypatch.setattr(reader_mod, "_x86_bf16_instructions", lambda: False)
+    monkeypatch.setattr(platform, "machine", lambda: "x86_64")
+    assert reader_mod.native_bf16() is False  # an AVX-512 CPU without BF16: oneDNN's yes is not enough
+    monkeypatch.setattr(reader_mod, "_x86_bf16_instructions", lambda: True)
+    assert reader_mod.native_bf16() is onednn
+    monkeypatch.setattr(reader_mod, "_x86_bf16_instructions", lambda: False)
+    monkeypatch.setattr(platform, "machine", lambda: "aarch64")  # oneDNN checks the CPU's own bf16 there
+    assert reader_mod.native_bf16() is onednn
+
+
 def test_precision_setting_is_checked_and_bf16_agrees_with_fp32():
     import torch
 

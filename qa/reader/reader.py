@@ -85,8 +85,9 @@ def bf16_native_from(onednn_bf16: bool, cpu_bf16: bool, isa_limit: str | None) -
 
 
 def native_bf16() -> bool:
-    """True when this CPU computes bf16 natively (AVX-512 BF16 or AMX, and oneDNN may use them)."""
+    """True when this CPU computes bf16 natively (on x86: AVX-512 BF16 or AMX, and oneDNN may use them)."""
     import os
+    import platform
 
     import torch
 
@@ -94,15 +95,25 @@ def native_bf16() -> bool:
         onednn = bool(torch.backends.mkldnn.is_available() and torch.ops.mkldnn._is_mkldnn_bf16_supported())
     except (AttributeError, RuntimeError):
         return False
+    if platform.machine().lower() not in ("x86_64", "amd64", "i386", "i686"):
+        cpu = True  # elsewhere (aarch64) oneDNN's check already is the CPU's own bf16 instructions
+    else:
+        cpu = _x86_bf16_instructions()
+    return bf16_native_from(onednn, cpu, os.environ.get("ONEDNN_MAX_CPU_ISA") or os.environ.get("DNNL_MAX_CPU_ISA"))
+
+
+def _x86_bf16_instructions() -> bool:
+    """Whether this x86 CPU has the AVX-512 BF16 or AMX instructions."""
+    import torch
+
     try:
-        cpu = bool(torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported())
+        return bool(torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported())
     except (AttributeError, RuntimeError):  # a torch without these probes: the CPU's flags as Linux lists them
         try:
             flags = Path("/proc/cpuinfo").read_text(errors="replace").split()
         except OSError:
             flags = []
-        cpu = "avx512_bf16" in flags or "amx_bf16" in flags
-    return bf16_native_from(onednn, cpu, os.environ.get("ONEDNN_MAX_CPU_ISA") or os.environ.get("DNNL_MAX_CPU_ISA"))
+        return "avx512_bf16" in flags or "amx_bf16" in flags
 
 
 def bf16_native_on(device: str) -> bool:
