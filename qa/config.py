@@ -62,7 +62,7 @@ class Settings(BaseSettings):
     reader_n_best: int = 20
     # auto: bf16 weights where the CPU computes bf16 natively (AVX-512 BF16 / AMX; about 2x faster here, same
     # EM/F1: the validation figures are measured in bf16); on other x86 CPUs int8-torch when the reader folder has
-    # int8_torch.json for its weights (0.82-0.85x fp32's ask time on AVX2, same F1), else fp32.
+    # int8_torch.json for its weights (~0.78x fp32's ask time on AVX2, dev-42 F1 within 0.3), else fp32.
     reader_precision: Literal["auto", "bf16", "fp32", "int8", "int8-torch"] = "auto"
     # QA_READER_PRECISION=int8: where the int8 ONNX model built from the shipped calibration is kept (qa.reader.int8;
     # default <reader>/.int8-cache/)

@@ -19,13 +19,19 @@ from qa.config import PROJECT_ROOT, get_settings
 # answered, AUROC right-vs-wrong 0.877 / 0.872, ECE 0.061 / 0.067, unanswerable caught 8 / 7 of 18. The 2026-12-04
 # verifier: 71.7 / 77.5 / 92.2 % / 0.820 / 0.097 / 7 of 18. Since 2026-12-07 `auto` runs int8-torch on CPUs without
 # native bf16: 74.5 / 78.8 / 94.1 % / 0.884 / 0.080 / 9 of 18 on an AVX2-only EPYC, 73.0 / 78.1 / 94.1 % / 0.894 /
-# 0.074 / 8 of 18 asked for on an AVX-512/AMX Xeon (docs/reader.md#int8-on-pytorch-int8-torch). Floors leave a few
-# points of slack; raise them when the system improves.
+# 0.074 / 8 of 18 asked for on an AVX-512/AMX Xeon (docs/reader.md#int8-on-pytorch-int8-torch). With the feed-forward
+# outputs in int8 too (2026-12-07, AVX2-emulated Xeon): 72.5 / 78.5 / 94.1 % / 0.874 / 0.107 / 7 of 18. Floors leave
+# a few points of slack; raise them when the system improves.
 F1_FLOOR = 70.0
 F1_ANSWERABLE_FLOOR = 75.0
 COVERAGE_ANSWERABLE_FLOOR = 88.0  # percent of answerable questions answered (refused <= 12 %)
 AUROC_RIGHT_WRONG_FLOOR = 0.82
-ECE_CEILING = 0.12
+# On 120 questions ECE is noisy: a perfectly calibrated score shows 0.080 at the median and 0.107 at the 90th
+# percentile on these confidences (`ece_calibrated_*`, docs/evaluation.md). So the ceiling is loose, and the p-value
+# (the share of a calibrated score's draws with an ECE at least the measured one; 0.57 bf16, 0.13 int8-torch) catches
+# a miscalibration this set can really tell.
+ECE_CEILING = 0.13
+ECE_P_VALUE_FLOOR = 0.01
 NO_ANSWER_RECALL_FLOOR = 27.0  # unanswerable questions caught (measured 44.4 bf16 / 38.9 fp32: 8 / 7 of 18)
 # Retrieval must keep finding the evidence: recall@5 over the answerable questions (measured 95.1).
 RECALL_AT_5_FLOOR = 92.0
@@ -86,6 +92,7 @@ def test_pipeline_on_seed_eval_set(seeds_pipeline, tmp_path):
     assert o["coverage_answerable"] >= COVERAGE_ANSWERABLE_FLOOR, o["coverage_answerable"]
     assert o["auroc_correct"] >= AUROC_RIGHT_WRONG_FLOOR, o["auroc_correct"]
     assert o["ece"] <= ECE_CEILING, o["ece"]
+    assert o["ece_p_value"] >= ECE_P_VALUE_FLOOR, (o["ece"], o["ece_calibrated_median"], o["ece_p_value"])
     assert o["no_answer_recall"] >= NO_ANSWER_RECALL_FLOOR, o["no_answer_recall"]
 
 

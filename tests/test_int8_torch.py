@@ -14,7 +14,8 @@ import pytest
 import torch
 
 from qa.reader.int8 import Int8Error
-from qa.reader.int8_torch import SCALES_FILE, Int8Linear, Smoothed, calibrate, linear_names, load_scales, quantize, smooth
+from qa.reader.int8_torch import (SCALES_FILE, Int8Linear, Smoothed, calibrate, input_quantisation, input_range,
+                                  linear_names, load_scales, quantize, smooth)
 from qa.reader.reader import ExtractiveReader
 from qa.writes import file_sha256
 from shipped import (SHIPPED, UNREST as CTX, UNREST_QUESTIONS as QUESTIONS, assert_citations_exact,
@@ -67,9 +68,14 @@ def test_the_linear_layers_are_int8_except_those_kept_float(int8_reader):
     int8 = [n for n, m in model.named_modules() if isinstance(m, Int8Linear)]
     floats = [n for n, m in model.named_modules() if type(m) is torch.nn.Linear]
     layers = model.config.num_hidden_layers
-    assert len(int8) == 5 * layers  # query, key, value, attention output, feed-forward input
-    assert sorted(floats) == sorted([f"bert.encoder.layer.{i}.output.dense" for i in range(layers)] + ["qa_outputs"])
+    assert len(int8) == 6 * layers  # query, key, value, attention output, feed-forward input and output
+    assert floats == ["qa_outputs"]
     assert int8_reader.packed  # the packed forward applies (it calls the same modules)
+    # the feed-forward outputs read GELU's output (>= -0.17): more of their range lies above zero than below
+    for i in range(layers):
+        ffn_out = model.get_submodule(f"bert.encoder.layer.{i}.output.dense")
+        assert 0 < ffn_out.zero_point < 48
+        assert model.get_submodule(f"bert.encoder.layer.{i}.intermediate.dense").zero_point == 64
 
 
 def test_logits_and_answers_stay_close_to_fp32(int8_reader, shipped_fp32_reader):
@@ -88,7 +94,7 @@ def test_each_int8_layer_reads_each_token_alone(int8_reader):
     """The input scales are fixed, so every int8 layer's output for a token depends on that token alone: bit for bit
     the same whatever rows share the call (one scale per call, as in dynamic int8, would not be)."""
     layers = [m for m in int8_reader.model.modules() if isinstance(m, Int8Linear)]
-    assert len(layers) == 30
+    assert len(layers) == 36
     g = torch.Generator().manual_seed(0)
     for layer in layers:
         x = torch.randn(300, layer.in_features, generator=g) * (layer.scale * 20)
@@ -136,7 +142,35 @@ def test_missing_scales_say_to_run_quantize_reader(tmp_path):
         r.warm_up()
 
 
-@pytest.mark.parametrize("damage", ["other weights", "not json", "no alpha", "wrong width"])
+def test_input_quantisation_hand_computed():
+    scale, zp = input_quantisation(-2.54, 2.54)  # centred on zero: the old fixed zero point
+    assert zp == 64 and scale == pytest.approx(5.08 / 127)
+    scale, zp = input_quantisation(-0.17, 12.53)  # GELU's output: zero point 0.17 / 0.1 -> 2
+    assert zp == 2 and scale == pytest.approx(0.1)
+    assert input_quantisation(0.3, 1.27) == (pytest.approx(0.01), 0)  # a range above zero still holds zero
+    assert input_quantisation(-1.27, -0.5) == (pytest.approx(0.01), 127)
+    assert input_quantisation(0.0, 0.0)[0] > 0  # a dead input: no division by zero
+
+
+def test_scales_made_before_the_asymmetric_layers_still_load(tmp_path, int8_reader):
+    """A file from before 2026-12-07's asymmetric layers (no "asymmetric", no input_min/max) keeps the feed-forward
+    output projections in float, as its float_kept says, and answers close to the current one."""
+    d = _copy_reader(tmp_path)
+    data = json.loads((d / SCALES_FILE).read_text())
+    for k in ("asymmetric", "input_min", "input_max"):
+        del data[k]
+    data["float_kept"] = r"(^|\.)layer\.\d+\.output\.dense$|(^|\.)qa_outputs$"
+    data["input_absmax"] = {n: v for n, v in data["input_absmax"].items()
+                            if not (n.endswith("output.dense") and "attention" not in n)}
+    (d / SCALES_FILE).write_text(json.dumps(data))
+    old = ExtractiveReader(d, precision="int8-torch")
+    old.warm_up()
+    assert sum(isinstance(m, Int8Linear) for m in old.model.modules()) == 30
+    assert sorted(n for n, m in old.model.named_modules() if type(m) is torch.nn.Linear)[0].endswith("0.output.dense")
+    assert _ask(old) == _ask(int8_reader)
+
+
+@pytest.mark.parametrize("damage", ["other weights", "not json", "no alpha", "wrong width", "no input_min"])
 def test_damaged_or_foreign_scales_are_refused(tmp_path, damage):
     d = _copy_reader(tmp_path)
     data = json.loads((d / SCALES_FILE).read_text())
@@ -149,6 +183,10 @@ def test_damaged_or_foreign_scales_are_refused(tmp_path, damage):
         match = "unreadable"
     elif damage == "no alpha":
         del data["alpha"]
+        (d / SCALES_FILE).write_text(json.dumps(data))
+        match = "unreadable"
+    elif damage == "no input_min":
+        del data["input_min"]
         (d / SCALES_FILE).write_text(json.dumps(data))
         match = "unreadable"
     else:
@@ -193,7 +231,7 @@ def test_auto_is_int8_torch_on_a_cpu_without_native_bf16(monkeypatch, native, in
     assert auto.runtime == ("torch-bf16" if native else "torch-int8")
     if not native:
         # the same int8 layers as asking for int8-torch, so the same answer at the same place
-        assert sum(isinstance(m, Int8Linear) for m in auto.model.modules()) == 30
+        assert sum(isinstance(m, Int8Linear) for m in auto.model.modules()) == 36
         assert _ask(auto) == _ask(int8_reader)
     fp32 = ExtractiveReader(SHIPPED, precision="fp32")  # the way back to fp32 on such a CPU
     fp32.warm_up()
@@ -236,6 +274,14 @@ def test_calibrate_writes_what_load_scales_reads(tmp_path, shipped_fp32_reader):
     assert out["quantised_layers"] == len(quantised) and out["kept_float"] == kept
     assert set(scales["input_absmax"]) == set(quantised) and scales["alpha"] == 0.4
     assert all(v >= 0 for vals in scales["input_absmax"].values() for v in vals)
+    assert kept == ["qa_outputs"] and out["asymmetric_layers"] == model.config.num_hidden_layers
+    # the asymmetric layers' ranges hold every calibration input: GELU's output, never below -0.17
+    low, high = input_range(copy.deepcopy(shipped_fp32_reader.model), windows)
+    assert set(scales["input_min"]) == set(scales["input_max"]) == {n for n in quantised if n.endswith("output.dense")
+                                                                     and "attention" not in n}
+    for n, lo in scales["input_min"].items():
+        assert min(lo) >= -0.2 and all(a <= b for a, b in zip(lo, low[n]))
+        assert all(a >= b for a, b in zip(scales["input_max"][n], high[n]))
     assert not list(d.glob(".*.tmp"))  # written atomically
     with pytest.raises(ValueError, match="alpha"):
         calibrate(d, model, windows, "x", alpha=1.5)

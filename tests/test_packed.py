@@ -40,8 +40,10 @@ def _rows(lengths, seed=0):
     return rows
 
 
+@pytest.mark.parametrize("per_window", [True, False])
 @pytest.mark.parametrize("lengths", [[17], [5, 220], [64, 64, 63], [256, 3, 130, 199, 41]])
-def test_logits_are_the_padded_forwards(padded_reader, lengths):
+def test_logits_are_the_padded_forwards(padded_reader, lengths, per_window):
+    """Both ways of attending (window by window, the CPU's; one padded block, the GPU's) give the padded logits."""
     rows = _rows(lengths)
     width = max(lengths)
     ids = np.zeros((len(rows), width), dtype=np.int64)
@@ -50,7 +52,7 @@ def test_logits_are_the_padded_forwards(padded_reader, lengths):
     for i, (a, b) in enumerate(rows):
         ids[i, : len(a)], mask[i, : len(a)], types[i, : len(a)] = a, 1, b
     s, e = forward_logits(padded_reader.model, ids, mask, types, "cpu", False)
-    packed = packed_logits(padded_reader.model, rows)
+    packed = packed_logits(padded_reader.model, rows, per_window=per_window)
     assert [len(p[0]) for p in packed] == lengths
     for i, (ps, pe) in enumerate(packed):
         assert np.abs(ps - s[i, : lengths[i]]).max() < 1e-4

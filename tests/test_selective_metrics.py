@@ -158,7 +158,8 @@ def test_all_correct_all_wrong_empty():
 
     empty = selective_metrics([], [], [])
     assert empty == {"auroc_correct": None, "auroc_answerable": None, "aurc": None, "aurc_optimal": None,
-                     "coverage_at_90_precision": 0.0, "ece": None, "accuracy_guess": None,
+                     "coverage_at_90_precision": 0.0, "ece": None, "ece_calibrated_median": None,
+                     "ece_calibrated_p90": None, "ece_p_value": None, "accuracy_guess": None,
                      "mean_confidence": None}
     assert risk_coverage_curve([], []) == [] and reliability_bins([], [])[0]["count"] == 0
     with pytest.raises(ValueError):
@@ -438,3 +439,50 @@ def test_bins_are_floor_of_ten_times_confidence():
     assert [b["count"] for b in bins] == [1, 2, 1, 0, 0, 1, 0, 0, 0, 1]
     # .14 (right) and .16 (wrong) share bin 1: mean conf .15, accuracy .5 -> ECE .35
     assert expected_calibration_error([0.14, 0.16], [True, False]) == pytest.approx(0.35)
+
+
+# --- the ECE a calibrated score would show on the same confidences ---------------------------------
+
+
+def test_ece_if_calibrated_hand_computed_cases():
+    from qa.evaluation.selective import ece_if_calibrated
+
+    # confidences 0 and 1: a calibrated score's labels are certain, so every draw has ECE 0
+    sure = ece_if_calibrated([0.0, 1.0, 1.0, 0.0], observed=0.0, draws=200)
+    assert sure == {"median": 0.0, "p90": 0.0, "p_value": 1.0}
+    # one question at 0.5: whatever the coin says, |acc - 0.5| = 0.5
+    one = ece_if_calibrated([0.5], observed=0.5, draws=200)
+    assert one["median"] == pytest.approx(0.5) and one["p90"] == pytest.approx(0.5) and one["p_value"] == 1.0
+    # two questions at 0.5 in one bin: ECE |k/2 - 0.5| is 0 (k = 1, probability 1/2) or 0.5 (k = 0 or 2)
+    two = ece_if_calibrated([0.5, 0.5], observed=0.5, draws=4000, seed=3)
+    assert two["p90"] == pytest.approx(0.5)
+    assert 0.45 < two["p_value"] < 0.55  # the share of draws at 0.5
+    assert ece_if_calibrated([], observed=0.1) is None
+    # seeded: the same figures twice
+    conf = [i / 37 for i in range(37)]
+    assert ece_if_calibrated(conf, 0.1, seed=5) == ece_if_calibrated(conf, 0.1, seed=5)
+
+
+def test_ece_of_a_calibrated_score_shrinks_with_the_set_and_real_miscalibration_is_told_apart():
+    import random
+
+    from qa.evaluation.selective import ece_if_calibrated, expected_calibration_error
+
+    rng = random.Random(11)
+    small = [rng.random() for _ in range(120)]
+    large = [rng.random() for _ in range(4000)]
+    f_small = ece_if_calibrated(small, draws=300)
+    f_large = ece_if_calibrated(large, draws=100)
+    # a calibrated score is not at ECE 0 on 120 questions, and its ECE falls with more questions (~1/sqrt(n))
+    assert 0.02 < f_small["median"] < 0.09 and f_small["p90"] > f_small["median"]
+    assert f_large["median"] < f_small["median"] / 3
+
+    # labels really drawn at the confidence: the measured ECE is typical of the draws (p not small)
+    calibrated = [rng.random() < c for c in large]
+    ece_cal = expected_calibration_error(large, calibrated)
+    assert ece_if_calibrated(large, ece_cal, draws=100)["p_value"] > 0.05
+    # labels drawn 0.15 below the confidence: p = 0, the miscalibration is real
+    over = [rng.random() < max(0.0, c - 0.15) for c in large]
+    ece_over = expected_calibration_error(large, over)
+    assert ece_over > 0.1
+    assert ece_if_calibrated(large, ece_over, draws=100)["p_value"] == 0.0

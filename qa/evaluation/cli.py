@@ -356,9 +356,11 @@ def _cmd_squad(args: argparse.Namespace) -> int:
     lines = [f"SQuAD {result['version'] or '?'} reader-only: {args.squad} ({s['total']} questions)"]
     for key in ("exact", "f1", "HasAns_exact", "HasAns_f1", "NoAns_exact", "NoAns_f1", "forced_exact",
                 "forced_f1", "abstained", "coverage_answerable", "no_answer_accuracy", "auroc_correct",
-                "auroc_answerable", "aurc", "coverage_at_90_precision", "ece", "latency_p50_ms", "latency_p95_ms"):
+                "auroc_answerable", "aurc", "coverage_at_90_precision", "ece", "ece_calibrated_median",
+                "ece_calibrated_p90", "ece_p_value", "latency_p50_ms", "latency_p95_ms"):
         if s.get(key) is not None:
-            digits = 3 if key in ("auroc_correct", "auroc_answerable", "aurc", "ece") else 2
+            digits = 3 if key in ("auroc_correct", "auroc_answerable", "aurc", "ece", "ece_calibrated_median",
+                                  "ece_calibrated_p90", "ece_p_value") else 2
             lines.append(f"  {key:<24} {s[key]:8.{digits}f}")
     lines.append(f"report: {out_dir / 'report.json'}")
     if args.json:

@@ -37,6 +37,8 @@ _HEADLINE = [
     ("aurc", "AURC", "ratio"),
     ("coverage_at_90_precision", "coverage@90% precision", "pct"),
     ("ece", "ECE", "ratio"),
+    ("ece_calibrated_median", "ECE if calibrated (median)", "ratio"),
+    ("ece_p_value", "ECE p-value", "ratio"),
     ("latency_p50_ms", "latency p50 (ms)", "ms"),
     ("latency_p95_ms", "latency p95 (ms)", "ms"),
 ]
@@ -213,6 +215,16 @@ def render_markdown(report: EvalReport, chart_name: str | None = "chart.png") ->
     return "\n".join(lines)
 
 
+def _ece_floor(o: dict) -> str:
+    """`` (a calibrated score would show 0.041 here, 90 % of draws <= 0.060; p = 0.01)``, or "" without it."""
+    if o.get("ece_calibrated_median") is None:
+        return ""
+    p = o.get("ece_p_value")
+    return (f" (a perfectly calibrated score would show {fmt(o['ece_calibrated_median'], 'ratio')} on these "
+            f"confidences, 90 % of draws <= {fmt(o.get('ece_calibrated_p90'), 'ratio')}"
+            + (f"; p = {p:.2f}" if p is not None else "") + ")")
+
+
 def _selective_markdown(report: EvalReport) -> list[str]:
     """The selective-QA section: definitions in one line, then the reliability bins."""
     o = report.overall
@@ -222,7 +234,7 @@ def _selective_markdown(report: EvalReport) -> list[str]:
              f"AUROC answerable/unanswerable {fmt(o.get('auroc_answerable'), 'ratio')}, "
              f"AURC {fmt(o.get('aurc'), 'ratio')} (oracle {fmt(o.get('aurc_optimal'), 'ratio')}), "
              f"coverage at 90% precision {fmt(o.get('coverage_at_90_precision'), 'pct')}%, "
-             f"ECE {fmt(o.get('ece'), 'ratio')} (10 bins); best guesses correct "
+             f"ECE {fmt(o.get('ece'), 'ratio')} (10 bins){_ece_floor(o)}; best guesses correct "
              f"{fmt(o.get('accuracy_guess'), 'pct')}%."]
     bins = report.selective.get("reliability") or []
     if bins:

@@ -35,6 +35,13 @@ Over a list of (confidence, correct) pairs:
   [0, 1]): ``ECE = sum_b n_b/n * |acc_b - conf_b|`` with ``acc_b`` the share correct and ``conf_b``
   the mean confidence of bin ``b``. The **reliability bins** list ``count``, mean ``confidence`` and
   ``accuracy`` per bin (None for an empty bin).
+* **ECE of a calibrated score on the same confidences** (``ece_calibrated_median``, ``ece_calibrated_p90``,
+  0-1) - ECE is biased upwards on a finite set: even a score that *is* P(correct) shows an ECE above 0, larger
+  the fewer the questions (each bin's accuracy is a sample). Drawing every question's correctness as a coin
+  with its own confidence as the probability (:data:`ECE_DRAWS` seeded draws) gives the ECE a perfectly
+  calibrated score would show on these confidences: its median and 90th percentile. ``ece_p_value`` is the
+  share of those draws with an ECE at least the measured one: small (say < 0.05) means the miscalibration is
+  real, large means this set cannot tell the score from a calibrated one.
 """
 
 from __future__ import annotations
@@ -48,6 +55,7 @@ from qa.metrics import best_over, f1
 CORRECT_F1 = 0.5  # a best guess counts as correct at token F1 >= this against the gold answers
 N_BINS = 10
 PRECISION_TARGET = 0.9
+ECE_DRAWS = 1000  # simulated label draws for the ECE of a calibrated score (ece_if_calibrated)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -209,6 +217,39 @@ def expected_calibration_error(confidences: Sequence[float], correct: Sequence[b
     return sum(b["count"] / n * abs(b["accuracy"] - b["confidence"]) for b in bins if b["count"])
 
 
+def ece_if_calibrated(confidences: Sequence[float], observed: float | None = None, n_bins: int = N_BINS,
+                      draws: int = ECE_DRAWS, seed: int = 0) -> dict[str, float] | None:
+    """The ECE a perfectly calibrated score would show on ``confidences``: each question correct with
+    probability its confidence, ``draws`` seeded draws. ``median`` and ``p90`` of those ECEs, and with
+    ``observed`` (the measured ECE) ``p_value``, the share of draws whose ECE is >= it. None for an empty list."""
+    import random
+
+    n = len(confidences)
+    if n == 0 or draws < 1:
+        return None
+    clipped = [min(1.0, max(0.0, float(c))) for c in confidences]
+    bins = [_bin_of(c, n_bins) for c in clipped]
+    counts = [0] * n_bins
+    conf_sum = [0.0] * n_bins
+    for c, b in zip(clipped, bins):
+        counts[b] += 1
+        conf_sum[b] += c
+    rng = random.Random(seed)
+    eces = []
+    for _ in range(draws):
+        ok = [0] * n_bins
+        for c, b in zip(clipped, bins):
+            if rng.random() < c:
+                ok[b] += 1
+        eces.append(sum(abs(ok[b] - conf_sum[b]) for b in range(n_bins) if counts[b]) / n)
+    eces.sort()
+    out = {"median": eces[(draws - 1) // 2] if draws % 2 else (eces[draws // 2 - 1] + eces[draws // 2]) / 2,
+           "p90": eces[min(draws - 1, math.ceil(0.9 * draws) - 1)]}
+    if observed is not None:
+        out["p_value"] = sum(1 for e in eces if e >= observed - 1e-12) / draws
+    return out
+
+
 # ---------------------------------------------------------------------------------------------
 # all together
 
@@ -217,16 +258,22 @@ def selective_metrics(confidences: Sequence[float], correct: Sequence[bool],
                       answerable: Sequence[bool] | None = None) -> dict[str, Any]:
     """The scalar selective-QA metrics of a list of questions (see the module docstring):
     ``auroc_correct``, ``auroc_answerable`` (when ``answerable`` is given), ``aurc``,
-    ``aurc_optimal``, ``coverage_at_90_precision`` (percent), ``ece``, ``accuracy_guess`` (percent of
+    ``aurc_optimal``, ``coverage_at_90_precision`` (percent), ``ece`` with ``ece_calibrated_median``,
+    ``ece_calibrated_p90`` and ``ece_p_value`` (:func:`ece_if_calibrated`), ``accuracy_guess`` (percent of
     best guesses correct) and ``mean_confidence``."""
     n = len(confidences)
+    ece = expected_calibration_error(confidences, correct)
+    floor = ece_if_calibrated(confidences, ece) or {}
     out: dict[str, Any] = {
         "auroc_correct": auroc(confidences, correct),
         "auroc_answerable": auroc(confidences, answerable) if answerable is not None else None,
         "aurc": aurc(confidences, correct),
         "aurc_optimal": optimal_aurc(correct),
         "coverage_at_90_precision": 100.0 * coverage_at_precision(confidences, correct),
-        "ece": expected_calibration_error(confidences, correct),
+        "ece": ece,
+        "ece_calibrated_median": floor.get("median"),
+        "ece_calibrated_p90": floor.get("p90"),
+        "ece_p_value": floor.get("p_value"),
         "accuracy_guess": 100.0 * sum(1 for c in correct if c) / n if n else None,
         "mean_confidence": sum(confidences) / n if n else None,
     }

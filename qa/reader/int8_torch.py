@@ -3,7 +3,7 @@
 Each quantised linear layer multiplies int8 weights (one scale per output channel) by its input quantised to 7 bits
 with a fixed scale, and returns fp32 (FBGEMM's ``quantized::linear_with_input_q_dq_qweight_dq_output_fp32``): a
 token's output depends on that token alone, so the packed forward (``qa/reader/packed.py``), the cascade and the
-cross-request batcher work as in fp32. 7-bit inputs (0..127 around zero point 64) keep AVX2's ``vpmaddubsw``, which
+cross-request batcher work as in fp32. 7-bit inputs (levels 0..127; zero point 64 for a range centred on zero) keep AVX2's ``vpmaddubsw``, which
 adds two u8 x s8 products in 16 bits, from saturating: every x86 CPU computes the same thing.
 
 A transformer's activations have a few channels far larger than the rest, and one scale for a whole input
@@ -13,18 +13,26 @@ arithmetic -- which moves the outliers into the weights, where per-channel scale
 *after* the residual, so the division cannot be folded into the LayerNorm before it: it is an element-wise
 multiply in front of the layer (:class:`Smoothed`, ~1 % of the layer's cost).
 
+The feed-forward output projections read GELU's output, which never goes below -0.17 but reaches far above zero.
+A range centred on zero (as for the other layers) spends levels on negative values that never occur, and those
+layers lost 0.8-1.0 F1 in int8 that way. Their inputs are quantised over their calibrated ``[min, max]`` after
+smoothing instead (asymmetric: zero point 23-37 of 127 for the shipped reader, 1.6-2x the resolution), which keeps
+the F1 (docs/reader.md).
+
 What ships beside the weights is ``int8_torch.json`` (``qa quantize-reader --runtime torch``): the largest absolute
-input of every linear layer's channels over the reader windows of seeded SQuAD *training* questions, the smoothing
-exponent, the layers kept in float (the feed-forward output projections, whose GELU inputs lose most, and the span
-head) and the sha256 of the weights they belong to. The int8 layers are built from it at warm-up (~1 s, nothing
-cached, no data needed). Unlike the ONNX Runtime int8 reader (``qa/reader/int8.py``), FBGEMM's kernels can be
-restricted to AVX2 (``FBGEMM_ENABLE_INSTRUCTIONS=AVX2``, as ``ATEN_CPU_CAPABILITY`` restricts PyTorch's own), so
-its speed on an AVX2-only CPU can be measured on any x86 CPU.
+input of every linear layer's channels over the reader windows of seeded SQuAD *training* questions (and the
+smallest and largest for the asymmetric layers), the smoothing exponent, the layers kept in float (the span head)
+and the sha256 of the weights they belong to. A file made before the asymmetric layers (no ``asymmetric`` entry)
+keeps its feed-forward output projections in float, as its ``float_kept`` says. The int8 layers are built from it
+at warm-up (~1 s, nothing cached, no data needed). Unlike the ONNX Runtime int8 reader (``qa/reader/int8.py``),
+FBGEMM's kernels can be restricted to AVX2 (``FBGEMM_ENABLE_INSTRUCTIONS=AVX2``, as ``ATEN_CPU_CAPABILITY``
+restricts PyTorch's own), so its speed on an AVX2-only CPU can be measured on any x86 CPU.
 """
 
 from __future__ import annotations
 
 import json
+import math
 import os
 import re
 import warnings
@@ -39,8 +47,13 @@ from qa.writes import file_sha256
 SCALES_FILE = "int8_torch.json"
 ALPHA = 0.8  # chosen on the first 2,000 dev-42 questions among 0.5, 0.65, 0.8, 0.9 (docs/reader.md)
 ZERO_POINT, LEVELS = 64, 127  # 7-bit inputs: 0..127 around 64
-# linear layers kept in float: the feed-forward output projections (inputs after GELU) and the span head
-FLOAT_KEPT = r"(^|\.)layer\.\d+\.output\.dense$|(^|\.)qa_outputs$"
+# linear layers kept in float: the span head (2 outputs, nothing to gain)
+FLOAT_KEPT = r"(^|\.)qa_outputs$"
+# layers whose inputs are quantised over [min, max] with the zero point near the bottom: the feed-forward output
+# projections, which read GELU's output (>= -0.17)
+ASYMMETRIC = r"(^|\.)layer\.\d+\.output\.dense$"
+# until 2026-12-07 the feed-forward output projections were kept in float; a scales file without "asymmetric" says so
+FLOAT_KEPT_BEFORE = r"(^|\.)layer\.\d+\.output\.dense$|(^|\.)qa_outputs$"
 
 
 def linear_names(model, float_kept: str = FLOAT_KEPT) -> tuple[list[str], list[str]]:
@@ -50,19 +63,22 @@ def linear_names(model, float_kept: str = FLOAT_KEPT) -> tuple[list[str], list[s
     return [n for n in names if n not in kept], kept
 
 
-def input_absmax(model, windows: list) -> dict[str, np.ndarray]:
-    """The largest |input| of every input channel of every linear layer of ``model`` while it reads each window
-    ``(input_ids, token_type_ids)`` on its own (the CPU)."""
+def input_range(model, windows: list) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
+    """(smallest, largest) input of every input channel of every linear layer of ``model`` while it reads each
+    window ``(input_ids, token_type_ids)`` on its own (the CPU)."""
     from qa.reader.forward import forward_logits
 
-    seen: dict[str, torch.Tensor] = {}
+    low: dict[str, torch.Tensor] = {}
+    high: dict[str, torch.Tensor] = {}
     hooks = []
     for name, mod in model.named_modules():
         if isinstance(mod, torch.nn.Linear):
             def hook(_mod, inputs, name=name):
                 x = inputs[0].detach()
-                a = x.abs().reshape(-1, x.shape[-1]).amax(0).float()
-                seen[name] = torch.maximum(seen[name], a) if name in seen else a
+                x = x.reshape(-1, x.shape[-1]).float()
+                a, b = x.amin(0), x.amax(0)
+                low[name] = torch.minimum(low[name], a) if name in low else a
+                high[name] = torch.maximum(high[name], b) if name in high else b
             hooks.append(mod.register_forward_pre_hook(hook))
     try:
         for ids, types in windows:
@@ -71,7 +87,13 @@ def input_absmax(model, windows: list) -> dict[str, np.ndarray]:
     finally:
         for h in hooks:
             h.remove()
-    return {n: v.cpu().numpy() for n, v in seen.items()}
+    return {n: v.cpu().numpy() for n, v in low.items()}, {n: v.cpu().numpy() for n, v in high.items()}
+
+
+def input_absmax(model, windows: list) -> dict[str, np.ndarray]:
+    """The largest |input| of every input channel of every linear layer of ``model`` over ``windows``."""
+    low, high = input_range(model, windows)
+    return {n: np.maximum(np.abs(low[n]), np.abs(high[n])) for n in low}
 
 
 def calibrate(model_dir: Path, model, windows: list, source: str, alpha: float = ALPHA) -> dict:
@@ -80,8 +102,10 @@ def calibrate(model_dir: Path, model, windows: list, source: str, alpha: float =
     model_dir = Path(model_dir)
     if not 0.0 <= alpha <= 1.0:
         raise ValueError(f"alpha must be within [0, 1], not {alpha}")
-    absmax = input_absmax(model, windows)
+    low, high = input_range(model, windows)
+    absmax = {n: np.maximum(np.abs(low[n]), np.abs(high[n])) for n in low}
     quantised, kept = linear_names(model)
+    asymmetric = [n for n in quantised if re.search(ASYMMETRIC, n)]
     missing = [n for n in quantised if n not in absmax]
     if missing:
         raise Int8Error(f"no calibration input reached {missing[:3]}: is this a BERT-style span model?")
@@ -89,16 +113,21 @@ def calibrate(model_dir: Path, model, windows: list, source: str, alpha: float =
         "weights_sha256": file_sha256(model_dir / "model.safetensors"),
         "alpha": alpha,
         "float_kept": FLOAT_KEPT,
+        "asymmetric": ASYMMETRIC,
         "calibration_windows": len(windows),
         "calibration_source": source,
         "input_absmax": {n: [round(float(v), 6) for v in absmax[n]] for n in quantised},
+        # rounded outwards, so that the range stored still holds every calibration input
+        "input_min": {n: [round(math.floor(float(v) * 1e6) / 1e6, 6) for v in low[n]] for n in asymmetric},
+        "input_max": {n: [round(math.ceil(float(v) * 1e6) / 1e6, 6) for v in high[n]] for n in asymmetric},
     }
     path = model_dir / SCALES_FILE
     partial = model_dir / f".{SCALES_FILE}.tmp"
     partial.write_text(json.dumps(data) + "\n", encoding="utf-8")
     os.replace(partial, path)
-    return {k: v for k, v in data.items() if k != "input_absmax"} | {"quantised_layers": len(quantised),
-                                                                      "kept_float": kept}
+    return {k: v for k, v in data.items() if not k.startswith("input_")} | {"quantised_layers": len(quantised),
+                                                                             "kept_float": kept,
+                                                                             "asymmetric_layers": len(asymmetric)}
 
 
 def load_scales(model_dir: Path) -> dict:
@@ -112,7 +141,11 @@ def load_scales(model_dir: Path) -> dict:
         data = json.loads(path.read_text(encoding="utf-8"))
         if not isinstance(data.get("input_absmax"), dict) or not 0.0 <= float(data["alpha"]) <= 1.0:
             raise ValueError("input_absmax or alpha missing")
-        re.compile(str(data.get("float_kept", FLOAT_KEPT)))
+        re.compile(str(data.get("float_kept", FLOAT_KEPT_BEFORE)))
+        if "asymmetric" in data:
+            re.compile(str(data["asymmetric"]))
+            if not isinstance(data.get("input_min"), dict) or not isinstance(data.get("input_max"), dict):
+                raise ValueError("input_min or input_max missing")
     except (OSError, ValueError, KeyError, TypeError, re.error) as exc:
         raise Int8Error(f"{path} is unreadable ({exc}); run `qa quantize-reader --runtime torch` again") from exc
     if data.get("weights_sha256") != file_sha256(model_dir / "model.safetensors"):
@@ -139,9 +172,12 @@ def smooth(model, scales: dict) -> list[str]:
     multiply the weights' columns by them (each becomes a :class:`Smoothed`, in place): the same function in exact
     arithmetic. Returns the names of those layers."""
     alpha = float(scales["alpha"])
-    quantised, _kept = linear_names(model, str(scales.get("float_kept", FLOAT_KEPT)))
+    quantised, _kept = linear_names(model, str(scales.get("float_kept", FLOAT_KEPT_BEFORE)))
     absmax = scales["input_absmax"]
+    asym = [n for n in quantised if re.search(str(scales.get("asymmetric", "(?!)")), n)]
     missing = [n for n in quantised if n not in absmax or len(absmax[n]) != model.get_submodule(n).in_features]
+    missing += [n for n in asym if any(n not in scales.get(k, {}) or len(scales[k][n]) != len(absmax.get(n, ()))
+                                       for k in ("input_min", "input_max"))]
     if missing:
         raise Int8Error(f"{SCALES_FILE} does not describe this model's layers ({missing[:3]}); run `qa "
                         "quantize-reader --runtime torch` again")
@@ -157,11 +193,22 @@ def smooth(model, scales: dict) -> list[str]:
     return quantised
 
 
-class Int8Linear(torch.nn.Module):
-    """A linear layer with int8 weights (per output channel), its input quantised with a fixed scale (the same for
-    every call) and an fp32 output; ``inv``: the smoothing, applied first."""
+def input_quantisation(low: float, high: float) -> tuple[float, int]:
+    """(scale, zero point) that map inputs in ``[low, high]`` (which holds 0) onto the 7-bit levels 0..127."""
+    low, high = min(float(low), 0.0), max(float(high), 0.0)
+    if high - low < 2e-6:
+        low, high = -1e-6, 1e-6
+    scale = (high - low) / LEVELS
+    return scale, int(min(LEVELS, max(0, round(-low / scale))))
 
-    def __init__(self, linear, input_absmax: float, inv=None):
+
+class Int8Linear(torch.nn.Module):
+    """A linear layer with int8 weights (per output channel), its input quantised with a fixed scale and zero point
+    (the same for every call) and an fp32 output; ``inv``: the smoothing, applied first. The input range is
+    ``[-input_absmax, input_absmax]`` (zero point 64), or ``[input_min, input_absmax]`` when ``input_min`` is
+    given (asymmetric: the zero point near the bottom for inputs that are rarely negative)."""
+
+    def __init__(self, linear, input_absmax: float, inv=None, input_min: float | None = None):
         super().__init__()
         w = linear.weight.detach().float()
         scales = (w.abs().amax(1) / 127.0).clamp(min=1e-8).double()
@@ -170,14 +217,15 @@ class Int8Linear(torch.nn.Module):
             wq = torch.quantize_per_channel(w, scales, torch.zeros(w.shape[0], dtype=torch.long), 0, torch.qint8)
             bias = linear.bias.detach().float() if linear.bias is not None else None
             self._packed = torch.ops.quantized.linear_prepack(wq, bias)
-        self.scale = max(float(input_absmax), 1e-6) * 2.0 / LEVELS
+        high = max(float(input_absmax), 1e-6)
+        self.scale, self.zero_point = input_quantisation(-high if input_min is None else input_min, high)
         self.in_features, self.out_features = linear.in_features, linear.out_features
         self.register_buffer("inv", inv if inv is not None else torch.ones(linear.in_features))
 
     def forward(self, x):
         shape = x.shape
         y = torch.ops.quantized.linear_with_input_q_dq_qweight_dq_output_fp32(
-            (x * self.inv).reshape(-1, shape[-1]).contiguous(), self.scale, ZERO_POINT, self._packed)
+            (x * self.inv).reshape(-1, shape[-1]).contiguous(), self.scale, self.zero_point, self._packed)
         return y.reshape(*shape[:-1], self.out_features)
 
 
@@ -188,13 +236,18 @@ def quantize(model, scales: dict):
         raise Int8Error("QA_READER_PRECISION=int8-torch needs PyTorch's FBGEMM int8 kernels (an x86 build of torch "
                         "2.13, as pinned); use QA_READER_PRECISION=auto")
     torch.backends.quantized.engine = "fbgemm"
+    asymmetric = str(scales.get("asymmetric", "(?!)"))  # none in a file made before them
     for name in smooth(model, scales):
         parent_name, _, child = name.rpartition(".")
         mod = model.get_submodule(name)
-        absmax = torch.tensor(scales["input_absmax"][name], dtype=torch.float32)
-        if isinstance(mod, Smoothed):  # the input range after smoothing
-            mod = Int8Linear(mod.linear, float((absmax * mod.inv).max()), mod.inv)
+        inv = mod.inv if isinstance(mod, Smoothed) else torch.ones(mod.in_features)
+        linear = mod.linear if isinstance(mod, Smoothed) else mod
+        if re.search(asymmetric, name):  # the input range after smoothing (inv > 0 keeps each channel's order)
+            low = torch.tensor(scales["input_min"][name], dtype=torch.float32) * inv
+            high = torch.tensor(scales["input_max"][name], dtype=torch.float32) * inv
+            mod = Int8Linear(linear, float(high.max()), inv, input_min=float(low.min()))
         else:
-            mod = Int8Linear(mod, float(absmax.max()))
+            absmax = torch.tensor(scales["input_absmax"][name], dtype=torch.float32)
+            mod = Int8Linear(linear, float((absmax * inv).max()), inv)
         setattr(model.get_submodule(parent_name), child, mod)
     return model

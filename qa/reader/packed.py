@@ -3,9 +3,11 @@
 A padded batch of a question's windows (5 passages of ~120-230 tokens) spends about 15 % of its work on padding
 tokens. Here the position-wise parts of the encoder -- embeddings, the query/key/value and output projections,
 the feed-forward layers and the span head, which are nearly all of the compute -- run once over every window's
-tokens laid end to end, and only the attention runs on the padded windows, under the same mask as the padded
-forward. The logits are those of the padded forward (bit for bit in fp32 on the CPU measured, within float
-rounding in general)
+tokens laid end to end. The attention, the one part that mixes tokens, runs window by window on the CPU: each
+window's queries, keys and values are a slice of the packed tokens, attended without a mask or padding (no
+scatter into a padded block and back; ~8 % of the int8 forward on two AVX2 cores, docs/benchmarks.md). On a GPU,
+where thirty small attention calls would each pay a launch, the windows are scattered into one padded block and
+attended under the padding mask in one call. The logits are those of the padded forward within float rounding
 (``tests/test_packed.py``; :func:`matches_padded` checks it on the loaded model at warm-up, and the reader falls
 back to the padded forward for a model whose layers are not laid out as BERT's).
 """
@@ -28,42 +30,57 @@ def supports(model) -> bool:
         return False
 
 
-def packed_logits(model, rows: list, device: str = "cpu") -> list[tuple[np.ndarray, np.ndarray]]:
+def packed_logits(model, rows: list, device: str = "cpu",
+                  per_window: bool | None = None) -> list[tuple[np.ndarray, np.ndarray]]:
     """(start, end) logits of each window ``(input_ids, token_type_ids)``, as float32 numpy arrays.
 
-    The position-wise layers run over the windows' tokens end to end ([tokens, hidden]); for the attention, the
-    queries, keys and values are scattered into a padded [windows, heads, longest, head size] block and attended
-    under the padding mask in one call, then gathered back: the attention is the padded forward's, only the
-    ~90 % of the work that is position-wise skips the padding.
+    The position-wise layers run over the windows' tokens end to end ([tokens, hidden]). The attention runs
+    ``per_window`` (default: on the CPU) on each window's slice of the queries, keys and values, unmasked;
+    otherwise they are scattered into a padded [windows, heads, longest, head size] block, attended under the
+    padding mask in one call and gathered back. Either way the attention is the padded forward's.
     """
     import torch
     import torch.nn.functional as F
 
+    if per_window is None:
+        per_window = str(device).startswith("cpu")
     lens = [len(r[0]) for r in rows]
     longest, n_rows = max(lens), len(lens)
     ids = torch.from_numpy(np.concatenate([np.asarray(r[0], dtype=np.int64) for r in rows])).to(device)
     types = torch.from_numpy(np.concatenate([np.asarray(r[1], dtype=np.int64) for r in rows])).to(device)
     pos = torch.from_numpy(np.concatenate([np.arange(n, dtype=np.int64) for n in lens])).to(device)
-    # where each token sits in the padded block, and which key positions are real
-    place = torch.from_numpy(np.concatenate([w * longest + np.arange(n, dtype=np.int64)
-                                             for w, n in enumerate(lens)])).to(device)
-    keys = torch.zeros(n_rows, longest, dtype=torch.bool, device=device)
-    for w, n in enumerate(lens):
-        keys[w, :n] = True
-    keys = keys[:, None, None, :]
+    bounds = np.concatenate([[0], np.cumsum(lens)]).tolist()
+    if not per_window:
+        # where each token sits in the padded block, and which key positions are real
+        place = torch.from_numpy(np.concatenate([w * longest + np.arange(n, dtype=np.int64)
+                                                 for w, n in enumerate(lens)])).to(device)
+        keys = torch.zeros(n_rows, longest, dtype=torch.bool, device=device)
+        for w, n in enumerate(lens):
+            keys[w, :n] = True
+        keys = keys[:, None, None, :]
     base = model.base_model
     with torch.inference_mode():
         x = base.embeddings(input_ids=ids[None], token_type_ids=types[None], position_ids=pos[None])[0]  # [N, d]
         for layer in base.encoder.layer:
             sa = layer.attention.self
             heads, size = sa.num_attention_heads, sa.attention_head_size
-            blocks = []
-            for t in (sa.query(x), sa.key(x), sa.value(x)):
-                block = t.new_zeros(n_rows * longest, heads * size)
-                block[place] = t
-                blocks.append(block.view(n_rows, longest, heads, size).transpose(1, 2))
-            a = F.scaled_dot_product_attention(*blocks, attn_mask=keys, scale=sa.scaling)
-            a = a.transpose(1, 2).reshape(n_rows * longest, heads * size)[place]
+            q, k, v = sa.query(x), sa.key(x), sa.value(x)
+            if per_window:
+                parts = []
+                for w, n in enumerate(lens):
+                    lo, hi = bounds[w], bounds[w + 1]
+                    qw, kw, vw = (t[lo:hi].view(1, n, heads, size).transpose(1, 2) for t in (q, k, v))
+                    parts.append(F.scaled_dot_product_attention(qw, kw, vw, scale=sa.scaling)[0]
+                                 .transpose(0, 1).reshape(n, heads * size))
+                a = torch.cat(parts) if len(parts) > 1 else parts[0]
+            else:
+                blocks = []
+                for t in (q, k, v):
+                    block = t.new_zeros(n_rows * longest, heads * size)
+                    block[place] = t
+                    blocks.append(block.view(n_rows, longest, heads, size).transpose(1, 2))
+                a = F.scaled_dot_product_attention(*blocks, attn_mask=keys, scale=sa.scaling)
+                a = a.transpose(1, 2).reshape(n_rows * longest, heads * size)[place]
             attended = layer.attention.output(a, x)
             x = layer.output(layer.intermediate(attended), attended)
         logits = model.qa_outputs(x).float().cpu().numpy()  # [N, 2]
