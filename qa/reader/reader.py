@@ -329,8 +329,8 @@ class ExtractiveReader:
         if self.precision == "int8-torch" or (self.precision == "auto" and self.device == "cpu" and not self.bf16):
             # after the packed check (on the fp32 logits): a token's int8 layers depend on that token alone, so the
             # packed forward stays what the padded one computes. `auto` on a CPU without native bf16 (AVX2) takes
-            # int8-torch too when the folder has int8 scales made for these weights: 0.82-0.85x fp32's ask p50 on a
-            # real AVX2 CPU, dev-42 F1 82.10 against 82.02 (docs/reader.md#int8-on-pytorch-int8-torch); else fp32
+            # int8-torch too when the folder has int8 scales made for these weights: ~0.78x fp32's ask p50 on two
+            # AVX2 cores, dev-42 forced F1 81.79 against 82.02 (docs/reader.md#int8-on-pytorch-int8-torch); else fp32
             from qa.reader.int8_torch import Int8Error, load_scales, quantize
 
             try:
