@@ -143,6 +143,8 @@ class Readiness(BaseModel):
                                                          '(QA_READER_PRECISION=int8), "torch-int8" (QA_READER_PRECISION=int8-torch, and auto on x86 CPUs without native bf16), '
                                                          '"openvino-fp32|bf16" '
                                                          '(QA_READER_BACKEND=openvino) or "torch-cuda-bf16|fp16|fp32"')
+    reader_token_keep: float | None = Field(None, description="share of each passage's tokens the reader's last "
+                                                              "layers compute (QA_READER_TOKEN_KEEP; 1.0: every token)")
     writes: str | None = Field(None, description='who may write: "open" (loopback, no keys), "key" (a write '
                                                  'key is needed) or "read_only" (no keys, not loopback)')
 

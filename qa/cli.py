@@ -548,6 +548,9 @@ def build_parser() -> argparse.ArgumentParser:
     from qa.training.quantize import add_quantize_reader_command
 
     add_quantize_reader_command(subparsers)
+    from qa.training.token_probe import add_fit_token_probe_command
+
+    add_fit_token_probe_command(subparsers)
     add_soup_reader_command(subparsers)
     from qa.training.cli import add_training_commands
 

@@ -99,6 +99,11 @@ class Settings(BaseSettings):
     # The torch reader's position-wise layers over the windows' tokens without padding (qa/reader/packed.py); the
     # attention as before. Same logits (checked on a probe at warm-up), ~0.9x the forward time on the seed set.
     reader_packed: bool = True
+    # Late-layer token pruning (qa/reader/token_pruning.py), in the CPU's packed forward: after the probe's layer only
+    # this share of each window's context tokens is computed further (the rest cannot be an answer). None: the share
+    # stored in the reader folder's token_probe.json (0.3 after 4 of 6 layers for the shipped reader), except in bf16
+    # (AMX CPUs: no faster there), where None means off; 1: off.
+    reader_token_keep: float | None = Field(None, gt=0.0, le=1.0)
     max_answers: int = Field(3, ge=1, le=20)
     # Answers kept in memory (LRU) by (normalised question, top_k, max_answers, index version); 0 = no cache.
     # A write makes a new index version, so cached answers never outlive the documents they came from.

@@ -85,10 +85,11 @@ def seed_index(seed_settings, embedder, chunker):
 
 @pytest.fixture(scope="session")
 def shipped_fp32_reader():
-    """The shipped reader on PyTorch in fp32: the reference the other runtimes (int8, OpenVINO) are compared with."""
+    """The shipped reader on PyTorch in fp32, every token through every layer (no token pruning): the reference the
+    other runtimes (int8, OpenVINO) are compared with."""
     from qa.reader.reader import ExtractiveReader
     from shipped import SHIPPED
 
-    r = ExtractiveReader(SHIPPED, precision="fp32")
+    r = ExtractiveReader(SHIPPED, precision="fp32", token_keep=1.0)
     r.warm_up()
     return r

@@ -24,7 +24,7 @@ from shipped import (SHIPPED, UNREST as CTX, UNREST_QUESTIONS as QUESTIONS, asse
 
 @pytest.fixture(scope="module")
 def int8_reader() -> ExtractiveReader:
-    r = ExtractiveReader(SHIPPED, precision="int8-torch")
+    r = ExtractiveReader(SHIPPED, precision="int8-torch", token_keep=1.0)  # int8 alone; with pruning: test_token_pruning
     r.warm_up()
     return r
 

@@ -35,7 +35,7 @@ def test_serving_does_not_import_training_evaluation_or_web():
 def test_training_code_lives_in_qa_training():
     reader = {p.name for p in (PROJECT_ROOT / "qa" / "reader").glob("*.py")}
     assert reader == {"__init__.py", "aggregate.py", "decode.py", "forward.py", "int8.py", "int8_torch.py",
-                      "model_cache.py", "openvino_rt.py", "packed.py", "pretokenised.py", "reader.py"}
+                      "model_cache.py", "openvino_rt.py", "packed.py", "pretokenised.py", "reader.py", "token_pruning.py"}
     # int8.py, int8_torch.py, openvino_rt.py: serving (they build their model at warm-up, the first two from
     # calibration files that `qa quantize-reader` writes)
     assert {p.name for p in (PROJECT_ROOT / "qa" / "verifier").glob("*.py")} == {"__init__.py", "features.py",

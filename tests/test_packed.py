@@ -16,7 +16,7 @@ from shipped import (RUNTIME_QUESTIONS as QUESTIONS, SHIPPED, UNREST as CTX, ass
 
 @pytest.fixture(scope="module")
 def packed_reader() -> ExtractiveReader:
-    r = ExtractiveReader(SHIPPED, precision="fp32", packed=True)
+    r = ExtractiveReader(SHIPPED, precision="fp32", packed=True, token_keep=1.0)  # pruning: test_token_pruning.py
     r.warm_up()
     return r
 

@@ -37,10 +37,14 @@ async def ready(service: ServiceState = Depends(get_service)):
         except Exception as e:  # noqa: BLE001
             body = Readiness(ready=False, status="failed", reason=public_message(f"{type(e).__name__}: {e}"))
             return JSONResponse(body.model_dump(), status_code=503)
-        runtime = getattr(getattr(service.pipeline, "reader", None), "runtime", None) or None
+        reader = getattr(service.pipeline, "reader", None)
+        runtime = getattr(reader, "runtime", None) or None
+        probe = getattr(reader, "token_probe", None)
+        token_keep = probe.keep if probe is not None else (1.0 if runtime else None)
         access = service.access
         writes = None if access is None else "key" if access.keys.configured() else "read_only" if access.read_only() else "open"
-        return Readiness(ready=True, status="ready", documents=n, reader_runtime=runtime, writes=writes)
+        return Readiness(ready=True, status="ready", documents=n, reader_runtime=runtime,
+                         reader_token_keep=token_keep, writes=writes)
     body = Readiness(ready=False, status=service.status, reason=service.reason or service.status)
     return JSONResponse(body.model_dump(), status_code=503)
 

@@ -30,14 +30,34 @@ def supports(model) -> bool:
         return False
 
 
-def packed_logits(model, rows: list, device: str = "cpu",
-                  per_window: bool | None = None) -> list[tuple[np.ndarray, np.ndarray]]:
+def _attend(q, k, v, q_bounds: list[int], k_bounds: list[int], heads: int, size: int, scale: float):
+    """Each window's queries ``q[q_bounds[w]:q_bounds[w+1]]`` attending to its keys and values (the same slice
+    of ``k``/``v`` by ``k_bounds``), unmasked; the windows' outputs laid end to end."""
+    import torch
+    import torch.nn.functional as F
+
+    parts = []
+    for w in range(len(q_bounds) - 1):
+        lo, hi, klo, khi = q_bounds[w], q_bounds[w + 1], k_bounds[w], k_bounds[w + 1]
+        qw = q[lo:hi].view(1, hi - lo, heads, size).transpose(1, 2)
+        kw, vw = (t[klo:khi].view(1, khi - klo, heads, size).transpose(1, 2) for t in (k, v))
+        parts.append(F.scaled_dot_product_attention(qw, kw, vw, scale=scale)[0].transpose(0, 1)
+                     .reshape(hi - lo, heads * size))
+    return torch.cat(parts) if len(parts) > 1 else parts[0]
+
+
+def packed_logits(model, rows: list, device: str = "cpu", per_window: bool | None = None,
+                  probe=None) -> list[tuple[np.ndarray, np.ndarray]]:
     """(start, end) logits of each window ``(input_ids, token_type_ids)``, as float32 numpy arrays.
 
     The position-wise layers run over the windows' tokens end to end ([tokens, hidden]). The attention runs
     ``per_window`` (default: on the CPU) on each window's slice of the queries, keys and values, unmasked;
     otherwise they are scattered into a padded [windows, heads, longest, head size] block, attended under the
     padding mask in one call and gathered back. Either way the attention is the padded forward's.
+
+    ``probe`` (qa.reader.token_pruning.TokenProbe; per window only): from layer ``probe.layer`` on, only the
+    tokens :func:`~qa.reader.token_pruning.kept_tokens` keeps are computed; the others keep their hidden state
+    and still serve as keys and values, and their logits are padding's (they cannot be an answer).
     """
     import torch
     import torch.nn.functional as F
@@ -61,19 +81,27 @@ def packed_logits(model, rows: list, device: str = "cpu",
     base = model.base_model
     with torch.inference_mode():
         x = base.embeddings(input_ids=ids[None], token_type_ids=types[None], position_ids=pos[None])[0]  # [N, d]
-        for layer in base.encoder.layer:
+        kept = frozen = None  # after the probe's layer: the indices computed, and every token's state
+        for i, layer in enumerate(base.encoder.layer):
             sa = layer.attention.self
             heads, size = sa.num_attention_heads, sa.attention_head_size
-            q, k, v = sa.query(x), sa.key(x), sa.value(x)
-            if per_window:
-                parts = []
-                for w, n in enumerate(lens):
-                    lo, hi = bounds[w], bounds[w + 1]
-                    qw, kw, vw = (t[lo:hi].view(1, n, heads, size).transpose(1, 2) for t in (q, k, v))
-                    parts.append(F.scaled_dot_product_attention(qw, kw, vw, scale=sa.scaling)[0]
-                                 .transpose(0, 1).reshape(n, heads * size))
-                a = torch.cat(parts) if len(parts) > 1 else parts[0]
+            if per_window and probe is not None and i == probe.layer:
+                from qa.reader.token_pruning import kept_tokens
+
+                types_np = np.concatenate([np.asarray(r[1]) for r in rows])
+                kept_np = kept_tokens(probe.scores(x), types_np, lens, probe.keep)
+                kept = torch.from_numpy(kept_np).to(device)
+                window_of = np.searchsorted(np.asarray(bounds[1:]), kept_np, side="right")
+                q_bounds = np.concatenate([[0], np.cumsum(np.bincount(window_of, minlength=n_rows))]).tolist()
+                frozen, x = x, x[kept]
+            if kept is not None:  # queries from the tokens computed, keys and values from every token
+                q, k, v = sa.query(x), sa.key(frozen), sa.value(frozen)
+                a = _attend(q, k, v, q_bounds, bounds, heads, size, sa.scaling)
+            elif per_window:
+                q, k, v = sa.query(x), sa.key(x), sa.value(x)
+                a = _attend(q, k, v, bounds, bounds, heads, size, sa.scaling)
             else:
+                q, k, v = sa.query(x), sa.key(x), sa.value(x)
                 blocks = []
                 for t in (q, k, v):
                     block = t.new_zeros(n_rows * longest, heads * size)
@@ -83,7 +111,15 @@ def packed_logits(model, rows: list, device: str = "cpu",
                 a = a.transpose(1, 2).reshape(n_rows * longest, heads * size)[place]
             attended = layer.attention.output(a, x)
             x = layer.output(layer.intermediate(attended), attended)
-        logits = model.qa_outputs(x).float().cpu().numpy()  # [N, 2]
+            if kept is not None and i + 1 < len(base.encoder.layer):
+                frozen = frozen.index_copy(0, kept, x)  # the next layer's keys and values see the new states
+        logits = model.qa_outputs(x).float().cpu().numpy()  # [N or kept, 2]
+        if kept is not None:
+            from qa.reader.token_pruning import DROPPED_LOGIT
+
+            full = np.full((len(ids), 2), DROPPED_LOGIT, dtype=np.float32)
+            full[kept_np] = logits
+            logits = full
     out, o = [], 0
     for n in lens:
         out.append((logits[o : o + n, 0].copy(), logits[o : o + n, 1].copy()))

@@ -151,7 +151,7 @@ class ExtractiveReader:
                  use_verifier: bool = True, device: str = "cpu", batch_windows: int = 0,
                  batch_wait_ms: float = 2.0, pretokenised: bool = True, early_exit_by: str = "span",
                  int8_cache_dir: str | Path | None = None, backend: str = "torch",
-                 openvino_cache_dir: str | Path | None = None, packed: bool = True):
+                 openvino_cache_dir: str | Path | None = None, packed: bool = True, token_keep: float | None = None):
         self.model_dir = Path(model_dir)
         self.max_length = max_length
         self.stride = stride
@@ -197,6 +197,12 @@ class ExtractiveReader:
         # windows of different lengths in one forward without padding (qa.reader.packed; torch backend only),
         # used when asked for and the loaded model gives the padded forward's logits on a probe (warm_up)
         self.packed = packed
+        # late-layer token pruning (qa.reader.token_pruning) in the CPU's packed forward: the probe beside the
+        # weights, loaded at warm_up; token_keep overrides its share of tokens computed (None: the file's; 1: off)
+        if token_keep is not None and not 0.0 < token_keep <= 1.0:
+            raise ValueError(f"token_keep must be within (0, 1], not {token_keep}")
+        self.token_keep = token_keep
+        self.token_probe = None
         self.tokenizer = None
         # stored passage tokens (qa.reader.pretokenised) used when given and this tokenizer follows the pair
         # template they assume (checked at warm_up); fingerprint: which stored tokens are this tokenizer's
@@ -233,6 +239,7 @@ class ExtractiveReader:
             batch_wait_ms=s.reader_batch_wait_ms, pretokenised=s.reader_pretokenised,
             early_exit_by=s.reader_early_exit_by, int8_cache_dir=s.reader_int8_cache,
             backend=s.reader_backend, openvino_cache_dir=s.reader_openvino_cache, packed=s.reader_packed,
+            token_keep=s.reader_token_keep,
         )
 
     # -- loading -----------------------------------------------------------------------------
@@ -326,6 +333,14 @@ class ExtractiveReader:
             if not self.packed:
                 log.warning("QA_READER_PACKED: this model's layers are not laid out as the packed forward expects "
                             "(or its logits differ on a probe); using the padded forward")
+        if self.packed and self.device == "cpu" and (self.token_keep is not None or not self.bf16):
+            # not by default in bf16: on CPUs with AMX the layers are cheap and pruning saved ~1 % of the ask for
+            # 1.1 seed F1 (docs/reader.md#late-layer-token-pruning-2026-12-07); asked for, it runs there too
+            from qa.reader import token_pruning
+
+            cfg = self.model.config
+            self.token_probe = token_pruning.load(self.model_dir, self.token_keep, cfg.hidden_size,
+                                                  cfg.num_hidden_layers)
         if self.precision == "int8-torch" or (self.precision == "auto" and self.device == "cpu" and not self.bf16):
             # after the packed check (on the fp32 logits): a token's int8 layers depend on that token alone, so the
             # packed forward stays what the padded one computes. `auto` on a CPU without native bf16 (AVX2) takes
@@ -366,13 +381,15 @@ class ExtractiveReader:
         out: list = [None] * len(rows)
         order = sorted(range(len(rows)), key=lambda w: len(rows[w][0]))
         with self._lock:
-            if self.packed and width is None and len({len(r[0]) for r in rows}) > 1:
-                # no padding in the position-wise layers (windows of one length have none to save)
+            if self.packed and width is None and (self.token_probe is not None or len({len(r[0]) for r in rows}) > 1):
+                # no padding in the position-wise layers (windows of one length have none to save, but the token
+                # pruning, when on, runs here: a window's answer must not depend on its neighbours' lengths)
                 from qa.reader.packed import packed_logits
 
                 for b in range(0, len(rows), size):
                     idx = order[b : b + size]
-                    for w, se in zip(idx, packed_logits(self.model, [rows[w] for w in idx], self.device)):
+                    for w, se in zip(idx, packed_logits(self.model, [rows[w] for w in idx], self.device,
+                                                        probe=self.token_probe)):
                         out[w] = se
                 return out
             for b in range(0, len(rows), size):
