@@ -135,6 +135,30 @@ def test_question_coverage_features_see_what_the_answer_sentence_lacks():
     assert coverage(set(), "anything") == 1.0
 
 
+def test_q_in_passages_is_the_coverage_of_the_passages_read_together():
+    """Made once per set of passages (cached): each answer, and each new set of passages, gets its own figure."""
+    from qa.reader.aggregate import Located, group_answers
+    from qa.reader.reader import sentence_bounds
+    from qa.types import Chunk, Passage
+    from qa.verifier.features import answer_features, content_terms, coverage
+
+    q = "What sentence did Karim Massimov receive?"
+    sets = [["Karim Massimov was arrested.", "A court sentenced him."], ["Massimov received visitors.", "Rain."],
+            ["Karim Massimov was arrested.", "A court sentenced him."]]
+    for texts in sets:
+        doc = "\n".join(texts)
+        passages = [Passage(chunk=Chunk("d.txt", doc.index(t), doc.index(t) + len(t), t), score=1.0, rank=i + 1,
+                            scores={"dense": 0.5, "bm25": 1.0}) for i, t in enumerate(texts)]
+        groups = group_answers([Located("d.txt", 0, 5, 0.6, 0), Located("d.txt", len(texts[0]) + 1,
+                                                                         len(texts[0]) + 2, 0.2, 1)],
+                               {"d.txt": doc}.__getitem__, sentence_bounds)
+        want = coverage(content_terms(q), " ".join(texts))
+        for i in range(len(groups)):
+            f = answer_features(groups, i, 0.1, q, "x", [g.key for g in groups], passages)
+            assert f["q_in_passages"] == pytest.approx(want)
+    assert coverage(content_terms(q), " ".join(sets[1])) != coverage(content_terms(q), " ".join(sets[0]))
+
+
 def test_add_impossible_brings_on_topic_unanswerable_questions(tmp_path):
     from qa.evaluation.open_squad import build_open_setting
     from qa.training.verifier import add_impossible

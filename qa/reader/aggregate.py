@@ -75,10 +75,17 @@ def independent_sources(citations: list[Located], context_text: list[str], dup_t
         if ri != rj:
             parent[max(ri, rj)] = min(ri, rj)
 
-    sh = [shingles(t) for t in context_text]
+    sh: list[set | None] = [None] * n  # made when first compared (most answers have one citation: none)
+
+    def shingles_of(i: int) -> set:
+        if sh[i] is None:
+            sh[i] = shingles(context_text[i])
+        return sh[i]
+
     for i in range(n):
         for j in range(i + 1, n):
-            if citations[i].document == citations[j].document or jaccard(sh[i], sh[j]) >= dup_threshold:
+            if (citations[i].document == citations[j].document
+                    or jaccard(shingles_of(i), shingles_of(j)) >= dup_threshold):
                 union(i, j)
     clusters: dict[int, list[int]] = {}
     for i in range(n):

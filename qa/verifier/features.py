@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Sequence
+from functools import lru_cache
 from typing import Any
 
 from qa.metrics import normalize_answer
@@ -63,6 +64,13 @@ def content_terms(text: str) -> set[str]:
     """A text's content words, lower-cased, without function words, cut to 5 characters (a crude stem:
     "protests" and "protesters" meet, so do "arrested" and "arrests")."""
     return {w[:5] for w in (x.lower() for x in _WORD.findall(text)) if w not in _STOP and len(w) > 1}
+
+
+@lru_cache(maxsize=32)
+def _passages_terms(texts: tuple[str, ...]) -> frozenset[str]:
+    """The content words of the retrieved passages together: the same for every answer to a question, so made
+    once per question (~0.25 ms each time on ~900 words)."""
+    return frozenset(content_terms(" ".join(texts)))
 
 
 def coverage(question_terms: set[str], text: str) -> float:
@@ -121,7 +129,8 @@ def answer_features(groups: Sequence[Any], index: int, null_prob: float, questio
             "top_dense": max(dense) if dense else 0.0,
             "top_bm25_log": math.log1p(max(0.0, top_bm25)),
             "evidence_top": 1.0 if pi == 0 else 0.0,
-            "q_in_passages": coverage(qterms, " ".join(x.chunk.text for x in passages)),
+            "q_in_passages": (len(qterms & _passages_terms(tuple(x.chunk.text for x in passages))) / len(qterms)
+                              if qterms else 1.0),
         })
     return f
 
