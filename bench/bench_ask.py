@@ -59,8 +59,10 @@ def main() -> int:
         settings = Settings(index_dir=Path(tmp) / "index", **overrides)
         t0 = time.perf_counter()
         pipe = QAPipeline(settings).warm_up()
+        probe = pipe.reader.token_probe
         print(f"warm-up (models + index build of seeds/): {time.perf_counter() - t0:.1f} s; "
-              f"reader runtime: {pipe.reader.runtime}")
+              f"reader runtime: {pipe.reader.runtime}; token pruning: "
+              + (f"{probe.keep:g} of each window's context tokens after layer {probe.layer}" if probe else "off"))
         pipe.ask(questions[0])  # first call outside the figures
         total, retrieve, read, windows, early = [], [], [], 0, 0
         stages: dict[str, list[float]] = {name: [] for name in timing.STAGES}
