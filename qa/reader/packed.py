@@ -94,14 +94,12 @@ def packed_logits(model, rows: list, device: str = "cpu", per_window: bool | Non
                 window_of = np.searchsorted(np.asarray(bounds[1:]), kept_np, side="right")
                 q_bounds = np.concatenate([[0], np.cumsum(np.bincount(window_of, minlength=n_rows))]).tolist()
                 frozen, x = x, x[kept]
-            if kept is not None:  # queries from the tokens computed, keys and values from every token
-                q, k, v = sa.query(x), sa.key(frozen), sa.value(frozen)
-                a = _attend(q, k, v, q_bounds, bounds, heads, size, sa.scaling)
-            elif per_window:
-                q, k, v = sa.query(x), sa.key(x), sa.value(x)
-                a = _attend(q, k, v, bounds, bounds, heads, size, sa.scaling)
+            # queries from the tokens computed; keys and values from every token (the same ones unless pruning)
+            every = frozen if kept is not None else x
+            q, k, v = sa.query(x), sa.key(every), sa.value(every)
+            if per_window:
+                a = _attend(q, k, v, q_bounds if kept is not None else bounds, bounds, heads, size, sa.scaling)
             else:
-                q, k, v = sa.query(x), sa.key(x), sa.value(x)
                 blocks = []
                 for t in (q, k, v):
                     block = t.new_zeros(n_rows * longest, heads * size)
@@ -112,7 +110,7 @@ def packed_logits(model, rows: list, device: str = "cpu", per_window: bool | Non
             attended = layer.attention.output(a, x)
             x = layer.output(layer.intermediate(attended), attended)
             if kept is not None and i + 1 < len(base.encoder.layer):
-                frozen = frozen.index_copy(0, kept, x)  # the next layer's keys and values see the new states
+                frozen.index_copy_(0, kept, x)  # the next layer's keys and values see the new states
         logits = model.qa_outputs(x).float().cpu().numpy()  # [N or kept, 2]
         if kept is not None:
             from qa.reader.token_pruning import DROPPED_LOGIT
