@@ -95,7 +95,19 @@ def percentile(values: list[float], p: float) -> float:
     return s[lo] + (s[hi] - s[lo]) * (k - lo)
 
 
-async def run_level(url: str, concurrency: int, n_requests: int, questions: list[str] = QUESTIONS) -> dict:
+def process_cpu_s(pid: int | None) -> float | None:
+    """User + system CPU seconds of process ``pid`` (all its threads) so far, from /proc; None where unreadable."""
+    if pid is None:
+        return None
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+async def run_level(url: str, concurrency: int, n_requests: int, questions: list[str] = QUESTIONS,
+                    server_pid: int | None = None) -> dict:
     latencies: list[float] = []
     errors = 0
     queue: asyncio.Queue[int] = asyncio.Queue()
@@ -120,9 +132,10 @@ async def run_level(url: str, concurrency: int, n_requests: int, questions: list
     limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
     async with httpx.AsyncClient(base_url=url, timeout=300, limits=limits) as client:
         await client.post("/ask", json={"question": "Warm-up: who wrote these documents?"})  # warm the connection
-        t0 = time.perf_counter()
+        t0, client0, server0 = time.perf_counter(), time.process_time(), process_cpu_s(server_pid)
         await asyncio.gather(*(worker(client) for _ in range(concurrency)))
         wall = time.perf_counter() - t0
+        client_cpu, server1 = time.process_time() - client0, process_cpu_s(server_pid)
     return {
         "concurrency": concurrency,
         "requests": n_requests,
@@ -132,6 +145,10 @@ async def run_level(url: str, concurrency: int, n_requests: int, questions: list
         "max_ms": round(max(latencies), 1) if latencies else None,
         "req_per_s": round(len(latencies) / wall, 2) if wall else None,
         "wall_s": round(wall, 2),
+        # CPU time per request: the server's (None when it was not started here) and this load generator's,
+        # which shares the machine's cores with the server
+        "server_cpu_ms": round((server1 - server0) * 1000 / n_requests, 1) if server0 is not None and server1 else None,
+        "client_cpu_ms": round(client_cpu * 1000 / n_requests, 1),
     }
 
 
@@ -168,13 +185,14 @@ def main(argv: list[str] | None = None) -> None:
               f"{os.environ.get('QA_ANSWER_CACHE_SIZE', 'default (256)')}; reader {ready.get('reader_runtime')} "
               f"(token keep {ready.get('reader_token_keep')}), "
               f"QA_ASK_CONCURRENCY {os.environ.get('QA_ASK_CONCURRENCY', 'auto')}")
-        print(f"{'clients':>7} {'requests':>8} {'errors':>6} {'p50 ms':>9} {'p95 ms':>9} {'max ms':>9} {'req/s':>7}")
+        print(f"{'clients':>7} {'requests':>8} {'errors':>6} {'p50 ms':>9} {'p95 ms':>9} {'max ms':>9} {'req/s':>7} {'server CPU ms/req':>17} {'client CPU ms/req':>17}")
         results = []
         for c in args.concurrency:
-            r = asyncio.run(run_level(url, c, args.requests, questions))
+            r = asyncio.run(run_level(url, c, args.requests, questions, proc.pid if proc is not None else None))
             results.append(r)
             print(f"{r['concurrency']:>7} {r['requests']:>8} {r['errors']:>6} {r['p50_ms']!s:>9} "
-                  f"{r['p95_ms']!s:>9} {r['max_ms']!s:>9} {r['req_per_s']!s:>7}", flush=True)
+                  f"{r['p95_ms']!s:>9} {r['max_ms']!s:>9} {r['req_per_s']!s:>7} {r['server_cpu_ms']!s:>17} "
+                  f"{r['client_cpu_ms']!s:>17}", flush=True)
         if args.json:
             print(json.dumps(results, indent=2))
     finally:

@@ -77,6 +77,7 @@ class Embedder:
 
         self.device = resolve_device(device)
         self._model = None
+        self._query_encoder = None  # qa.query_encoder.QueryEncoder when it gives encode()'s vectors (warm_up)
         self._lock = threading.Lock()
 
     @classmethod
@@ -98,8 +99,27 @@ class Embedder:
                         hf_logging.disable_progress_bar()
 
                     logger.info("loading embedding model %s on %s", self.model_path, self.device)
-                    self._model = SentenceTransformer(self.model_path, device=self.device)
+                    model = SentenceTransformer(self.model_path, device=self.device)
+                    self._query_encoder = self._fast_query_path(model)
+                    self._model = model
         return self
+
+    def _fast_query_path(self, model):
+        """The direct walk for single questions (qa.query_encoder), on the CPU, when it gives encode()'s vectors
+        on probe texts; otherwise None (encode() is used, logged)."""
+        if self.device != "cpu":
+            return None
+        from qa.query_encoder import QueryEncoder
+
+        if not QueryEncoder.supports(model):
+            logger.info("query embeddings through encode(): %s has no BERT layout to walk", self.model_path)
+            return None
+        direct = QueryEncoder(model)
+        reference = lambda text: self._encode(model, [text])[0]  # noqa: E731
+        if not direct.matches(reference):
+            logger.warning("query embeddings through encode(): the direct walk differs on %s", self.model_path)
+            return None
+        return direct
 
     @property
     def model(self):
@@ -129,7 +149,10 @@ class Embedder:
         texts = list(texts)
         if not texts:
             return np.zeros((0, self.dimension), dtype=np.float32)
-        vecs = self.model.encode(
+        return self._encode(self.model, texts, show_progress)
+
+    def _encode(self, model, texts: list[str], show_progress: bool = False) -> np.ndarray:
+        vecs = model.encode(
             texts,
             batch_size=self.batch_size,
             show_progress_bar=show_progress,
@@ -139,7 +162,11 @@ class Embedder:
         return np.ascontiguousarray(vecs, dtype=np.float32)
 
     def embed_query(self, text: str) -> np.ndarray:
-        """L2-normalised float32 vector of shape (dimension,)."""
+        """L2-normalised float32 vector of shape (dimension,): the same as ``embed_documents([text])[0]``,
+        through qa.query_encoder's direct walk where warm-up found it equal (~3 ms less a question on 2 cores)."""
+        self.warm_up()
+        if self._query_encoder is not None:
+            return self._query_encoder.encode(text)
         return self.embed_documents([text])[0]
 
 
