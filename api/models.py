@@ -145,6 +145,8 @@ class Readiness(BaseModel):
                                                          '(QA_READER_BACKEND=openvino) or "torch-cuda-bf16|fp16|fp32"')
     reader_token_keep: float | None = Field(None, description="share of each passage's tokens the reader's last "
                                                               "layers compute (QA_READER_TOKEN_KEEP; 1.0: every token)")
+    busy_first_passages: int | None = Field(None, description="passages read first by a question that waits its "
+                                                              "turn, when ready (QA_BUSY_FIRST_PASSAGES; 0: off)")
     writes: str | None = Field(None, description='who may write: "open" (loopback, no keys), "key" (a write '
                                                  'key is needed) or "read_only" (no keys, not loopback)')
 

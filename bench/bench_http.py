@@ -183,7 +183,8 @@ def main(argv: list[str] | None = None) -> None:
               f"{platform.processor() or platform.machine()}, Python {platform.python_version()}; "
               f"{len(questions)} distinct questions; answer cache size "
               f"{os.environ.get('QA_ANSWER_CACHE_SIZE', 'default (256)')}; reader {ready.get('reader_runtime')} "
-              f"(token keep {ready.get('reader_token_keep')}), "
+              f"(token keep {ready.get('reader_token_keep')}), busy cascade: first "
+              f"{ready.get('busy_first_passages')} passage(s), "
               f"QA_ASK_CONCURRENCY {os.environ.get('QA_ASK_CONCURRENCY', 'auto')}")
         print(f"{'clients':>7} {'requests':>8} {'errors':>6} {'p50 ms':>9} {'p95 ms':>9} {'max ms':>9} {'req/s':>7} {'server CPU ms/req':>17} {'client CPU ms/req':>17}")
         results = []

@@ -92,6 +92,13 @@ class Settings(BaseSettings):
     # -15 to -20 % requests/s at 8 clients on 2 cores, docs/benchmarks.md), 4 on a GPU, where more concurrent
     # questions fill bigger batches with reader_batch_windows.
     ask_concurrency: int = Field(0, ge=0, le=256)
+    # Reading less when busy (api/routers/ask.py): a POST /ask that arrives while every one of the
+    # `ask_concurrency` slots is taken (it must wait its turn) is read by the confidence cascade -- the best
+    # `busy_first_passages` passages first, the rest only when the best answer there is below
+    # `busy_exit_score` (the calibrated confidence as served) -- so that a queue drains faster. Questions asked
+    # one at a time (the CLI, `qa eval`, an idle server) always read every passage. 0 passages = off.
+    busy_first_passages: int = Field(1, ge=0, le=50)
+    busy_exit_score: float = Field(0.7, ge=0.0, le=1.0)
     # Pre-tokenised passages (qa/reader/pretokenised.py): index builds store each chunk's reader tokens
     # (reader_tokens.npz) and the reader uses them instead of tokenising the passages per question (same windows).
     # False: neither written nor used (an index without them always tokenises at query time).

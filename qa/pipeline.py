@@ -209,7 +209,11 @@ class QAPipeline:
                                 f"{self.settings.max_question_chars}")
         return q
 
-    def ask(self, question: str, top_k: int | None = None, max_answers: int | None = None) -> AskResult:
+    def ask(self, question: str, top_k: int | None = None, max_answers: int | None = None,
+            busy: bool = False) -> AskResult:
+        """Answer ``question`` from the documents. ``busy``: other questions are waiting (the API says so), so
+        read by the confidence cascade when ``busy_first_passages`` is set (qa.config); a cached answer of a
+        full read is still served first."""
         with timing.stage("check_question"):
             q = self.check_question(question)
         k = top_k or self.settings.top_k
@@ -217,7 +221,12 @@ class QAPipeline:
         state = self._require()  # one consistent index for the whole question
         t0 = time.perf_counter()
         key = (normalise_question(q), k, n, _store_version(state), state.generation)
+        cascade = ((self.settings.busy_first_passages, self.settings.busy_exit_score)
+                   if busy and self.settings.busy_first_passages else None)
         cached = self.answers.get(key)  # a copy: the caller may change it
+        if cached is None and cascade is not None:
+            key = (*key, "busy")  # answers read by the cascade are cached apart from full reads
+            cached = self.answers.get(key)
         if cached is not None:
             cached.question = q
             cached.timing_ms = {"retrieve": 0.0, "read": 0.0, "total": round((time.perf_counter() - t0) * 1000, 2),
@@ -230,6 +239,8 @@ class QAPipeline:
         # the passages' reader tokens stored with the index (qa.reader.pretokenised), where the store has them
         stored = getattr(state.store, "reader_tokens", None)
         extra = {"stored_tokens": stored} if stored is not None and getattr(self.reader, "pretokenised", False) else {}
+        if cascade is not None:
+            extra["cascade"] = cascade
         out = self.reader.run(q, passages, document_text, max_answers=n, **extra)
         t2 = time.perf_counter()
         with timing.stage("result"):

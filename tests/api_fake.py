@@ -48,6 +48,7 @@ class FakePipeline:
         self._pages: dict[str, tuple[int, ...]] = {}
         self._converter: dict[str, str] = {}
         self.asked: list[tuple[str, int | None, int | None]] = []
+        self.busy: list[bool] = []  # per ask: whether the API said other questions were waiting
         self.warmed = False
 
     def warm_up(self) -> None:
@@ -86,8 +87,10 @@ class FakePipeline:
             raise KeyError(doc_id)
         return path
 
-    def ask(self, question: str, top_k: int | None = None, max_answers: int | None = None) -> AskResult:
+    def ask(self, question: str, top_k: int | None = None, max_answers: int | None = None,
+            busy: bool = False) -> AskResult:
         self.asked.append((question, top_k, max_answers))
+        self.busy.append(busy)
         top_k = top_k or self.settings.top_k
         max_answers = max_answers or self.settings.max_answers
         q = {w.lower() for w in WORD.findall(question)} - STOP

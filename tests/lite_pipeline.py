@@ -82,7 +82,7 @@ class _Out:
 class OverlapReader:
     runtime = "test-overlap"
 
-    def run(self, question, passages, document_text, max_answers=3):
+    def run(self, question, passages, document_text, max_answers=3, cascade=None):
         q = {w.lower() for w in WORD.findall(question)} - STOP
         scored = []
         for p in passages:

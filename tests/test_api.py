@@ -100,7 +100,7 @@ def test_health_and_ready(client):
     r = client.get("/ready")
     assert r.status_code == 200
     assert r.json() == {"ready": True, "status": "ready", "reason": None, "documents": 6, "reader_runtime": None,
-                        "reader_token_keep": None, "writes": "open"}
+                        "reader_token_keep": None, "writes": "open", "busy_first_passages": 1}
 
 
 def test_warm_up_failure_gives_503_with_reason_everywhere(settings):
@@ -313,6 +313,40 @@ def test_ask_concurrency_caps_the_model_calls_at_once(tmp_path, limit, monkeypat
         for t in threads:
             t.join(10)
         assert codes == [200] * (limit + 3)
+
+
+def test_a_question_that_must_wait_is_asked_as_busy(tmp_path, monkeypatch):
+    """While every QA_ASK_CONCURRENCY slot is taken, a new question waits and is asked with ``busy=True`` (read by
+    the cascade, QA_BUSY_FIRST_PASSAGES); a question that finds a slot free is not."""
+    settings = make_settings(tmp_path, ask_concurrency=1)
+    fake = FakePipeline(settings)
+    started, release = threading.Event(), threading.Event()
+    real_ask = fake.ask
+
+    def held_ask(*a, **k):
+        started.set()
+        release.wait(10)
+        return real_ask(*a, **k)
+
+    with TestClient(app_for(settings, fake)) as c:
+        assert c.post("/ask", json={"question": KZ_QUESTION}).status_code == 200
+        assert fake.busy == [False]
+        monkeypatch.setattr(fake, "ask", held_ask)
+        first = threading.Thread(target=lambda: c.post("/ask", json={"question": KZ_QUESTION}))
+        first.start()
+        assert started.wait(10)
+        monkeypatch.setattr(fake, "ask", real_ask)  # the waiting questions answer at once when their turn comes
+        codes = []
+        waiting = [threading.Thread(target=lambda: codes.append(c.post("/ask", json={"question": KZ_QUESTION})
+                                                                .status_code)) for _ in range(2)]
+        for t in waiting:
+            t.start()
+        time.sleep(0.3)
+        release.set()
+        for t in [first, *waiting]:
+            t.join(10)
+        assert codes == [200, 200]
+        assert fake.busy == [False, False, True, True]  # the held one went through held_ask -> real_ask
 
 
 def test_ask_concurrency_is_checked():

@@ -66,7 +66,7 @@ class _CountingReader:
         self.threads = set()
         self.lock = threading.Lock()
 
-    def run(self, question, passages, document_text, max_answers=3):
+    def run(self, question, passages, document_text, max_answers=3, cascade=None):
         with self.lock:
             self.asked[question] += 1
             self.threads.add(threading.get_ident())

@@ -99,7 +99,7 @@ def browser():
 class SlowFakePipeline(FakePipeline):
     """Takes a moment to answer (so the busy indicator shows) and refuses 'forbidden' questions."""
 
-    def ask(self, question, top_k=None, max_answers=None):
+    def ask(self, question, top_k=None, max_answers=None, busy=False):
         time.sleep(0.4)
         if "forbidden" in question.lower():
             raise ValueError("questions about forbidden things are not allowed")

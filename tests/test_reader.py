@@ -504,3 +504,26 @@ def test_multi_passage_sets_hold_the_gold_paragraph_and_same_article_distractors
     for ex, contexts in sets:
         assert ex.context in contexts and len(contexts) == 5 == len(set(contexts))
         assert all(titles[c] == ex.title for c in contexts)
+
+
+def test_a_per_call_cascade_reads_less_and_leaves_the_settings_alone(shipped_reader):
+    """``run(..., cascade=(n, bar))`` (the API's reading when busy): at a bar every answer reaches, only the first
+    passage is read; at a bar none reaches, every passage, with the full read's answers; the reader's own
+    early-exit settings are untouched either way."""
+    text, passages = _passages("d.txt", [_ANSWER, *_OTHER])
+    q = "When did the protests begin?"
+    r = shipped_reader
+    settings = (r.first_passages, r.early_exit_by, r.early_exit_score)
+    full = r.run(q, passages, lambda d: text)
+    first = r.run(q, passages, lambda d: text, cascade=(1, 0.0))
+    assert full.passages_read == len(passages) and first.passages_read == 1
+    assert first.best_guess.text == "2 January 2022"
+    every = r.run(q, passages, lambda d: text, cascade=(1, 1.0))
+    assert every.passages_read == len(passages)
+    assert [(a.text, [(c.start, c.end) for c in a.citations]) for a in every.answers] == \
+        [(a.text, [(c.start, c.end) for c in a.citations]) for a in full.answers]
+    for out in (first, every):
+        for a in out.answers:
+            assert all(text[c.start : c.end] == c.text for c in a.citations)
+    assert (r.first_passages, r.early_exit_by, r.early_exit_score) == settings
+    assert r.run(q, passages[:1], lambda d: text, cascade=(1, 0.0)).passages_read == 1  # nothing to skip

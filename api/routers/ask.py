@@ -4,6 +4,7 @@
 :func:`build_router` as a real class, not a string annotation.)
 """
 
+from functools import partial
 from typing import Any
 
 from fastapi import APIRouter, Depends
@@ -26,8 +27,11 @@ def build_router(settings: Settings) -> APIRouter:
         pipeline: Any = Depends(ready_pipeline),
         service: ServiceState = Depends(get_service),
     ):
+        # every slot taken: this question waits its turn, and is read by the cascade (QA_BUSY_FIRST_PASSAGES)
+        limiter = service.model_limiter
+        ask = partial(pipeline.ask, busy=True) if limiter.borrowed_tokens >= limiter.total_tokens else pipeline.ask
         try:
-            return await in_thread(service, pipeline.ask, body.question, body.top_k, body.max_answers)
+            return await in_thread(service, ask, body.question, body.top_k, body.max_answers)
         except ValueError as e:
             raise ApiError(422, "invalid_request", str(e) or "invalid question") from None
 

@@ -44,7 +44,8 @@ async def ready(service: ServiceState = Depends(get_service)):
         access = service.access
         writes = None if access is None else "key" if access.keys.configured() else "read_only" if access.read_only() else "open"
         return Readiness(ready=True, status="ready", documents=n, reader_runtime=runtime,
-                         reader_token_keep=token_keep, writes=writes)
+                         reader_token_keep=token_keep, writes=writes,
+                         busy_first_passages=service.settings.busy_first_passages)
     body = Readiness(ready=False, status=service.status, reason=service.reason or service.status)
     return JSONResponse(body.model_dump(), status_code=503)
 

@@ -460,20 +460,25 @@ class ExtractiveReader:
         return cands, null, len(windows.context_of)
 
     def run(self, question: str, passages: list[Passage], document_text, max_answers: int = 3,
-            stored_tokens=None) -> ReaderOutput:
+            stored_tokens=None, cascade: tuple[int, float] | None = None) -> ReaderOutput:
         """Answer from retrieved passages (best first). ``document_text(doc_id)`` returns the full document text.
         ``stored_tokens(chunks, fingerprint)``: the chunks' tokens stored with the index
         (qa.index_store.IndexStore.reader_tokens), or None: the passages are tokenised here.
 
         With ``first_passages`` set, the best passages are read first; the others are read only when no span
         in them reaches ``early_exit_score`` (a weak first answer still gets every passage's evidence).
+        ``cascade=(n, bar)``: this call only, the confidence cascade over the best ``n`` passages with exit
+        score ``bar`` (the API's reading when busy, qa.config ``busy_first_passages``), whatever the settings.
         """
         self.warm_up()
         tokens = None
         if stored_tokens is not None and self.pretokenised and passages:
             tokens = stored_tokens([p.chunk for p in passages], self.tokenizer_fingerprint)
+        if cascade is not None and 0 < cascade[0] < len(passages):
+            return self._cascade(question, passages, document_text, max_answers, tokens, *cascade)
         if self.first_passages and self.early_exit_by == "confidence" and self.first_passages < len(passages):
-            return self._cascade(question, passages, document_text, max_answers, tokens)
+            return self._cascade(question, passages, document_text, max_answers, tokens, self.first_passages,
+                                 self.early_exit_score)
         head = passages[: self.first_passages] if self.first_passages else passages
         cands, null, n_windows = self.spans(question, [p.chunk.text for p in head],
                                             tokens[: len(head)] if tokens is not None else None)
@@ -496,12 +501,11 @@ class ExtractiveReader:
         out.passages_read = n_read
         return out
 
-    def _cascade(self, question, passages, document_text, max_answers, tokens) -> ReaderOutput:
-        """Early exit on the calibrated confidence (``early_exit_by="confidence"``): read the best
-        ``first_passages`` passages and answer from them when the best answer's confidence (the verifier's,
-        as served) reaches ``early_exit_score``; else read the other passages too and decode every window
-        together (the first passages' logits are kept, not recomputed)."""
-        n = self.first_passages
+    def _cascade(self, question, passages, document_text, max_answers, tokens, n: int, bar: float) -> ReaderOutput:
+        """Early exit on the calibrated confidence (``early_exit_by="confidence"``): read the best ``n``
+        passages and answer from them when the best answer's confidence (the verifier's, as served) reaches
+        ``bar``; else read the other passages too and decode every window together (the first passages' logits
+        are kept, not recomputed)."""
         texts = [p.chunk.text for p in passages]
         w1, S1, E1 = self._read(question, texts[:n], tokens[:n] if tokens is not None else None)
         cands, null = self._decode(w1, S1, E1)
@@ -510,7 +514,7 @@ class ExtractiveReader:
         first = "first" if self.verifier is not None and self.verifier.has("first") else "full"
         out = self._finish(question, passages, document_text, max_answers, cands, null, len(w1.context_of), n,
                            first)
-        if out.best_guess is not None and out.best_guess.score >= self.early_exit_score:
+        if out.best_guess is not None and out.best_guess.score >= bar:
             return out
         w2, S2, E2 = self._read(question, texts[n:], tokens[n:] if tokens is not None else None)
         windows = _concat_windows(w1, w2, n)
