@@ -23,15 +23,17 @@ ZQ = "When did the zebra parade in Ulaanbaatar begin?"
 
 
 class CountingPipeline(LitePipeline):
-    """Counts the reader's runs: a cache hit does not read."""
+    """Counts the reader's runs (a cache hit does not read) and records the ``cascade`` each was given."""
 
     def _load_reader(self):
         reader = super()._load_reader()
         self.reads = 0
+        self.cascades = []
         run = reader.run
 
         def counted(*a, **kw):
             self.reads += 1
+            self.cascades.append(kw.get("cascade"))
             return run(*a, **kw)
 
         reader.run = counted
@@ -158,35 +160,8 @@ def test_invalid_cache_size_is_refused(monkeypatch):
         AnswerCache(-1)
 
 
-class CascadeRecordingPipeline(CountingPipeline):
-    """Records the ``cascade`` each reader run was given."""
-
-    def _load_reader(self):
-        reader = super()._load_reader()
-        self.cascades = []
-        run = reader.run
-
-        def recorded(*a, **kw):
-            self.cascades.append(kw.get("cascade"))
-            return run(*a, **kw)
-
-        reader.run = recorded
-        return reader
-
-
-@pytest.fixture
-def make_recording(tmp_path):
-    shutil.copytree(SEEDS, tmp_path / "corpus")
-
-    def build(**overrides) -> CascadeRecordingPipeline:
-        s = lite_settings(tmp_path / "corpus", tmp_path / "index", reload_interval_s=0, **overrides)
-        return CascadeRecordingPipeline(s).warm_up()
-
-    return build
-
-
-def test_a_busy_ask_is_read_by_the_cascade_and_cached_apart(make_recording):
-    pipe = make_recording(busy_first_passages=2, busy_exit_score=0.6)
+def test_a_busy_ask_is_read_by_the_cascade_and_cached_apart(make):
+    pipe = make(busy_first_passages=2, busy_exit_score=0.6)
     pipe.ask(Q, busy=True)
     assert pipe.cascades == [(2, 0.6)]
     pipe.ask(Q, busy=True)
@@ -198,8 +173,8 @@ def test_a_busy_ask_is_read_by_the_cascade_and_cached_apart(make_recording):
     assert pipe.reads == 3, "a busy ask is served the cached full read"
 
 
-def test_busy_reading_can_be_turned_off(make_recording):
-    pipe = make_recording(busy_first_passages=0)
+def test_busy_reading_can_be_turned_off(make):
+    pipe = make(busy_first_passages=0)
     pipe.ask(Q, busy=True)
     pipe.ask(Q)
     assert pipe.cascades == [None] and pipe.reads == 1  # the same read and the same cache entry
