@@ -125,6 +125,8 @@ class FakePipeline:
             guess = Answer(text=p.text, score=0.05, citations=[cit])
         return add_pages(AskResult(question=question, answer_found=bool(answers), answers=answers, passages=passages,
                                    no_answer_score=0.1 if answers else 0.9, best_guess=guess,
+                                   # as the cascade reads when the API says busy: the best passage only
+                                   passages_read=min(1, len(passages)) if busy else len(passages),
                                    timing_ms={"total": 1.0}), self.page_starts)
 
     # -- writing

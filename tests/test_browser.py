@@ -103,7 +103,7 @@ class SlowFakePipeline(FakePipeline):
         time.sleep(0.4)
         if "forbidden" in question.lower():
             raise ValueError("questions about forbidden things are not allowed")
-        return super().ask(question, top_k, max_answers)
+        return super().ask(question, top_k, max_answers, busy)
 
 
 @pytest.fixture(scope="module")
@@ -215,6 +215,34 @@ def test_chat_page_answer_citation_and_highlight(page, fake_server):
     assert panel_box["x"] >= chat_box["x"] + chat_box["width"] - 1
     screenshot(page, "fake-answer-wide")
     assert page.errors == []
+
+
+def test_chat_page_says_when_a_busy_server_read_fewer_passages(browser, fake_server):
+    """Two people ask at once (QA_ASK_CONCURRENCY is 1 on the CPU): the second question waits, is read by the busy
+    cascade (the fake then reads one passage) and its reply says so; the first reply, read whole, does not."""
+    pages = []
+    for _ in range(2):
+        ctx = browser.new_context(viewport={"width": 1280, "height": 900})
+        pg = ctx.new_page()
+        pg.goto(fake_server + "/")
+        pg.locator("#service-status", has_text="Ready").wait_for()
+        pg.fill("#question", KZ_QUESTION)
+        pages.append(pg)
+    try:
+        first, second = pages
+        first.press("#question", "Enter")
+        first.locator("#transcript li.pending").wait_for()  # its request is being answered (0.4 s)
+        second.press("#question", "Enter")
+        replies = [pg.locator("#transcript > li.msg.bot:not(.pending)").first for pg in pages]
+        for r in replies:
+            r.wait_for()
+        assert "January 2" in replies[1].locator(".answer-text").first.inner_text()
+        note = replies[1].locator(".read-note")
+        assert note.count() == 1 and note.inner_text().startswith("Read the best 1 of ")
+        assert replies[0].locator(".read-note").count() == 0
+    finally:
+        for pg in pages:
+            pg.context.close()
 
 
 def test_chat_page_renders_text_not_html_and_handles_non_bmp_offsets(page, fake_server):

@@ -197,6 +197,13 @@
         li.append(list);
       }
     }
+    const shown = Array.isArray(result.passages) ? result.passages.length : 0;
+    const read = result.passages_read;
+    if (Number.isInteger(read) && read > 0 && read < shown) {
+      // the cascade answered from the best passage(s): QA_BUSY_FIRST_PASSAGES (server busy) or the opt-in early exit
+      li.append(el("p", { class: "read-note",
+        text: "Read the best " + read + " of " + shown + " passages (the server was busy, or they were conclusive)." }));
+    }
     addMessage(li);
   }
 
