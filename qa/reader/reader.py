@@ -474,11 +474,10 @@ class ExtractiveReader:
         tokens = None
         if stored_tokens is not None and self.pretokenised and passages:
             tokens = stored_tokens([p.chunk for p in passages], self.tokenizer_fingerprint)
+        if cascade is None and self.first_passages and self.early_exit_by == "confidence":
+            cascade = (self.first_passages, self.early_exit_score)
         if cascade is not None and 0 < cascade[0] < len(passages):
             return self._cascade(question, passages, document_text, max_answers, tokens, *cascade)
-        if self.first_passages and self.early_exit_by == "confidence" and self.first_passages < len(passages):
-            return self._cascade(question, passages, document_text, max_answers, tokens, self.first_passages,
-                                 self.early_exit_score)
         head = passages[: self.first_passages] if self.first_passages else passages
         cands, null, n_windows = self.spans(question, [p.chunk.text for p in head],
                                             tokens[: len(head)] if tokens is not None else None)
