@@ -60,10 +60,11 @@ def logit_agreement(reader, reference, text: str = UNREST, questions=UNREST_QUES
     return out
 
 
-def assert_citations_exact(reader, text: str, question: str) -> None:
-    """Every answer and best-guess citation of ``reader`` over a document made of ``text`` slices it exactly."""
+def assert_citations_exact(reader, text: str, question: str, **run) -> None:
+    """Every answer and best-guess citation of ``reader`` over a document made of ``text`` slices it exactly
+    (``run``: more arguments of ``reader.run``, e.g. a per-call ``cascade``)."""
     doc, passages = two_passages(text)
-    out = reader.run(question, passages, lambda d: doc)
+    out = reader.run(question, passages, lambda d: doc, **run)
     for a in out.answers + ([out.best_guess] if out.best_guess else []):
         for c in a.citations:
             assert doc[c.start:c.end] == c.text and c.text.strip()

@@ -16,6 +16,7 @@ from qa.config import PROJECT_ROOT, default_embedding_model
 from qa.reader.aggregate import Located
 from qa.reader.reader import ExtractiveReader, sentence_bounds
 from qa.types import Chunk, Passage
+from shipped import assert_citations_exact, citation_property
 
 SHIPPED = PROJECT_ROOT / "models" / "reader"
 
@@ -527,3 +528,11 @@ def test_a_per_call_cascade_reads_less_and_leaves_the_settings_alone(shipped_rea
             assert all(text[c.start : c.end] == c.text for c in a.citations)
     assert (r.first_passages, r.early_exit_by, r.early_exit_score) == settings
     assert r.run(q, passages[:1], lambda d: text, cascade=(1, 0.0)).passages_read == 1  # nothing to skip
+
+
+@citation_property
+def test_busy_reading_cites_exactly(shipped_reader, text, question):
+    """The per-call cascade (the API's reading when busy), exiting after the first passage or reading on: every
+    citation still slices the document exactly, over odd texts."""
+    assert_citations_exact(shipped_reader, text, question, cascade=(1, 0.0))
+    assert_citations_exact(shipped_reader, text, question, cascade=(1, 1.0))
