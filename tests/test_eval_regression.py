@@ -20,8 +20,10 @@ from qa.config import PROJECT_ROOT, get_settings
 # verifier: 71.7 / 77.5 / 92.2 % / 0.820 / 0.097 / 7 of 18. Since 2026-12-07 `auto` runs int8-torch on CPUs without
 # native bf16: 74.5 / 78.8 / 94.1 % / 0.884 / 0.080 / 9 of 18 on an AVX2-only EPYC, 73.0 / 78.1 / 94.1 % / 0.894 /
 # 0.074 / 8 of 18 asked for on an AVX-512/AMX Xeon (docs/reader.md#int8-on-pytorch-int8-torch). With the feed-forward
-# outputs in int8 too (2026-12-07, AVX2-emulated Xeon): 72.5 / 78.5 / 94.1 % / 0.874 / 0.107 / 7 of 18. Floors leave
-# a few points of slack; raise them when the system improves.
+# outputs in int8 too (2026-12-07, AVX2-emulated Xeon): 72.5 / 78.5 / 94.1 % / 0.874 / 0.107 / 7 of 18. With the
+# monotonic verifier (2026-12-07, docs/confidence.md#monotonic-trees-2026-12-07), bf16 / fp32 / AVX2-emulated
+# int8-torch: 74.5 / 73.1 / 72.5, 80.8 / 79.1 / 78.5, 96.1 / 97.1 / 98.0 %, 0.855 / 0.867 / 0.875, 0.061 / 0.061 /
+# 0.096, 7 / 7 / 7 of 18. Floors leave a few points of slack; raise them when the system improves.
 F1_FLOOR = 70.0
 F1_ANSWERABLE_FLOOR = 75.0
 COVERAGE_ANSWERABLE_FLOOR = 88.0  # percent of answerable questions answered (refused <= 12 %)

@@ -374,3 +374,53 @@ def test_fit_verifier_learns_that_one_passage_is_worth_less_and_reports_the_casc
         fit_verifier(rows, seed=0, target_precision=0.8,
                      keep={"models": {"full": dict(kept["models"]["full"], features=["span_logit"], mean=[0.0],
                                                    scale=[1.0], coef=[1.0])}})
+
+
+def test_monotonic_trees_never_lower_p_correct_as_coverage_rises():
+    """Rows where a few high-coverage answers happen to be wrong (sparse, noisy): unconstrained trees learn the
+    reversal, trees fitted under DIRECTIONS cannot -- P(correct) is non-decreasing in ``q_in_sentence`` and
+    ``span_logit`` and non-increasing in ``null_logit``, checked on a grid of the other features."""
+    from qa.training.verifier import fit_trees
+    from qa.verifier.features import DIRECTIONS, FULL
+
+    rng = np.random.default_rng(11)
+    n = 4000
+    X = rng.normal(size=(n, len(FULL)))
+    i_cov, i_span, i_null = FULL.index("q_in_sentence"), FULL.index("span_logit"), FULL.index("null_logit")
+    logit_true = 1.5 * X[:, i_cov] + X[:, i_span] - 0.5 * X[:, i_null]
+    y = (rng.random(n) < 1 / (1 + np.exp(-logit_true))).astype(int)
+    y[X[:, i_cov] > 1.8] = 0  # the sparse top of the coverage range: wrong by construction (noise to ignore)
+    free = fit_trees(X, y, FULL, seed=0)
+    mono = fit_trees(X, y, FULL, seed=0, directions=DIRECTIONS)
+    grid = np.linspace(-3, 3, 25)
+    base = rng.normal(size=(30, len(FULL)))
+    for row in base:
+        for col, sign in ((i_cov, 1), (i_span, 1), (i_null, -1)):
+            Xg = np.repeat(row[None, :], len(grid), axis=0)
+            Xg[:, col] = grid
+            p = mono.raw(Xg)
+            assert np.all(sign * np.diff(p) >= -1e-9), (FULL[col], p)
+    # the unconstrained fit does learn the reversal at the top of the coverage range
+    Xg = np.zeros((2, len(FULL)))
+    Xg[:, i_cov] = [1.0, 2.5]
+    assert free.raw(Xg)[1] < free.raw(Xg)[0] and mono.raw(Xg)[1] >= mono.raw(Xg)[0]
+
+
+def test_a_kept_model_without_rows_of_its_own_is_carried_over():
+    """Refitting ``full`` from full reads only (no first-passage rows) keeps the ``first`` model asked for."""
+    from qa.verifier.features import FULL
+
+    rng = np.random.default_rng(12)
+    rows = []
+    for art in range(30):
+        for q in range(20):
+            x = rng.normal()
+            r = {f: float(rng.normal()) for f in FULL}
+            r.update({"span_logit": x, "_article": f"a{art}", "_rank": 0, "_answerable": True, "_answer": "x",
+                      "_label": int(rng.random() < 1 / (1 + np.exp(-2 * x)))})
+            rows.append(r)
+    first = fit_verifier(rows, seed=1, target_precision=0.8, model="trees")["models"]["full"]
+    data = fit_verifier(rows, seed=0, target_precision=0.8, model="trees", calibration="platt", monotonic=True,
+                        keep={"models": {"first": first}})
+    assert set(data["models"]) == {"full", "reader", "first"} and data["models"]["first"] == first
+    assert data["kept_models"] == ["first"] and data["models"]["full"] != first

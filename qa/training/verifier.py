@@ -29,7 +29,7 @@ from typing import Any
 
 import numpy as np
 
-from qa.verifier.features import FULL, READER
+from qa.verifier.features import DIRECTIONS, FULL, READER
 from qa.verifier.model import FILE_NAME, LinearCalibrated, TreesCalibrated, model_from_dict
 
 F1_CORRECT = 0.5
@@ -213,14 +213,18 @@ def fit_linear(X: np.ndarray, y: np.ndarray, features: list[str], C: float = 1.0
 
 
 def fit_trees(X: np.ndarray, y: np.ndarray, features: list[str], sample_weight: np.ndarray | None = None,
-              seed: int = 0) -> TreesCalibrated:
+              seed: int = 0, directions: dict[str, int] | None = None) -> TreesCalibrated:
     """Gradient-boosted trees (scikit-learn HistGradientBoostingClassifier, small and regularised), exported to
     plain data (:class:`TreesCalibrated`). Trees need no standardising and model interactions the logistic
-    regression cannot (e.g. a confident span whose sentence shares no word with the question)."""
+    regression cannot (e.g. a confident span whose sentence shares no word with the question).
+    ``directions``: feature -> +1 / -1, the output constrained to be non-decreasing / non-increasing in it
+    (``monotonic_cst``; features not named are free)."""
     from sklearn.ensemble import HistGradientBoostingClassifier
 
+    cst = [int(np.sign((directions or {}).get(f, 0))) for f in features]
     clf = HistGradientBoostingClassifier(max_iter=200, learning_rate=0.05, max_leaf_nodes=15, min_samples_leaf=40,
-                                         l2_regularization=1.0, early_stopping=False, random_state=seed)
+                                         l2_regularization=1.0, early_stopping=False, random_state=seed,
+                                         monotonic_cst=cst if any(cst) else None)
     clf.fit(X, y, sample_weight=sample_weight)
     return TreesCalibrated.from_sklearn(clf, features)
 
@@ -337,7 +341,7 @@ def cascade_served(rows: list[dict], p: np.ndarray, bar: float) -> tuple[np.ndar
 def fit_verifier(rows: list[dict], seed: int, target_precision: float, single_rows: list[dict] | None = None,
                  unanswerable_share: float | None = None, model: str = "linear", calibration: str = "isotonic",
                  fit_top_only: bool = False, impossible_weight: float = 1.0, exit_bar: float = 0.9,
-                 keep: dict | None = None, drop_features: Sequence[str] = ()) -> dict:
+                 keep: dict | None = None, drop_features: Sequence[str] = (), monotonic: bool = False) -> dict:
     """Fit both feature sets on rows (from :func:`collect`) split by article; returns the verifier.json dict.
     ``single_rows`` (from :func:`collect_single`), when given, are what the ``reader`` model is fitted on.
     ``unanswerable_share`` reweights the ``full`` model's rows (fit, calibration and threshold; see
@@ -358,7 +362,10 @@ def fit_verifier(rows: list[dict], seed: int, target_precision: float, single_ro
     and ``fallback_span_threshold`` are kept with them, and the test figures are computed with the kept models.
 
     ``drop_features``: pipeline features the ``full`` and ``first`` models leave out (ablations: what a feature
-    group is worth on the same rows)."""
+    group is worth on the same rows).
+
+    ``monotonic``: the ``full`` and ``first`` trees are fitted under :data:`qa.verifier.features.DIRECTIONS`
+    (P(correct) never falls as the span's probability or the question's coverage rises, ...)."""
     if model not in ("linear", "trees"):
         raise ValueError(f"model must be 'linear' or 'trees', got {model!r}")
     if calibration not in ("isotonic", "platt"):
@@ -398,7 +405,8 @@ def fit_verifier(rows: list[dict], seed: int, target_precision: float, single_ro
             Xtr = np.array([[r[f] for f in feats] for r in fit_rows])
             ytr = np.array([r["_label"] for r in fit_rows])
             if pipeline_model and model == "trees":
-                m = fit_trees(Xtr, ytr, feats, sample_weight=weigh(fit_rows), seed=seed)
+                m = fit_trees(Xtr, ytr, feats, sample_weight=weigh(fit_rows), seed=seed,
+                              directions=DIRECTIONS if monotonic else None)
             else:
                 m = fit_linear(Xtr, ytr, feats, sample_weight=weigh(fit_rows))
             calibrate = fit_platt if (pipeline_model and calibration == "platt") else fit_isotonic
@@ -437,6 +445,9 @@ def fit_verifier(rows: list[dict], seed: int, target_precision: float, single_ro
                                                              row_weights(cal, unanswerable_share, impossible_weight)), 4)
     if keep is not None and "full" in keep.get("models", {}) and "fallback_span_threshold" in keep:
         data["fallback_span_threshold"] = keep["fallback_span_threshold"]
+    for kind, kept_model in (keep or {}).get("models", {}).items():
+        # a kept model this run has no rows for (e.g. ``first`` when refitting ``full`` from full reads only)
+        data["models"].setdefault(kind, kept_model)
     data["kept_models"] = sorted(set(keep.get("models", {})) & set(data["models"])) if keep is not None else []
     data["target_precision"] = target_precision
     data["unanswerable_share"] = unanswerable_share
@@ -497,6 +508,10 @@ def main(argv: list[str] | None = None) -> int:
                          "full,reader: add the first-passages model without refitting the others)")
     ap.add_argument("--drop-features", default="",
                     help="comma-separated pipeline features to leave out of the full and first models (ablations)")
+    ap.add_argument("--monotonic", action=argparse.BooleanOptionalAction, default=True,
+                    help="fit the pipeline trees under qa.verifier.features.DIRECTIONS (P(correct) never falls as "
+                         "the span's probability or the question's coverage rises...); --no-monotonic: unconstrained "
+                         "(the recipe before 2026-12-07)")
     ap.add_argument("--out", type=Path, default=None,
                     help="write verifier.json here instead of into the reader folder (then reader_config.json is "
                          "left alone): a variant to compare before shipping it (eval/verifier_compare.py)")
@@ -557,7 +572,7 @@ def main(argv: list[str] | None = None) -> int:
     dropped = [x.strip() for x in args.drop_features.split(",") if x.strip()]
     data = fit_verifier(rows, args.seed, args.target_precision, single, args.unanswerable_share or None,
                         args.model, args.calibration, args.fit_rows == "top", args.impossible_weight,
-                        args.exit_bar, keep, dropped)
+                        args.exit_bar, keep, dropped, monotonic=args.monotonic and args.model == "trees")
     data["version"] = 1
     data["date"] = _dt.date.today().isoformat()
     data["trained_on"] = {"squad_file": squad.name, "held_out_articles": args.held_out, "split_seed": args.split_seed,
@@ -569,7 +584,8 @@ def main(argv: list[str] | None = None) -> int:
                           "calibration": args.calibration, "fit_rows": args.fit_rows,
                           "impossible_weight": args.impossible_weight, "first_passages": args.first_passages,
                           "exit_bar": args.exit_bar, "f1_correct": F1_CORRECT,
-                          "dropped_features": dropped}
+                          "dropped_features": dropped,
+                          "monotonic": bool(args.monotonic and args.model == "trees")}
     if keep is not None:  # what the kept models were fitted on, and the file they came from
         kept_path = Path(reader_dir) / FILE_NAME
         data["kept_from"] = {"date": keep.get("date"), "trained_on": keep.get("trained_on"),

@@ -42,6 +42,17 @@ FULL = READER + [
     "q_in_passages",  # share of the question's content words found anywhere in the retrieved passages
 ]
 
+# The direction in which each pipeline feature can move P(correct), all else equal: +1 never lowers it, -1 never
+# raises it, absent = either way. The trees are fitted under these constraints (scikit-learn's ``monotonic_cst``;
+# ``qa train-verifier --monotonic``): where the training articles are sparse -- news pages' metadata lines, a
+# confident span in a sentence that shares no word with the question -- a tree cannot learn a reversal that is
+# only noise (docs/confidence.md#monotonic-trees-2026-12-07).
+DIRECTIONS = {
+    "span_logit": 1, "support_logit": 1, "mass_logit": 1, "null_logit": -1, "margin": 1, "rank": -1,
+    "sources": 1, "agree": 1, "answer_in_question": -1, "q_in_sentence": 1, "q_in_sentence_max": 1,
+    "passage_rank": -1, "passage_dense": 1, "passage_bm25_rel": 1, "top_dense": 1, "q_in_passages": 1,
+}
+
 _EPS = 1e-6
 _WORD = re.compile(r"\w+", re.UNICODE)
 # English function words (question words included): what carries no topic
