@@ -44,8 +44,7 @@ FULL = READER + [
 
 # The direction in which each pipeline feature can move P(correct), all else equal: +1 never lowers it, -1 never
 # raises it, absent = either way. The trees are fitted under these constraints (scikit-learn's ``monotonic_cst``;
-# ``qa train-verifier --monotonic``): where the training articles are sparse -- news pages' metadata lines, a
-# confident span in a sentence that shares no word with the question -- a tree cannot learn a reversal that is
+# ``qa train-verifier --monotonic``): where the training rows are sparse a tree cannot learn a reversal that is
 # only noise (docs/confidence.md#monotonic-trees-2026-12-07).
 DIRECTIONS = {
     "span_logit": 1, "support_logit": 1, "mass_logit": 1, "null_logit": -1, "margin": 1, "rank": -1,
