@@ -424,3 +424,33 @@ def test_a_kept_model_without_rows_of_its_own_is_carried_over():
                         keep={"models": {"first": first}})
     assert set(data["models"]) == {"full", "reader", "first"} and data["models"]["first"] == first
     assert data["kept_models"] == ["first"] and data["models"]["full"] != first
+
+
+def test_train_verifier_from_saved_rows_writes_the_file_and_its_checksum(tmp_path):
+    """`qa train-verifier --rows` refits from saved rows into the reader folder: verifier.json, the fallback
+    threshold and the checksum reader_config.json cites (which the model card test compares) move together."""
+    import hashlib
+
+    from qa.training.verifier import main
+    from qa.verifier.features import FULL
+
+    rng = np.random.default_rng(13)
+    rows_path = tmp_path / "rows.jsonl"
+    with rows_path.open("w") as f:
+        for art in range(30):
+            for q in range(20):
+                x = rng.normal()
+                r = {k: float(rng.normal()) for k in FULL}
+                r.update({"span_logit": x, "_article": f"a{art}", "_rank": 0, "_answerable": art % 5 != 0,
+                          "_answer": "x", "_label": int(art % 5 != 0 and rng.random() < 1 / (1 + np.exp(-2 * x)))})
+                f.write(json.dumps(r) + "\n")
+    reader = tmp_path / "reader"
+    reader.mkdir()
+    (reader / "reader_config.json").write_text(json.dumps({"threshold": 0.5, "sha256": {FILE_NAME: "stale"}}))
+    assert main(["--reader", str(reader), "--rows", str(rows_path), "--model", "trees"]) == 0
+    written = (reader / FILE_NAME).read_bytes()
+    cfg = json.loads((reader / "reader_config.json").read_text())
+    assert cfg["sha256"][FILE_NAME] == hashlib.sha256(written).hexdigest()
+    data = json.loads(written)
+    assert cfg["threshold"] == data["fallback_span_threshold"] and data["trained_on"]["monotonic"] is True
+    assert Verifier.load(reader) is not None

@@ -600,11 +600,14 @@ def main(argv: list[str] | None = None) -> int:
         args.out.write_text(json.dumps(data, indent=1) + "\n", encoding="utf-8")
         print(f"wrote {args.out}", file=sys.stderr)
     elif not args.dry_run:
-        (Path(reader_dir) / FILE_NAME).write_text(json.dumps(data, indent=1) + "\n", encoding="utf-8")
+        written = Path(reader_dir) / FILE_NAME
+        written.write_text(json.dumps(data, indent=1) + "\n", encoding="utf-8")
         cfg_path = Path(reader_dir) / "reader_config.json"
         if cfg_path.exists():  # the no-verifier fallback threshold, on the same precision target
             cfg = json.loads(cfg_path.read_text(encoding="utf-8"))
             cfg["threshold"] = data["fallback_span_threshold"]
+            if isinstance(cfg.get("sha256"), dict) and FILE_NAME in cfg["sha256"]:  # the checksum the card cites
+                cfg["sha256"][FILE_NAME] = hashlib.sha256(written.read_bytes()).hexdigest()
             cfg_path.write_text(json.dumps(cfg, indent=2) + "\n", encoding="utf-8")
         print(f"wrote {Path(reader_dir) / FILE_NAME}", file=sys.stderr)
     return 0
