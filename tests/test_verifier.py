@@ -17,6 +17,24 @@ def _synthetic(n, rng):
     return np.c_[x1, x2], y, p_true
 
 
+def _span_rows(seed: int, articles: int = 30, per_article: int = 20, removed_every: int = 0) -> list[dict]:
+    """Top-answer rows of the pipeline features, all noise but ``span_logit`` (x), right with probability
+    sigmoid(2x); with ``removed_every`` = n, every n-th article's questions are unanswerable (always wrong)."""
+    from qa.verifier.features import FULL
+
+    rng = np.random.default_rng(seed)
+    rows = []
+    for art in range(articles):
+        answerable = not (removed_every and art % removed_every == 0)
+        for _ in range(per_article):
+            x = rng.normal()
+            r = {f: float(rng.normal()) for f in FULL}
+            r.update({"span_logit": x, "_article": f"a{art}", "_rank": 0, "_answerable": answerable, "_answer": "x",
+                      "_label": int(answerable and rng.random() < 1 / (1 + np.exp(-2 * x)))})
+            rows.append(r)
+    return rows
+
+
 def test_calibrated_probabilities_match_the_known_truth():
     rng = np.random.default_rng(0)
     Xtr, ytr, _ = _synthetic(4000, rng)
@@ -82,18 +100,7 @@ def test_splits_are_by_article_and_disjoint():
 
 
 def test_fit_verifier_keeps_articles_apart():
-    from qa.verifier.features import FULL
-
-    rng = np.random.default_rng(4)
-    rows = []
-    for art in range(30):
-        for q in range(20):
-            x = rng.normal()
-            y = int(rng.random() < 1 / (1 + np.exp(-2 * x)))
-            r = {f: float(rng.normal()) for f in FULL}
-            r["span_logit"] = x
-            r.update({"_article": f"a{art}", "_rank": 0, "_label": y, "_answerable": True, "_answer": "x"})
-            rows.append(r)
+    rows = _span_rows(4)
     data = fit_verifier(rows, seed=0, target_precision=0.8)
     sp = data["splits"]
     assert not (set(sp["train"]) & set(sp["test"])) and not (set(sp["calibration"]) & set(sp["test"]))
@@ -105,17 +112,7 @@ def test_dropped_features_are_left_out_of_the_pipeline_models_only():
     from qa.verifier.features import FULL, READER
 
     dropped = ["q_in_sentence", "q_in_sentence_max"]
-
-    rng = np.random.default_rng(5)
-    rows = []
-    for art in range(30):
-        for q in range(20):
-            x = rng.normal()
-            r = {f: float(rng.normal()) for f in FULL}
-            r["span_logit"] = x
-            r.update({"_article": f"a{art}", "_rank": 0, "_label": int(rng.random() < 1 / (1 + np.exp(-2 * x))),
-                      "_answerable": True, "_answer": "x"})
-            rows.append(r)
+    rows = _span_rows(5)
     data = fit_verifier(rows, seed=0, target_precision=0.8, drop_features=dropped)
     assert data["models"]["full"]["features"] == [f for f in FULL if f not in dropped]
     assert data["models"]["reader"]["features"] == READER
@@ -408,17 +405,7 @@ def test_monotonic_trees_never_lower_p_correct_as_coverage_rises():
 
 def test_a_kept_model_without_rows_of_its_own_is_carried_over():
     """Refitting ``full`` from full reads only (no first-passage rows) keeps the ``first`` model asked for."""
-    from qa.verifier.features import FULL
-
-    rng = np.random.default_rng(12)
-    rows = []
-    for art in range(30):
-        for q in range(20):
-            x = rng.normal()
-            r = {f: float(rng.normal()) for f in FULL}
-            r.update({"span_logit": x, "_article": f"a{art}", "_rank": 0, "_answerable": True, "_answer": "x",
-                      "_label": int(rng.random() < 1 / (1 + np.exp(-2 * x)))})
-            rows.append(r)
+    rows = _span_rows(12)
     first = fit_verifier(rows, seed=1, target_precision=0.8, model="trees")["models"]["full"]
     data = fit_verifier(rows, seed=0, target_precision=0.8, model="trees", calibration="platt", monotonic=True,
                         keep={"models": {"first": first}})
@@ -432,18 +419,9 @@ def test_train_verifier_from_saved_rows_writes_the_file_and_its_checksum(tmp_pat
     import hashlib
 
     from qa.training.verifier import main
-    from qa.verifier.features import FULL
 
-    rng = np.random.default_rng(13)
     rows_path = tmp_path / "rows.jsonl"
-    with rows_path.open("w") as f:
-        for art in range(30):
-            for q in range(20):
-                x = rng.normal()
-                r = {k: float(rng.normal()) for k in FULL}
-                r.update({"span_logit": x, "_article": f"a{art}", "_rank": 0, "_answerable": art % 5 != 0,
-                          "_answer": "x", "_label": int(art % 5 != 0 and rng.random() < 1 / (1 + np.exp(-2 * x)))})
-                f.write(json.dumps(r) + "\n")
+    rows_path.write_text("".join(json.dumps(r) + "\n" for r in _span_rows(13, removed_every=5)))
     reader = tmp_path / "reader"
     reader.mkdir()
     (reader / "reader_config.json").write_text(json.dumps({"threshold": 0.5, "sha256": {FILE_NAME: "stale"}}))
