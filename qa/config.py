@@ -20,9 +20,11 @@ def default_embedding_model() -> str:
 
 
 class Settings(BaseSettings):
-    """Every tunable of the service. Environment: QA_<FIELD NAME>, e.g. QA_INDEX_DIR=/data/idx."""
+    """Every tunable of the service. Environment: QA_<FIELD NAME>, e.g. QA_INDEX_DIR=/data/idx. A variable set to
+    the empty string counts as unset (its default), so ``QA_INDEX_DIR=`` does not put the index in the current
+    folder and ``QA_READER_TOKEN_KEEP=`` is not a validation error."""
 
-    model_config = SettingsConfigDict(env_prefix="QA_", extra="ignore")
+    model_config = SettingsConfigDict(env_prefix="QA_", extra="ignore", env_ignore_empty=True)
 
     # Corpus and index
     corpus_dir: Path = Field(PROJECT_ROOT / "seeds", description="Folder of .txt/.md documents")
