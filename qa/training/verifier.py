@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import datetime as _dt
-import hashlib
 import json
 import random
 import sys
@@ -31,6 +30,7 @@ import numpy as np
 
 from qa.verifier.features import DIRECTIONS, FULL, READER
 from qa.verifier.model import FILE_NAME, LinearCalibrated, TreesCalibrated, model_from_dict
+from qa.writes import file_sha256
 
 F1_CORRECT = 0.5
 
@@ -589,10 +589,10 @@ def main(argv: list[str] | None = None) -> int:
     if keep is not None:  # what the kept models were fitted on, and the file they came from
         kept_path = Path(reader_dir) / FILE_NAME
         data["kept_from"] = {"date": keep.get("date"), "trained_on": keep.get("trained_on"),
-                             "sha256": hashlib.sha256(kept_path.read_bytes()).hexdigest()}
+                             "sha256": file_sha256(kept_path)}
     weights = Path(reader_dir) / "model.safetensors"
     if weights.exists():
-        data["reader_sha256"] = hashlib.sha256(weights.read_bytes()).hexdigest()
+        data["reader_sha256"] = file_sha256(weights)
     print(json.dumps({"min_confidence": data["min_confidence"], "rows": data["rows"], "metrics": data["metrics"]},
                      indent=1))
     if not args.dry_run and args.out is not None:
@@ -607,7 +607,7 @@ def main(argv: list[str] | None = None) -> int:
             cfg = json.loads(cfg_path.read_text(encoding="utf-8"))
             cfg["threshold"] = data["fallback_span_threshold"]
             if isinstance(cfg.get("sha256"), dict) and FILE_NAME in cfg["sha256"]:  # the checksum the card cites
-                cfg["sha256"][FILE_NAME] = hashlib.sha256(written.read_bytes()).hexdigest()
+                cfg["sha256"][FILE_NAME] = file_sha256(written)
             cfg_path.write_text(json.dumps(cfg, indent=2) + "\n", encoding="utf-8")
         print(f"wrote {Path(reader_dir) / FILE_NAME}", file=sys.stderr)
     return 0
