@@ -221,15 +221,19 @@ def _ask(reader: ExtractiveReader) -> tuple[str, int]:
     return a.text, a.citations[0].start
 
 
-@pytest.mark.parametrize("native", [False, True])
-def test_auto_is_int8_torch_on_a_cpu_without_native_bf16(monkeypatch, native, int8_reader):
+@pytest.mark.parametrize("native,amx", [(False, False), (True, False), (True, True)])
+def test_auto_is_int8_torch_unless_bf16_runs_on_amx(monkeypatch, native, amx, int8_reader):
+    """AVX2 / AVX-512 without BF16 (no native bf16) and AVX-512 BF16 without AMX (Zen 4: int8 on VNNI is faster
+    than bf16 there) serve int8-torch; bf16 on AMX stays bf16."""
     import qa.reader.reader as reader_mod
 
     monkeypatch.setattr(reader_mod, "native_bf16", lambda: native)
+    monkeypatch.setattr(reader_mod, "bf16_matrix_units", lambda: amx)
+    bf16 = native and amx
     auto = ExtractiveReader(SHIPPED)
     auto.warm_up()
-    assert auto.runtime == ("torch-bf16" if native else "torch-int8")
-    if not native:
+    assert auto.runtime == ("torch-bf16" if bf16 else "torch-int8")
+    if not bf16:
         # the same int8 layers as asking for int8-torch, so the same answer at the same place
         assert sum(isinstance(m, Int8Linear) for m in auto.model.modules()) == 36
         assert _ask(auto) == _ask(int8_reader)
@@ -261,6 +265,22 @@ def test_auto_without_matching_scales_is_fp32_and_says_why(tmp_path, monkeypatch
     assert _ask(auto) == _ask(shipped_fp32_reader)
     with pytest.raises(Int8Error):
         ExtractiveReader(d, precision="int8-torch").warm_up()
+
+
+def test_auto_on_native_bf16_without_amx_and_without_scales_is_bf16_and_says_why(tmp_path, monkeypatch, caplog):
+    """On a CPU with AVX-512 BF16 but no AMX (Zen 4), a reader folder without int8 scales keeps bf16, not fp32."""
+    import logging
+
+    import qa.reader.reader as reader_mod
+
+    monkeypatch.setattr(reader_mod, "native_bf16", lambda: True)
+    monkeypatch.setattr(reader_mod, "bf16_matrix_units", lambda: False)
+    d = _copy_reader(tmp_path, with_scales=False)
+    auto = ExtractiveReader(d)
+    with caplog.at_level(logging.INFO, logger="qa.reader.reader"):
+        auto.warm_up()
+    assert auto.runtime == "torch-bf16" and not any(isinstance(m, Int8Linear) for m in auto.model.modules())
+    assert any("bf16 on this CPU, not int8-torch" in r.getMessage() for r in caplog.records)
 
 
 def test_calibrate_writes_what_load_scales_reads(tmp_path, shipped_fp32_reader):

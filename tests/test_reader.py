@@ -243,6 +243,20 @@ def test_native_bf16_needs_the_instructions_not_only_onednn(onednn, cpu, limit, 
     assert bf16_native_from(onednn, cpu, limit) is native
 
 
+@pytest.mark.parametrize("amx,limit,usable", [
+    (True, None, True),  # Sapphire Rapids and later
+    (True, "AVX512_CORE_AMX", True),
+    (True, "avx10_1_512_amx", True),
+    (True, "AVX512_CORE_BF16", False),  # oneDNN limited to AVX-512 BF16 (how an AMX CPU emulates Zen 4)
+    (True, "AVX2", False),
+    (False, None, False),  # AVX-512 BF16 without AMX: AMD Zen 4 / 5, Cooper Lake
+])
+def test_amx_needs_the_tiles_and_no_onednn_limit_below_them(amx, limit, usable):
+    from qa.reader.reader import amx_usable_from
+
+    assert amx_usable_from(amx, limit) is usable
+
+
 def test_native_bf16_honours_an_onednn_limit_below_bf16(monkeypatch):
     from qa.reader.reader import native_bf16
 
@@ -273,15 +287,15 @@ def test_native_bf16_asks_x86_cpus_for_the_instructions_and_others_trust_onednn(
 def test_precision_setting_is_checked_and_bf16_agrees_with_fp32():
     import torch
 
-    from qa.reader.reader import native_bf16
+    from qa.reader.reader import auto_cpu_bf16
 
     with pytest.raises(ValueError, match="precision"):
         ExtractiveReader(SHIPPED, precision="fp8")
     auto = ExtractiveReader(SHIPPED)
     auto.warm_up()
-    assert auto.bf16 == native_bf16()
-    # without native bf16 (AVX2), auto takes the shipped int8 scales on an x86 build of torch
-    assert auto.runtime == ("torch-bf16" if native_bf16() else
+    assert auto.bf16 == auto_cpu_bf16(SHIPPED)
+    # without bf16 on AMX (AVX2, Zen 4), auto takes the shipped int8 scales on an x86 build of torch
+    assert auto.runtime == ("torch-bf16" if auto_cpu_bf16(SHIPPED) else
                             "torch-int8" if "fbgemm" in torch.backends.quantized.supported_engines else "torch-fp32")
     fp32 = ExtractiveReader(SHIPPED, precision="fp32")
     fp32.warm_up()

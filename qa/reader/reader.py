@@ -116,6 +116,61 @@ def _x86_bf16_instructions() -> bool:
         return "avx512_bf16" in flags or "amx_bf16" in flags
 
 
+# oneDNN ISA limits (ONEDNN_MAX_CPU_ISA) that keep it off the AMX tiles although the CPU has them
+_ONEDNN_ISAS_WITHOUT_AMX = _ONEDNN_ISAS_WITHOUT_BF16 | {"AVX512_CORE_BF16", "AVX512_CORE_FP16", "AVX10_1_512"}
+
+
+def amx_usable_from(cpu_amx: bool, isa_limit: str | None) -> bool:
+    """AMX usable = the CPU has AMX tiles and no ``ONEDNN_MAX_CPU_ISA`` limit keeps oneDNN below them."""
+    return bool(cpu_amx and (not isa_limit or isa_limit.strip().upper() not in _ONEDNN_ISAS_WITHOUT_AMX))
+
+
+def _x86_amx() -> bool:
+    """Whether this x86 CPU has AMX tiles (Sapphire Rapids and later Xeons)."""
+    import torch
+
+    try:
+        return bool(torch.cpu._is_amx_tile_supported())
+    except (AttributeError, RuntimeError):  # a torch without the probe: the CPU's flags as Linux lists them
+        try:
+            flags = Path("/proc/cpuinfo").read_text(errors="replace").split()
+        except OSError:
+            flags = []
+        return "amx_tile" in flags
+
+
+def bf16_matrix_units() -> bool:
+    """True when this CPU's native bf16 runs on matrix units (AMX on x86; outside x86, oneDNN's bf16 check is
+    the CPU's own bf16 instructions and is trusted). On x86 CPUs with AVX-512 BF16 but no AMX (AMD Zen 4 and 5,
+    Cooper Lake Xeons) bf16 is native but no faster than int8 on the VNNI instructions they also have: on a
+    2-core Zen 4 EPYC the ask took 0.58-0.63x bf16's time in int8-torch (docs/benchmarks.md#zen-4-int8-torch-as-auto-15-2026-12-07)."""
+    import os
+    import platform
+
+    if platform.machine().lower() not in ("x86_64", "amd64", "i386", "i686"):
+        return True
+    return amx_usable_from(_x86_amx(), os.environ.get("ONEDNN_MAX_CPU_ISA") or os.environ.get("DNNL_MAX_CPU_ISA"))
+
+
+def auto_cpu_bf16(model_dir: Path) -> bool:
+    """What ``QA_READER_PRECISION=auto`` serves on this CPU: bf16 (True) where bf16 is native and runs on matrix
+    units (AMX); on a CPU with native bf16 but no AMX, int8-torch (False) when ``model_dir`` has int8 scales for
+    its weights and bf16 otherwise; without native bf16 (AVX2, AVX-512 without BF16) never bf16 (int8-torch,
+    else fp32: the caller decides)."""
+    if not native_bf16():
+        return False
+    if bf16_matrix_units():
+        return True
+    from qa.reader.int8_torch import Int8Error, load_scales
+
+    try:
+        load_scales(model_dir)
+    except Int8Error as exc:
+        log.info("QA_READER_PRECISION=auto: bf16 on this CPU, not int8-torch (%s)", exc)
+        return True
+    return False
+
+
 def bf16_native_on(device: str) -> bool:
     """True when bf16 matrix products are native on `device` (a CUDA GPU with bf16, or a CPU with
     AVX-512 BF16 / AMX). Elsewhere bf16 falls back to a reference kernel: about 30x slower than fp32 when
@@ -137,8 +192,8 @@ def cuda_precision(precision: str, bf16_supported: bool) -> str:
 
 # QA_READER_PRECISION values: int8 = static int8 on ONNX Runtime (qa.reader.int8); int8-torch = smoothed int8
 # linear layers on PyTorch's FBGEMM kernels (qa.reader.int8_torch); both CPU only. auto: bf16 on a CPU with native
-# bf16, int8-torch on other x86 CPUs when the reader folder has int8_torch.json for its weights, else fp32; on a
-# GPU bf16/fp16
+# bf16 with matrix units (AMX), int8-torch on other x86 CPUs when the reader folder has int8_torch.json for its
+# weights, else bf16 where it is native and fp32 where not (auto_cpu_bf16); on a GPU bf16/fp16
 PRECISIONS = ("auto", "bf16", "fp32", "int8", "int8-torch")
 
 
@@ -314,7 +369,7 @@ class ExtractiveReader:
             kind = cuda_precision(self.precision, bf16_native_on("cuda"))
             self.bf16, self.fp16 = kind == "bf16", kind == "fp16"
         elif self.precision == "auto":
-            self.bf16 = native_bf16()
+            self.bf16 = auto_cpu_bf16(self.model_dir)
         model = AutoModelForQuestionAnswering.from_pretrained(str(self.model_dir), dtype=torch.float32)
         model.eval()
         kind = "bf16" if self.bf16 else "fp16" if self.fp16 else "fp32"
