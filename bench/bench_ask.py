@@ -43,7 +43,7 @@ def main() -> int:
     if args.reader and len(args.reader) > 1:
         return compare(args)
 
-    from qa import timing
+    from qa import machine, timing
     from qa.config import Settings
     from qa.evaluation.dataset import load_eval_set
     from qa.evaluation.metrics import aggregate, score_item
@@ -63,6 +63,7 @@ def main() -> int:
         print(f"warm-up (models + index build of seeds/): {time.perf_counter() - t0:.1f} s; "
               f"reader runtime: {pipe.reader.runtime}; token pruning: "
               + (f"{probe.keep:g} of each window's context tokens after layer {probe.layer}" if probe else "off"))
+        print(f"machine: {machine.summary()}")
         pipe.ask(questions[0])  # first call outside the figures
         total, retrieve, read, windows, early = [], [], [], 0, 0
         stages: dict[str, list[float]] = {name: [] for name in timing.STAGES}
@@ -140,6 +141,7 @@ def print_stages(stages: dict[str, list[float]], total: list[float]) -> None:
 
 def compare(args) -> int:
     """Several readers over one index, asked alternately (same questions, same load), p50/p95 each."""
+    from qa import machine
     from qa.config import Settings
     from qa.pipeline import QAPipeline
 
@@ -160,7 +162,7 @@ def compare(args) -> int:
                     pipe.ask(q, top_k=args.k)
                     times[i].append((time.perf_counter() - t) * 1000)
         print(f"questions: {len(questions)} x {args.rounds} rounds per reader, asked alternately; "
-              f"reader runtime: {pipes[0].reader.runtime}")
+              f"reader runtime: {pipes[0].reader.runtime}; machine: {machine.summary()}")
         base = pct(times[0], 0.5)
         for d, pipe, v in zip(args.reader, pipes, times):
             verifier = "verifier" if pipe.reader.verifier is not None else "no verifier"

@@ -34,6 +34,9 @@ from pathlib import Path
 import httpx
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from qa import machine  # noqa: E402 - after the path: this checkout's qa, not an installed one
 QUESTIONS = [
     "When did the protests in Kazakhstan begin?",
     "Why did people protest in Kazakhstan?",
@@ -186,6 +189,7 @@ def main(argv: list[str] | None = None) -> None:
               f"(token keep {ready.get('reader_token_keep')}), busy cascade: first "
               f"{ready.get('busy_first_passages')} passage(s), "
               f"QA_ASK_CONCURRENCY {os.environ.get('QA_ASK_CONCURRENCY', 'auto')}")
+        print(f"machine{' (this client; the server runs elsewhere)' if args.url else ''}: {machine.summary()}")
         print(f"{'clients':>7} {'requests':>8} {'errors':>6} {'p50 ms':>9} {'p95 ms':>9} {'max ms':>9} {'req/s':>7} {'server CPU ms/req':>17} {'client CPU ms/req':>17}")
         results = []
         for c in args.concurrency:

@@ -299,7 +299,10 @@ def test_cmd_eval_with_fake_pipeline(tmp_path: Path, monkeypatch, capsys):
     summary = json.loads(captured.out)
     assert summary["overall"]["count"] == 5 and "recall@3" in summary["overall"]
     assert summary["meta"]["retrieval_mode"] == "bm25"
+    # where the figures came from: the machine, and the reader's runtime (a fake pipeline has none)
+    assert summary["meta"]["machine"]["cores"] and summary["meta"]["reader_runtime"] is None
     assert "citation validity" in captured.err
+    assert "reader ? on " in captured.err and "**machine**" in (out / "report.md").read_text(encoding="utf-8")
     assert {p.name for p in out.iterdir()} == {"report.json", "report.md", "chart.png"}
 
     assert eval_cli.cmd_eval(_args(files=[tmp_path / "missing.jsonl"])) == 2
@@ -392,6 +395,7 @@ def test_cmd_eval_squad(tmp_path: Path, monkeypatch, capsys):
     assert data["scores"]["abstained"] == 0.0 and data["scores"]["forced_f1"] == data["scores"]["f1"]
     saved = json.loads((out / "report.json").read_text(encoding="utf-8"))
     assert saved["predictions"] == {"s1": "Massimov", "s2": "in January"}
+    assert saved["machine"]["isa"] == data["machine"]["isa"] and "reader_runtime" in saved
 
 
 def test_cmd_eval_retrieval_only(tmp_path: Path, monkeypatch, capsys):

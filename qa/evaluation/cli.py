@@ -81,6 +81,32 @@ def _git_commit() -> str | None:
     return out.stdout.strip() or None
 
 
+def _runtime_meta(reader: Any) -> dict:
+    """Where the figures came from: the machine (qa.machine) and how the reader ran on it."""
+    probe = getattr(reader, "token_probe", None)
+    return {"machine": _machine(), "reader_runtime": getattr(reader, "runtime", None),
+            "reader_token_keep": getattr(probe, "keep", None) if probe is not None else None}
+
+
+def _ran_on(meta: dict) -> str:
+    """``reader torch-int8 on AMD EPYC, 2 cores; ...`` and a newline, or nothing without a description."""
+    if not isinstance(meta.get("machine"), dict):
+        return ""
+    return f"reader {meta.get('reader_runtime') or '?'} on {_machine_line(meta['machine'])}\n"
+
+
+def _machine() -> dict:
+    from qa import machine
+
+    return machine.describe()
+
+
+def _machine_line(d: dict) -> str:
+    from qa import machine
+
+    return machine.summary(d)
+
+
 def make_pipeline(settings: Any) -> Any:
     """The real pipeline, warmed up (tests replace this)."""
     from qa.pipeline import QAPipeline
@@ -148,7 +174,7 @@ def _cmd_retrieval_only(args: argparse.Namespace, files: list[Path], items: list
     result = retrieval_report(retriever, items, k, progress=not args.no_progress)
     result["meta"] = {"created": _dt.datetime.now().isoformat(timespec="seconds"),
                       "eval_files": [str(f) for f in files], "retrieval_mode": settings.retrieval_mode,
-                      "top_k": k, "git_commit": _git_commit()}
+                      "top_k": k, "git_commit": _git_commit(), "machine": _machine()}
     out_dir = args.out or (REPORTS_DIR / f"retrieval-{settings.retrieval_mode}-{_timestamp()}")
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / "report.json").write_text(json.dumps(result, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
@@ -206,12 +232,13 @@ def _cmd_eval_sets(args: argparse.Namespace) -> int:
         "reader_model_dir": str(settings.reader_model_dir),
         "index_dir": str(settings.index_dir),
         "git_commit": _git_commit(),
+        **_runtime_meta(getattr(pipeline, "reader", None)),
     }
     report = build_report(results, settings.top_k, meta)
     out_dir = args.out or (REPORTS_DIR / _timestamp())
     paths = write_report(report, out_dir)
     table = summary_table(report)
-    where = "report: " + ", ".join(str(p) for p in paths.values())
+    where = _ran_on(report.meta) + "report: " + ", ".join(str(p) for p in paths.values())
     if args.json:
         print(table, file=sys.stderr)
         print(where, file=sys.stderr)
@@ -306,6 +333,7 @@ def _cmd_open_squad(args: argparse.Namespace) -> int:
             "max_answers": settings.max_answers,
             "reader_model_dir": str(settings.reader_model_dir),
             "git_commit": _git_commit(),
+            **_runtime_meta(getattr(pipeline, "reader", None)),
         }
     report = build_report(results, settings.top_k, meta)
     out_dir = args.out or (REPORTS_DIR / f"open-squad-{_timestamp()}")
@@ -315,7 +343,7 @@ def _cmd_open_squad(args: argparse.Namespace) -> int:
             f"{s['questions']} questions ({s['questions_present']} present, {s['questions_removed']} removed), "
             f"seed {args.seed}")
     table = summary_table(report)
-    where = "report: " + ", ".join(str(p) for p in paths.values())
+    where = _ran_on(report.meta) + "report: " + ", ".join(str(p) for p in paths.values())
     if args.json:
         print(head, file=sys.stderr)
         print(table, file=sys.stderr)
@@ -349,6 +377,7 @@ def _cmd_squad(args: argparse.Namespace) -> int:
     result = evaluate_squad(reader, args.squad, limit=args.limit, progress=not args.no_progress)
     result["reader_model_dir"] = str(model_dir)
     result["created"] = _dt.datetime.now().isoformat(timespec="seconds")
+    result.update(_runtime_meta(reader))
     out_dir = args.out or (REPORTS_DIR / f"squad-{_timestamp()}")
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / "report.json").write_text(json.dumps(result, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
@@ -362,6 +391,7 @@ def _cmd_squad(args: argparse.Namespace) -> int:
             digits = 3 if key in ("auroc_correct", "auroc_answerable", "aurc", "ece", "ece_calibrated_median",
                                   "ece_calibrated_p90", "ece_p_value") else 2
             lines.append(f"  {key:<24} {s[key]:8.{digits}f}")
+    lines.append(_ran_on(result).rstrip("\n"))
     lines.append(f"report: {out_dir / 'report.json'}")
     if args.json:
         print("\n".join(lines), file=sys.stderr)

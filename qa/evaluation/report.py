@@ -153,10 +153,14 @@ def render_markdown(report: EvalReport, chart_name: str | None = "chart.png") ->
     m = report.meta
     lines = ["# QA evaluation report", ""]
     for key in ("created", "eval_files", "setting", "seed", "limit", "remove_articles", "retrieval_mode", "top_k",
-                "max_answers", "reader_model_dir", "index_build", "git_commit"):
+                "max_answers", "reader_model_dir", "reader_runtime", "reader_token_keep", "index_build", "git_commit"):
         if key in m and m[key] not in (None, ""):
             value = ", ".join(map(str, m[key])) if isinstance(m[key], list) else m[key]
             lines.append(f"- **{key}**: {value}")
+    if isinstance(m.get("machine"), dict):
+        from qa import machine
+
+        lines.append(f"- **machine**: {machine.summary(m['machine'])}")
     open_squad = m.get("open_squad")
     if isinstance(open_squad, dict):
         removed = open_squad.get("removed_articles") or []
