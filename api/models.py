@@ -139,8 +139,8 @@ class Readiness(BaseModel):
     reason: str | None = Field(None, description="why the service is not ready")
     documents: int | None = Field(None, description="documents indexed, when ready")
     reader_runtime: str | None = Field(None, description='how the reader runs, when ready: "torch-bf16" '
-                                                         '(native bf16 CPUs), "torch-fp32" (QA_READER_PRECISION=fp32), "onnxruntime-int8" '
-                                                         '(QA_READER_PRECISION=int8), "torch-int8" (QA_READER_PRECISION=int8-torch, and auto on x86 CPUs without native bf16), '
+                                                         '(CPUs with AMX), "torch-fp32" (QA_READER_PRECISION=fp32), "onnxruntime-int8" '
+                                                         '(QA_READER_PRECISION=int8), "torch-int8" (QA_READER_PRECISION=int8-torch, and auto on x86 CPUs without AMX), '
                                                          '"openvino-fp32|bf16" '
                                                          '(QA_READER_BACKEND=openvino) or "torch-cuda-bf16|fp16|fp32"')
     reader_token_keep: float | None = Field(None, description="share of each passage's tokens the reader's last "
