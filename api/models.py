@@ -143,6 +143,9 @@ class Readiness(BaseModel):
                                                          '(QA_READER_PRECISION=int8), "torch-int8" (QA_READER_PRECISION=int8-torch, and auto on x86 CPUs without AMX), '
                                                          '"openvino-fp32|bf16" '
                                                          '(QA_READER_BACKEND=openvino) or "torch-cuda-bf16|fp16|fp32"')
+    query_runtime: str | None = Field(None, description='how questions are embedded, when ready: "int8" '
+                                                        '(QA_QUERY_PRECISION=auto on the CPU with the shipped scales) '
+                                                        'or "fp32"; documents are always embedded in fp32')
     reader_token_keep: float | None = Field(None, description="share of each passage's tokens the reader's last "
                                                               "layers compute (QA_READER_TOKEN_KEEP; 1.0: every token)")
     busy_first_passages: int | None = Field(None, description="passages read first by a question that waits its "

@@ -40,13 +40,11 @@ def get_cli_settings():
 
 def open_index(settings=None, embedder=None):
     """(store, embedder) for commands that search: loads the index, or builds it on first run."""
-    from qa.embedding import get_embedder
+    from qa.embedding import embedder_for
     from qa.index_store import load_or_build
 
     settings = settings or get_cli_settings()
-    embedder = embedder or get_embedder(
-        settings.resolved_embedding_model(), settings.embedding_batch_size, settings.resolved_device()
-    )
+    embedder = embedder or embedder_for(settings)
     if settings.store != "faiss":
         writer = store_writer(settings, embedder)
         if writer.store.generation == 0:
@@ -62,12 +60,11 @@ def open_index(settings=None, embedder=None):
 def store_writer(settings, embedder=None):
     """QA_STORE other than faiss: a qa.store.writes.StoreWriter over the opened store."""
     from qa.chunking import Chunker
-    from qa.embedding import get_embedder
+    from qa.embedding import embedder_for
     from qa.store import open_store
     from qa.store.writes import StoreWriter
 
-    embedder = (embedder or get_embedder(settings.resolved_embedding_model(), settings.embedding_batch_size,
-                                         settings.resolved_device())).warm_up()
+    embedder = (embedder or embedder_for(settings)).warm_up()
     chunker = Chunker.from_settings(settings)
     store = open_store(settings, embedder.model_id, embedder.dimension, chunker.params)
     return StoreWriter(settings, store, embedder, chunker)
@@ -223,7 +220,7 @@ def cmd_index_check(settings) -> int:
 
 def cmd_index(args: argparse.Namespace) -> int:
     from qa.chunking import Chunker
-    from qa.embedding import get_embedder
+    from qa.embedding import embedder_for
     from qa.index_store import build_or_update, index_lock
 
     settings = get_cli_settings()
@@ -242,8 +239,7 @@ def cmd_index(args: argparse.Namespace) -> int:
         return _index_ray(args, settings, corpus, paths, t0)
     if settings.store != "faiss":
         return _index_store(args, settings, corpus, paths, t0)
-    embedder = get_embedder(settings.resolved_embedding_model(), settings.embedding_batch_size,
-                            settings.resolved_device())
+    embedder = embedder_for(settings)
     chunker = Chunker.from_settings(settings)
     with index_lock(settings.index_dir):  # a server's write cannot slip in between
         for r in _writer(settings).recover():
@@ -548,6 +544,9 @@ def build_parser() -> argparse.ArgumentParser:
     from qa.training.quantize import add_quantize_reader_command
 
     add_quantize_reader_command(subparsers)
+    from qa.training.quantize_embedder import add_quantize_embedder_command
+
+    add_quantize_embedder_command(subparsers)
     from qa.training.token_probe import add_fit_token_probe_command
 
     add_fit_token_probe_command(subparsers)

@@ -50,6 +50,11 @@ class Settings(BaseSettings):
     # Embedding
     embedding_model: str | None = Field(None, description="Local model path; default: bundled MiniLM")
     embedding_batch_size: int = 32
+    # Questions' embeddings (documents are always fp32): auto = int8 on the CPU where the scales below were made
+    # for the embedding model's weights (the bundled one: shipped), else fp32; int8 = the same, an error otherwise
+    # (qa.query_int8)
+    query_precision: Literal["auto", "fp32", "int8"] = "auto"
+    query_int8_scales: Path = PROJECT_ROOT / "models" / "embedder" / "query_int8.json"
 
     # Retrieval
     retrieval_mode: Literal["dense", "bm25", "hybrid"] = "hybrid"

@@ -65,7 +65,8 @@ class Embedder:
     ``device``: ``"cpu"``, ``"cuda"`` or ``"auto"`` (qa.device.resolve_device; CUDA without a GPU falls back to
     the CPU with a warning)."""
 
-    def __init__(self, model_path: str | Path | None = None, batch_size: int = 32, device: str = "cpu") -> None:
+    def __init__(self, model_path: str | Path | None = None, batch_size: int = 32, device: str = "cpu",
+                 query_precision: str = "auto", query_scales: str | Path | None = None) -> None:
         if model_path is None:
             from qa.config import default_embedding_model
 
@@ -78,12 +79,24 @@ class Embedder:
         self.device = resolve_device(device)
         self._model = None
         self._query_encoder = None  # qa.query_encoder.QueryEncoder when it gives encode()'s vectors (warm_up)
+        from qa.query_int8 import PRECISIONS
+
+        if query_precision not in PRECISIONS:
+            raise ValueError(f"query precision must be one of {', '.join(PRECISIONS)}, not {query_precision!r}")
+        self.query_precision = query_precision
+        if query_scales is None:
+            from qa.config import PROJECT_ROOT
+
+            query_scales = PROJECT_ROOT / "models" / "embedder" / "query_int8.json"
+        self.query_scales = Path(query_scales)
+        self.query_runtime = "fp32"  # "int8" once warm-up has built the int8 query layers
         self._lock = threading.Lock()
 
     @classmethod
     def from_settings(cls, settings) -> "Embedder":
         return cls(settings.resolved_embedding_model(), batch_size=settings.embedding_batch_size,
-                   device=settings.resolved_device())
+                   device=settings.resolved_device(), query_precision=settings.query_precision,
+                   query_scales=settings.query_int8_scales)
 
     def warm_up(self) -> "Embedder":
         if self._model is None:
@@ -108,6 +121,9 @@ class Embedder:
         """The direct walk for single questions (qa.query_encoder), on the CPU, when it gives encode()'s vectors
         on probe texts; otherwise None (encode() is used, logged)."""
         if self.device != "cpu":
+            if self.query_precision == "int8":
+                raise ValueError(f"QA_QUERY_PRECISION=int8 runs on the CPU, not on {self.device}; set "
+                                 "QA_QUERY_PRECISION=auto")
             return None
         from qa.query_encoder import QueryEncoder
 
@@ -118,8 +134,32 @@ class Embedder:
         reference = lambda text: self._encode(model, [text])[0]  # noqa: E731
         if not direct.matches(reference):
             logger.warning("query embeddings through encode(): the direct walk differs on %s", self.model_path)
+            if self.query_precision == "int8":
+                raise ValueError(f"QA_QUERY_PRECISION=int8 needs the direct walk, which differs on {self.model_path}")
             return None
-        return direct
+        return self._int8_query_path(direct) if self.query_precision != "fp32" else direct
+
+    def _int8_query_path(self, direct):
+        """``direct`` with its layers in int8 (qa.query_int8) where the scales fit the weights and agree with fp32
+        on the probe questions; otherwise ``direct`` under auto (logged) and an error under int8."""
+        from qa import query_int8
+        from qa.query_encoder import PROBES
+        from qa.reader.int8 import Int8Error
+
+        try:
+            scales = query_int8.load_scales(self.query_scales, query_int8.weights_file(self.model_path))
+            fast = query_int8.int8_encoder(direct, scales)
+            cosine = query_int8.agreement(fast, direct, PROBES)
+            if cosine < query_int8.MIN_COSINE:
+                raise Int8Error(f"its vectors differ from fp32 (cosine {cosine:.3f} on the probe questions); "
+                                "run `qa quantize-embedder` again")
+        except Int8Error as exc:
+            if self.query_precision == "int8":
+                raise
+            logger.info("QA_QUERY_PRECISION=auto: question embeddings in fp32 (%s)", exc)
+            return direct
+        self.query_runtime = "int8"
+        return fast
 
     @property
     def model(self):
@@ -162,20 +202,23 @@ class Embedder:
         return np.ascontiguousarray(vecs, dtype=np.float32)
 
     def embed_query(self, text: str) -> np.ndarray:
-        """L2-normalised float32 vector of shape (dimension,): the same as ``embed_documents([text])[0]``,
-        through qa.query_encoder's direct walk where warm-up found it equal (~3 ms less a question on 2 cores)."""
+        """L2-normalised float32 vector of shape (dimension,): ``embed_documents([text])[0]`` through
+        qa.query_encoder's direct walk where warm-up found it equal (~3 ms less a question on 2 cores); with int8
+        question layers (``query_runtime == "int8"``, qa.query_int8) within a cosine of ~0.997 of it."""
         self.warm_up()
         if self._query_encoder is not None:
             return self._query_encoder.encode(text)
         return self.embed_documents([text])[0]
 
 
-_shared: dict[tuple[str, int, str], Embedder] = {}
+_shared: dict[tuple, Embedder] = {}
 _shared_lock = threading.Lock()
 
 
-def get_embedder(model_path: str | Path | None = None, batch_size: int = 32, device: str = "cpu") -> Embedder:
-    """A process-wide shared Embedder per (model path, batch size, resolved device), so the model loads once."""
+def get_embedder(model_path: str | Path | None = None, batch_size: int = 32, device: str = "cpu",
+                 query_precision: str = "auto", query_scales: str | Path | None = None) -> Embedder:
+    """A process-wide shared Embedder per (model path, batch size, resolved device, query precision and scales),
+    so the model loads once."""
     if model_path is None:
         from qa.config import default_embedding_model
 
@@ -183,9 +226,16 @@ def get_embedder(model_path: str | Path | None = None, batch_size: int = 32, dev
     from qa.device import resolve_device
 
     device = resolve_device(device)
-    key = (str(model_path), int(batch_size), device)
+    key = (str(model_path), int(batch_size), device, query_precision, str(query_scales))
     with _shared_lock:
         emb = _shared.get(key)
         if emb is None:
-            emb = _shared[key] = Embedder(model_path, batch_size=batch_size, device=device)
+            emb = _shared[key] = Embedder(model_path, batch_size=batch_size, device=device,
+                                          query_precision=query_precision, query_scales=query_scales)
         return emb
+
+
+def embedder_for(settings) -> Embedder:
+    """The shared Embedder that ``settings`` describe (model, batch size, device, query precision and scales)."""
+    return get_embedder(settings.resolved_embedding_model(), settings.embedding_batch_size, settings.resolved_device(),
+                        query_precision=settings.query_precision, query_scales=settings.query_int8_scales)

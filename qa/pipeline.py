@@ -105,10 +105,10 @@ class QAPipeline:
     def _load_models(self) -> tuple[object, object]:
         """(embedder, chunker), loaded and warm. Tests substitute small fakes here."""
         from qa.chunking import Chunker
-        from qa.embedding import get_embedder
+        from qa.embedding import embedder_for
 
         s = self.settings
-        embedder = get_embedder(s.resolved_embedding_model(), s.embedding_batch_size, s.resolved_device())
+        embedder = embedder_for(s)
         return embedder.warm_up(), Chunker.from_settings(s)
 
     def _load_reader(self) -> object:

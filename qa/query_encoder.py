@@ -27,6 +27,7 @@ class QueryEncoder:
         self.tokenizer = st_model.tokenizer
         self.max_length = int(st_model.max_seq_length)
         self.model = st_model[0].auto_model
+        self.layers = None  # the transformer layers walked; None: the model's own (qa.query_int8 sets int8 ones)
 
     @staticmethod
     def supports(st_model) -> bool:
@@ -53,7 +54,7 @@ class QueryEncoder:
         with torch.inference_mode():
             t = torch.tensor([ids], dtype=torch.long, device=device)
             x = base.embeddings(input_ids=t, token_type_ids=torch.zeros_like(t))[0]  # [n, hidden]
-            for layer in base.encoder.layer:
+            for layer in base.encoder.layer if self.layers is None else self.layers:
                 sa = layer.attention.self
                 h, s = sa.num_attention_heads, sa.attention_head_size
                 q, k, v = (f(x).view(1, n, h, s).transpose(1, 2) for f in (sa.query, sa.key, sa.value))

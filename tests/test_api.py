@@ -100,7 +100,7 @@ def test_health_and_ready(client):
     r = client.get("/ready")
     assert r.status_code == 200
     assert r.json() == {"ready": True, "status": "ready", "reason": None, "documents": 6, "reader_runtime": None,
-                        "reader_token_keep": None, "writes": "open", "busy_first_passages": 1}
+                        "query_runtime": None, "reader_token_keep": None, "writes": "open", "busy_first_passages": 1}
 
 
 def test_warm_up_failure_gives_503_with_reason_everywhere(settings):
@@ -650,6 +650,11 @@ def real_client(tmp_path_factory):
         r = c.get("/ready")
         assert r.status_code == 200, r.text
         assert r.json()["reader_runtime"] in ("torch-bf16", "torch-int8", "torch-fp32")  # auto: by the CPU
+        # questions in int8 where PyTorch has FBGEMM (x86), with the shipped scales
+        import torch
+
+        assert r.json()["query_runtime"] == ("int8" if "fbgemm" in torch.backends.quantized.supported_engines
+                                             else "fp32")
         # late-layer token pruning: the shipped probe's share where int8/fp32 serve, every token in bf16
         assert r.json()["reader_token_keep"] == (1.0 if r.json()["reader_runtime"] == "torch-bf16" else 0.3)
         yield c, s

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 
 import numpy as np
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -21,15 +22,23 @@ TEXTS = [
 ]
 
 
+@pytest.fixture(scope="module")
+def fp32_embedder(model_path):
+    """Question embeddings in fp32 (the int8 ones are qa.query_int8's, tested in test_query_int8.py)."""
+    return Embedder(model_path, query_precision="fp32").warm_up()
+
+
 def _reference(embedder: Embedder, text: str) -> np.ndarray:
     return embedder._encode(embedder.model, [text])[0]
 
 
-def test_the_shared_embedder_uses_the_direct_walk(embedder):
+def test_the_shared_embedder_uses_the_direct_walk(embedder, fp32_embedder):
     assert isinstance(embedder._query_encoder, QueryEncoder)
+    assert isinstance(fp32_embedder._query_encoder, QueryEncoder) and fp32_embedder.query_runtime == "fp32"
 
 
-def test_direct_query_vectors_equal_encodes(embedder):
+def test_direct_query_vectors_equal_encodes(fp32_embedder):
+    embedder = fp32_embedder
     for text in TEXTS:
         got = embedder.embed_query(text)
         assert got.dtype == np.float32 and got.shape == (embedder.dimension,)
@@ -39,8 +48,8 @@ def test_direct_query_vectors_equal_encodes(embedder):
 
 @settings(max_examples=25, deadline=None)
 @given(st.text(min_size=0, max_size=200))
-def test_direct_query_vectors_equal_encodes_property(embedder, text):
-    assert np.abs(embedder.embed_query(text) - _reference(embedder, text)).max() < 1e-5
+def test_direct_query_vectors_equal_encodes_property(fp32_embedder, text):
+    assert np.abs(fp32_embedder.embed_query(text) - _reference(fp32_embedder, text)).max() < 1e-5
 
 
 def test_a_walk_that_differs_keeps_encode(model_path, monkeypatch, caplog):

@@ -325,7 +325,7 @@ def test_qa_index_check_reports_and_qa_index_repairs(settings, monkeypatch, caps
     assert cli.main(["index", "--check"]) == 1
     out = capsys.readouterr().out
     assert "not_indexed: stray.txt" in out and "1 difference" in out
-    monkeypatch.setattr("qa.embedding.get_embedder", lambda *a: HashEmbedder())
+    monkeypatch.setattr("qa.embedding.embedder_for", lambda settings: HashEmbedder())
     monkeypatch.setattr("qa.chunking.Chunker.from_settings", classmethod(lambda cls, st, tokenizer=None: CharChunker()))
     assert cli.main(["index"]) == 0
     capsys.readouterr()

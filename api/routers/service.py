@@ -43,7 +43,9 @@ async def ready(service: ServiceState = Depends(get_service)):
         token_keep = probe.keep if probe is not None else (1.0 if runtime else None)
         access = service.access
         writes = None if access is None else "key" if access.keys.configured() else "read_only" if access.read_only() else "open"
+        query_runtime = getattr(getattr(service.pipeline, "embedder", None), "query_runtime", None)
         return Readiness(ready=True, status="ready", documents=n, reader_runtime=runtime,
+                         query_runtime=query_runtime if isinstance(query_runtime, str) else None,
                          reader_token_keep=token_keep, writes=writes,
                          busy_first_passages=service.settings.busy_first_passages)
     body = Readiness(ready=False, status=service.status, reason=service.reason or service.status)

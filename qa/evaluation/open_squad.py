@@ -238,10 +238,9 @@ def build_index(settings: Any, show_progress: bool = False) -> Any:
     """Index ``settings.corpus_dir`` into ``settings.index_dir`` (incrementally: unchanged documents
     keep their vectors) and return the store. Loads the embedder."""
     from qa.chunking import Chunker
-    from qa.embedding import get_embedder
+    from qa.embedding import embedder_for
     from qa.index_store import build_or_update
 
-    embedder = get_embedder(settings.resolved_embedding_model(), settings.embedding_batch_size,
-                            settings.resolved_device()).warm_up()
+    embedder = embedder_for(settings).warm_up()
     return build_or_update(settings.corpus_dir, settings, embedder, Chunker.from_settings(settings),
                            show_progress=show_progress)

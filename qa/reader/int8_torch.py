@@ -63,11 +63,9 @@ def linear_names(model, float_kept: str = FLOAT_KEPT) -> tuple[list[str], list[s
     return [n for n in names if n not in kept], kept
 
 
-def input_range(model, windows: list) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
-    """(smallest, largest) input of every input channel of every linear layer of ``model`` while it reads each
-    window ``(input_ids, token_type_ids)`` on its own (the CPU)."""
-    from qa.reader.forward import forward_logits
-
+def recorded_input_range(model, run) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
+    """(smallest, largest) input of every input channel of every linear layer of ``model`` that ``run()`` reaches
+    (``run`` calls the model as often as it likes; layers it never reaches are absent)."""
     low: dict[str, torch.Tensor] = {}
     high: dict[str, torch.Tensor] = {}
     hooks = []
@@ -81,13 +79,36 @@ def input_range(model, windows: list) -> tuple[dict[str, np.ndarray], dict[str, 
                 high[name] = torch.maximum(high[name], b) if name in high else b
             hooks.append(mod.register_forward_pre_hook(hook))
     try:
-        for ids, types in windows:
-            ids = np.asarray(ids, dtype=np.int64)[None, :]
-            forward_logits(model, ids, np.ones_like(ids), np.asarray(types, dtype=np.int64)[None, :], "cpu", False)
+        run()
     finally:
         for h in hooks:
             h.remove()
     return {n: v.cpu().numpy() for n, v in low.items()}, {n: v.cpu().numpy() for n, v in high.items()}
+
+
+def input_range(model, windows: list) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
+    """(smallest, largest) input of every input channel of every linear layer of ``model`` while it reads each
+    window ``(input_ids, token_type_ids)`` on its own (the CPU)."""
+    from qa.reader.forward import forward_logits
+
+    def run() -> None:
+        for ids, types in windows:
+            ids = np.asarray(ids, dtype=np.int64)[None, :]
+            forward_logits(model, ids, np.ones_like(ids), np.asarray(types, dtype=np.int64)[None, :], "cpu", False)
+
+    return recorded_input_range(model, run)
+
+
+def range_entries(low: dict, high: dict, quantised: list[str], asymmetric: list[str]) -> dict:
+    """The ``input_absmax`` of the ``quantised`` layers and the ``input_min`` / ``input_max`` of the ``asymmetric``
+    ones, as a scales file stores them (six decimals; the range rounded outwards, so that it still holds every
+    calibration input)."""
+    absmax = {n: np.maximum(np.abs(low[n]), np.abs(high[n])) for n in quantised}
+    return {
+        "input_absmax": {n: [round(float(v), 6) for v in absmax[n]] for n in quantised},
+        "input_min": {n: [round(math.floor(float(v) * 1e6) / 1e6, 6) for v in low[n]] for n in asymmetric},
+        "input_max": {n: [round(math.ceil(float(v) * 1e6) / 1e6, 6) for v in high[n]] for n in asymmetric},
+    }
 
 
 def calibrate(model_dir: Path, model, windows: list, source: str, alpha: float = ALPHA) -> dict:
@@ -97,10 +118,9 @@ def calibrate(model_dir: Path, model, windows: list, source: str, alpha: float =
     if not 0.0 <= alpha <= 1.0:
         raise ValueError(f"alpha must be within [0, 1], not {alpha}")
     low, high = input_range(model, windows)
-    absmax = {n: np.maximum(np.abs(low[n]), np.abs(high[n])) for n in low}
     quantised, kept = linear_names(model)
     asymmetric = [n for n in quantised if re.search(ASYMMETRIC, n)]
-    missing = [n for n in quantised if n not in absmax]
+    missing = [n for n in quantised if n not in low]
     if missing:
         raise Int8Error(f"no calibration input reached {missing[:3]}: is this a BERT-style span model?")
     data = {
@@ -110,10 +130,7 @@ def calibrate(model_dir: Path, model, windows: list, source: str, alpha: float =
         "asymmetric": ASYMMETRIC,
         "calibration_windows": len(windows),
         "calibration_source": source,
-        "input_absmax": {n: [round(float(v), 6) for v in absmax[n]] for n in quantised},
-        # rounded outwards, so that the range stored still holds every calibration input
-        "input_min": {n: [round(math.floor(float(v) * 1e6) / 1e6, 6) for v in low[n]] for n in asymmetric},
-        "input_max": {n: [round(math.ceil(float(v) * 1e6) / 1e6, 6) for v in high[n]] for n in asymmetric},
+        **range_entries(low, high, quantised, asymmetric),
     }
     path = model_dir / SCALES_FILE
     partial = model_dir / f".{SCALES_FILE}.tmp"

@@ -54,6 +54,19 @@ def calibration_windows(reader, squad_file: Path, questions: int, seed: int) -> 
     return [(np.asarray(i, dtype=np.int64), np.asarray(t, dtype=np.int64)) for i, t in windows]
 
 
+def training_file(args: argparse.Namespace, settings) -> tuple[Path, int | None]:
+    """The SQuAD training file a calibration samples ``args.questions`` from (``--squad-dir`` or QA_SQUAD_DIR),
+    and None; or, having said what is wrong, the command's exit code."""
+    squad_file = (args.squad_dir or settings.squad_dir) / "squad-v1.1-train.json"
+    if not squad_file.is_file():
+        print(f"error: training data not found: {squad_file} (set --squad-dir or QA_SQUAD_DIR)")
+        return squad_file, 2
+    if args.questions < 1:
+        print("error: --questions must be >= 1")
+        return squad_file, 2
+    return squad_file, None
+
+
 def cmd_quantize_reader(args: argparse.Namespace) -> int:
     from qa.config import get_settings
     from qa.reader.int8 import Int8Error, calibrate
@@ -61,13 +74,9 @@ def cmd_quantize_reader(args: argparse.Namespace) -> int:
 
     settings = get_settings()
     model_dir = args.model_dir or settings.reader_model_dir
-    squad_file = (args.squad_dir or settings.squad_dir) / "squad-v1.1-train.json"
-    if not squad_file.is_file():
-        print(f"error: training data not found: {squad_file} (set --squad-dir or QA_SQUAD_DIR)")
-        return 2
-    if args.questions < 1:
-        print("error: --questions must be >= 1")
-        return 2
+    squad_file, error = training_file(args, settings)
+    if error is not None:
+        return error
     if args.alpha is not None and not (args.runtime == "torch" and 0.0 <= args.alpha <= 1.0):
         print("error: --alpha goes with --runtime torch and lies within [0, 1]")
         return 2
