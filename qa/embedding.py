@@ -85,9 +85,7 @@ class Embedder:
             raise ValueError(f"query precision must be one of {', '.join(PRECISIONS)}, not {query_precision!r}")
         self.query_precision = query_precision
         if query_scales is None:
-            from qa.config import PROJECT_ROOT
-
-            query_scales = PROJECT_ROOT / "models" / "embedder" / "query_int8.json"
+            from qa.config import DEFAULT_QUERY_INT8_SCALES as query_scales
         self.query_scales = Path(query_scales)
         self.query_runtime = "fp32"  # "int8" once warm-up has built the int8 query layers
         self._lock = threading.Lock()
@@ -226,7 +224,9 @@ def get_embedder(model_path: str | Path | None = None, batch_size: int = 32, dev
     from qa.device import resolve_device
 
     device = resolve_device(device)
-    key = (str(model_path), int(batch_size), device, query_precision, str(query_scales))
+    if query_scales is None:
+        from qa.config import DEFAULT_QUERY_INT8_SCALES as query_scales
+    key = (str(model_path), int(batch_size), device, query_precision, str(Path(query_scales)))
     with _shared_lock:
         emb = _shared.get(key)
         if emb is None:

@@ -159,3 +159,12 @@ def test_quantize_embedder_cli_writes_scales_that_auto_then_uses(tmp_path, capsy
     assert '"quantised_layers": 36' in capsys.readouterr().out
     data = query_int8.load_scales(out, query_int8.weights_file(model_path))
     assert data["calibration_questions"] == 3 and "squad-v1.1-train.json" in data["calibration_source"]
+
+
+def test_the_pipeline_and_the_default_shared_embedder_are_one_instance(model_path):
+    """Default arguments and the settings' defaults key the same shared embedder: the model loads once."""
+    from qa.embedding import embedder_for, get_embedder
+
+    s = Settings(device="cpu")
+    assert embedder_for(s) is get_embedder(model_path, s.embedding_batch_size)
+    assert embedder_for(s.model_copy(update={"query_precision": "fp32"})) is not embedder_for(s)
