@@ -559,6 +559,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     from qa.index_store import IndexLoadError
+    from qa.reader.int8 import Int8Error
 
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -572,6 +573,9 @@ def main(argv: list[str] | None = None) -> int:
     except IndexLoadError as e:
         eprint(f"qa: error: {e}")
         return EXIT_INDEX
+    except Int8Error as e:  # an int8 runtime asked for by name that cannot run here: the message says what to do
+        eprint(f"qa: error: {e}")
+        return EXIT_ERROR
     except KeyboardInterrupt:
         eprint("qa: interrupted")
         return 130

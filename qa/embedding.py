@@ -120,8 +120,10 @@ class Embedder:
         on probe texts; otherwise None (encode() is used, logged)."""
         if self.device != "cpu":
             if self.query_precision == "int8":
-                raise ValueError(f"QA_QUERY_PRECISION=int8 runs on the CPU, not on {self.device}; set "
-                                 "QA_QUERY_PRECISION=auto")
+                from qa.reader.int8 import Int8Error
+
+                raise Int8Error(f"QA_QUERY_PRECISION=int8 runs on the CPU, not on {self.device}; set "
+                                "QA_QUERY_PRECISION=auto")
             return None
         from qa.query_encoder import QueryEncoder
 
@@ -133,7 +135,10 @@ class Embedder:
         if not direct.matches(reference):
             logger.warning("query embeddings through encode(): the direct walk differs on %s", self.model_path)
             if self.query_precision == "int8":
-                raise ValueError(f"QA_QUERY_PRECISION=int8 needs the direct walk, which differs on {self.model_path}")
+                from qa.reader.int8 import Int8Error
+
+                raise Int8Error(f"QA_QUERY_PRECISION=int8 needs the direct walk, which differs on {self.model_path}; "
+                                "set QA_QUERY_PRECISION=auto")
             return None
         return self._int8_query_path(direct) if self.query_precision != "fp32" else direct
 

@@ -168,3 +168,17 @@ def test_the_pipeline_and_the_default_shared_embedder_are_one_instance(model_pat
     s = Settings(device="cpu")
     assert embedder_for(s) is get_embedder(model_path, s.embedding_batch_size)
     assert embedder_for(s.model_copy(update={"query_precision": "fp32"})) is not embedder_for(s)
+
+
+def test_int8_by_name_without_scales_is_a_clear_cli_error(tmp_path, monkeypatch, capsys):
+    from qa import cli
+
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    (corpus / "a.txt").write_text("The protests began on 2 January.\n", encoding="utf-8")
+    s = Settings(corpus_dir=corpus, index_dir=tmp_path / "index", query_precision="int8",
+                 query_int8_scales=tmp_path / "none.json")
+    monkeypatch.setattr(cli, "get_cli_settings", lambda: s)
+    assert cli.main(["ask", "When did the protests begin?"]) == cli.EXIT_ERROR
+    err = capsys.readouterr().err
+    assert err.startswith("qa: error: no query scales at") and "qa quantize-embedder" in err and "Traceback" not in err
