@@ -25,6 +25,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from qa import machine
 from qa.config import PROJECT_ROOT
 
 DEFAULT_EVAL_FILE = PROJECT_ROOT / "eval" / "seeds_qa.jsonl"
@@ -84,7 +85,7 @@ def _git_commit() -> str | None:
 def _runtime_meta(reader: Any) -> dict:
     """Where the figures came from: the machine (qa.machine) and how the reader ran on it."""
     probe = getattr(reader, "token_probe", None)
-    return {"machine": _machine(), "reader_runtime": getattr(reader, "runtime", None),
+    return {"machine": machine.describe(), "reader_runtime": getattr(reader, "runtime", None),
             "reader_token_keep": getattr(probe, "keep", None) if probe is not None else None}
 
 
@@ -92,19 +93,7 @@ def _ran_on(meta: dict) -> str:
     """``reader torch-int8 on AMD EPYC, 2 cores; ...`` and a newline, or nothing without a description."""
     if not isinstance(meta.get("machine"), dict):
         return ""
-    return f"reader {meta.get('reader_runtime') or '?'} on {_machine_line(meta['machine'])}\n"
-
-
-def _machine() -> dict:
-    from qa import machine
-
-    return machine.describe()
-
-
-def _machine_line(d: dict) -> str:
-    from qa import machine
-
-    return machine.summary(d)
+    return f"reader {meta.get('reader_runtime') or '?'} on {machine.summary(meta['machine'])}\n"
 
 
 def make_pipeline(settings: Any) -> Any:
@@ -174,7 +163,7 @@ def _cmd_retrieval_only(args: argparse.Namespace, files: list[Path], items: list
     result = retrieval_report(retriever, items, k, progress=not args.no_progress)
     result["meta"] = {"created": _dt.datetime.now().isoformat(timespec="seconds"),
                       "eval_files": [str(f) for f in files], "retrieval_mode": settings.retrieval_mode,
-                      "top_k": k, "git_commit": _git_commit(), "machine": _machine()}
+                      "top_k": k, "git_commit": _git_commit(), "machine": machine.describe()}
     out_dir = args.out or (REPORTS_DIR / f"retrieval-{settings.retrieval_mode}-{_timestamp()}")
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / "report.json").write_text(json.dumps(result, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
