@@ -432,3 +432,42 @@ def test_train_verifier_from_saved_rows_writes_the_file_and_its_checksum(tmp_pat
     data = json.loads(written)
     assert cfg["threshold"] == data["fallback_span_threshold"] and data["trained_on"]["monotonic"] is True
     assert Verifier.load(reader) is not None
+
+
+def test_cut_evidence_sentences_removes_the_fact_and_keeps_offsets_exact():
+    """`qa train-verifier --sentence-negatives`: the same passages, minus every sentence that holds the evidence
+    or an answer text; each new passage is its cut document's text at its new offsets."""
+    import types
+
+    from qa.evaluation.dataset import EvidenceSpan
+    from qa.training.verifier import cut_evidence_sentences
+    from qa.types import Chunk, Passage
+
+    a = ("Riots broke out in the city. About 1000 people were injured and 400 were hospitalised. "
+         "The government resigned on January 5. Shops reopened a week later.")
+    b = "Another report. Officials said 400 people were treated in hospital. Nothing else was said here at all."
+    docs = {"a.txt": a, "b.txt": b, "c.txt": "An unrelated passage about the weather in the mountains that week."}
+    ev = a.index("400")
+    passages = [Passage(chunk=Chunk("a.txt", 0, len(a), a), score=0.9, rank=1, scores={"dense": 0.5}),
+                Passage(chunk=Chunk("b.txt", 0, len(b), b), score=0.8, rank=2),
+                Passage(chunk=Chunk("c.txt", 0, len(docs["c.txt"]), docs["c.txt"]), score=0.7, rank=3)]
+    item = types.SimpleNamespace(answers=["400"], evidence=[EvidenceSpan("a.txt", ev, ev + 3)])
+    cut, text_of = cut_evidence_sentences(passages, item, docs.__getitem__)
+    assert [p.rank for p in cut] == [1, 2, 3] and cut[0].scores == {"dense": 0.5}
+    for p in cut:
+        assert text_of(p.chunk.document)[p.chunk.start : p.chunk.end] == p.chunk.text
+        assert "400" not in p.chunk.text
+    assert text_of("a.txt") == ("Riots broke out in the city. The government resigned on January 5. "
+                                "Shops reopened a week later.")
+    assert text_of("b.txt") == "Another report. Nothing else was said here at all."
+    assert cut[2] == passages[2] and text_of("c.txt") == docs["c.txt"]
+    # a chunk that starts inside a cut sentence starts where the cut was
+    inner = Passage(chunk=Chunk("a.txt", ev - 10, len(a), a[ev - 10 :]), score=0.9, rank=1)
+    (p,), text_of = cut_evidence_sentences([inner], item, docs.__getitem__)
+    assert p.chunk.text == "The government resigned on January 5. Shops reopened a week later."
+    assert text_of("a.txt")[p.chunk.start : p.chunk.end] == p.chunk.text
+    # nothing to cut: None; a passage left too short is dropped
+    assert cut_evidence_sentences(passages[2:], item, docs.__getitem__) is None
+    short = {"s.txt": "It was 400."}
+    only = [Passage(chunk=Chunk("s.txt", 0, 11, short["s.txt"]), score=1.0, rank=1)]
+    assert cut_evidence_sentences(only, types.SimpleNamespace(answers=["400"], evidence=[]), short.__getitem__) is None

@@ -21,6 +21,7 @@ import argparse
 import datetime as _dt
 import json
 import random
+import re
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -50,8 +51,80 @@ def _hides_evidence(passage: Any, item: Any) -> bool:
     return any(a.strip() and a.strip().lower() in low for a in item.answers)
 
 
+def _answer_spans(chunk: Any, item: Any) -> list[tuple[int, int]]:
+    """Document offsets of the item's evidence and of every occurrence of an answer text in ``chunk``."""
+    spans = [(ev.start, ev.end) for ev in item.evidence if ev.overlaps(chunk.document, chunk.start, chunk.end)]
+    for a in {a.strip() for a in item.answers if a.strip()}:
+        spans += [(chunk.start + m.start(), chunk.start + m.end())
+                  for m in re.finditer(re.escape(a), chunk.text, re.IGNORECASE)]
+    return spans
+
+
+def cut_evidence_sentences(passages: list, item: Any, document_text: Any,
+                           min_chars: int = 40) -> tuple[list, Any] | None:
+    """The same retrieved passages with every sentence that holds the item's evidence or one of its answer
+    texts cut out of its document: still on the question's topic, now without the fact -- the seed set's
+    "How many were killed?" read in a passage that says how many were hospitalised. Returns the new passages
+    (same ranks and retrieval scores; a passage left with under ``min_chars`` characters is dropped) and a
+    ``document_text`` serving the cut documents, or None when no passage held the evidence or an answer."""
+    from qa.reader.reader import sentence_bounds
+    from qa.types import Chunk, Passage
+
+    cuts: dict[str, list[tuple[int, int]]] = {}
+    for p in passages:
+        text = None
+        for s, e in _answer_spans(p.chunk, item):
+            text = text if text is not None else document_text(p.chunk.document)
+            cuts.setdefault(p.chunk.document, []).append(sentence_bounds(text, s, e))
+    if not cuts:
+        return None
+    new_docs: dict[str, tuple[str, list[tuple[int, int]]]] = {}
+    for doc, ranges in cuts.items():
+        text = document_text(doc)
+        merged: list[tuple[int, int]] = []
+        for s, e in sorted(ranges):
+            while e < len(text) and text[e] in " \t":  # the space after a cut sentence goes with it
+                e += 1
+            if merged and s <= merged[-1][1]:
+                merged[-1] = (merged[-1][0], max(merged[-1][1], e))
+            else:
+                merged.append((s, e))
+        kept, pos = [], 0
+        for s, e in merged:
+            kept.append(text[pos:s])
+            pos = e
+        kept.append(text[pos:])
+        new_docs[doc] = ("".join(kept), merged)
+
+    def moved(x: int, merged: list[tuple[int, int]]) -> int:
+        shift = 0
+        for s, e in merged:
+            if x >= e:
+                shift += e - s
+            elif x > s:  # inside a cut: where the cut was
+                return s - shift
+            else:
+                break
+        return x - shift
+
+    out = []
+    for p in passages:
+        ch = p.chunk
+        if ch.document not in new_docs:
+            out.append(p)
+            continue
+        text, merged = new_docs[ch.document]
+        a, b = moved(ch.start, merged), moved(ch.end, merged)
+        if len(text[a:b].strip()) >= min_chars:
+            out.append(Passage(chunk=Chunk(ch.document, a, b, text[a:b], ch.id), score=p.score, rank=p.rank,
+                               scores=dict(p.scores)))
+    if not out:
+        return None
+    return out, (lambda d: new_docs[d][0] if d in new_docs else document_text(d))
+
+
 def collect(pipeline: Any, items: list, top_k: int, progress: bool = True, hard_negative_fraction: float = 0.0,
-            seed: int = 0, first_passages: int = 0) -> list[dict]:
+            seed: int = 0, first_passages: int = 0, sentence_negative_fraction: float = 0.0) -> list[dict]:
     """Feature rows (verifier off) for every item: one per considered answer, with label and article.
 
     With ``first_passages`` (the served cascade's ``QA_READER_FIRST_PASSAGES``), every question is also read with
@@ -63,6 +136,11 @@ def collect(pipeline: Any, items: list, top_k: int, progress: bool = True, hard_
     every retrieved passage that holds its evidence or an answer text left out (the next ones move up): the
     documents are on the question's topic but do not answer it, the hard "not in the documents" case
     (a removed article is the easy one: nothing on the topic is retrieved). Those rows are labelled wrong.
+
+    With ``sentence_negative_fraction``, that share of the answerable questions is also asked with the same
+    retrieved passages after every sentence that holds the evidence or an answer text was cut out of them
+    (:func:`cut_evidence_sentences`, ``_variant == "sentence-removed"``), labelled wrong: the nearest miss, a
+    passage on the very event that lacks the one fact asked for.
     """
     state = pipeline._require()
     reader = pipeline.reader
@@ -70,11 +148,14 @@ def collect(pipeline: Any, items: list, top_k: int, progress: bool = True, hard_
     rng = random.Random(f"{seed}:hard-negatives")
     from tqdm.auto import tqdm
 
-    def read(item: Any, passages: list, answerable: bool, variant: str, how: str) -> None:
+    cut_rng = random.Random(f"{seed}:sentence-negatives")
+
+    def read(item: Any, passages: list, answerable: bool, variant: str, how: str,
+             document_text: Any = None) -> None:
         first = reader.first_passages
         reader.first_passages = 0  # features of exactly the passages given
         try:
-            out = reader.run(item.question, passages, state.store.document_text, max_answers=3)
+            out = reader.run(item.question, passages, document_text or state.store.document_text, max_answers=3)
         finally:
             reader.first_passages = first
         feats = out.extra.get("features") or []
@@ -95,14 +176,19 @@ def collect(pipeline: Any, items: list, top_k: int, progress: bool = True, hard_
             r["_label"] = label_rows([r], list(item.answers), answerable)[0]
             rows.append(r)
 
-    def add(item: Any, passages: list, answerable: bool, variant: str) -> None:
-        read(item, passages, answerable, variant, "all")
+    def add(item: Any, passages: list, answerable: bool, variant: str, document_text: Any = None) -> None:
+        read(item, passages, answerable, variant, "all", document_text)
         if first_passages and len(passages) > first_passages:
-            read(item, passages[:first_passages], answerable, variant, "first")
+            read(item, passages[:first_passages], answerable, variant, "first", document_text)
 
     for item in tqdm(items, desc="verifier data", disable=not progress):
         variant = (getattr(item, "extra", None) or {}).get("variant", "as-retrieved")
-        add(item, state.retriever.run(item.question, top_k), item.answerable, variant)
+        retrieved = state.retriever.run(item.question, top_k)
+        add(item, retrieved, item.answerable, variant)
+        if item.answerable and cut_rng.random() < sentence_negative_fraction:
+            cut = cut_evidence_sentences(retrieved, item, state.store.document_text)
+            if cut is not None:
+                add(item, cut[0], False, "sentence-removed", cut[1])
         if item.answerable and rng.random() < hard_negative_fraction:
             wider = state.retriever.run(item.question, top_k + 10)
             kept = [p for p in wider if not _hides_evidence(p, item)][:top_k]
@@ -476,6 +562,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--target-precision", type=float, default=0.8)
     ap.add_argument("--hard-negatives", type=float, default=0.3,
                     help="share of answerable questions also asked with their evidence passages left out")
+    ap.add_argument("--sentence-negatives", type=float, default=0.0,
+                    help="share of answerable questions also asked with the same passages after the sentences "
+                         "holding their evidence or an answer were cut out (labelled wrong)")
     ap.add_argument("--workdir", type=Path, default=Path("runs/verifier"))
     ap.add_argument("--rows", type=Path, default=None, help="reuse feature rows saved by an earlier run (JSONL)")
     ap.add_argument("--dry-run", action="store_true", help="fit and print, do not write verifier.json")
@@ -545,7 +634,8 @@ def main(argv: list[str] | None = None) -> int:
         pipeline.warm_up(show_progress=True)
         if not args.single_only:
             rows = collect(pipeline, setting.items, settings.top_k, hard_negative_fraction=args.hard_negatives,
-                           seed=args.seed, first_passages=args.first_passages)
+                           seed=args.seed, first_passages=args.first_passages,
+                           sentence_negative_fraction=args.sentence_negatives)
             with rows_path.open("w", encoding="utf-8") as f:
                 for r in rows:
                     f.write(json.dumps(r) + "\n")
@@ -578,6 +668,7 @@ def main(argv: list[str] | None = None) -> int:
     data["trained_on"] = {"squad_file": squad.name, "held_out_articles": args.held_out, "split_seed": args.split_seed,
                           "removed_articles": args.remove_articles, "questions": args.questions, "seed": args.seed,
                           "hard_negatives": args.hard_negatives,
+                          "sentence_negatives": args.sentence_negatives,
                           "impossible_file": args.impossible.name if args.impossible else None,
                           "impossible_questions": args.impossible_questions if args.impossible else 0,
                           "unanswerable_share": args.unanswerable_share or None, "model": args.model,
