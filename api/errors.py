@@ -35,8 +35,9 @@ class ApiError(Exception):
         self.headers = headers
 
 
-# An absolute POSIX path of two or more parts (e.g. /srv/qa/index/v-1/manifest.json).
-_ABS_PATH = re.compile(r"(?<![\w.:/>])/(?:[^\s/'\"(),;:]+/)+[^\s/'\"(),;:]*")
+# An absolute POSIX path of two or more parts (e.g. /srv/qa/index/v-1/manifest.json); not the API's own
+# routes that messages name ("replace it with PUT /documents/{id}").
+_ABS_PATH = re.compile(r"(?<![\w.:/>])/(?!documents/)(?:[^\s/'\"(),;:]+/)+[^\s/'\"(),;:]*")
 
 
 def public_message(message: str, named: Iterable[tuple[str | Path, str]] = ()) -> str:

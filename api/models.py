@@ -37,6 +37,8 @@ class AskRequestBase(BaseModel):
     def _not_blank(cls, v: str) -> str:
         if not v.strip():
             raise ValueError("question must not be empty or whitespace")
+        if not any(c.isalnum() for c in v):  # qa.converters.readable: NUL, U+200B, a BOM, "?" alone
+            raise ValueError("question must contain a letter or digit")
         return v.strip()
 
 
@@ -52,7 +54,7 @@ def ask_request_model(max_question_chars: int) -> type[AskRequestBase]:
                 ...,
                 min_length=1,
                 max_length=max_question_chars,
-                description=f"the question, 1-{max_question_chars} characters, not only whitespace",
+                description=f"the question, 1-{max_question_chars} characters, with at least one letter or digit",
                 examples=["When did the protests in Kazakhstan begin?"],
                 # documents the not-only-whitespace rule (enforced by the validator, clearer message)
                 json_schema_extra={"pattern": r"\S"},

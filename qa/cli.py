@@ -234,6 +234,13 @@ def cmd_index(args: argparse.Namespace) -> int:
         if not p.exists():
             eprint(f"qa: no such file or folder: {p}")
             return EXIT_ERROR
+        root = corpus.resolve()
+        if p.resolve() != root and root not in p.resolve().parents:
+            # its id would be its bare name: it could replace a corpus document's text, and nothing
+            # in the corpus folder would hold it (`qa index --check` would report it missing)
+            eprint(f"qa: {p} is not in the corpus folder {corpus}; copy it there and index that copy, "
+                   "or index its own folder (`qa index FOLDER`)")
+            return EXIT_ERROR
     t0 = time.perf_counter()
     if args.ray:
         return _index_ray(args, settings, corpus, paths, t0)
@@ -558,10 +565,15 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from qa.config import SettingsError
     from qa.index_store import IndexLoadError
     from qa.reader.int8 import Int8Error
 
-    parser = build_parser()
+    try:
+        parser = build_parser()  # reads the settings for its defaults
+    except SettingsError as e:
+        eprint(f"qa: error: {e}")
+        return EXIT_ERROR
     args = parser.parse_args(argv)
     level = logging.WARNING - 10 * min(args.verbose, 2)
     handler = logging.StreamHandler(sys.stderr)
@@ -573,7 +585,7 @@ def main(argv: list[str] | None = None) -> int:
     except IndexLoadError as e:
         eprint(f"qa: error: {e}")
         return EXIT_INDEX
-    except Int8Error as e:  # an int8 runtime asked for by name that cannot run here: the message says what to do
+    except (Int8Error, SettingsError) as e:  # an int8 runtime that cannot run here, a bad QA_* value: it says what to do
         eprint(f"qa: error: {e}")
         return EXIT_ERROR
     except KeyboardInterrupt:

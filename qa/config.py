@@ -6,7 +6,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -134,8 +134,8 @@ class Settings(BaseSettings):
     verifier: bool = Field(True, description="use the answer verifier when the reader folder has one")
 
     # API limits
-    max_question_chars: int = 1000
-    max_upload_bytes: int = 2_000_000
+    max_question_chars: int = Field(1000, ge=1)
+    max_upload_bytes: int = Field(2_000_000, ge=1)
     host: str = "127.0.0.1"
     port: int = 8000
 
@@ -182,6 +182,26 @@ class Settings(BaseSettings):
         return self.embedding_model or default_embedding_model()
 
 
+class SettingsError(ValueError):
+    """A ``QA_*`` variable holds a value the settings refuse; the message names the variables."""
+
+
+def describe_settings_error(e: ValidationError) -> str:
+    """One line per refused value, by the variable that set it (``QA_TOP_K='abc': ...``)."""
+    lines = []
+    for err in e.errors():
+        loc = err.get("loc") or ()
+        where = f"QA_{str(loc[0]).upper()}" if loc else "settings"
+        value = repr(err.get("input"))
+        lines.append(f"{where}={value[:60]}: {err.get('msg', 'invalid')}")
+    return "invalid configuration: " + "; ".join(lines) + " (docs/configuration.md lists the variables)"
+
+
 @lru_cache(maxsize=1)
 def get_settings() -> Settings:
-    return Settings()
+    """The settings from the environment (and .env). SettingsError (a ValueError) names a variable whose
+    value is refused."""
+    try:
+        return Settings()
+    except ValidationError as e:
+        raise SettingsError(describe_settings_error(e)) from None

@@ -176,6 +176,9 @@ def _active_version(index_dir: Path) -> Path:
     if (index_dir / MANIFEST).is_file():
         return index_dir
     pointer = index_dir / CURRENT_FILE
+    if pointer.exists() and not pointer.is_file():
+        raise IndexCorruptError(f"{pointer} is not a file; remove it (the versions beside it stay), then "
+                                f"{REBUILD_HINT}")
     if not pointer.is_file():
         raise IndexNotFoundError(
             f"no index found in {index_dir}: run `qa index` to build it from your documents"
@@ -575,7 +578,11 @@ def index_lock(index_dir: str | Path) -> Iterator[None]:
         yield
         return
     with _build_lock:
-        index_dir.mkdir(parents=True, exist_ok=True)
+        try:
+            index_dir.mkdir(parents=True, exist_ok=True)
+        except (FileExistsError, NotADirectoryError):
+            raise IndexLoadError(f"the index folder {index_dir} (or a folder above it) is a file; set QA_INDEX_DIR to a "
+                                 "folder (a new one is created on first run)") from None
         with open(index_dir / ".lock", "a+") as fh:
             fcntl.flock(fh, fcntl.LOCK_EX)
             held.add(key)
@@ -1021,6 +1028,11 @@ def load_or_build(
     try:
         store = IndexStore.load(settings.index_dir, embedder.model_id)
     except IndexNotFoundError:
+        if not Path(settings.corpus_dir).is_dir():
+            raise IndexNotFoundError(
+                f"no index in {settings.index_dir}, and the corpus folder {settings.corpus_dir} to build one from "
+                "does not exist; set QA_CORPUS_DIR to the folder of your documents (or QA_INDEX_DIR to an "
+                "existing index)") from None
         if announce is not None:
             announce(
                 f"no index in {settings.index_dir}; building it from {settings.corpus_dir} (first run)"

@@ -22,7 +22,7 @@ import os
 import re
 import secrets
 import threading
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Iterator, Literal
@@ -51,6 +51,23 @@ class KeyRecord:
 
 def hash_key(key: str) -> str:
     return hashlib.sha256(key.encode("utf-8", "surrogatepass")).hexdigest()
+
+
+def _key_list(data: object) -> list:
+    if not isinstance(data, dict) or not isinstance(data.get("keys", []), list):
+        raise ValueError('not an object with a "keys" list')
+    return data.get("keys", [])
+
+
+def _record(k: object) -> KeyRecord:
+    """One entry of the key file, checked: valid JSON of another shape must not reach the code that trusts it."""
+    if not isinstance(k, dict) or set(k) != {f.name for f in fields(KeyRecord)}:
+        raise ValueError("a key entry is not an object with exactly the fields of a key")
+    if not all(isinstance(v, str) for v in k.values()):
+        raise ValueError("a key entry has a field that is not a string")
+    if k["scope"] not in SCOPES or not re.fullmatch(r"[0-9a-f]{64}", k["sha256"]):
+        raise ValueError("a key entry has an unknown scope or a malformed hash")
+    return KeyRecord(**k)
 
 
 class KeyStore:
@@ -83,10 +100,10 @@ class KeyStore:
     def _read(self) -> list[KeyRecord]:
         try:
             data = json.loads(self.path.read_text(encoding="utf-8"))
-            return [KeyRecord(**k) for k in data.get("keys", [])]
+            return [_record(k) for k in _key_list(data)]
         except FileNotFoundError:
             return []
-        except (OSError, ValueError, TypeError) as e:
+        except (OSError, ValueError, TypeError, AttributeError) as e:
             # A damaged key file must not silently open the server: refuse every key instead.
             raise KeyStoreError(f"the key file {self.path.name} is unreadable ({type(e).__name__}); "
                             "fix or remove it, then add keys again with `qa keys add`") from None

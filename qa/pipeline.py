@@ -33,7 +33,7 @@ from typing import TYPE_CHECKING
 from qa import timing
 from qa.answer_cache import AnswerCache, normalise_question
 from qa.config import Settings, get_settings
-from qa.converters import add_pages
+from qa.converters import add_pages, readable
 from qa.index_store import DocumentInfo, IndexStore, build_or_update, load_or_build
 from qa.validation import (  # noqa: F401 - re-exported: the API imports them from here
     MAX_NAME_BYTES,
@@ -204,6 +204,8 @@ class QAPipeline:
         q = (question or "").strip()
         if not q:
             raise QuestionError("the question is empty")
+        if not readable(q):
+            raise QuestionError("the question has no letter or digit; ask it in words")
         if len(q) > self.settings.max_question_chars:
             raise QuestionError(f"the question is {len(q)} characters long; the limit is "
                                 f"{self.settings.max_question_chars}")

@@ -42,6 +42,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Callable, Iterable
 
+from qa.converters import ConversionError
 from qa.index_store import IndexStore, active_documents, active_version_name, index_lock
 from qa.ingest import document_from_bytes, document_from_extraction, load_corpus
 from qa.types import Document
@@ -151,6 +152,17 @@ class Recovery:
 # ----------------------------------------------------------------------------- the writer
 
 
+def name_taken(name: str, indexed: bool) -> DocumentError:
+    """The 409 of an upload whose name is taken: by a document (replace or delete it), or by a file in the
+    corpus folder that could not be indexed (no document to replace or delete: it must be fixed there)."""
+    if indexed:
+        return DocumentError(f"a document named {shown(name)} already exists; replace it with PUT "
+                             "/documents/{id} (If-Match: its sha256) or delete it first", "already_exists", 409)
+    return DocumentError(f"a file named {shown(name)} is already in the corpus folder but is not indexed (it could "
+                         "not be read; `qa index --check` on the server says why): fix or remove that file there, "
+                         "or upload under another name", "already_exists", 409)
+
+
 class Writer:
     """Runs write transactions for one corpus folder + index folder (see the module docstring)."""
 
@@ -247,9 +259,7 @@ class Writer:
             for doc, _ in docs:
                 path = self.corpus_path(doc.id)
                 if unicodedata.normalize("NFC", doc.id) in indexed or path.exists():
-                    raise DocumentError(
-                        f"a document named {shown(doc.id)} already exists; replace it with "
-                        "PUT /documents/{id} (If-Match: its sha256) or delete it first", "already_exists", 409)
+                    raise name_taken(doc.id, unicodedata.normalize("NFC", doc.id) in indexed)
             store = self._transaction("add", current, [(d, raw, None) for d, raw in docs], [], "replaced")
         return store, [d.id for d, _ in docs]
 
@@ -309,7 +319,11 @@ class Writer:
                 raise DocumentError(f"a document named {shown(doc_id)} exists; delete it (it goes to the trash "
                                     "too) before restoring the older one", "already_exists", 409)
             data_path = self.trash_dir / t.entry / "data"
-            doc = document_from_bytes(doc_id, data_path.read_bytes())
+            try:
+                doc = document_from_bytes(doc_id, data_path.read_bytes())
+            except ConversionError as e:  # e.g. a file emptied by hand before it was deleted: it stays in the trash
+                raise DocumentError(f"the trashed copy of {shown(doc_id)} (entry {t.entry}) cannot be indexed: it "
+                                    f"{e}; it stays in the trash", e.code, 422) from None
             store = self._transaction("restore", current, [(doc, None, data_path)], [], "replaced")
             shutil.rmtree(self.trash_dir / t.entry, ignore_errors=True)
         return store, t

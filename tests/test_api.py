@@ -179,6 +179,10 @@ def test_ask_no_answer(client):
         {"question": 42},
         {"question": ["a"]},
         {"question": "x" * 1001},
+        {"question": "\u0000"},  # no letter or digit: nothing to ask (a hostile-input audit, 2026-12-07)
+        {"question": "\u200b\u200b"},
+        {"question": "\ufeff"},
+        {"question": " ? "},
         {"question": "ok?", "top_k": 0},
         {"question": "ok?", "top_k": 21},
         {"question": "ok?", "top_k": -3},
@@ -240,7 +244,7 @@ def test_pipeline_value_error_is_422(client, fake, monkeypatch):
         raise ValueError("question has no searchable words")
 
     monkeypatch.setattr(fake, "ask", bad)
-    body = assert_error(client.post("/ask", json={"question": "???"}), 422)
+    body = assert_error(client.post("/ask", json={"question": "the of and?"}), 422)
     assert "searchable" in body["message"]
 
 

@@ -48,7 +48,7 @@ def test_qa_ask_answers_with_exact_citations_and_abstains_off_topic(tmp_path):
     assert "[1]" in out.stdout  # the closest passages are still shown
 
 
-@pytest.mark.parametrize("question", ["", "   ", "x" * 5000])
+@pytest.mark.parametrize("question", ["", "   ", "x" * 5000, "\u200b?"])
 def test_qa_ask_bad_question_is_a_clear_error(tmp_path, question):
     out = _qa(["ask", question], tmp_path)
     assert out.returncode == 1, (out.returncode, out.stdout, out.stderr)  # EXIT_ERROR (2 is for index errors)

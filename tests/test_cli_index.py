@@ -100,6 +100,41 @@ def test_index_explicit_folder(tmp_corpus, tmp_path, cli_env, capsys):
     assert main(["index", str(tmp_path / "missing")]) == 1
 
 
+def test_index_refuses_a_file_outside_the_corpus_folder(tmp_corpus, tmp_path, cli_env, capsys):
+    """Its id would be its bare name (replacing a corpus document's text) and nothing in the corpus would hold it."""
+    root = tmp_corpus({"one.txt": "One document."})
+    outside = tmp_path / "elsewhere" / "one.txt"
+    outside.parent.mkdir()
+    outside.write_text("A different text under the same name.", encoding="utf-8")
+    cli_env(tmp_path / "idx", root, chunk_tokens=32, chunk_overlap=8)
+    assert main(["index", str(outside)]) == 1
+    err = capsys.readouterr().err
+    assert "not in the corpus folder" in err and "Traceback" not in err
+    assert not (tmp_path / "idx" / "CURRENT").exists()  # nothing was indexed
+    assert main(["index", str(root / "one.txt")]) == 0  # a file under the corpus folder is fine
+
+
+def test_configuration_and_folder_mistakes_are_one_clear_line(tmp_path, cli_env, capsys, monkeypatch):
+    """A bad QA_* value, a missing corpus folder, an index folder that is a file, a CURRENT that is a folder:
+    one `qa: error:` line naming what to fix, never a traceback."""
+    cli_env(tmp_path / "idx", tmp_path / "corpus", top_k="abc")
+    assert main(["ask", "When?"]) == 1
+    assert "QA_TOP_K='abc'" in capsys.readouterr().err
+    monkeypatch.delenv("QA_TOP_K")
+    cli_env(tmp_path / "idx", tmp_path / "no-such-corpus")
+    assert main(["search", "When?"]) == 2
+    err = capsys.readouterr().err
+    assert "corpus folder" in err and "QA_CORPUS_DIR" in err and "Traceback" not in err
+    (tmp_path / "afile").write_text("x", encoding="utf-8")
+    cli_env(tmp_path / "afile", tmp_path)
+    assert main(["search", "When?"]) == 2
+    assert "is a file" in capsys.readouterr().err
+    (tmp_path / "idx2" / "CURRENT").mkdir(parents=True)
+    cli_env(tmp_path / "idx2", tmp_path)
+    assert main(["search", "When?"]) == 2
+    assert "CURRENT is not a file" in capsys.readouterr().err
+
+
 def _copy_index(src, dst):
     shutil.copytree(src, dst, ignore=shutil.ignore_patterns(".lock"))
     return dst / (dst / "CURRENT").read_text().strip()

@@ -14,6 +14,7 @@ Test files are built here (tests/docgen.py: fpdf2, python-docx, plain HTML); not
 from __future__ import annotations
 
 import io
+import random
 import socket
 import zipfile
 from pathlib import Path
@@ -279,6 +280,24 @@ def docx_with_broken_xml() -> bytes:
     return buf.getvalue()
 
 
+def jbig2_pdf() -> bytes:
+    """A one-page PDF whose content stream is JBIG2-encoded: pypdf needs the jbig2dec program to read it."""
+    objects = [b"<< /Type /Catalog /Pages 2 0 R >>", b"<< /Type /Pages /Kids [3 0 R] /Count 1 >>",
+               b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 200 200] /Contents 4 0 R "
+               b"/Resources << /Font << /F1 5 0 R >> >> >>",
+               b"<< /Filter /JBIG2Decode /Length 2 >>\nstream\n  \nendstream",
+               b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>"]
+    out, offsets = bytearray(b"%PDF-1.4\n"), []
+    for i, body in enumerate(objects, 1):
+        offsets.append(len(out))
+        out += b"%d 0 obj\n%s\nendobj\n" % (i, body)
+    xref = len(out)
+    out += b"xref\n0 %d\n0000000000 65535 f \n" % (len(objects) + 1)
+    out += b"".join(b"%010d 00000 n \n" % o for o in offsets)
+    out += b"trailer\n<< /Size %d /Root 1 0 R >>\nstartxref\n%d\n%%%%EOF\n" % (len(objects) + 1, xref)
+    return bytes(out)
+
+
 BAD_FILES = {
     "encrypted.pdf": (lambda: make_pdf([[("para", "Secret text.")]], encrypt_password="hunter2"), "pdf_encrypted"),
     "scan.pdf": (lambda: make_image_only_pdf(3), "pdf_no_text"),
@@ -293,6 +312,13 @@ BAD_FILES = {
                             b"</head><body><img src='a.png'><script>document.write('hi')</script></body></html>",
                     "html_no_text"),
     "blank.htm": (lambda: b"   \n", "html_no_text"),
+    # no letter or digit anywhere: nothing to ask about or cite (found by a hostile-upload audit, 2026-12-07)
+    "bom-only.txt": (lambda: "\ufeff \n".encode(), "empty_file"),
+    "zero-width.txt": (lambda: "\u200b\u200b\u2060".encode(), "empty_file"),
+    "controls.md": (lambda: b"\x01\x02\x03 \x7f -- !", "empty_file"),
+    "invisible.html": (lambda: b"<html><body><p>&nbsp;&#8203;</p></body></html>", "html_no_text"),
+    "random.html": (lambda: random.Random(7).randbytes(5000), "not_text"),
+    "jbig2.pdf": (jbig2_pdf, "pdf_corrupt"),
 }
 
 

@@ -228,6 +228,27 @@ def test_decoded_spans_are_widened_to_whole_words():
         assert c.end == len(context) or not (context[c.end - 1].isalnum() and context[c.end].isalnum())
 
 
+def test_no_answer_is_longer_than_the_character_cap():
+    """A run of characters the tokenizer cannot split is one [UNK] token: however confident the model, it is
+    not an answer (a 3,200-character "answer" from a file of "aaaa..."; hostile-input audit, 2026-12-07)."""
+    import numpy as np
+    from transformers import AutoTokenizer
+
+    from qa.reader.decode import MAX_ANSWER_CHARS, decode, encode_windows
+
+    tok = AutoTokenizer.from_pretrained(default_embedding_model())
+    context = "It began on 2 January. " + "a" * 3000 + " The end."
+    w = encode_windows(tok, "When?", [context], max_length=64, stride=16)
+    toks = tok.convert_ids_to_tokens(w.encoding["input_ids"][0])
+    unk = toks.index("[UNK]")
+    S = np.full((1, len(toks)), -10.0, dtype=np.float32)
+    E = np.full((1, len(toks)), -10.0, dtype=np.float32)
+    S[0, unk], E[0, unk] = 10.0, 10.0
+    cands, _ = decode(S, E, w, max_answer_tokens=30, n_best=5)
+    assert cands and all(c.end - c.start <= MAX_ANSWER_CHARS for c in cands)
+    assert "a" * 100 not in context[cands[0].start : cands[0].end]
+
+
 @pytest.mark.parametrize("onednn,cpu,limit,native", [
     (True, True, None, True),  # AVX-512 BF16 / AMX
     (True, True, "AVX512_CORE_AMX", True),

@@ -16,7 +16,7 @@ from fastapi.testclient import TestClient
 from api.app import create_app
 from lite_pipeline import LitePipeline, lite_settings
 from qa.config import PROJECT_ROOT
-from qa.keys import KeyStore
+from qa.keys import KeyStore, KeyStoreError
 
 SEEDS = PROJECT_ROOT / "seeds"
 DOC = "000_4741fbb5b5543d86.txt"
@@ -128,6 +128,23 @@ def test_unreadable_key_file_refuses_every_write(tmp_path):
     with client:
         r = call(client, *write_requests(DOC)[2])
         assert r.status_code == 401 and DOC in corpus_files(s)
+
+
+@pytest.mark.parametrize("content", [
+    "[]", '{"keys": {}}', '{"keys": ["x"]}',
+    '{"keys": [{"name": "a", "scope": "write", "sha256": 5, "created_at": "", "hint": ""}]}',
+    '{"keys": [{"name": "a", "scope": "admin", "sha256": "' + "0" * 64 + '", "created_at": "", "hint": ""}]}',
+])
+def test_a_key_file_of_another_shape_refuses_every_write_and_says_so(tmp_path, content):
+    """Valid JSON that is not a key file fails closed like unreadable JSON does (it used to answer 500)."""
+    s, client = make(tmp_path)
+    s.resolved_keys_file().write_text(content, encoding="utf-8")
+    with client:
+        r = call(client, *write_requests(DOC)[2])
+        assert r.status_code == 401 and DOC in corpus_files(s)
+        assert client.get("/ready").status_code in (200, 503)
+    with pytest.raises(KeyStoreError, match="unreadable"):
+        KeyStore(s.resolved_keys_file()).records()
 
 
 def test_non_loopback_without_keys_is_read_only(tmp_path):

@@ -93,6 +93,32 @@ def test_delete_goes_to_the_trash_and_restore_brings_the_same_bytes_back(setting
         assert r.status_code == 409 and r.json()["error"] == "already_exists"
 
 
+def test_a_trashed_copy_that_no_longer_converts_stays_in_the_trash_with_a_clear_error(settings):
+    """A file emptied by hand, then deleted: its trashed bytes cannot be indexed again (it used to answer 500)."""
+    with client_for(settings) as c:
+        (Path(settings.corpus_dir) / DOC).write_bytes(b"")
+        assert c.delete(f"/documents/{DOC}").status_code == 200
+        trash = c.get("/trash").json()["entries"]
+        r = c.post(f"/documents/{DOC}/restore")
+        assert r.status_code == 422 and r.json()["error"] == "empty_file", r.text
+        assert "stays in the trash" in r.json()["message"] and "Traceback" not in r.text
+        assert c.get("/trash").json()["entries"] == trash
+        assert not (Path(settings.corpus_dir) / DOC).exists() and c.get(f"/documents/{DOC}").status_code == 404
+        assert agree(settings) == []
+
+
+def test_a_name_taken_by_an_unindexed_corpus_file_says_so(settings):
+    """A file put in the corpus folder by hand that could not be indexed keeps its name, and the 409 says
+    why (PUT and DELETE cannot reach it: it is not a document)."""
+    with client_for(settings) as c:
+        (Path(settings.corpus_dir) / "scan.txt").write_bytes(b"\xff\xfe not UTF-8")
+        r = upload(c, "scan.txt", b"A readable text.")
+        assert r.status_code == 409 and "not indexed" in r.json()["message"], r.text
+        assert (Path(settings.corpus_dir) / "scan.txt").read_bytes() == b"\xff\xfe not UTF-8"
+        r = upload(c, DOC, b"Another text under an indexed name.")
+        assert r.status_code == 409 and "PUT /documents/{id}" in r.json()["message"], r.text
+
+
 def test_qa_restore_cli_and_server_reload(settings, monkeypatch, capsys):
     """`qa restore` (another process in real life) commits a new index version; the running server
     notices it and serves the restored document without a restart."""

@@ -24,6 +24,7 @@ from api.models import (
 from api.security import require_read, require_write
 from qa.config import Settings
 from qa.pipeline import DocumentError, check_document_content, check_document_name, shown
+from qa.writes import name_taken
 
 _NOT_IMPLEMENTED = "this pipeline cannot {what}"
 
@@ -175,9 +176,7 @@ def build_router(settings: Settings) -> APIRouter:
                 existing = set(_infos(pipeline))
                 for name, _ in batch:
                     if name in existing or (corpus / name).exists():
-                        raise ApiError(409, "already_exists",
-                                       f"a document named {shown(name)} already exists; replace it with PUT "
-                                       "/documents/{id} (If-Match: its sha256) or delete it first")
+                        raise _api_error(name_taken(name, name in existing))
                 try:
                     added = list(pipeline.add_documents(batch))
                 except DocumentError as e:

@@ -14,7 +14,7 @@ from __future__ import annotations
 from pathlib import PurePath
 from typing import Callable, Sequence
 
-from qa.converters.base import ConversionError, Converter, Extraction, join_pages, page_of, tidy
+from qa.converters.base import ConversionError, Converter, Extraction, join_pages, page_of, readable, tidy
 from qa.converters.docx import DocxConverter
 from qa.converters.html import HtmlConverter
 from qa.converters.pdf import PdfConverter
@@ -24,10 +24,12 @@ CONVERTERS: tuple[Converter, ...] = (TextConverter(), PdfConverter(), DocxConver
 BY_SUFFIX: dict[str, Converter] = {s: c for c in CONVERTERS for s in c.suffixes}
 SUPPORTED_SUFFIXES: tuple[str, ...] = tuple(BY_SUFFIX)
 BY_NAME: dict[str, Converter] = {c.name: c for c in CONVERTERS}
+#: The code of a file whose converted text has no letter or digit, by converter.
+NO_TEXT_CODES = {"text": "empty_file", "pdf": "pdf_no_text", "docx": "docx_no_text", "html": "html_no_text"}
 
 __all__ = [
     "BY_NAME", "BY_SUFFIX", "CONVERTERS", "ConversionError", "Converter", "Extraction", "SUPPORTED_SUFFIXES",
-    "add_pages", "convert", "converter_for", "join_pages", "page_of", "tidy",
+    "add_pages", "convert", "converter_for", "join_pages", "page_of", "readable", "tidy",
 ]
 
 
@@ -45,7 +47,11 @@ def convert(name: str, data: bytes) -> Extraction:
             f"unsupported file type {PurePath(name).suffix or '(none)'!r} (supported: {', '.join(SUPPORTED_SUFFIXES)})",
             "unsupported_file_type",
         )
-    return conv.convert(data)
+    extraction = conv.convert(data)
+    if not readable(extraction.text):
+        raise ConversionError("has no readable text (no letter or digit: only whitespace, invisible or control "
+                              "characters, or punctuation)", NO_TEXT_CODES.get(conv.name, "empty_file"))
+    return extraction
 
 
 def add_pages(result, page_starts_of: Callable[[str], Sequence[int]]):

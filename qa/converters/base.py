@@ -78,6 +78,22 @@ def join_pages(pages: Sequence[str], separator: str = "\n\n") -> tuple[str, tupl
     return "".join(parts), tuple(starts)
 
 
+def readable(text: str) -> bool:
+    """True when ``text`` holds at least one letter or digit: whitespace, invisible format characters (a BOM,
+    U+200B), control characters and punctuation alone are nothing anyone could ask about or cite."""
+    return any(c.isalnum() for c in text)
+
+
+def looks_binary(data: bytes, share: float = 0.02) -> bool:
+    """True when more than ``share`` of the first 64 KB are control bytes that no text file holds (NUL and the
+    other C0 codes but tab, line feed, form feed and carriage return): random or binary data under a text
+    suffix. A UTF-16 file with its byte-order mark is text."""
+    head = data[:65536]
+    if not head or head.startswith((b"\xff\xfe", b"\xfe\xff")):
+        return False
+    return sum(1 for b in head if b < 32 and b not in (9, 10, 12, 13)) > share * len(head)
+
+
 def tidy(text: str) -> str:
     """Line ends as "\\n", no NULs, no trailing spaces on lines, at most one blank line in a row,
     no blank lines at either end. Applied by the converters to what a library returns."""

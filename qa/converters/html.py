@@ -20,7 +20,7 @@ from __future__ import annotations
 import re
 from collections import Counter
 
-from qa.converters.base import ConversionError, Extraction, tidy
+from qa.converters.base import ConversionError, Extraction, looks_binary, tidy
 
 RULES = 1
 _INVISIBLE = ("script", "style", "noscript", "template", "head", "svg", "iframe", "object")
@@ -120,6 +120,8 @@ class HtmlConverter:
         import trafilatura
         from selectolax.lexbor import LexborHTMLParser as HTMLParser
 
+        if looks_binary(data):
+            raise ConversionError("is binary data, not a saved web page (it is full of control bytes)", "not_text")
         html = _decode(data)
         if "\x00" in html:
             html = html.replace("\x00", "")

@@ -45,7 +45,7 @@ class PdfConverter:
 
     def convert(self, data: bytes) -> Extraction:
         import pypdf
-        from pypdf.errors import PdfReadError, PyPdfError
+        from pypdf.errors import DependencyError
 
         logging.getLogger("pypdf").setLevel(logging.ERROR)  # warnings about repaired xref tables etc.
         if not data.lstrip()[:5].startswith(b"%PDF"):
@@ -67,8 +67,10 @@ class PdfConverter:
             pages = [_page_text(page.extract_text() or "") for page in reader.pages]
         except ConversionError:
             raise
-        except (PdfReadError, PyPdfError, ValueError, KeyError, TypeError, AttributeError, IndexError,
-                RecursionError, OSError) as e:
+        except DependencyError as e:  # e.g. a stream in JBIG2, whose decoder (jbig2dec) this server lacks
+            raise ConversionError(f"uses an encoding this server cannot decode ({e}); save it again as a plain "
+                                  "PDF (e.g. print it to PDF) and upload that"[:300], "pdf_corrupt") from None
+        except Exception as e:  # noqa: BLE001 - pypdf raises many types on a damaged or hostile file
             raise ConversionError(f"cannot be read as a PDF ({type(e).__name__}: {e})"[:300], "pdf_corrupt") from None
         if not any(p.strip() for p in pages):
             raise ConversionError(

@@ -106,6 +106,11 @@ def _softmax(x: np.ndarray) -> np.ndarray:
     return e / e.sum()
 
 
+#: No answer is longer than this many characters, whatever its tokens: a run of characters the tokenizer
+#: cannot split (a line of 3,000 "a"s is one [UNK] token) is not an answer.
+MAX_ANSWER_CHARS = 500
+
+
 def _window_spans(ls: np.ndarray, le: np.ndarray, offsets: list, context_index: int, max_answer_tokens: int,
                   n_best: int, word_spans: list | None, null_prob: float) -> list[SpanCandidate]:
     """The n-best spans of one window from its start/end log-probabilities (``-inf`` where not allowed)."""
@@ -124,7 +129,7 @@ def _window_spans(ls: np.ndarray, le: np.ndarray, offsets: list, context_index: 
                 start, end = word_spans[i][0], word_spans[j][1]
             else:
                 start, end = offsets[i][0], offsets[j][1]
-            if end <= start:
+            if end <= start or end - start > MAX_ANSWER_CHARS:
                 continue
             p = float(np.exp(ls[i] + le[j]))
             if p > best.get((start, end), -1.0):
