@@ -13,6 +13,7 @@ Test files are built here (tests/docgen.py: fpdf2, python-docx, plain HTML); not
 
 from __future__ import annotations
 
+import hashlib
 import io
 import random
 import socket
@@ -370,6 +371,8 @@ def test_original_file_is_downloadable_and_never_rendered(api):
         assert r.status_code == 200 and r.content == pdf
         assert r.headers["content-type"] == "application/pdf"
         assert r.headers["content-disposition"].startswith("attachment")
+        # the ETag is the file's sha256, so a download's ETag is what PUT's If-Match wants
+        assert r.headers["etag"] == f'"{hashlib.sha256(pdf).hexdigest()}"'
         r = client.get("/documents/page.html", params={"original": "true"})
         assert r.content == page and r.headers["content-disposition"].startswith("attachment")
         assert r.headers["x-content-type-options"] == "nosniff"

@@ -533,8 +533,9 @@ def test_converted_documents_upload_trash_restore_and_replace(settings, name):
         from docgen import make_docx, make_html, make_pdf
 
         new = {"pdf": make_pdf, "docx": make_docx, "html": make_html}[name.rsplit(".", 1)[1]](new_pages)
-        r = c.put(f"/documents/{name}", content=new, headers={"If-Match": sha(data)})
-        assert r.status_code == 200 and r.json()["replaced"], r.text
+        etag = c.get(f"/documents/{name}", params={"original": "true"}).headers["etag"]  # the download's ETag
+        r = c.put(f"/documents/{name}", content=new, headers={"If-Match": etag})
+        assert etag == f'"{sha(data)}"' and r.status_code == 200 and r.json()["replaced"], r.text
         assert (corpus / name).read_bytes() == new
         assert c.get(f"/documents/{name}", params={"original": "true"}).content == new
         body = c.post("/ask", json={"question": question, "top_k": 20, "max_answers": 10}).json()

@@ -110,9 +110,14 @@ def build_router(settings: Settings) -> APIRouter:
         try:
             if original:
                 path = await anyio.to_thread.run_sync(pipeline.document_original, doc_id)
-                # always a download (never rendered here: an uploaded .html must not run on this origin)
-                return FileResponse(path, media_type=original_media_type(path.name), filename=path.name,
-                                    content_disposition_type="attachment")
+                _, sha, _ = await anyio.to_thread.run_sync(lookup)
+                # always a download (never rendered here: an uploaded .html must not run on this origin); its
+                # ETag is the sha256 that PUT's If-Match wants, not Starlette's own (md5 of size and mtime)
+                response = FileResponse(path, media_type=original_media_type(path.name), filename=path.name,
+                                        content_disposition_type="attachment")
+                if sha:
+                    response.headers["ETag"] = f'"{sha}"'
+                return response
             text, sha, pages = await anyio.to_thread.run_sync(lookup)
         except KeyError:
             raise ApiError(404, "not_found", f"unknown document {shown(doc_id)}") from None
