@@ -86,7 +86,10 @@ def install_error_handlers(app: FastAPI, hide: Iterable[tuple[str | Path, str]] 
         details = []
         for err in exc.errors():
             loc = [str(p) for p in err.get("loc", ()) if p not in ("body", "query", "path")]
-            details.append({"loc": loc, "msg": str(err.get("msg", "")), "type": str(err.get("type", ""))})
+            msg = str(err.get("msg", ""))
+            if "Expected UploadFile" in msg:  # a multipart part without a filename: say it in the API's words
+                msg = "must be a file (a multipart part with a filename), not a plain form field"
+            details.append({"loc": loc, "msg": msg, "type": str(err.get("type", ""))})
         message = "; ".join(f"{'.'.join(d['loc']) or 'request'}: {d['msg']}" for d in details) or "invalid request"
         return error_response(422, "invalid_request", message, details)
 

@@ -523,6 +523,15 @@ def test_upload_bad_content_is_400(client, settings, data, error):
     assert client.get("/documents").json() == docs
 
 
+def test_a_form_field_instead_of_a_file_is_a_clear_error(client, settings):
+    before = snapshot(settings.corpus_dir)
+    r = client.post("/documents", data={"files": "just some text"},
+                    files=[("other", ("x.txt", b"x", "text/plain"))])
+    body = assert_error(r, 422, "invalid_request")
+    assert "must be a file" in body["message"] and "UploadFile" not in body["message"], body
+    assert snapshot(settings.corpus_dir) == before
+
+
 def test_upload_too_large_is_413(tmp_path):
     s = make_settings(tmp_path, max_upload_bytes=100)
     with TestClient(app_for(s, FakePipeline(s))) as c:
