@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from pydantic import BaseModel, Field, create_model, field_validator
@@ -37,7 +38,7 @@ class AskRequestBase(BaseModel):
     def _not_blank(cls, v: str) -> str:
         if not v.strip():
             raise ValueError("question must not be empty or whitespace")
-        if not any(c.isalnum() for c in v):  # qa.converters.readable: NUL, U+200B, a BOM, "?" alone
+        if not re.search(r"\w", v):  # NUL, U+200B, a BOM, "?" alone (the schema's pattern says the same)
             raise ValueError("question must contain a letter or digit")
         return v.strip()
 
@@ -56,8 +57,8 @@ def ask_request_model(max_question_chars: int) -> type[AskRequestBase]:
                 max_length=max_question_chars,
                 description=f"the question, 1-{max_question_chars} characters, with at least one letter or digit",
                 examples=["When did the protests in Kazakhstan begin?"],
-                # documents the not-only-whitespace rule (enforced by the validator, clearer message)
-                json_schema_extra={"pattern": r"\S"},
+                # documents the rule "a word character somewhere" (enforced by the validator, clearer message)
+                json_schema_extra={"pattern": r"\w"},
             ),
         ),
     )

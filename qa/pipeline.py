@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import itertools
 import logging
+import re
 import threading
 import time
 from dataclasses import dataclass
@@ -33,7 +34,7 @@ from typing import TYPE_CHECKING
 from qa import timing
 from qa.answer_cache import AnswerCache, normalise_question
 from qa.config import Settings, get_settings
-from qa.converters import add_pages, readable
+from qa.converters import add_pages
 from qa.index_store import DocumentInfo, IndexStore, build_or_update, load_or_build
 from qa.validation import (  # noqa: F401 - re-exported: the API imports them from here
     MAX_NAME_BYTES,
@@ -48,6 +49,8 @@ if TYPE_CHECKING:
     from qa.store.protocol import DocumentReader
 
 logger = logging.getLogger(__name__)
+#: a question must hold a word character (a letter, digit or "_"): "?", NUL or U+200B alone is nothing to ask
+_WORD = re.compile(r"\w")
 
 
 class QuestionError(ValueError):
@@ -204,7 +207,7 @@ class QAPipeline:
         q = (question or "").strip()
         if not q:
             raise QuestionError("the question is empty")
-        if not readable(q):
+        if not _WORD.search(q):  # the API's rule too (api/models.py)
             raise QuestionError("the question has no letter or digit; ask it in words")
         if len(q) > self.settings.max_question_chars:
             raise QuestionError(f"the question is {len(q)} characters long; the limit is "
