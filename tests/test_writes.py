@@ -190,6 +190,9 @@ def test_replace_needs_the_current_hash(settings):
         r = c.put(f"/documents/{DOC}", content=b"\xff\xfe", headers={"If-Match": sha(new)})
         assert r.status_code == 400 and path.read_bytes() == new
         assert c.put("/documents/nope.txt", content=b"x", headers={"If-Match": "*"}).status_code == 404
+        # ... whatever else is wrong with the request: the unknown id is what to fix first
+        assert c.put("/documents/nope.txt", content=b"x").status_code == 404
+        assert c.put("/documents/nope.txt", content=b"\xff\xfe", headers={"If-Match": "*"}).status_code == 404
         assert agree(settings) == []
 
 

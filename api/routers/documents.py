@@ -229,6 +229,8 @@ def build_router(settings: Settings) -> APIRouter:
 
         def run() -> ReplaceResult:
             with service.write_lock:
+                if doc_id not in _infos(pipeline):  # 404 before If-Match (428/412) and the body (400) are judged
+                    raise ApiError(404, "not_found", f"unknown document {shown(doc_id)}")
                 try:
                     changed = replace(doc_id, data, if_match)
                 except DocumentError as e:
