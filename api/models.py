@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from pydantic import BaseModel, Field, create_model, field_validator
+from pydantic import BaseModel, ConfigDict, Field, create_model, field_validator
 
 #: API bounds for the optional knobs of /ask (Settings may allow more internally).
 TOP_K_MAX = 20
@@ -14,7 +14,10 @@ MAX_ANSWERS_MAX = 10
 
 class AskRequestBase(BaseModel):
     """Body of ``POST /ask``. The concrete class (with the configured length limit) is built by
-    :func:`ask_request_model`."""
+    :func:`ask_request_model`. Unknown fields are refused: ``{"k": 3}`` meant ``top_k`` and must not be
+    silently ignored."""
+
+    model_config = ConfigDict(extra="forbid")
 
     question: str
     top_k: int | None = Field(

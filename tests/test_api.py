@@ -183,6 +183,7 @@ def test_ask_no_answer(client):
         {"question": "\u200b\u200b"},
         {"question": "\ufeff"},
         {"question": " ? "},
+        {"question": "ok?", "k": 3},  # an unknown field (meant top_k) is not silently ignored
         {"question": "ok?", "top_k": 0},
         {"question": "ok?", "top_k": 21},
         {"question": "ok?", "top_k": -3},
