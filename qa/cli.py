@@ -380,6 +380,9 @@ def cmd_ask(args: argparse.Namespace) -> int:
         return EXIT_OK
     if not result.answer_found:
         print("Not found in the documents.")
+        if not result.passages and not pipeline.documents():
+            print(f"(The index holds no documents: put .txt, .md, .pdf, .docx or .html files in {settings.corpus_dir} "
+                  "(QA_CORPUS_DIR) and run `qa index`.)")
         g = result.best_guess
         if g is not None:
             print(f"Best guess, not trusted: {g.text}   (probability right {g.score:.0%}, below the "

@@ -53,3 +53,15 @@ def test_qa_ask_bad_question_is_a_clear_error(tmp_path, question):
     out = _qa(["ask", question], tmp_path)
     assert out.returncode == 1, (out.returncode, out.stdout, out.stderr)  # EXIT_ERROR (2 is for index errors)
     assert out.stderr.startswith("qa: error:") and "Traceback" not in out.stderr, out.stderr
+
+
+def test_qa_ask_over_an_empty_corpus_says_there_is_nothing_indexed(tmp_path):
+    """Not a bare "Not found": with no documents at all, the user is told where to put them."""
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "QA_CORPUS_DIR": str(empty), "QA_INDEX_DIR": str(tmp_path / "index")}
+    out = subprocess.run([sys.executable, "-m", "qa.cli", "ask", "When did the protests begin?"], capture_output=True,
+                         text=True, env=env, cwd=tmp_path, timeout=600)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.startswith("Not found in the documents.") and "holds no documents" in out.stdout
+    assert str(empty) in out.stdout and "qa index" in out.stdout
