@@ -61,8 +61,8 @@ def create_app(
         settings = getattr(pipeline, "settings", None) or get_settings()
     service = ServiceState(settings=settings, pipeline=pipeline)
     service.access = access_policy(settings)
-    service.writes = Writes()
     hidden = [(settings.index_dir, "<index>"), (settings.corpus_dir, "<corpus>"), (PROJECT_ROOT, "<project>")]
+    service.writes = Writes(hidden)
 
     def warm_up() -> None:
         from qa.index_store import active_version_name
@@ -109,7 +109,7 @@ def create_app(
     @asynccontextmanager
     async def lifespan(app: FastAPI):
         if service.writes.closed:  # the app is started again (e.g. a second TestClient)
-            service.writes = Writes()
+            service.writes = Writes(hidden)
         if background_warm_up:
             threading.Thread(target=warm_up, name="qa-warm-up", daemon=True).start()
         else:

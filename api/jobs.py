@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any, Callable
 
-from api.errors import ApiError
+from api.errors import ApiError, public_message
 
 logger = logging.getLogger(__name__)
 
@@ -55,7 +55,9 @@ def _lower_priority() -> None:
 
 
 class Writes:
-    def __init__(self) -> None:
+    def __init__(self, hide: list | None = None) -> None:
+        #: (server path, label) pairs a failed job's message never shows (as api.errors' handlers)
+        self.hide = list(hide or [])
         self.executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="qa-write", initializer=_lower_priority)
         self._jobs: OrderedDict[str, Job] = OrderedDict()
         self._lock = threading.Lock()
@@ -80,7 +82,7 @@ class Writes:
                 job.result = out.model_dump() if hasattr(out, "model_dump") else out
                 job.status = "done"
             except ApiError as e:
-                job.error = {"status": e.status, "error": e.error, "message": e.message}
+                job.error = {"status": e.status, "error": e.error, "message": public_message(e.message, self.hide)}
                 job.status = "failed"
             except Exception:  # noqa: BLE001 - recorded on the job; details only in the log
                 logger.exception("job %s (%s) failed", job.id, kind)

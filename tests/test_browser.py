@@ -519,6 +519,11 @@ def test_chat_page_asks_for_a_key_to_delete_and_restores_from_the_trash(page, ke
     item.locator(".doc-action", has_text="Delete").click()
     page.locator("#key-status", has_text="not valid").wait_for()
     assert (s.corpus_dir / UNSAFE_NAME).exists()
+    # not a key at all (no HTTP header can carry it): refused by the page, the stored key unchanged
+    page.fill("#api-key", "clé–ключ")
+    page.press("#api-key", "Enter")
+    page.locator("#key-status", has_text="Not a key").wait_for()
+    assert page.evaluate("sessionStorage.getItem('qa-api-key')") == "qa_wrong-key"
     page.fill("#api-key", key)
     page.press("#api-key", "Enter")
     page.locator("#key-status", has_text="Key set").wait_for()
@@ -553,6 +558,12 @@ def test_chat_page_uploads_with_the_key_and_follows_a_202_job(page, keyed_server
     status = upload_from_page(page, "keyed.pdf", pdf, "application/pdf")
     assert status.startswith("Not added:") and "not valid" in status, status
     page.locator("#key-status", has_text="not valid").wait_for()
+    assert not (s.corpus_dir / "keyed.pdf").exists()
+    # a key the browser cannot send (set behind the page's back): refused in the page, which does not stay
+    # "uploading" (the next upload below goes through)
+    page.evaluate("sessionStorage.setItem('qa-api-key', 'clé–ключ')")
+    status = upload_from_page(page, "keyed.pdf", pdf, "application/pdf")
+    assert status.startswith("Not added:"), status
     assert not (s.corpus_dir / "keyed.pdf").exists()
 
     page.fill("#api-key", key)

@@ -450,6 +450,26 @@ def test_messages_carry_no_server_paths(settings):
     assert "qa index" in public_message("run `qa index` to rebuild it")
 
 
+def test_a_failed_jobs_message_carries_no_server_paths(settings):
+    """A background upload's error goes through the same path scrubbing as a response's."""
+    from api.errors import ApiError
+    from api.jobs import Writes
+
+    def fail():
+        raise ApiError(400, "invalid_document", f"cannot stage {settings.corpus_dir}/x.txt or /srv/secret/y")
+
+    writes = Writes([(settings.corpus_dir, "<corpus>")])
+    try:
+        job = writes.submit("upload", fail)
+        deadline = time.monotonic() + 10
+        while job.status != "failed":
+            assert time.monotonic() < deadline
+            time.sleep(0.01)
+        assert job.error["message"] == "cannot stage <corpus>/x.txt or <path>", job.error
+    finally:
+        writes.executor.shutdown(wait=True)
+
+
 def test_writes_run_on_one_lower_priority_thread():
     """Indexing yields the CPU to /ask: the writer thread (and the threads it starts) runs niced."""
     import asyncio

@@ -359,6 +359,12 @@
   keyForm.addEventListener("submit", (event) => {
     event.preventDefault();
     const key = keyInput.value.trim();
+    if (/[^\x21-\x7e]/.test(key)) {
+      // keys are printable ASCII (`qa keys add`); anything else cannot go into an HTTP header, and every
+      // request would fail in the browser before reaching the server
+      keyStatus.textContent = "Not a key: keys are letters, digits and punctuation without spaces (check that it was copied whole).";
+      return;
+    }
     if (key) sessionStorage.setItem("qa-api-key", key);
     else sessionStorage.removeItem("qa-api-key");
     keyInput.value = "";
@@ -427,7 +433,13 @@
       askForKey("This server needs a write key for deletes and restores.");
       return;
     }
-    const response = await writeFetch(url, { method: method });
+    let response;
+    try {
+      response = await writeFetch(url, { method: method });
+    } catch (e) {
+      renderError("could not reach the server (" + e.message + ")");
+      return;
+    }
     if (response.ok) {
       serviceStatus.textContent = done;
       await refreshDocuments();
@@ -475,7 +487,7 @@
         return;
       }
       if (body.status === "done" && body.result) return uploaded(body.result);
-      if (body.status === "failed") {
+      if (body.status === "failed" || body.status === "done") {  // done without a result: nothing to wait for
         setUploadStatus("Not added: " + ((body.error && body.error.message) || "the upload failed"), "bad");
         return;
       }
@@ -502,19 +514,25 @@
     uploadProgress.hidden = false;
     uploadProgress.value = 0;
     setUploadStatus("Uploading " + names + "…", "busy");
-    const xhr = new XMLHttpRequest();
-    xhr.open("POST", "/documents");
-    xhr.setRequestHeader("Accept", "application/json");
-    for (const [name, value] of Object.entries(authHeaders())) xhr.setRequestHeader(name, value);
-    xhr.upload.addEventListener("progress", (event) => {
-      if (event.lengthComputable) uploadProgress.value = Math.round((event.loaded / event.total) * 100);
-      if (event.loaded === event.total) setUploadStatus("Reading and indexing " + names + "…", "busy");
-    });
     const done = () => {
       uploading = false;
       uploadProgress.hidden = true;
       fileInput.value = "";
     };
+    const xhr = new XMLHttpRequest();
+    try {
+      xhr.open("POST", "/documents");
+      xhr.setRequestHeader("Accept", "application/json");
+      for (const [name, value] of Object.entries(authHeaders())) xhr.setRequestHeader(name, value);
+    } catch (e) {  // e.g. a header the browser refuses: the page must not stay "uploading" for ever
+      done();
+      setUploadStatus("Not added: " + e.message, "bad");
+      return;
+    }
+    xhr.upload.addEventListener("progress", (event) => {
+      if (event.lengthComputable) uploadProgress.value = Math.round((event.loaded / event.total) * 100);
+      if (event.loaded === event.total) setUploadStatus("Reading and indexing " + names + "…", "busy");
+    });
     xhr.addEventListener("load", () => {
       done();
       let body = null;
