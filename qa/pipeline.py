@@ -282,13 +282,15 @@ class QAPipeline:
 
     def document_original(self, doc_id: str) -> Path:
         """The indexed document's original file in the corpus folder (e.g. the .pdf). KeyError when
-        the document is not indexed or its file is gone."""
+        the document is not indexed, FileNotFoundError when it is but its file is gone."""
         if doc_id not in self.store.documents:
             raise KeyError(doc_id)
         corpus = Path(self.settings.corpus_dir).resolve()
         path = (corpus / doc_id).resolve()
-        if corpus not in path.parents or not path.is_file():
+        if corpus not in path.parents:
             raise KeyError(doc_id)
+        if not path.is_file():
+            raise FileNotFoundError(doc_id)
         return path
 
     def add_documents(self, files: list[tuple[str, bytes]]) -> list[str]:

@@ -107,6 +107,15 @@ def test_a_trashed_copy_that_no_longer_converts_stays_in_the_trash_with_a_clear_
         assert agree(settings) == []
 
 
+def test_an_original_removed_by_hand_is_a_404_that_says_so(settings):
+    with client_for(settings) as c:
+        (Path(settings.corpus_dir) / DOC).unlink()
+        r = c.get(f"/documents/{DOC}", params={"original": "true"})
+        assert r.status_code == 404 and "no longer in the corpus folder" in r.json()["message"], r.text
+        assert c.get(f"/documents/{DOC}").status_code == 200  # its text is still served until `qa index`
+        assert "unknown document" in c.get("/documents/nope.txt", params={"original": "true"}).json()["message"]
+
+
 def test_a_name_taken_by_an_unindexed_corpus_file_says_so(settings):
     """A file put in the corpus folder by hand that could not be indexed keeps its name, and the 409 says
     why (PUT and DELETE cannot reach it: it is not a document)."""

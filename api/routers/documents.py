@@ -121,6 +121,9 @@ def build_router(settings: Settings) -> APIRouter:
             text, sha, pages = await anyio.to_thread.run_sync(lookup)
         except KeyError:
             raise ApiError(404, "not_found", f"unknown document {shown(doc_id)}") from None
+        except FileNotFoundError:  # removed from the corpus folder by hand; the index still serves its text
+            raise ApiError(404, "not_found", f"the original file of {shown(doc_id)} is no longer in the corpus "
+                           "folder (its text is still indexed; `qa index` drops it)") from None
         headers = {"ETag": f'"{sha}"'} if sha else {}
         if raw:
             return PlainTextResponse(text, media_type="text/plain; charset=utf-8", headers=headers)
