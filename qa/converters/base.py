@@ -10,6 +10,7 @@ a citation's page is ``page_of(page_starts, start)``.
 from __future__ import annotations
 
 import bisect
+import logging
 from dataclasses import dataclass, field
 from typing import Protocol, Sequence, runtime_checkable
 
@@ -76,6 +77,15 @@ def join_pages(pages: Sequence[str], separator: str = "\n\n") -> tuple[str, tupl
         parts.append(page)
         pos += len(page)
     return "".join(parts), tuple(starts)
+
+
+def described(e: BaseException, library_errors: tuple[type, ...]) -> str:
+    """What a client is told about a parser's exception: the library's own words for a damaged file (its
+    error classes), never Python internals such as an AttributeError deep inside lxml (logged instead)."""
+    if isinstance(e, library_errors):
+        return str(e)[:240] or type(e).__name__
+    logging.getLogger("qa.converters").info("converter failed on a file: %s: %s", type(e).__name__, e)
+    return "its internal structure is damaged"
 
 
 def readable(text: str) -> bool:

@@ -18,7 +18,7 @@ from __future__ import annotations
 import io
 import zipfile
 
-from qa.converters.base import ConversionError, Extraction, tidy
+from qa.converters.base import ConversionError, Extraction, described, tidy
 
 RULES = 1
 MAX_UNPACKED_BYTES = 200 * 1024 * 1024
@@ -97,7 +97,11 @@ class DocxConverter:
         except ConversionError:
             raise
         except Exception as e:  # noqa: BLE001 - python-docx/lxml raise many types for a damaged file
-            raise ConversionError(f"cannot be read as a DOCX file ({type(e).__name__}: {e})"[:300], "docx_corrupt") from None
+            from docx.opc.exceptions import OpcError
+            from lxml.etree import LxmlError
+
+            raise ConversionError(f"cannot be read as a DOCX file ({described(e, (OpcError, LxmlError))})",
+                                  "docx_corrupt") from None
         text = tidy("\n\n".join(blocks))
         if not text.strip():
             raise ConversionError("has no text (an empty document, or only images)", "docx_no_text")

@@ -17,7 +17,7 @@ import io
 import logging
 import re
 
-from qa.converters.base import ConversionError, Extraction, join_pages, tidy
+from qa.converters.base import ConversionError, Extraction, described, join_pages, tidy
 
 RULES = 1
 #: pypdf renders the stretched word gaps of justified lines as runs of spaces: one space is served.
@@ -45,7 +45,7 @@ class PdfConverter:
 
     def convert(self, data: bytes) -> Extraction:
         import pypdf
-        from pypdf.errors import DependencyError
+        from pypdf.errors import DependencyError, PyPdfError
 
         logging.getLogger("pypdf").setLevel(logging.ERROR)  # warnings about repaired xref tables etc.
         if not data.lstrip()[:5].startswith(b"%PDF"):
@@ -71,7 +71,7 @@ class PdfConverter:
             raise ConversionError(f"uses an encoding this server cannot decode ({e}); save it again as a plain "
                                   "PDF (e.g. print it to PDF) and upload that"[:300], "pdf_corrupt") from None
         except Exception as e:  # noqa: BLE001 - pypdf raises many types on a damaged or hostile file
-            raise ConversionError(f"cannot be read as a PDF ({type(e).__name__}: {e})"[:300], "pdf_corrupt") from None
+            raise ConversionError(f"cannot be read as a PDF ({described(e, (PyPdfError,))})", "pdf_corrupt") from None
         if not any(p.strip() for p in pages):
             raise ConversionError(
                 f"has no text layer ({n} page{'s' if n != 1 else ''} of images or drawings, e.g. a scan); "
