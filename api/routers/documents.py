@@ -100,19 +100,22 @@ def build_router(settings: Settings) -> APIRouter:
     ):
         doc_id = _plain_id(doc_id)
 
+        def sha_of() -> str | None:  # the file's sha256: the ETag that PUT's If-Match wants
+            info = next((d for d in pipeline.documents() if doc_out(d).id == doc_id), None)
+            return doc_out(info).sha256 if info is not None else None
+
         def lookup() -> tuple[str, str | None, list[int]]:
             text = pipeline.document_text(doc_id)
-            info = next((d for d in pipeline.documents() if doc_out(d).id == doc_id), None)
             page_starts = getattr(pipeline, "page_starts", None)
             pages = list(page_starts(doc_id)) if page_starts else []
-            return text, (doc_out(info).sha256 if info is not None else None), pages
+            return text, sha_of(), pages
 
         try:
             if original:
                 path = await anyio.to_thread.run_sync(pipeline.document_original, doc_id)
-                _, sha, _ = await anyio.to_thread.run_sync(lookup)
+                sha = await anyio.to_thread.run_sync(sha_of)
                 # always a download (never rendered here: an uploaded .html must not run on this origin); its
-                # ETag is the sha256 that PUT's If-Match wants, not Starlette's own (md5 of size and mtime)
+                # ETag is the sha256, not Starlette's own (md5 of size and mtime)
                 response = FileResponse(path, media_type=original_media_type(path.name), filename=path.name,
                                         content_disposition_type="attachment")
                 if sha:
