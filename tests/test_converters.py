@@ -283,10 +283,20 @@ def docx_with_broken_xml() -> bytes:
 
 def jbig2_pdf() -> bytes:
     """A one-page PDF whose content stream is JBIG2-encoded: pypdf needs the jbig2dec program to read it."""
+    return one_stream_pdf(b"/JBIG2Decode", b"  ")
+
+
+def garbled_pdf() -> bytes:
+    """A one-page PDF whose Flate-compressed content stream is random bytes: pypdf only logs a warning and reads
+    the page as empty, which is a damaged file, not a scan (found by a hostile-upload audit, 2026-12-07)."""
+    return one_stream_pdf(b"/FlateDecode", random.Random(3).randbytes(400))
+
+
+def one_stream_pdf(filter_name: bytes, data: bytes) -> bytes:
     objects = [b"<< /Type /Catalog /Pages 2 0 R >>", b"<< /Type /Pages /Kids [3 0 R] /Count 1 >>",
                b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 200 200] /Contents 4 0 R "
                b"/Resources << /Font << /F1 5 0 R >> >> >>",
-               b"<< /Filter /JBIG2Decode /Length 2 >>\nstream\n  \nendstream",
+               b"<< /Filter %s /Length %d >>\nstream\n%s\nendstream" % (filter_name, len(data), data),
                b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>"]
     out, offsets = bytearray(b"%PDF-1.4\n"), []
     for i, body in enumerate(objects, 1):
@@ -320,6 +330,7 @@ BAD_FILES = {
     "invisible.html": (lambda: b"<html><body><p>&nbsp;&#8203;</p></body></html>", "html_no_text"),
     "random.html": (lambda: random.Random(7).randbytes(5000), "not_text"),
     "jbig2.pdf": (jbig2_pdf, "pdf_corrupt"),
+    "garbled.pdf": (garbled_pdf, "pdf_corrupt"),
     "types-not-xml.docx": (lambda: _zip({"word/document.xml": b"<not xml", "[Content_Types].xml": b"<x/>"}),
                            "docx_corrupt"),
 }

@@ -16,6 +16,8 @@ from __future__ import annotations
 import io
 import logging
 import re
+import threading
+from contextlib import contextmanager
 
 from qa.converters.base import ConversionError, Extraction, described, join_pages, tidy
 
@@ -30,8 +32,43 @@ _LIGATURES = str.maketrans({"\ufb00": "ff", "\ufb01": "fi", "\ufb02": "fl", "\uf
 
 def _page_text(raw: str) -> str:
     return tidy(_SPACES.sub(" ", raw.translate(_LIGATURES)))
+#: What pypdf logs when a page's content stream is damaged (it then reads the page as empty).
+_DAMAGE = re.compile(r"decompress|decod|corrupt|invalid|unexpected|truncat", re.I)
 #: Refuse PDFs with more pages than this (a 2 MB upload limit makes it academic for uploads).
 MAX_PAGES = 5000
+
+
+_notes = threading.local()
+
+
+class _PypdfNotes(logging.Handler):
+    """Keeps what pypdf logs while *this thread* converts a file (a content stream it could not decompress
+    is only a warning to pypdf: the page then reads as empty). Other threads' conversions are not mixed
+    in; errors still reach the ``qa.converters`` log."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        notes = getattr(_notes, "list", None)
+        if notes is not None and record.levelno >= logging.WARNING:
+            notes.append(record.getMessage())
+        if record.levelno >= logging.ERROR:
+            logging.getLogger("qa.converters").warning("pypdf: %s", record.getMessage())
+
+
+_HANDLER = _PypdfNotes()
+
+
+@contextmanager
+def _pypdf_notes():
+    log = logging.getLogger("pypdf")
+    if _HANDLER not in log.handlers:
+        log.addHandler(_HANDLER)
+        log.propagate = False  # repaired xref tables etc. are pypdf's business, not the server log's
+    log.setLevel(logging.WARNING)
+    _notes.list = notes = []
+    try:
+        yield notes
+    finally:
+        _notes.list = None
 
 
 class PdfConverter:
@@ -47,7 +84,6 @@ class PdfConverter:
         import pypdf
         from pypdf.errors import DependencyError, PyPdfError
 
-        logging.getLogger("pypdf").setLevel(logging.ERROR)  # warnings about repaired xref tables etc.
         if not data.lstrip()[:5].startswith(b"%PDF"):
             raise ConversionError("is not a PDF file (no %PDF header)", "pdf_corrupt")
         try:
@@ -64,7 +100,8 @@ class PdfConverter:
             n = len(reader.pages)
             if n > MAX_PAGES:
                 raise ConversionError(f"has {n} pages; at most {MAX_PAGES} are read", "pdf_too_many_pages")
-            pages = [_page_text(page.extract_text() or "") for page in reader.pages]
+            with _pypdf_notes() as notes:
+                pages = [_page_text(page.extract_text() or "") for page in reader.pages]
         except ConversionError:
             raise
         except DependencyError as e:  # e.g. a stream in JBIG2, whose decoder (jbig2dec) this server lacks
@@ -73,6 +110,13 @@ class PdfConverter:
         except Exception as e:  # noqa: BLE001 - pypdf raises many types on a damaged or hostile file
             raise ConversionError(f"cannot be read as a PDF ({described(e, (PyPdfError,))})", "pdf_corrupt") from None
         if not any(p.strip() for p in pages):
+            damage = [n for n in notes if _DAMAGE.search(n)]
+            if damage:  # the pages have content, but pypdf could not decode it: not a scan
+                raise ConversionError(
+                    f"has page contents that cannot be decoded ({damage[0][:200]}); the file is damaged: "
+                    "save or export it again and upload that",
+                    "pdf_corrupt",
+                )
             raise ConversionError(
                 f"has no text layer ({n} page{'s' if n != 1 else ''} of images or drawings, e.g. a scan); "
                 "run OCR on it first (e.g. ocrmypdf) and upload the result",
