@@ -89,6 +89,7 @@ def install_error_handlers(app: FastAPI, hide: Iterable[tuple[str | Path, str]] 
             msg = str(err.get("msg", ""))
             if "Expected UploadFile" in msg:  # a multipart part without a filename: say it in the API's words
                 msg = "must be a file (a multipart part with a filename), not a plain form field"
+            msg = msg.removeprefix("Value error, ")  # pydantic's wording for our own validators' messages
             details.append({"loc": loc, "msg": msg, "type": str(err.get("type", ""))})
         message = "; ".join(f"{'.'.join(d['loc']) or 'request'}: {d['msg']}" for d in details) or "invalid request"
         return error_response(422, "invalid_request", message, details)

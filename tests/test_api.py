@@ -209,6 +209,9 @@ def test_ask_422_messages_are_clear(client):
     assert "question" in msg and "1000" in msg
     msg = client.post("/ask", json={"question": "ok", "top_k": 99}).json()["message"]
     assert "top_k" in msg and "20" in msg
+    body = client.post("/ask", json={"question": "???"}).json()  # our own validator: no pydantic wording
+    assert body["message"] == "question: question must contain a letter or digit", body
+    assert not any(d["msg"].startswith("Value error") for d in body["details"])
 
 
 def test_ask_bounds_are_inclusive(client):

@@ -284,7 +284,7 @@ def test_chat_page_no_answer_errors_and_keyboard(page, fake_server):
     reply = ask(page, "zzyzx qwerty")
     assert "Not found in the documents" in reply.inner_text()
     assert "Best guess, not trusted" in reply.locator(".best-guess").inner_text()
-    assert "probably wrong (5%)" in reply.locator(".best-guess .confidence").inner_text()
+    assert "low confidence, check the source (5%)" in reply.locator(".best-guess .confidence").inner_text()
     # the best guess's chip opens where its first citation stands
     g = reply.locator(".best-guess .chip")
     assert g.count() == 1
@@ -362,6 +362,17 @@ def test_chat_page_on_a_phone_screen(browser, fake_server):
         assert page.evaluate("document.documentElement.scrollWidth") <= 375  # no sideways scrolling
         assert mark_is_visible_in_panel(page)
         screenshot(page, "fake-phone")
+        # a long file name without spaces in the status lines and the trash does not push the page sideways
+        # (a UI audit, 2026-12-07: 789 px wide at a 98-character name)
+        page.evaluate("""name => {
+            document.getElementById('doc-list').open = true;
+            document.getElementById('service-status').textContent = 'Deleted ' + name;
+            document.getElementById('upload-status').textContent = 'Added ' + name + '. You can ask about it now.';
+            const li = document.createElement('li');
+            li.textContent = name + ' (deleted 2026-12-07T20:00:00+00:00)';
+            document.getElementById('trash-items').append(li);
+        }""", "a_very_long_file_name_without_any_spaces_" * 3 + ".txt")
+        assert page.evaluate("document.documentElement.scrollWidth") <= 375
     finally:
         context.close()
 
@@ -475,6 +486,91 @@ def test_chat_page_drag_and_drop_and_the_servers_errors(page, fake_server):
         delete_document(fake_server, "minutes.docx")
 
 
+def fulfil_json(route, body, status: int = 200) -> None:
+    route.fulfill(status=status, content_type="application/json", body=json.dumps(body))
+
+
+def answer_body(question: str, text: str, score: float, doc: str, start: int, end: int) -> dict:
+    cit = {"document": doc, "start": start, "end": end, "text": text, "score": score, "context": text,
+           "context_start": start, "context_end": end, "page": None}
+    ans = {"text": text, "score": score, "page": None, "citations": [cit]}
+    return {"question": question, "answer_found": True, "answers": [ans], "best_guess": ans, "passages": [],
+            "no_answer_score": 0.1, "passages_read": 0, "timing_ms": {"total": 1.0}}
+
+
+def test_chat_page_details_a_ui_audit_found(page, fake_server):
+    """What a UI audit of the page found (2026-12-07), each with the answer the server could give, served by
+    playwright in place of the server's so the case is exact."""
+    page.goto(fake_server + "/")
+    page.locator("#service-status", has_text="Ready").wait_for()
+    doc = get_json(f"{fake_server}/documents")["documents"][0]["id"]
+    text = get_json(f"{fake_server}/documents/{doc}")["text"]
+
+    # a passage snippet is cut at 240 code points, never inside an emoji's surrogate pair (it showed "�…")
+    passage = "a" * 239 + "\U0001F984" + "b" * 50
+    body = {"question": "q", "answer_found": False, "answers": [], "best_guess": None, "no_answer_score": 0.9,
+            "passages": [{"document": doc, "start": 0, "end": 290, "score": 0.5, "rank": 1, "text": passage}],
+            "passages_read": 1, "timing_ms": {"total": 1.0}}
+    page.route("**/ask", lambda route: fulfil_json(route, body))
+    reply = ask(page, "Where is the unicorn?")
+    assert reply.locator(".snippet").evaluate("n => n.textContent") == "a" * 239 + "\U0001F984" + "…"
+    page.unroute("**/ask")
+
+    # an answer the server gives (score above its threshold, ~0.25) is not called "probably wrong"
+    body = answer_body("q", text[:9], 0.31, doc, 0, 9)
+    page.route("**/ask", lambda route: fulfil_json(route, body))
+    label = ask(page, "What happened to gas prices?").locator(".answer-line .confidence").inner_text()
+    assert label == "low confidence, check the source (31%)", label
+
+    # a citation whose document changed since the answer (replaced, or deleted and uploaded again): the panel
+    # says so instead of highlighting whatever stands at those offsets now
+    body = answer_body("q", "Not what the document says now", 0.9, doc, 0, 30)
+    reply = ask(page, "Which text was there?")
+    reply.locator(".chip").first.click()
+    page.locator("#source-info", has_text="changed since this answer").wait_for()
+    assert page.locator("#source-text mark").count() == 0
+    page.keyboard.press("Escape")
+    page.unroute("**/ask")
+
+    # the answer arriving does not pull the focus back while the user types elsewhere (a key went half into
+    # the question box); the question stays out of the box
+    held = []
+    page.route("**/ask", lambda route: held.append(route))
+    page.fill("#question", "What is held back?")
+    page.press("#question", "Enter")
+    deadline = time.monotonic() + 30
+    while not held:
+        assert time.monotonic() < deadline
+        page.wait_for_timeout(50)
+    page.click("#key-box > summary")
+    page.focus("#api-key")
+    fulfil_json(held[0], answer_body("q", text[:9], 0.9, doc, 0, 9))
+    page.locator("#transcript > li.msg.bot:not(.pending)").last.wait_for()
+    page.wait_for_timeout(300)
+    assert page.evaluate("document.activeElement.id") == "api-key"
+    page.unroute("**/ask")
+
+    # the box no longer cuts a question at 1,000 UTF-16 units (500 emoji), while the server counts 1,000 code
+    # points; one the server refuses (here 1,105 code points) goes back into the box with the server's reason
+    long_q = "\U0001F984" * 1100 + " why?"
+    page.fill("#question", long_q)
+    assert page.input_value("#question") == long_q
+    page.press("#question", "Enter")
+    page.locator("#transcript > li.msg.error", has_text="1000").wait_for()
+    assert page.input_value("#question") == long_q
+
+    # a server that stops answering: the header no longer says "Ready" (it used to, until a reload)
+    page.route("**/ask", lambda route: route.abort())
+    page.route("**/ready", lambda route: route.abort())
+    page.fill("#question", "Anyone there?")
+    page.press("#question", "Enter")
+    page.locator("#transcript > li.msg.error", has_text="could not reach the server").wait_for()
+    page.locator("#service-status.bad", has_text="Cannot reach the server").wait_for(timeout=10_000)
+    page.unroute("**/ready")
+    page.locator("#service-status.ok", has_text="Ready").wait_for(timeout=10_000)  # polled again
+    assert page.errors == []
+
+
 @pytest.fixture(scope="module")
 def keyed_server(tmp_path_factory):
     """The real write path (small stand-in models) with API keys configured."""
@@ -535,6 +631,60 @@ def test_chat_page_asks_for_a_key_to_delete_and_restores_from_the_trash(page, ke
     page.locator("#doc-list-items li", has_text=UNSAFE_NAME).wait_for()
     assert (s.corpus_dir / UNSAFE_NAME).read_text(encoding="utf-8") == UNSAFE_TEXT  # the same bytes
     assert page.evaluate("sessionStorage.getItem('qa-api-key')") == key
+    assert page.errors == []
+
+
+def test_chat_page_restores_the_version_clicked_and_keeps_its_status_lines_true(page, keyed_server):
+    """Each trash row's Restore brings back that version (it brought back the newest one whichever row was
+    clicked); a delete is reported in the documents' status line and the header's count follows it (the header
+    said "Deleted …" for ever); an open source panel says its document was deleted."""
+    url, key, s = keyed_server
+    name = "zz_versions.txt"
+    v1, v2 = b"The Quillon lighthouse keeps its first lamp.\n", b"DRAFT v2: a different lamp entirely.\n"
+
+    def api(method, path, data=None, ctype="text/plain"):
+        req = urllib.request.Request(url + path, data=data, method=method, headers={"Authorization": f"Bearer {key}"})
+        if data is not None and method == "POST":
+            boundary = "zzboundary"
+            req.data = (f"--{boundary}\r\nContent-Disposition: form-data; name=\"files\"; filename=\"{name}\"\r\n"
+                        f"Content-Type: {ctype}\r\n\r\n").encode() + data + f"\r\n--{boundary}--\r\n".encode()
+            req.add_header("Content-Type", f"multipart/form-data; boundary={boundary}")
+        with urllib.request.urlopen(req, timeout=60) as r:
+            return json.load(r)
+
+    api("POST", "/documents", v1)
+    first = api("DELETE", f"/documents/{name}")["trash_entry"]
+    api("POST", "/documents", v2)
+
+    page.goto(url + "/")
+    page.locator("#service-status", has_text="Ready").wait_for()
+    page.evaluate("key => sessionStorage.setItem('qa-api-key', key)", key)
+    page.click("#doc-list > summary")
+    item = page.locator(f'#doc-list-items li[data-doc="{name}"]')
+    item.locator("button.link").first.click()  # open it in the source panel
+    page.locator("#source-info", has_text="Whole document").wait_for()
+    item.locator(".doc-action", has_text="Delete").click()
+    page.locator("#upload-status.ok", has_text=f"Deleted {name}").wait_for()
+    page.locator("#source-info", has_text="was deleted").wait_for()
+    n = len(get_json(f"{url}/documents")["documents"])
+    page.locator("#service-status", has_text=f"Ready · {n} documents").wait_for()
+
+    rows = page.locator("#trash-items li", has_text=name)
+    rows.nth(1).wait_for()
+    assert rows.count() == 2
+    older = page.locator(f'#trash-items li[data-entry="{first}"]')
+    assert "Restore " + name + " as it was when deleted" in older.locator(".doc-action").get_attribute("aria-label")
+    older.locator(".doc-action").click()
+    page.locator("#upload-status.ok", has_text=f"Restored {name}").wait_for()
+    page.locator(f'#doc-list-items li[data-doc="{name}"]').wait_for()
+    assert (s.corpus_dir / name).read_bytes() == v1  # the version clicked, not the newest (v2)
+    assert [t["id"] for t in get_json(f"{url}/trash")["entries"]].count(name) == 1  # v2 is still in the trash
+    page.locator("#service-status", has_text=f"Ready · {n + 1} documents").wait_for()
+    # uploading over a taken name: the page's way out, not the API's ("replace it with PUT … If-Match")
+    status = upload_from_page(page, name, v2, "text/plain")
+    assert status == (f"Not added: a document named '{name}' already exists: delete it first (it goes to the trash), "
+                      "then add the new version"), status
+    assert (s.corpus_dir / name).read_bytes() == v1
     assert page.errors == []
 
 

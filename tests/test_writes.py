@@ -93,6 +93,30 @@ def test_delete_goes_to_the_trash_and_restore_brings_the_same_bytes_back(setting
         assert r.status_code == 409 and r.json()["error"] == "already_exists"
 
 
+def test_restore_brings_back_the_trash_entry_asked_for(settings):
+    """The chat page lists every trashed version with its own Restore button: each must bring back *that*
+    version (it used to bring back the newest whichever row was clicked)."""
+    original = (Path(settings.corpus_dir) / DOC).read_bytes()
+    with client_for(settings) as c:
+        older = c.delete(f"/documents/{DOC}").json()["trash_entry"]
+        assert upload(c, DOC, b"DRAFT v2 of the article, a different text.").status_code == 201
+        newer = c.delete(f"/documents/{DOC}").json()["trash_entry"]
+        assert older != newer and [t["entry"] for t in c.get("/trash").json()["entries"]] == [newer, older]
+
+        r = c.post(f"/documents/{DOC}/restore", params={"entry": "20000101T000000000000-abcdef"})
+        assert r.status_code == 404 and "entry" in r.json()["message"], r.text
+        r = c.post(f"/documents/{DOC}/restore", params={"entry": "../../etc"})
+        assert r.status_code == 422, r.text
+        assert len(c.get("/trash").json()["entries"]) == 2 and agree(settings) == []
+
+        r = c.post(f"/documents/{DOC}/restore", params={"entry": older})
+        assert r.status_code == 200 and r.json()["restored_from"] == older, r.text
+        assert (Path(settings.corpus_dir) / DOC).read_bytes() == original
+        assert r.json()["document"]["sha256"] == sha(original)
+        assert [t["entry"] for t in c.get("/trash").json()["entries"]] == [newer]  # the draft is still there
+        assert agree(settings) == []
+
+
 def test_a_trashed_copy_that_no_longer_converts_stays_in_the_trash_with_a_clear_error(settings):
     """A file emptied by hand, then deleted: its trashed bytes cannot be indexed again (it used to answer 500)."""
     with client_for(settings) as c:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, Optional
 
 import anyio.to_thread
 from fastapi import APIRouter, Depends, File, Header, Query, Request, UploadFile
@@ -26,6 +26,8 @@ from qa.config import Settings
 from qa.pipeline import DocumentError, check_document_content, check_document_name, shown
 from qa.writes import name_taken
 
+#: A trash entry's name (`GET /trash`): its time and a random suffix, e.g. 20261207T204500123456-1a2b3c.
+TRASH_ENTRY_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]*$"
 _NOT_IMPLEMENTED = "this pipeline cannot {what}"
 
 _MEDIA_TYPES = {".pdf": "application/pdf", ".html": "text/html; charset=utf-8", ".htm": "text/html; charset=utf-8",
@@ -288,6 +290,10 @@ def build_router(settings: Settings) -> APIRouter:
     )
     async def restore_document(
         doc_id: str,
+        entry: Optional[str] = Query(
+            None, pattern=TRASH_ENTRY_PATTERN, max_length=64,
+            description="which trashed version to bring back (`entry` of `GET /trash`); the newest one of this "
+                        "document when left out"),
         pipeline: Any = Depends(ready_pipeline),
         service: ServiceState = Depends(get_service),
     ) -> RestoreResult:
@@ -298,12 +304,13 @@ def build_router(settings: Settings) -> APIRouter:
         def run() -> RestoreResult:
             with service.write_lock:
                 try:
-                    entry = restore(doc_id)
+                    restored = restore(doc_id, entry=entry) if entry is not None else restore(doc_id)
                 except KeyError:
-                    raise ApiError(404, "not_found", f"nothing in the trash for {shown(doc_id)}") from None
+                    which = f"entry {entry} of {shown(doc_id)}" if entry is not None else shown(doc_id)
+                    raise ApiError(404, "not_found", f"nothing in the trash for {which}") from None
                 except DocumentError as e:
                     raise _api_error(e) from None
-                return RestoreResult(id=doc_id, restored_from=entry.entry, document=_infos(pipeline)[doc_id])
+                return RestoreResult(id=doc_id, restored_from=restored.entry, document=_infos(pipeline)[doc_id])
 
         return await service.writes.run(run)
 

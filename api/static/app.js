@@ -51,6 +51,12 @@
     return [text.slice(0, a), text.slice(a, b), text.slice(b)];
   }
 
+  /** The first `n` code points of `text` (+ "…" when cut): never half of an emoji's surrogate pair. */
+  function shorten(text, n) {
+    const points = Array.from(text);
+    return points.length > n ? points.slice(0, n).join("") + "…" : text;
+  }
+
   function el(tag, props, ...children) {
     const node = document.createElement(tag);
     if (props) {
@@ -79,7 +85,9 @@
     if (p >= 0.8) return "very likely right";
     if (p >= 0.6) return "likely right";
     if (p >= 0.4) return "uncertain";
-    return "probably wrong";
+    // not "probably wrong": the server answers from QA_MIN_CONFIDENCE (about 0.25), and an answer it gives
+    // must not be shown as the answer and called wrong in the same line
+    return "low confidence, check the source";
   }
 
   function confidenceLabel(score) {
@@ -107,7 +115,7 @@
 
   // ---------------------------------------------------------------- citations
 
-  function chip(docId, start, end, label, page) {
+  function chip(docId, start, end, label, page, cited) {
     const hasPage = Number.isInteger(page);
     const text = docId + (hasPage ? " · p. " + page : "") + " · " + start + "–" + end;
     const button = el("button", {
@@ -123,7 +131,7 @@
     });
     if (hasPage) button.setAttribute("data-page", String(page));
     // A <button> is activated by click, Enter and Space alike.
-    button.addEventListener("click", () => openSource(docId, start, end, button, hasPage ? page : null));
+    button.addEventListener("click", () => openSource(docId, start, end, button, hasPage ? page : null, cited));
     return button;
   }
 
@@ -184,15 +192,14 @@
           el("span", { class: "answer-text", text: guess.text }), " ",
           el("span", { class: "confidence", title: "estimated probability that this guess is right",
                        text: confidenceLabel(guess.score) }), " ",
-          where ? chip(where.document, where.start, where.end, "Open best guess", where.page) : ""));
+          where ? chip(where.document, where.start, where.end, "Open best guess", where.page, where.text) : ""));
       }
       if (passages.length) {
         li.append(el("p", { class: "passages-intro", text: "Closest passages:" }));
         const list = el("ol", { class: "passages" });
         for (const p of passages) {
-          const snippet = p.text.length > 240 ? p.text.slice(0, 240) + "…" : p.text;
-          list.append(el("li", null, chip(p.document, p.start, p.end, "Open passage"),
-            el("p", { class: "snippet", text: snippet })));
+          list.append(el("li", null, chip(p.document, p.start, p.end, "Open passage", null, p.text),
+            el("p", { class: "snippet", text: shorten(p.text, 240) })));
         }
         li.append(list);
       }
@@ -209,7 +216,7 @@
 
   function citationList(citations) {
     const wrap = el("div", { class: "citations" }, el("span", { class: "citations-label", text: "Sources: " }));
-    for (const c of citations) wrap.append(chip(c.document, c.start, c.end, "Open citation", c.page), " ");
+    for (const c of citations) wrap.append(chip(c.document, c.start, c.end, "Open citation", c.page, c.text), " ");
     return wrap;
   }
 
@@ -243,10 +250,17 @@
       } catch (e) {
         throw new Error("could not reach the server (" + e.message + ")");
       }
-      if (!response.ok) throw new Error(await errorText(response));
+      if (!response.ok) {
+        const refused = new Error(await errorText(response));
+        refused.status = response.status;
+        throw refused;
+      }
       renderAnswer(await response.json());
     } catch (e) {
       renderError(e.message);
+      // a refused question (e.g. too long) goes back into the box to be shortened, not retyped
+      if (e.status === 422 && !input.value) input.value = question;
+      checkReady(); // the server may be down or restarting: the header must not go on saying "Ready"
     } finally {
       pending.remove();
       setBusy(false);
@@ -258,18 +272,22 @@
     const question = input.value.trim();
     if (!question || busy) return;
     input.value = "";
-    ask(question).then(() => input.focus());
+    ask(question).then(() => {
+      const at = document.activeElement;
+      if (!at || at === document.body || at === input || at === sendButton) input.focus();
+    });
   });
 
   // ---------------------------------------------------------------- source panel
 
-  async function openSource(docId, start, end, opener, page) {
+  async function openSource(docId, start, end, opener, page, cited) {
     const token = ++openRequest;
     lastOpener = opener || null;
     panel.hidden = false;
     document.body.classList.add("panel-open");
     sourceTitle.textContent = docId;
     sourceInfo.textContent = "Loading…";
+    sourceInfo.classList.remove("stale");
     sourceOriginal.href = docUrl(docId) + "?original=true";
     sourceOriginal.hidden = false;
     let text;
@@ -291,6 +309,16 @@
       sourceText.scrollTop = 0;
     } else {
       const [before, middle, after] = splitAt(text, start, end);
+      if (typeof cited === "string" && middle !== cited) {
+        // replaced (or deleted and uploaded again) since this answer: its offsets point at other text now
+        sourceInfo.textContent = "This document has changed since this answer: characters " + start + "–" + end +
+          " no longer hold the cited text. Ask again for an answer from its current version.";
+        sourceInfo.classList.add("stale");
+        sourceText.append(document.createTextNode(text));
+        sourceText.scrollTop = 0;
+        sourceTitle.focus({ preventScroll: true });
+        return;
+      }
       const mark = el("mark", { id: "source-mark", text: middle });
       sourceText.append(document.createTextNode(before), mark, document.createTextNode(after));
       let info = (page ? "Page " + page + " · characters " : "Characters ") + start + "–" + end + " highlighted";
@@ -316,7 +344,11 @@
 
   // ---------------------------------------------------------------- service status, documents
 
+  let readyTimer = null;
+
   async function checkReady() {
+    clearTimeout(readyTimer);
+    readyTimer = null;
     try {
       const response = await fetch("/ready", { headers: { Accept: "application/json" } });
       const body = await response.json();
@@ -324,6 +356,7 @@
         writesNeed = body.writes || "open";
         serviceStatus.textContent = "Ready · " + body.documents + " documents";
         serviceStatus.className = "service-status ok";
+        readyTimer = setTimeout(checkReady, 15000);
         return;
       }
       serviceStatus.textContent = "Not ready: " + (body.reason || body.status);
@@ -332,7 +365,7 @@
       serviceStatus.textContent = "Cannot reach the server";
       serviceStatus.className = "service-status bad";
     }
-    setTimeout(checkReady, 3000);
+    readyTimer = setTimeout(checkReady, 3000);
   }
 
   // ---------------------------------------------------------------- API key, delete, restore
@@ -403,7 +436,8 @@
           : (d.converter && d.converter !== "text" ? d.converter.toUpperCase() : "");
         const del = el("button", { type: "button", class: "link doc-action", text: "Delete",
           "aria-label": "Delete " + d.id + " (it goes to the trash)" });
-        del.addEventListener("click", () => changeDocument("DELETE", docUrl(d.id), "Deleted " + d.id));
+        del.addEventListener("click", () =>
+          changeDocument("DELETE", docUrl(d.id), "Deleted " + d.id + " (it is in the trash).", d.id));
         docListItems.append(el("li", { "data-doc": d.id }, b,
           kind ? el("span", { class: "doc-kind", text: " " + kind }) : null, del));
       }
@@ -417,18 +451,20 @@
       trashItems.replaceChildren();
       if (!body.entries.length) trashItems.append(el("li", { text: "Empty." }));
       for (const t of body.entries) {
+        const when = t.reason + " " + t.deleted_at;
         const restore = el("button", { type: "button", class: "link doc-action", text: "Restore",
-          "aria-label": "Restore " + t.id });
+          "aria-label": "Restore " + t.id + " as it was when " + when });
         restore.addEventListener("click", () =>
-          changeDocument("POST", docUrl(t.id) + "/restore", "Restored " + t.id));
-        trashItems.append(el("li", null, t.id + " (" + t.reason + " " + t.deleted_at + ")", restore));
+          changeDocument("POST", docUrl(t.id) + "/restore?entry=" + encodeURIComponent(t.entry),
+            "Restored " + t.id + " as it was when " + when + ".", t.id));
+        trashItems.append(el("li", { "data-entry": t.entry }, t.id + " (" + when + ")", restore));
       }
     } catch (e) {
       trashItems.replaceChildren(el("li", { text: "Could not list the trash: " + e.message }));
     }
   }
 
-  async function changeDocument(method, url, done) {
+  async function changeDocument(method, url, done, docId) {
     if (writesNeed === "key" && !sessionStorage.getItem("qa-api-key")) {
       askForKey("This server needs a write key for deletes and restores.");
       return;
@@ -441,7 +477,13 @@
       return;
     }
     if (response.ok) {
-      serviceStatus.textContent = done;
+      setUploadStatus(done, "ok");
+      if (method === "DELETE" && !panel.hidden && sourceTitle.textContent === docId) {
+        sourceInfo.textContent = "This document was deleted (it is in the trash).";
+        sourceText.replaceChildren();
+        sourceOriginal.hidden = true;
+      }
+      checkReady(); // the header's document count
       await refreshDocuments();
     } else if (response.status !== 401 && response.status !== 403) {
       renderError(await errorText(response));
@@ -542,8 +584,12 @@
       } else if (xhr.status === 202 && body && body.id) {
         followJob(body, names);
       } else {
-        const message = body && typeof body.message === "string" ? body.message
+        let message = body && typeof body.message === "string" ? body.message
           : "the server answered " + xhr.status + " " + xhr.statusText;
+        if (body && body.error === "already_exists" && /replace it with PUT /.test(message)) {
+          message = message.replace(/;? *replace it with PUT .*$/, "") +
+            ": delete it first (it goes to the trash), then add the new version";
+        }
         setUploadStatus("Not added: " + message, "bad");
         if (xhr.status === 401 || xhr.status === 403) askForKey(message + " — enter a write key, then try again.");
       }
