@@ -134,6 +134,7 @@ class QAPipeline:
         if s.store != "faiss":
             return self._warm_up_store(show_progress)
         self.writer = Writer(s, self._index_changes)
+        self.writer.after_commit = self._swap_in
         self.recovered = self.writer.recover()
         store = load_or_build(s, self.embedder, self.chunker, announce=logger.warning, show_progress=show_progress)
         store = self._reconcile(store, show_progress)
@@ -181,6 +182,16 @@ class QAPipeline:
         from qa.index_store import apply_changes
 
         return apply_changes(self.settings, self.embedder, self.chunker, previous, upserts=upserts, removals=removals)
+
+    def _swap_in(self, store: IndexStore) -> None:
+        """Readers get a write's new index as soon as it is committed, *before* the writer moves the files in
+        and out of the corpus folder: a document is never on disk but unknown (an upload read back at once
+        answered 404), nor listed after its file went to the trash. Runs under ``_write_lock``; a failure here
+        is raised again by the caller once the files are in place."""
+        try:
+            self._state = self._make_state(store)
+        except Exception:  # noqa: BLE001 - the write is committed: finish moving its files first
+            logger.exception("could not swap in the new index version before moving the files")
 
     def _load_store(self) -> IndexStore:
         return IndexStore.load(self.settings.index_dir, getattr(self.embedder, "model_id", None))
@@ -276,6 +287,12 @@ class QAPipeline:
     def document_text(self, doc_id: str) -> str:
         return self.store.document_text(doc_id)
 
+    def document_view(self, doc_id: str) -> tuple[str, str, tuple[int, ...]]:
+        """(served text, sha256 of the file, page starts) of one index version, so a write in between cannot
+        pair one version's text with another's ETag. KeyError if unknown."""
+        store = self.store
+        return store.document_text(doc_id), store.documents[doc_id].sha256, tuple(store.page_starts(doc_id))
+
     def page_starts(self, doc_id: str) -> tuple[int, ...]:
         """Where each page of a PDF starts in its served text; () for other formats. KeyError if unknown."""
         return self.store.page_starts(doc_id)
@@ -299,7 +316,7 @@ class QAPipeline:
         with self._write_lock:
             state = self._require()
             store, ids = self.writer.add(files, state.store, self._load_store)
-            self._state = self._make_state(store)
+            self._adopt(store)
         return ids
 
     def replace_document(self, doc_id: str, data: bytes, if_match: str | None) -> bool:
@@ -308,8 +325,7 @@ class QAPipeline:
         with self._write_lock:
             state = self._require()
             store, changed = self.writer.replace(doc_id, data, if_match, state.store, self._load_store)
-            if store is not state.store:
-                self._state = self._make_state(store)
+            self._adopt(store)
         return changed
 
     def remove_document(self, doc_id: str) -> None:
@@ -317,15 +333,20 @@ class QAPipeline:
         with self._write_lock:
             state = self._require()
             store = self.writer.delete(doc_id, state.store, self._load_store)
-            self._state = self._make_state(store)
+            self._adopt(store)
 
     def restore_document(self, doc_id: str, entry: str | None = None):
         """Bring the newest trashed version of ``doc_id`` back (KeyError: none in the trash)."""
         with self._write_lock:
             state = self._require()
             store, restored = self.writer.restore(doc_id, state.store, self._load_store, entry=entry)
-            self._state = self._make_state(store)
+            self._adopt(store)
         return restored
+
+    def _adopt(self, store) -> None:
+        """After a write: serve ``store`` unless :meth:`_swap_in` already does (or the write changed nothing)."""
+        if self._state is None or self._state.store is not store:
+            self._state = self._make_state(store)
 
     def trash(self) -> list:
         self._require()

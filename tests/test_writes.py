@@ -623,3 +623,74 @@ def test_a_refused_converted_file_changes_nothing(settings):
     w = Writer(settings, None)
     assert not (w.staging_dir.exists() and any(w.staging_dir.iterdir()))
     assert not (w.journal_dir.exists() and any(w.journal_dir.iterdir()))
+
+
+# --------------------------------------------------------------------------- readers during writes
+
+
+def test_readers_never_see_a_write_half_done(settings):
+    """A concurrency audit (2026-12-07) found readers in the gap between a write's index commit and its file moves:
+    an upload read back the moment its file appeared answered 404, and ``?original=true`` during replaces sent one
+    version's bytes under the other's ETag, a body cut off after its headers, or a 500. Now the new index is
+    served before the files move, and a download hashes exactly the bytes it sends."""
+    a = b"Version A of the lighthouse notes: the lamp was lit in 1873.\n" * 40
+    b = b"Version B, rewritten: the ferry leaves on Tuesdays.\n" * 55
+    name = "race.txt"
+    corpus = Path(settings.corpus_dir)
+    problems: list = []
+    with client_for(settings) as c:
+        assert upload(c, name, a).status_code == 201
+        done = threading.Event()
+
+        def replace_back_and_forth():
+            try:
+                current = a
+                for _ in range(25):
+                    new = b if current == a else a
+                    r = c.put(f"/documents/{name}", content=new, headers={"If-Match": f'"{sha(current)}"'})
+                    if r.status_code != 200:
+                        problems.append(("PUT", r.status_code, r.text[:200]))
+                        return
+                    current = new
+                for i in range(15):  # uploads of new names, read back as soon as their file is on disk
+                    r = upload(c, f"new-{i}.txt", f"Fresh document number {i} about harbours.\n".encode())
+                    if r.status_code != 201:
+                        problems.append(("upload", r.status_code, r.text[:200]))
+            finally:
+                done.set()
+
+        def download_originals():
+            while not done.is_set():
+                r = c.get(f"/documents/{name}", params={"original": "true"})
+                body = r.content
+                if r.status_code != 200 or body not in (a, b) or r.headers.get("etag") != f'"{sha(body)}"':
+                    problems.append(("original", r.status_code, r.headers.get("etag"), len(body)))
+                r = c.get(f"/documents/{name}")
+                text = r.json().get("text", "")
+                if r.status_code != 200 or r.headers.get("etag") != f'"{sha(text.encode())}"':
+                    problems.append(("text", r.status_code, r.headers.get("etag"), len(text)))
+
+        def read_back_uploads():
+            seen: set[str] = set()
+            while not done.is_set() or len(seen) < 15:
+                for i in range(15):
+                    doc = f"new-{i}.txt"
+                    if doc not in seen and (corpus / doc).exists():
+                        seen.add(doc)
+                        r = c.get(f"/documents/{doc}")
+                        if r.status_code != 200:
+                            problems.append(("read back", doc, r.status_code, r.text[:200]))
+                if done.is_set() and len(seen) < 15 and not problems:
+                    time.sleep(0.05)
+                if done.is_set() and problems:
+                    return
+
+        threads = [threading.Thread(target=f) for f in (replace_back_and_forth, download_originals,
+                                                        download_originals, read_back_uploads)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(300)
+        assert not any(t.is_alive() for t in threads)
+        assert problems == []
+        assert agree(settings) == []

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any, BinaryIO, Optional
+from urllib.parse import quote
 
 import anyio.to_thread
 from fastapi import APIRouter, Depends, File, Header, Query, Request, UploadFile
-from fastapi.responses import FileResponse, JSONResponse, PlainTextResponse
+from fastapi.responses import JSONResponse, PlainTextResponse, StreamingResponse
+from starlette.background import BackgroundTask
 
 from api.deps import MAX_FILES_PER_UPLOAD, ServiceState, doc_out, get_service, ready_pipeline, responses
 from api.errors import ApiError
@@ -37,6 +40,50 @@ _MEDIA_TYPES = {".pdf": "application/pdf", ".html": "text/html; charset=utf-8", 
 
 def original_media_type(name: str) -> str:
     return _MEDIA_TYPES.get(Path(name).suffix.lower(), "application/octet-stream")
+
+
+def _open_hashed(path: Path) -> tuple[str, BinaryIO, str, int]:
+    handle = open(path, "rb")
+    try:
+        digest, size = hashlib.sha256(), 0
+        while block := handle.read(1 << 20):
+            digest.update(block)
+            size += len(block)
+        handle.seek(0)
+    except BaseException:
+        handle.close()
+        raise
+    return path.name, handle, digest.hexdigest(), size
+
+
+def open_original(pipeline: Any, doc_id: str, write_lock: Any) -> tuple[str, BinaryIO, str, int]:
+    """The original file, opened, with the sha256 and size of exactly the bytes that will be sent: a replace
+    that renames another version into place meanwhile changes neither (it used to send one version under the
+    other's ETag, or fail with a 500 when the file moved between the headers and the body). A file missing
+    while a write of this server moves files in or out is looked up again once that write is done."""
+    try:
+        return _open_hashed(pipeline.document_original(doc_id))
+    except FileNotFoundError:
+        with write_lock:
+            pass
+        return _open_hashed(pipeline.document_original(doc_id))
+
+
+def original_response(name: str, handle: BinaryIO, sha: str, size: int) -> StreamingResponse:
+    """Always a download (never rendered here: an uploaded .html must not run on this origin); its ETag is the
+    sha256 of the bytes sent."""
+    async def body():
+        try:
+            while block := await anyio.to_thread.run_sync(handle.read, 1 << 16):
+                yield block
+        finally:
+            handle.close()
+
+    quoted = quote(name)
+    disposition = (f"attachment; filename*=utf-8''{quoted}" if quoted != name else f'attachment; filename="{name}"')
+    return StreamingResponse(body(), media_type=original_media_type(name), background=BackgroundTask(handle.close),
+                             headers={"ETag": f'"{sha}"', "Content-Length": str(size),
+                                      "Content-Disposition": disposition})
 
 
 def _plain_id(doc_id: str) -> str:
@@ -99,6 +146,7 @@ def build_router(settings: Settings) -> APIRouter:
         raw: bool = Query(False, description="return text/plain instead of JSON"),
         original: bool = Query(False, description="download the original file (PDF, DOCX, HTML, ...)"),
         pipeline: Any = Depends(ready_pipeline),
+        service: ServiceState = Depends(get_service),
     ):
         doc_id = _plain_id(doc_id)
 
@@ -107,6 +155,10 @@ def build_router(settings: Settings) -> APIRouter:
             return doc_out(info).sha256 if info is not None else None
 
         def lookup() -> tuple[str, str | None, list[int]]:
+            view = getattr(pipeline, "document_view", None)
+            if view is not None:  # text and sha256 of one index version
+                text, sha, pages = view(doc_id)
+                return text, sha, list(pages)
             text = pipeline.document_text(doc_id)
             page_starts = getattr(pipeline, "page_starts", None)
             pages = list(page_starts(doc_id)) if page_starts else []
@@ -114,15 +166,8 @@ def build_router(settings: Settings) -> APIRouter:
 
         try:
             if original:
-                path = await anyio.to_thread.run_sync(pipeline.document_original, doc_id)
-                sha = await anyio.to_thread.run_sync(sha_of)
-                # always a download (never rendered here: an uploaded .html must not run on this origin); its
-                # ETag is the sha256, not Starlette's own (md5 of size and mtime)
-                response = FileResponse(path, media_type=original_media_type(path.name), filename=path.name,
-                                        content_disposition_type="attachment")
-                if sha:
-                    response.headers["ETag"] = f'"{sha}"'
-                return response
+                got = await anyio.to_thread.run_sync(open_original, pipeline, doc_id, service.write_lock)
+                return original_response(*got)
             text, sha, pages = await anyio.to_thread.run_sync(lookup)
         except KeyError:
             raise ApiError(404, "not_found", f"unknown document {shown(doc_id)}") from None
