@@ -242,6 +242,17 @@ def test_nfc_and_nfd_names_are_one_document(settings):
         r = upload(c, nfc, b"Other coffee notes.")
         assert r.status_code == 409
         assert [p.name for p in Path(settings.corpus_dir).iterdir() if "caf" in p.name] == [nfc]
+        # the NFD spelling finds the document everywhere, not only on upload (a 404 before, 2026-12-07)
+        r = c.get(f"/documents/{nfd}")
+        assert r.status_code == 200 and r.json()["id"] == nfc and r.json()["text"] == "Coffee notes.", r.text
+        assert c.get(f"/documents/{nfd}", params={"original": "true"}).content == b"Coffee notes."
+        r = c.put(f"/documents/{nfd}", content=b"Coffee notes, edited.", headers={"If-Match": r.headers["etag"]})
+        assert r.status_code == 200 and r.json()["id"] == nfc, r.text
+        assert c.delete(f"/documents/{nfd}").json()["id"] == nfc
+        r = c.post(f"/documents/{nfd}/restore")
+        assert r.status_code == 200 and r.json()["id"] == nfc, r.text
+        assert (Path(settings.corpus_dir) / nfc).read_bytes() == b"Coffee notes, edited."
+        assert agree(settings) == []
 
 
 @pytest.mark.parametrize("name", ["a\u200bb.txt", "evil\u202etxt.md", "x\u200f.txt", "\ufeffbom.txt",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import unicodedata
 from pathlib import Path
 from typing import Any, BinaryIO, Optional
 from urllib.parse import quote
@@ -94,6 +95,18 @@ def _plain_id(doc_id: str) -> str:
     return doc_id
 
 
+def _spelled(doc_id: str, known: Any) -> str:
+    """``doc_id`` as the index spells it: uploads are stored under the NFC form of their name, so the NFD
+    spelling of the same name (what macOS file names and some clients send) finds that document too. An id
+    that is itself indexed (a file put in the corpus folder under an NFD name) stays as it is.
+    ``known``: a callable giving the ids to look in, called only when the two spellings differ."""
+    nfc = unicodedata.normalize("NFC", doc_id)
+    if nfc == doc_id:
+        return doc_id
+    ids = known()
+    return nfc if doc_id not in ids and nfc in ids else doc_id
+
+
 def _api_error(e: DocumentError) -> ApiError:
     return ApiError(e.status, e.code, str(e))
 
@@ -148,7 +161,7 @@ def build_router(settings: Settings) -> APIRouter:
         pipeline: Any = Depends(ready_pipeline),
         service: ServiceState = Depends(get_service),
     ):
-        doc_id = _plain_id(doc_id)
+        doc_id = _spelled(_plain_id(doc_id), lambda: _infos(pipeline))
 
         def sha_of() -> str | None:  # the file's sha256: the ETag that PUT's If-Match wants
             info = next((d for d in pipeline.documents() if doc_out(d).id == doc_id), None)
@@ -274,7 +287,7 @@ def build_router(settings: Settings) -> APIRouter:
         pipeline: Any = Depends(ready_pipeline),
         service: ServiceState = Depends(get_service),
     ) -> ReplaceResult:
-        doc_id = _plain_id(doc_id)
+        doc_id = _spelled(_plain_id(doc_id), lambda: _infos(pipeline))
         data = await request.body()
         replace = getattr(pipeline, "replace_document", None)
         if replace is None:
@@ -309,7 +322,7 @@ def build_router(settings: Settings) -> APIRouter:
         pipeline: Any = Depends(ready_pipeline),
         service: ServiceState = Depends(get_service),
     ) -> DeleteResult:
-        doc_id = _plain_id(doc_id)
+        doc_id = _spelled(_plain_id(doc_id), lambda: _infos(pipeline))
 
         def remove() -> DeleteResult:
             with service.write_lock:
@@ -342,6 +355,8 @@ def build_router(settings: Settings) -> APIRouter:
         pipeline: Any = Depends(ready_pipeline),
         service: ServiceState = Depends(get_service),
     ) -> RestoreResult:
+        trash = getattr(pipeline, "trash", None)
+        doc_id = _spelled(doc_id, lambda: {t.id for t in trash()} if trash else set())
         restore = getattr(pipeline, "restore_document", None)
         if restore is None:
             raise ApiError(404, "not_found", f"nothing in the trash for {shown(doc_id)}")
