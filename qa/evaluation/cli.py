@@ -13,6 +13,12 @@ article of the file into a document, indexes them with the normal pipeline in a 
 through the whole pipeline; --remove-articles N leaves N seeded articles out of the corpus, making
 their questions unanswerable (qa.evaluation.open_squad). Metric definitions: qa.evaluation.metrics,
 qa.evaluation.selective and docs/evaluation.md.
+
+Bad input (unreadable or malformed files, questions the service would refuse, options out of the
+settings' ranges or that the chosen mode would ignore, an --out/--workdir that cannot be written) is
+refused before anything loads: one line ``error: ...`` on stderr, exit code 2. A run in which some
+question raised writes its report, scores those questions wrong and exits 1 (docs/evaluation.md,
+"Input checks").
 """
 
 from __future__ import annotations
@@ -114,31 +120,200 @@ def make_reader(model_dir: Path, settings: Any = None) -> Any:
     return reader
 
 
+# ------------------------------------------------------------------------------------- input checks
+#
+# Bad input is refused before anything heavy loads: one line on stderr, ``error: ...``, exit code 2
+# (docs/evaluation.md, "Input checks"). A run whose questions raised at run time still writes its
+# report, and exits 1.
+
+EXIT_ERRORS = 1  # the run finished and wrote its report, but some question raised: its figures count it wrong
+EXIT_INPUT = 2  # bad input (files, options): nothing was run
+
+# option -> the Settings field whose range it must respect (the same range as its QA_* variable)
+_OPTION_FIELDS = {"k": ("-k", "top_k"), "max_answers": ("--max-answers", "max_answers")}
+
+
+class EvalInputError(ValueError):
+    """Bad input to ``qa eval``: the message is the whole one-line explanation."""
+
+
+def _range_error(option: str, field_name: str, value: Any) -> str | None:
+    """Why ``value`` is outside the range the settings accept for ``field_name`` (None when inside)."""
+    from typing import Annotated
+
+    from pydantic import TypeAdapter, ValidationError
+
+    from qa.config import Settings
+
+    info = Settings.model_fields[field_name]
+    try:
+        TypeAdapter(Annotated[(info.annotation, *info.metadata)]).validate_python(value)
+    except ValidationError:
+        lo = next((m.ge for m in info.metadata if getattr(m, "ge", None) is not None), None)
+        hi = next((m.le for m in info.metadata if getattr(m, "le", None) is not None), None)
+        bounds = (f"between {lo} and {hi}" if lo is not None and hi is not None
+                  else f">= {lo}" if lo is not None else f"<= {hi}")
+        return f"{option} must be {bounds} (as QA_{field_name.upper()}), not {value}"
+    return None
+
+
+def _check_options(args: argparse.Namespace) -> None:
+    """EvalInputError for options out of range or that the chosen mode would silently ignore."""
+    files = list(getattr(args, "files", None) or [])
+    squad, open_squad = getattr(args, "squad", None), getattr(args, "open_squad", None)
+    retrieval_only = bool(getattr(args, "retrieval_only", False))
+    for attr, (option, field_name) in _OPTION_FIELDS.items():
+        value = getattr(args, attr, None)
+        if value is not None:
+            problem = _range_error(option, field_name, value)
+            if problem:
+                raise EvalInputError(problem)
+    if getattr(args, "limit", None) is not None and args.limit < 1:
+        raise EvalInputError("--limit must be >= 1")
+    if (getattr(args, "remove_articles", 0) or 0) < 0:
+        raise EvalInputError("--remove-articles must be >= 0")
+    if squad is not None and open_squad is not None:
+        raise EvalInputError("--squad and --open-squad cannot be combined: run them one at a time")
+    if files and (squad is not None or open_squad is not None):
+        which = "--squad" if squad is not None else "--open-squad"
+        raise EvalInputError(f"evaluation files ({files[0]}) cannot be combined with {which}: run them one at a time")
+    if retrieval_only and (squad is not None or open_squad is not None):
+        raise EvalInputError("--retrieval-only scores JSONL evaluation sets; it cannot be combined with "
+                             + ("--squad" if squad is not None else "--open-squad"))
+    if open_squad is None:
+        for attr, option, default in (("remove_articles", "--remove-articles", 0), ("seed", "--seed", 0),
+                                      ("workdir", "--workdir", None)):
+            if getattr(args, attr, default) != default:
+                raise EvalInputError(f"{option} applies only to --open-squad")
+    if squad is None and getattr(args, "reader_dir", None) is not None:
+        raise EvalInputError("--reader-dir applies only to --squad (the pipeline uses QA_READER_MODEL_DIR)")
+    if squad is not None:
+        for attr, option in (("mode", "--mode"), ("k", "-k"), ("max_answers", "--max-answers")):
+            if getattr(args, attr, None) is not None:
+                raise EvalInputError(f"{option} does not apply to --squad (the reader alone reads each question "
+                                     "with its own paragraph: no retrieval)")
+    if retrieval_only and getattr(args, "max_answers", None) is not None:
+        raise EvalInputError("--max-answers does not apply to --retrieval-only (no reader)")
+
+
 def _settings_for(args: argparse.Namespace) -> Any:
+    """The settings with the command line's --mode, -k and --max-answers, validated like QA_* values
+    (EvalInputError for a value out of range)."""
     from qa.config import get_settings
 
     updates: dict[str, Any] = {}
-    if args.mode:
+    if getattr(args, "mode", None):
         updates["retrieval_mode"] = args.mode
-    if args.k is not None:
+    if getattr(args, "k", None) is not None:
         updates["top_k"] = args.k
-    if args.max_answers is not None:
+    if getattr(args, "max_answers", None) is not None:
         updates["max_answers"] = args.max_answers
+    for attr, (option, field_name) in _OPTION_FIELDS.items():
+        if field_name in updates:
+            problem = _range_error(option, field_name, updates[field_name])
+            if problem:
+                raise EvalInputError(problem)
     return get_settings().model_copy(update=updates)
 
 
+def _question_check(settings: Any) -> Any:
+    """The service's own question rule (QAPipeline.check_question: a letter or digit, at most
+    ``settings.max_question_chars`` characters) as a function of the question."""
+    from types import SimpleNamespace
+
+    from qa.pipeline import QAPipeline
+
+    holder = SimpleNamespace(settings=settings)  # check_question reads only .settings
+    return lambda question: QAPipeline.check_question(holder, question)  # type: ignore[arg-type]
+
+
+def _prepare_dir(path: Path, option: str) -> list[Path]:
+    """Create ``path`` (and its parents) and check that files can be written there, before the run:
+    EvalInputError otherwise. Returns the folders it created (deepest first), for :func:`_remove_empty`."""
+    path = Path(path)
+    if path.exists() and not path.is_dir():
+        raise EvalInputError(f"{option} {path}: is a file, not a folder")
+    created: list[Path] = []
+    p = path
+    while not p.exists() and p != p.parent:
+        created.append(p)
+        p = p.parent
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        import tempfile
+
+        with tempfile.TemporaryFile(dir=path):
+            pass
+    except OSError as exc:
+        _remove_empty(created)
+        raise EvalInputError(f"{option} {path}: cannot write there: {exc.strerror or exc}") from None
+    return created
+
+
+def _remove_empty(folders: list[Path]) -> None:
+    """Remove the folders :func:`_prepare_dir` created, deepest first, while they are empty (a run that
+    stopped before writing leaves nothing behind)."""
+    for folder in folders:
+        try:
+            folder.rmdir()
+        except OSError:
+            return
+
+
+def _evidence_problems(items: list, document_text: Any) -> list[str]:
+    """One line per evidence span that no passage can overlap: its document is not indexed, or it
+    ends past the document's text. Such spans count as retrieval misses."""
+    lengths: dict[str, int | None] = {}
+    lines: list[str] = []
+    for item in items:
+        for ev in item.evidence:
+            if ev.document not in lengths:
+                try:
+                    lengths[ev.document] = len(document_text(ev.document))
+                except Exception:  # KeyError (unknown document) or any failure to read it
+                    lengths[ev.document] = None
+            n = lengths[ev.document]
+            where = item.where or f"question {item.id!r}"
+            if n is None:
+                lines.append(f"{where}: evidence document {ev.document!r} is not in the index")
+            elif ev.end > n:
+                lines.append(f"{where}: evidence {ev.document}[{ev.start}:{ev.end}] ends past the document's "
+                             f"{n} characters")
+    return lines
+
+
+def _warn_lines(lines: list[str], tail: str, shown: int = 20) -> None:
+    for line in lines[:shown]:
+        print(f"warning: {line}", file=sys.stderr)
+    if len(lines) > shown:
+        print(f"warning: ... and {len(lines) - shown} more", file=sys.stderr)
+    if lines:
+        print(f"warning: {tail}", file=sys.stderr)
+
+
+def _errors_exit(errors: int, markdown: Path) -> int:
+    """The exit code of a finished run: EXIT_ERRORS (and a line saying why) when questions raised."""
+    if not errors:
+        return 0
+    print(f"error: {errors} question(s) raised an error and are scored wrong; see {markdown}", file=sys.stderr)
+    return EXIT_ERRORS
+
+
 def cmd_eval(args: argparse.Namespace) -> int:
-    if args.k is not None and args.k < 1:
-        print("error: -k must be >= 1", file=sys.stderr)
-        return 2
-    if args.limit is not None and args.limit < 1:
-        print("error: --limit must be >= 1", file=sys.stderr)
-        return 2
-    if getattr(args, "open_squad", None) is not None:
-        return _cmd_open_squad(args)
-    if args.squad is not None:
-        return _cmd_squad(args)
-    return _cmd_eval_sets(args)
+    try:
+        _check_options(args)
+    except EvalInputError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_INPUT
+    try:
+        if getattr(args, "open_squad", None) is not None:
+            return _cmd_open_squad(args)
+        if args.squad is not None:
+            return _cmd_squad(args)
+        return _cmd_eval_sets(args)
+    except EvalInputError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_INPUT
 
 
 def make_retriever_for(settings: Any) -> Any:
@@ -153,18 +328,42 @@ def make_retriever_for(settings: Any) -> Any:
     return retriever
 
 
-def _cmd_retrieval_only(args: argparse.Namespace, files: list[Path], items: list) -> int:
+def _document_text_of(obj: Any) -> Any:
+    """``document_text(doc_id)`` of a pipeline, or of the store under a retriever; None if there is none."""
+    for candidate in (obj, getattr(obj, "store", None), getattr(getattr(obj, "dense", None), "store", None),
+                      getattr(getattr(obj, "bm25", None), "store", None)):
+        fn = getattr(candidate, "document_text", None)
+        if callable(fn):
+            return fn
+    return None
+
+
+def _cmd_retrieval_only(args: argparse.Namespace, files: list[Path], items: list, settings: Any = None) -> int:
+    settings = settings if settings is not None else _settings_for(args)
+    out_dir = args.out or (REPORTS_DIR / f"retrieval-{settings.retrieval_mode}-{_timestamp()}")
+    created = _prepare_dir(out_dir, "--out")
+    try:
+        return _run_retrieval_only(args, files, items, settings, out_dir)
+    finally:
+        _remove_empty(created)
+
+
+def _run_retrieval_only(args: argparse.Namespace, files: list[Path], items: list, settings: Any,
+                        out_dir: Path) -> int:
     from qa.evaluation.report import fmt
     from qa.evaluation.retrieval import retrieval_report
 
-    settings = _settings_for(args)
     retriever = make_retriever_for(settings)
+    document_text = _document_text_of(retriever)
+    problems = _evidence_problems(items, document_text) if document_text is not None else []
+    _warn_lines(problems, "these spans cannot overlap any passage: they count as retrieval misses")
     k = settings.top_k
     result = retrieval_report(retriever, items, k, progress=not args.no_progress)
     result["meta"] = {"created": _dt.datetime.now().isoformat(timespec="seconds"),
                       "eval_files": [str(f) for f in files], "retrieval_mode": settings.retrieval_mode,
                       "top_k": k, "git_commit": _git_commit(), "machine": machine.describe()}
-    out_dir = args.out or (REPORTS_DIR / f"retrieval-{settings.retrieval_mode}-{_timestamp()}")
+    if problems:
+        result["meta"]["input_warnings"] = problems
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / "report.json").write_text(json.dumps(result, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
     keys = [key for key in result["overall"] if key.startswith("recall@")] + ["mrr"]
@@ -182,34 +381,55 @@ def _cmd_retrieval_only(args: argparse.Namespace, files: list[Path], items: list
     return 0
 
 
-def _cmd_eval_sets(args: argparse.Namespace) -> int:
-    from qa.evaluation.dataset import EvalSetError, load_eval_set
-    from qa.evaluation.report import build_report, summary_table, write_report
-    from qa.evaluation.runner import run_pipeline
-
+def _eval_files(args: argparse.Namespace) -> list[Path]:
+    """The JSONL files to evaluate; EvalInputError when one is given twice (it would count twice)."""
     files = list(args.files) or [DEFAULT_EVAL_FILE]
+    seen: dict[Path, Path] = {}
     for f in files:
-        if not f.is_file():
-            print(f"error: evaluation file not found: {f}", file=sys.stderr)
-            return 2
+        key = Path(f).resolve()
+        if key in seen:
+            raise EvalInputError(f"{f}: given twice" + (f" (as {seen[key]})" if seen[key] != f else "")
+                                 + "; its questions would count twice")
+        seen[key] = Path(f)
+    return files
+
+
+def _cmd_eval_sets(args: argparse.Namespace) -> int:
+    from qa.evaluation.dataset import EvalSetError, check_questions, load_eval_set
+
+    files = _eval_files(args)
+    settings = _settings_for(args)
     try:
         items = load_eval_set(*files)
+        check_questions(items, _question_check(settings))
     except EvalSetError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+        raise EvalInputError(str(exc)) from None
     if args.limit is not None:
         items = items[: args.limit]
     if not items:
-        print("error: no questions to evaluate", file=sys.stderr)
-        return 2
+        raise EvalInputError("no questions to evaluate")
     if getattr(args, "retrieval_only", False):
-        return _cmd_retrieval_only(args, files, items)
-    settings = _settings_for(args)
+        return _cmd_retrieval_only(args, files, items, settings)
+    out_dir = args.out or (REPORTS_DIR / _timestamp())
+    created = _prepare_dir(out_dir, "--out")
+    try:
+        return _run_eval_sets(args, files, items, settings, out_dir)
+    finally:
+        _remove_empty(created)
+
+
+def _run_eval_sets(args: argparse.Namespace, files: list[Path], items: list, settings: Any, out_dir: Path) -> int:
+    from qa.evaluation.report import build_report, summary_table, write_report
+    from qa.evaluation.runner import run_pipeline
+
     try:
         pipeline = make_pipeline(settings)
     except FileNotFoundError as exc:  # no reader model yet, no corpus...
         print(f"qa: error: {exc}", file=sys.stderr)
         return 1
+    document_text = _document_text_of(pipeline)
+    problems = _evidence_problems(items, document_text) if document_text is not None else []
+    _warn_lines(problems, "these spans cannot overlap any passage or citation: they count as misses")
     results = run_pipeline(pipeline, items, top_k=settings.top_k, max_answers=settings.max_answers,
                            progress=not args.no_progress)
     meta = {
@@ -223,8 +443,9 @@ def _cmd_eval_sets(args: argparse.Namespace) -> int:
         "git_commit": _git_commit(),
         **_runtime_meta(getattr(pipeline, "reader", None)),
     }
+    if problems:
+        meta["input_warnings"] = problems
     report = build_report(results, settings.top_k, meta)
-    out_dir = args.out or (REPORTS_DIR / _timestamp())
     paths = write_report(report, out_dir)
     table = summary_table(report)
     where = _ran_on(report.meta) + "report: " + ", ".join(str(p) for p in paths.values())
@@ -237,10 +458,7 @@ def _cmd_eval_sets(args: argparse.Namespace) -> int:
     else:
         print(table)
         print(where)
-    errors = report.overall.get("errors") or 0
-    if errors:
-        print(f"warning: {errors} question(s) raised an error; see {paths['markdown']}", file=sys.stderr)
-    return 0
+    return _errors_exit(report.overall.get("errors") or 0, paths["markdown"])
 
 
 def build_open_index(settings: Any, progress: bool = False) -> Any:
@@ -252,46 +470,54 @@ def build_open_index(settings: Any, progress: bool = False) -> Any:
 
 
 def _cmd_open_squad(args: argparse.Namespace) -> int:
-    import tempfile
-
+    from qa.evaluation.dataset import EvalSetError, check_questions
     from qa.evaluation.open_squad import (
         TRAIN_FILE_NAME,
         TrainingArticlesError,
         build_open_setting,
         check_no_training_articles,
-        write_corpus,
     )
-    from qa.evaluation.report import build_report, summary_table, write_report
-    from qa.evaluation.runner import run_pipeline
 
     path = args.open_squad
-    if not path.is_file():
-        print(f"error: SQuAD file not found: {path}", file=sys.stderr)
-        return 2
-    if args.remove_articles < 0:
-        print("error: --remove-articles must be >= 0", file=sys.stderr)
-        return 2
     settings = _settings_for(args)
     train = Path(settings.squad_dir) / TRAIN_FILE_NAME
     try:
         if train.is_file():
             check_no_training_articles(path, train)
         setting = build_open_setting(path, remove_articles=args.remove_articles, seed=args.seed, limit=args.limit)
-    except (TrainingArticlesError, ValueError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+        check_questions(setting.items, _question_check(settings))
+    except (TrainingArticlesError, EvalSetError, ValueError) as exc:
+        raise EvalInputError(str(exc)) from None
     if not setting.items:
-        print("error: no questions to evaluate", file=sys.stderr)
-        return 2
+        raise EvalInputError("no questions to evaluate")
     if args.workdir is not None:
         # the work folder's corpus/ is synchronised (other .txt/.md files deleted) and index/ rebuilt:
         # never let it be the service's own corpus or index
         for sub, own in (("corpus", settings.corpus_dir), ("index", settings.index_dir)):
             if (Path(args.workdir) / sub).resolve() == Path(own).resolve():
-                print(f"error: --workdir {args.workdir}: {sub}/ there is the service's own {sub} folder; "
-                      "choose another folder", file=sys.stderr)
-                return 2
+                raise EvalInputError(f"--workdir {args.workdir}: {sub}/ there is the service's own {sub} folder; "
+                                     "choose another folder")
+    _warn_lines(setting.warnings, "such answers have no evidence span: retrieval cannot find them")
+    out_dir = args.out or (REPORTS_DIR / f"open-squad-{_timestamp()}")
+    created = _prepare_dir(out_dir, "--out")
+    created_work: list[Path] = []
+    try:
+        if args.workdir is not None:
+            created_work = _prepare_dir(args.workdir, "--workdir")
+        return _run_open_squad(args, setting, settings, out_dir)
+    finally:
+        _remove_empty(created_work)
+        _remove_empty(created)
 
+
+def _run_open_squad(args: argparse.Namespace, setting: Any, settings: Any, out_dir: Path) -> int:
+    import tempfile
+
+    from qa.evaluation.open_squad import write_corpus
+    from qa.evaluation.report import build_report, summary_table, write_report
+    from qa.evaluation.runner import run_pipeline
+
+    path = args.open_squad
     with tempfile.TemporaryDirectory(prefix="qa-open-squad-") as tmp:
         work = Path(args.workdir) if args.workdir is not None else Path(tmp)
         corpus = write_corpus(setting, work / "corpus")
@@ -324,8 +550,9 @@ def _cmd_open_squad(args: argparse.Namespace) -> int:
             "git_commit": _git_commit(),
             **_runtime_meta(getattr(pipeline, "reader", None)),
         }
+        if setting.warnings:
+            meta["input_warnings"] = list(setting.warnings)
     report = build_report(results, settings.top_k, meta)
-    out_dir = args.out or (REPORTS_DIR / f"open-squad-{_timestamp()}")
     paths = write_report(report, out_dir)
     s = setting.summary()
     head = (f"open SQuAD: {path}: {s['articles']} articles ({len(setting.removed_titles)} removed), "
@@ -344,30 +571,40 @@ def _cmd_open_squad(args: argparse.Namespace) -> int:
         print(head)
         print(table)
         print(where)
-    errors = report.overall.get("errors") or 0
-    if errors:
-        print(f"warning: {errors} question(s) raised an error; see {paths['markdown']}", file=sys.stderr)
-    return 0
+    return _errors_exit(report.overall.get("errors") or 0, paths["markdown"])
 
 
 def _cmd_squad(args: argparse.Namespace) -> int:
+    from qa.evaluation.squad import load_squad_file
+
+    try:
+        loaded = load_squad_file(args.squad, limit=args.limit)
+    except ValueError as exc:  # qa.squad_data.SquadFormatError: names the file and the question
+        raise EvalInputError(str(exc)) from None
+    if not loaded[1]:
+        raise EvalInputError(f"no questions to evaluate in {args.squad}")
+    settings = _settings_for(args)
+    out_dir = args.out or (REPORTS_DIR / f"squad-{_timestamp()}")
+    created = _prepare_dir(out_dir, "--out")
+    try:
+        return _run_squad(args, loaded, settings, out_dir)
+    finally:
+        _remove_empty(created)
+
+
+def _run_squad(args: argparse.Namespace, loaded: tuple, settings: Any, out_dir: Path) -> int:
     from qa.evaluation.squad import evaluate_squad
 
-    if not args.squad.is_file():
-        print(f"error: SQuAD file not found: {args.squad}", file=sys.stderr)
-        return 2
-    settings = _settings_for(args)
     model_dir = args.reader_dir or settings.reader_model_dir
     try:
         reader = make_reader(model_dir, settings)
     except FileNotFoundError as exc:
         print(f"qa: error: {exc}", file=sys.stderr)
         return 1
-    result = evaluate_squad(reader, args.squad, limit=args.limit, progress=not args.no_progress)
+    result = evaluate_squad(reader, args.squad, limit=args.limit, progress=not args.no_progress, loaded=loaded)
     result["reader_model_dir"] = str(model_dir)
     result["created"] = _dt.datetime.now().isoformat(timespec="seconds")
     result.update(_runtime_meta(reader))
-    out_dir = args.out or (REPORTS_DIR / f"squad-{_timestamp()}")
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / "report.json").write_text(json.dumps(result, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
     s = result["scores"]

@@ -18,6 +18,9 @@ Definitions (all rates in percent, MRR in 0-1):
 * **no-answer precision / recall / accuracy** - positive class "abstained": precision = correct
   abstentions / abstentions, recall = correct abstentions / unanswerable questions, accuracy =
   share of questions where (abstained) == (unanswerable).
+* **errors** - questions whose ``ask`` raised (:func:`failed_item`): they count in every rate and are
+  always wrong (EM = F1 = 0 even when unanswerable; for the no-answer metrics, an abstention on an
+  answerable question and an answer on an unanswerable one); ``qa eval`` exits 1 when there are any.
 * **latency p50 / p95** - percentiles (linear interpolation) of the wall time of each ``ask``.
 * **coverage** - share of questions answered (not abstained); **coverage (answerable)** - share of
   the answerable questions answered.
@@ -252,12 +255,13 @@ def score_item(
 
 
 def failed_item(item: EvalItem, error: str, latency_ms: float) -> ItemResult:
-    """An item whose ``ask`` raised: scored as an abstention with nothing retrieved."""
-    em, f = answer_em_f1("", item.answers)
+    """An item whose ``ask`` raised: nothing answered, nothing retrieved, and scored wrong whatever the
+    question (EM = F1 = 0 even when it is unanswerable: a failure is not a correct abstention; the
+    no-answer metrics of :func:`aggregate` count it wrong too)."""
     return ItemResult(
         id=item.id, question=item.question, type=item.type, answers=list(item.answers),
         answerable=item.answerable, abstained=True, prediction="", score=None, no_answer_score=None,
-        em=em, f1=f, hit_rank=None, n_passages=0, citation_correct=None, citation_valid=None,
+        em=0.0, f1=0.0, hit_rank=None, n_passages=0, citation_correct=None, citation_valid=None,
         latency_ms=latency_ms, error=error,
     )
 
@@ -301,7 +305,10 @@ def aggregate(results: Sequence[ItemResult], k: int) -> dict[str, Any]:
     out["mrr"] = mean_reciprocal_rank(ranks)
     out["citation_accuracy"] = _pct([bool(r.citation_correct) for r in answered_answerable])
     out["citation_validity"] = _pct([bool(r.citation_valid) for r in answered])
-    out.update(no_answer_metrics([r.abstained for r in results], [not r.answerable for r in results]))
+    # a question that raised counts as the wrong decision: an abstention where it was answerable, an
+    # answer where it was not (it never counts as a correct abstention)
+    out.update(no_answer_metrics([r.abstained if not r.error else r.answerable for r in results],
+                                 [not r.answerable for r in results]))
     out["coverage"] = _pct([not r.abstained for r in results])
     out["coverage_answerable"] = _pct([not r.abstained for r in answerable])
     out.update(selective_metrics([r.confidence for r in results], [r.guess_correct for r in results],

@@ -8,7 +8,8 @@
   article's paragraph contexts joined by ``"\\n\\n"`` (:data:`PARAGRAPH_SEPARATOR`). Every gold answer's
   ``answer_start`` is mapped into that text, so an item's evidence spans slice exactly to the answer
   (``text[start:end] == answer``; an answer whose offset does not slice is looked up in its paragraph,
-  nearest to the given offset, and dropped only if absent).
+  nearest to the given offset, and dropped only if absent: :attr:`OpenSetting.warnings` names such
+  questions, and the CLI prints them).
 * ``remove_articles=N``: N articles, drawn with ``random.Random(seed)`` from the sorted titles, are
   left out of the corpus. Their questions stay in the evaluation as unanswerable items (no answers,
   no evidence): the right response is to abstain. Items are typed ``"present"`` or ``"removed"``,
@@ -28,7 +29,6 @@ squad-v1.1-train.json`` when it exists).
 
 from __future__ import annotations
 
-import json
 import random
 import re
 from collections.abc import Iterable
@@ -37,6 +37,7 @@ from pathlib import Path
 from typing import Any
 
 from qa.evaluation.dataset import EvalItem, EvidenceSpan
+from qa.squad_data import load_squad_json
 
 PARAGRAPH_SEPARATOR = "\n\n"
 TRAIN_FILE_NAME = "squad-v1.1-train.json"
@@ -58,6 +59,8 @@ class OpenSetting:
     document_of_title: dict[str, str] = field(default_factory=dict)  # every selected title -> file name
     source: str = ""
     seed: int = 0
+    #: gold answers found nowhere in their paragraph (kept as answers, without evidence), one line each
+    warnings: list[str] = field(default_factory=list)
 
     def summary(self) -> dict[str, Any]:
         return {
@@ -79,11 +82,10 @@ def safe_title(title: str) -> str:
     return name or "article"
 
 
-def _load(path: str | Path) -> list[dict]:
-    raw = json.loads(Path(path).read_text(encoding="utf-8"))
-    if not isinstance(raw, dict) or not isinstance(raw.get("data"), list):
-        raise ValueError(f"{path}: not a SQuAD file (no 'data' list)")
-    return raw["data"]
+def _load(path: str | Path, unique_ids: bool = False) -> list[dict]:
+    """The articles of a SQuAD file, checked by the project's one loader (qa.squad_data.load_squad_json:
+    a malformed file raises its SquadFormatError, a ValueError naming the file and the question)."""
+    return load_squad_json(path, unique_ids)[1]
 
 
 def squad_titles(path: str | Path) -> list[str]:
@@ -128,7 +130,7 @@ def build_open_setting(
     ``remove_articles``: how many of the selected articles to leave out of the corpus (0 <= N <= count).
     ``limit``: a seeded sample of this many questions (all when None or larger than the total).
     """
-    articles = [a for a in _load(squad_path)]
+    articles = [a for a in _load(squad_path, unique_ids=True)]
     by_title: dict[str, dict] = {}
     for a in articles:
         t = str(a.get("title", ""))
@@ -165,6 +167,7 @@ def build_open_setting(
     documents: dict[str, str] = {}
     texts: dict[str, str] = {}
     raw_items: list[tuple[str, str, str, list[str], list[EvidenceSpan]]] = []  # title, id, question, answers, spans
+    warnings: dict[int, list[str]] = {}  # index in raw_items -> lines
     for a in articles:
         title = str(a.get("title", ""))
         doc = names[title]
@@ -178,7 +181,7 @@ def build_open_setting(
                 answers: list[str] = []
                 spans: list[EvidenceSpan] = []
                 impossible = bool(qa.get("is_impossible", False))
-                for ans in [] if impossible else qa.get("answers", []):
+                for ans in [] if impossible else qa.get("answers") or []:
                     text = ans.get("text", "") if isinstance(ans, dict) else ""
                     if not text.strip():
                         continue
@@ -189,6 +192,10 @@ def build_open_setting(
                         span = EvidenceSpan(doc, offset + s, offset + s + len(text))
                         if span not in spans:
                             spans.append(span)
+                    elif title not in removed:
+                        warnings.setdefault(len(raw_items), []).append(
+                            f"{squad_path}: question {str(qa['id'])!r}: gold answer {text!r} is not in its "
+                            "paragraph (no evidence span for it)")
                 raw_items.append((title, str(qa["id"]), str(qa["question"]), answers, spans))
             parts.append(context)
             offset += len(context)
@@ -201,18 +208,21 @@ def build_open_setting(
     if limit is not None and limit < len(raw_items):
         keep = set(random.Random(f"{seed}:questions").sample(range(len(raw_items)), limit))
         raw_items = [r for i, r in enumerate(raw_items) if i in keep]
+        warnings = {i: w for i, w in warnings.items() if i in keep}
 
     items: list[EvalItem] = []
     for title, qid, question, answers, spans in raw_items:
+        where = f"{squad_path}: question {qid!r}"
         if title in removed:
             items.append(EvalItem(qid, question, (), (), "removed",
-                                  {"title": title, "document": names[title], "removed_answers": answers}))
+                                  {"title": title, "document": names[title], "removed_answers": answers}, where))
         else:
             items.append(EvalItem(qid, question, tuple(answers), tuple(spans), "present",
-                                  {"title": title, "document": names[title]}))
+                                  {"title": title, "document": names[title]}, where))
     return OpenSetting(documents=documents, items=items, removed_titles=removed,
                        present_titles=set(names) - removed, document_of_title=names,
-                       source=str(squad_path), seed=seed)
+                       source=str(squad_path), seed=seed,
+                       warnings=[line for i in sorted(warnings) for line in warnings[i]])
 
 
 def write_corpus(setting: OpenSetting, folder: str | Path) -> Path:

@@ -213,7 +213,8 @@ def render_markdown(report: EvalReport, chart_name: str | None = "chart.png") ->
             lines.append(f"- {r.id}: " + "; ".join(_md_escape(e) for e in r.citation_errors))
     errors = [r for r in report.items if r.error]
     if errors:
-        lines += ["", "## Errors", ""]
+        lines += ["", "## Errors", "", f"{len(errors)} question(s) raised an error; each is scored wrong "
+                  "(EM = F1 = 0, never a correct abstention).", ""]
         lines += [f"- {r.id}: {_md_escape(r.error or '')}" for r in errors]
     lines.append("")
     return "\n".join(lines)
@@ -347,6 +348,8 @@ def summary_table(report: EvalReport) -> str:
     rows = [(_label(key, label, k), fmt(o.get(key), kind)) for key, label, kind in _HEADLINE]
     w = max(len(r[0]) for r in rows)
     out = [f"{name:<{w}}  {value:>8}" for name, value in rows]
+    if o.get("errors"):  # only then: the table of a run without errors is unchanged
+        out.append(f"{'errors (scored wrong)':<{w}}  {fmt(o['errors'], 'int'):>8}")
     cols = [_label(key, lab, k) for key, lab, _ in _BY_TYPE_COLUMNS]
     table = [["type", *cols]]
     for t, agg in report.by_type.items():

@@ -55,8 +55,9 @@ class SquadQuestion:
 
 def load_squad_file(path: str | Path, limit: int | None = None) -> tuple[str, list[SquadQuestion]]:
     """(version, questions in file order) of a SQuAD v1.1/v2.0 JSON file; at most ``limit``. Read by
-    the project's one loader, :func:`qa.squad_data.read_squad` (its ``is_impossible`` rule)."""
-    version, items = read_squad(path, limit=limit)
+    the project's one loader, :func:`qa.squad_data.read_squad` (its ``is_impossible`` rule); the whole
+    file is checked first and a repeated question id is refused (scores are kept by id)."""
+    version, items = read_squad(path, limit=limit, unique_ids=True)
     return version, [SquadQuestion(id=i.id, title=i.title, question=i.question, context=i.context,
                                    answers=i.answer_texts, is_impossible=i.is_impossible) for i in items]
 
@@ -180,14 +181,17 @@ def selective_squad(questions: Sequence[SquadQuestion], records: Sequence[dict[s
 
 
 def evaluate_squad(reader: Any, path: str | Path, limit: int | None = None,
-                   progress: bool = True) -> dict[str, Any]:
+                   progress: bool = True,
+                   loaded: tuple[str, list[SquadQuestion]] | None = None) -> dict[str, Any]:
     """Score ``reader`` (``read_contexts(question, contexts)``) on a SQuAD file.
 
     ``scores``: the official metrics of the answers as served (an abstention is the empty answer),
     plus ``forced_exact``/``forced_f1`` of the best span even where the reader abstained (the
     figure comparable with published SQuAD v1.1 results), abstention rate and latency percentiles.
+    ``loaded``: ``load_squad_file(path, limit)`` already done (the CLI checks the file before it
+    loads the reader).
     """
-    version, questions = load_squad_file(path, limit)
+    version, questions = loaded if loaded is not None else load_squad_file(path, limit)
     records = predict_squad_records(reader.read_contexts, questions, progress=progress)
     preds = {r["id"]: r["prediction"] for r in records}
     forced = {r["id"]: r["forced"] for r in records}
