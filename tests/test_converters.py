@@ -331,6 +331,9 @@ BAD_FILES = {
     "random.html": (lambda: random.Random(7).randbytes(5000), "not_text"),
     "jbig2.pdf": (jbig2_pdf, "pdf_corrupt"),
     "garbled.pdf": (garbled_pdf, "pdf_corrupt"),
+    # block elements nested thousands deep: parsing time grows with the square of the depth (1 MB took ~17 s)
+    "deep.html": (lambda: b"<div>" * 5000 + b"Some text." + b"</div>" * 5000, "html_too_deep"),
+    "deep-unclosed.htm": (lambda: b"<body>" + b"<section><ul>" * 1500 + b"Words.", "html_too_deep"),
     "types-not-xml.docx": (lambda: _zip({"word/document.xml": b"<not xml", "[Content_Types].xml": b"<x/>"}),
                            "docx_corrupt"),
 }
@@ -519,3 +522,10 @@ def test_an_index_built_before_the_converters_loads_and_is_reused(tmp_path, tmp_
     assert sorted(again.build_report.reused) == ["b.md", "notes.txt"] and again.build_report.reextracted == []
     assert again.build_report.chunks_embedded == 0
     assert again.documents["notes.txt"].converter == "text" and again.documents["notes.txt"].converter_version
+
+
+def test_html_nested_as_deep_as_real_pages_converts():
+    """The depth guard counts only block elements (div, section, ul, ...) left open, not siblings or inline tags."""
+    page = (b"<html><body>" + b"<div class='wrap'>" * 400 + b"<p>Deep but ordinary text.</p>" + b"</div>" * 400
+            + b"<div>x</div>" * 3000 + b"<span>" * 3000 + b"</body></html>")
+    assert "Deep but ordinary text." in convert("ok.html", page).text

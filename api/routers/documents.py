@@ -206,7 +206,7 @@ def build_router(settings: Settings) -> APIRouter:
             "bidi or zero-width characters; NFC-normalised) that is not taken yet, and must yield "
             "text: .txt/.md UTF-8 text (`not_utf8`, `not_text`, `empty_file`); a PDF with a text "
             "layer (`pdf_corrupt`, `pdf_encrypted`, `pdf_no_text`); a DOCX (`docx_corrupt`, "
-            "`docx_zip_bomb`, `docx_no_text`); HTML with a readable body (`html_no_text`). The "
+            "`docx_zip_bomb`, `docx_no_text`); HTML with a readable body (`html_no_text`, `html_too_deep`). The "
             "original file is kept (`GET /documents/{id}?original=true`). All or nothing: "
             "if any file is rejected, nothing is stored or indexed. Uploads larger than "
             f"Settings.async_upload_bytes ({settings.async_upload_bytes}) in total answer 202 with "

@@ -11,7 +11,9 @@ tests/test_converters.py:
 * When trafilatura finds nothing, selectolax gives the visible text of ``<body>`` without scripts,
   styles and templates.
 
-A page with no visible text at all is refused as ``html_no_text``. Known loss of trafilatura: a
+A page with no visible text at all is refused as ``html_no_text``, one with block elements nested deeper than
+``MAX_BLOCK_DEPTH`` as ``html_too_deep`` (lexbor's parsing time grows with the square of that depth: a 1 MB
+file of nested ``<div>`` took ~17 s of a server's CPU; real pages nest a few dozen). Known loss of trafilatura: a
 heading with nothing after it at the very end of an article. Comparison: docs/converters.md.
 """
 
@@ -24,6 +26,27 @@ from qa.converters.base import ConversionError, Extraction, looks_binary, tidy
 
 RULES = 1
 _INVISIBLE = ("script", "style", "noscript", "template", "head", "svg", "iframe", "object")
+
+
+#: Block elements whose start tag makes an HTML parser search the open elements for a <p> to close (the HTML
+#: standard's tree construction), so each one costs time in proportion to how deeply it is nested.
+_BLOCK_TAG = re.compile(
+    r"<(/?)(?:address|article|aside|blockquote|center|details|dialog|dir|div|dl|fieldset|figcaption|figure|footer"
+    r"|header|hgroup|main|menu|nav|ol|search|section|summary|ul)(?=[\s/>])", re.I)
+MAX_BLOCK_DEPTH = 2000
+
+
+def block_depth(html: str) -> int:
+    """How deeply block elements are nested, counted from their start and end tags (a cheap upper bound: tags
+    inside comments or scripts count too)."""
+    depth = deepest = 0
+    for m in _BLOCK_TAG.finditer(html):
+        if m.group(1):
+            depth = max(0, depth - 1)
+        else:
+            depth += 1
+            deepest = max(deepest, depth)
+    return deepest
 
 
 def _decode(data: bytes) -> str:
@@ -125,6 +148,11 @@ class HtmlConverter:
         html = _decode(data)
         if "\x00" in html:
             html = html.replace("\x00", "")
+        depth = block_depth(html)
+        if depth > MAX_BLOCK_DEPTH:
+            raise ConversionError(f"nests block elements (div, section, ul, ...) {depth} deep, more than the "
+                                  f"{MAX_BLOCK_DEPTH} this server reads (web pages nest a few dozen); save the page "
+                                  "as text and upload that", "html_too_deep")
         try:
             body = trafilatura.extract(
                 html, output_format="txt", include_tables=True, include_comments=False,
