@@ -291,7 +291,16 @@ class QAPipeline:
         """(served text, sha256 of the file, page starts) of one index version, so a write in between cannot
         pair one version's text with another's ETag. KeyError if unknown."""
         store = self.store
+        view = getattr(store, "document_view", None)  # a live store (milvus) reads them as one revision
+        if view is not None:
+            return view(doc_id)
         return store.document_text(doc_id), store.documents[doc_id].sha256, tuple(store.page_starts(doc_id))
+
+    def document_sha(self, doc_id: str) -> str:
+        """The indexed version's sha256 (of the file's bytes). KeyError if unknown."""
+        store = self.store
+        info = getattr(store, "document_info", None)  # one row of a live store, not its whole list
+        return info(doc_id).sha256 if info is not None else store.documents[doc_id].sha256
 
     def page_starts(self, doc_id: str) -> tuple[int, ...]:
         """Where each page of a PDF starts in its served text; () for other formats. KeyError if unknown."""

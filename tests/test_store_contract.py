@@ -475,3 +475,112 @@ def test_trash_and_restore_on_both_backends(backend, tmp_path, tmp_corpus, monke
         close = getattr(p.store, "close", None)
         if backend == "milvus" and close is not None:
             close()
+
+
+# --------------------------------------------------------------------------- two replicas writing one document
+
+
+def second_writer(store):
+    """Another replica's view of the same Milvus collections (one client, its own write lock)."""
+    import copy
+    import threading
+
+    other = copy.copy(store)
+    other._write_lock = threading.Lock()
+    return other
+
+
+def interleave(monkeypatch, store, method: str, collection: str, action) -> None:
+    """Run ``action`` (another replica's whole write) once, just before ``store``'s next ``method`` call
+    (``upsert``/``insert``) on ``collection``: what Milvus, which serialises nothing, lets two replicas do."""
+    real = getattr(store.client, method)
+    fired = []
+
+    def call(coll, rows, *a, **kw):
+        if coll == collection and not fired:
+            fired.append(1)
+            action()
+        return real(coll, rows, *a, **kw)
+
+    monkeypatch.setattr(store.client, method, call)
+
+
+def test_two_replicas_replacing_one_document_leave_one_readable_version(tmp_path, monkeypatch):
+    """A concurrency audit (2026-12-07): each write deleted every revision but its own, so a replica finishing
+    its write while another was between writing its parts and switching the row deleted the other's parts,
+    and the document stayed listed but unreadable (500 on GET, PUT and DELETE)."""
+    store = open_store(settings_for("milvus", tmp_path), EMB.model_id, EMB.dimension, CHUNKER.params)
+    try:
+        other = second_writer(store)
+        v0, v1, v2 = KAZ, "Version one. " + LIGHT, "Version two. " + BIRDS
+        write(store, doc("a.txt", v0))
+        # the other replica writes all of v2 after this one wrote v1's text parts, before its chunks and switch
+        interleave(monkeypatch, store, "upsert", store.c_chunks, lambda: write(other, doc("a.txt", v2)))
+        write(store, doc("a.txt", v1))  # switches last: its version is the one served
+        assert store.document_text("a.txt") == v1
+        text, sha, _ = store.document_view("a.txt")
+        assert text == v1 and sha == doc("a.txt", v1).sha256
+        assert store.count_documents() == 1
+        assert store.count_chunks() == len(CHUNKER.chunk(doc("a.txt", v1)))  # nothing of v0 or v2 left behind
+        assert_exact(store, store.keyword_search("version heron osprey protests", 10))
+    finally:
+        store.close()
+
+
+def test_an_upload_racing_another_replicas_upload_of_the_name_is_refused(tmp_path, monkeypatch):
+    """Both replicas checked that the name was free, both wrote it: two 201s and one version lost. The
+    store checks again just before its write goes live."""
+    from qa.store.protocol import DocumentExistsError
+
+    store = open_store(settings_for("milvus", tmp_path), EMB.model_id, EMB.dimension, CHUNKER.params)
+    try:
+        other = second_writer(store)
+        # the other replica's upload of the name goes live just as this one starts writing
+        interleave(monkeypatch, store, "upsert", store.c_chunks, lambda: write(other, doc("a.txt", BIRDS)))
+        d = doc("a.txt", BIRDS + " (mine)")
+        chunks = CHUNKER.chunk(d)
+        with pytest.raises(DocumentExistsError):
+            store.write_document(d, chunks, EMB.embed_documents([c.text for c in chunks]), expect_absent=True)
+        monkeypatch.undo()
+        assert store.document_text("a.txt") == BIRDS  # the other replica's upload, whole
+        assert store.count_chunks() == len(CHUNKER.chunk(doc("a.txt", BIRDS)))
+        assert_exact(store, store.keyword_search("heron otters", 10))
+    finally:
+        store.close()
+
+
+def test_replicas_racing_deletes_and_replaces_lose_nothing_and_trash_once(tmp_path, monkeypatch):
+    """Two deletes of one document through two replicas made two trash entries (and one answered 404 after
+    writing to the trash); a replace that lost a race to another replica's replace was in neither the store
+    nor the trash."""
+    from qa.store.writes import StoreWriter
+
+    s = settings_for("milvus", tmp_path)
+    store = open_store(s, EMB.model_id, EMB.dimension, CHUNKER.params)
+    try:
+        other = second_writer(store)
+        w1, w2 = StoreWriter(s, store, EMB, CHUNKER), StoreWriter(s, other, EMB, CHUNKER)
+        write(store, doc("a.txt", KAZ))
+
+        real_trash = store.trash_document
+        monkeypatch.setattr(store, "trash_document", lambda *a, **kw: (real_trash(*a, **kw), w2.delete("a.txt"))[0])
+        with pytest.raises(KeyError):
+            w1.delete("a.txt")  # the other replica deleted it in between: 404
+        monkeypatch.undo()
+        assert [(t.id, t.reason) for t in w1.trash()] == [("a.txt", "deleted")]  # one entry
+        assert store.documents == {}
+
+        write(store, doc("b.txt", LIGHT))
+        v1, v2 = (LIGHT + " Version one.").encode(), (LIGHT + " Version two.").encode()
+        real_write = store.write_document
+        monkeypatch.setattr(store, "write_document", lambda *a, **kw: (
+            real_write(*a, **kw), w2.replace("b.txt", v2, "*"))[0])  # the other replace goes live after this one
+        w1.replace("b.txt", v1, "*")
+        monkeypatch.undo()
+        assert store.document_text("b.txt") == v2.decode()
+        trashed = {(t.sha256, t.reason) for t in w1.trash() if t.id == "b.txt"}
+        assert (hashlib.sha256(v1).hexdigest(), "replaced") in trashed  # version one: not lost
+        assert (doc("b.txt", LIGHT).sha256, "replaced") in trashed
+        assert len([t for t in w1.trash() if t.id == "b.txt"]) == 2  # each version once
+    finally:
+        store.close()

@@ -140,6 +140,17 @@ def test_an_original_removed_by_hand_is_a_404_that_says_so(settings):
         assert "unknown document" in c.get("/documents/nope.txt", params={"original": "true"}).json()["message"]
 
 
+def test_an_original_that_is_not_the_indexed_version_is_not_sent(settings):
+    """A file edited by hand (or, with a shared Milvus store, a version written through another replica): its
+    bytes are not the indexed version, and sent under their own sha256 as the ETag a PUT's If-Match would be
+    refused with 412. A 404 that says so (a Milvus-replica audit, 2026-12-07)."""
+    with client_for(settings) as c:
+        (Path(settings.corpus_dir) / DOC).write_bytes(b"Edited by hand on the server.")
+        r = c.get(f"/documents/{DOC}", params={"original": "true"})
+        assert r.status_code == 404 and "not the indexed version" in r.json()["message"], r.text
+        assert c.get(f"/documents/{DOC}").status_code == 200  # the indexed text is still served
+
+
 def test_a_name_taken_by_an_unindexed_corpus_file_says_so(settings):
     """A file put in the corpus folder by hand that could not be indexed keeps its name, and the 409 says
     why (PUT and DELETE cannot reach it: it is not a document)."""

@@ -57,17 +57,32 @@ def _open_hashed(path: Path) -> tuple[str, BinaryIO, str, int]:
     return path.name, handle, digest.hexdigest(), size
 
 
+class OriginalMismatch(Exception):
+    """The file in the corpus folder is not the indexed version."""
+
+
 def open_original(pipeline: Any, doc_id: str, write_lock: Any) -> tuple[str, BinaryIO, str, int]:
     """The original file, opened, with the sha256 and size of exactly the bytes that will be sent: a replace
     that renames another version into place meanwhile changes neither (it used to send one version under the
-    other's ETag, or fail with a 500 when the file moved between the headers and the body). A file missing
-    while a write of this server moves files in or out is looked up again once that write is done."""
+    other's ETag, or fail with a 500 when the file moved between the headers and the body). A file missing,
+    or not the indexed version, while a write of this server moves files is looked up again once that write
+    is done; a file that is still not the indexed version (edited by hand, or a version written through
+    another replica of a shared store) is OriginalMismatch, not sent under an ETag that PUT would refuse."""
+    expected = getattr(pipeline, "document_sha", None)
+
+    def attempt() -> tuple[str, BinaryIO, str, int]:
+        got = _open_hashed(pipeline.document_original(doc_id))
+        if expected is not None and got[2] != expected(doc_id):
+            got[1].close()
+            raise OriginalMismatch(doc_id)
+        return got
+
     try:
-        return _open_hashed(pipeline.document_original(doc_id))
-    except FileNotFoundError:
+        return attempt()
+    except (FileNotFoundError, OriginalMismatch):
         with write_lock:
             pass
-        return _open_hashed(pipeline.document_original(doc_id))
+        return attempt()
 
 
 def original_response(name: str, handle: BinaryIO, sha: str, size: int) -> StreamingResponse:
@@ -187,6 +202,10 @@ def build_router(settings: Settings) -> APIRouter:
         except FileNotFoundError:  # removed from the corpus folder by hand; the index still serves its text
             raise ApiError(404, "not_found", f"the original file of {shown(doc_id)} is no longer in the corpus "
                            "folder (its text is still indexed; `qa index` drops it)") from None
+        except OriginalMismatch:
+            raise ApiError(404, "not_found", f"the file of {shown(doc_id)} in this server's corpus folder is not "
+                           "the indexed version (changed there by hand, or the document was written through "
+                           "another replica); its text is served by GET without ?original") from None
         headers = {"ETag": f'"{sha}"'} if sha else {}
         if raw:
             return PlainTextResponse(text, media_type="text/plain; charset=utf-8", headers=headers)

@@ -46,7 +46,7 @@ from typing import Any
 import numpy as np
 
 from qa.index_store import DocumentInfo, IndexStaleError
-from qa.store.protocol import TIE_MARGIN, Hit, check_write, ranked, with_ids
+from qa.store.protocol import TIE_MARGIN, DocumentExistsError, Hit, check_write, ranked, with_ids
 from qa.types import Chunk, Document
 
 logger = logging.getLogger(__name__)
@@ -57,7 +57,10 @@ VARCHAR_MAX = 65535
 TEXT_PART_BYTES = 60_000
 TOP_K_MAX = 16_384  # Milvus's limit on a search's topk / a query's limit
 SCHEMA_VERSION = 1
-BUCKETS = 256  # documents are listed one bucket (hash of the id) at a time past TOP_K_MAX of them
+BUCKETS = 256
+#: A revision of a document that is not current and began this long before another write of the same document
+#: is abandoned (its writer crashed, or lost a race between replicas): that write removes it.
+ABANDONED_AFTER_S = 600.0  # documents are listed one bucket (hash of the id) at a time past TOP_K_MAX of them
 # BM25 as the faiss backend's bm25s ranks (qa.retriever.bm25: k1=1.5, b=0.75, Lucene idf). Milvus's score
 # carries the classic (k1 + 1) factor in the numerator that bm25s's Lucene variant leaves out, so a
 # Milvus score / (k1 + 1) is the bm25s score (the answer verifier reads BM25 magnitudes, not only ranks).
@@ -277,6 +280,12 @@ class MilvusDocumentStore:
         return self._info(self._doc_row(doc_id))
 
     def document_text(self, doc_id: str) -> str:
+        return self.document_view(doc_id)[0]
+
+    def document_view(self, doc_id: str) -> tuple[str, str, tuple[int, ...]]:
+        """(text, sha256 of the file, page starts) of one revision: the row and the text parts it names are
+        read together, so a replace by another replica in between cannot pair one version's text with the
+        other's sha256 (the ETag a PUT's If-Match is checked against). KeyError: unknown."""
         for attempt in range(3):
             row = self._doc_row(doc_id)
             parts = self.client.query(
@@ -285,7 +294,8 @@ class MilvusDocumentStore:
             if len(parts) == int(row["parts"]):
                 text = "".join(p["text"] for p in sorted(parts, key=lambda p: p["part"]))
                 if _text_sha(text) == row["info"]["text_sha256"]:
-                    return text
+                    i = row["info"]
+                    return text, i["sha256"], tuple(int(x) for x in (i.get("page_starts") or ()))
             # the document was replaced between the two reads: read its new revision
         raise RuntimeError(f"the stored text of {doc_id!r} is incomplete or does not match its checksum")
 
@@ -343,7 +353,26 @@ class MilvusDocumentStore:
         self.client.upsert(self.c_meta, [{"id": "store", "generation": new, "info": rows[0]["info"], "_v": [0.0, 0.0]}])
         return new
 
-    def write_document(self, document: Document, chunks: Sequence[Chunk], vectors: np.ndarray) -> int:
+    def write_document(self, document: Document, chunks: Sequence[Chunk], vectors: np.ndarray, *,
+                       expect_absent: bool = False) -> int:
+        """Write or replace ``document``. Replicas write without a lock between them (Milvus has no
+        transactions), so a write never deletes what another replica's write may still need:
+
+        1. its text parts go in under a new revision (time-ordered: ``<time_ns hex><random>``);
+        2. ``expect_absent`` (an upload, a restore): a document of that id already there is
+           :class:`DocumentExistsError` (its revision rolled back) -- checked again here because another
+           replica may have written the id since the caller's check (before the chunks: a chunk identical
+           to one of that document has the same id);
+        3. its chunks, then the document row pointing at its revision (the switch; the row it replaces is
+           read just before), then the generation;
+        4. only then old revisions go: the one it replaced, and any other that is not the current one and
+           began more than ``ABANDONED_AFTER_S`` before this write (a write that crashed, or lost a race);
+           never one that may still be in flight;
+        5. it checks that its own text parts are all still there (a write in flight for longer than
+           ``ABANDONED_AFTER_S`` could have had them taken by step 4 of another) and puts them back if not.
+
+        Two replicas replacing one document at once end with one of the two versions, readable; the
+        returned generation is the store's after this write."""
         vecs = check_write(document, chunks, vectors, self.dimension)
         if len(document.id.encode("utf-8", "surrogatepass")) > ID_MAX:
             raise ValueError(f"document id is longer than {ID_MAX} bytes")
@@ -359,35 +388,63 @@ class MilvusDocumentStore:
                 raise ValueError(f"{document.id}: chunk {c.start}:{c.end} is longer than {VARCHAR_MAX} bytes")
             rows.append({"id": c.id, "document": document.id, "ordinal": i, "start": c.start, "end": c.end,
                          "text": c.text, "terms": terms, "vector": v.tolist()})
-        rev = uuid.uuid4().hex[:16]
+        started = time.time_ns()
+        rev = f"{started:016x}{uuid.uuid4().hex[:4]}"
         for r in rows:
             r["rev"] = rev
         parts = split_text(document.text)
+        part_rows = [{"id": f"{rev}:{n}:{document.id}", "document": document.id, "rev": rev, "part": n, "text": p,
+                      "_v": [0.0, 0.0]} for n, p in enumerate(parts)]
         info = {"sha256": document.sha256, "size": document.size, "chunk_count": len(chunks),
                 "converter": document.converter, "converter_version": document.converter_version,
                 "page_starts": list(document.page_starts), "text_sha256": _text_sha(document.text)}
         d = _lit(document.id)
         with self._write_lock:
+            chunks_written = False
             try:
-                self.client.insert(self.c_texts, [
-                    {"id": f"{rev}:{n}:{document.id}", "document": document.id, "rev": rev, "part": n, "text": p,
-                     "_v": [0.0, 0.0]} for n, p in enumerate(parts)])
+                self.client.insert(self.c_texts, part_rows)
+                before = self._doc_rows(f"id == {d}", limit=1)
+                if expect_absent and before:
+                    raise DocumentExistsError(document.id)
+                chunks_written = True
                 for n in range(0, len(rows), 500):
                     self.client.upsert(self.c_chunks, rows[n:n + 500])
+                before = self._doc_rows(f"id == {d}", limit=1)  # again, as late as possible: the one replaced
+                if expect_absent and before:
+                    raise DocumentExistsError(document.id)
                 self.client.upsert(self.c_docs, [{"id": document.id, "rev": rev, "parts": len(parts), "info": info,
                                                   "bucket": int(_text_sha(document.id)[:8], 16) % BUCKETS,
                                                   "_v": [0.0, 0.0]}])
             except BaseException:
-                # roll back what this write added (its revision); the previous version stays
-                for coll in (self.c_texts, self.c_chunks):
+                # roll back what this write added (its revision); the previous version stays. Chunks only if
+                # this write got to them: a chunk identical to one of the document already there has the same
+                # id, and its row would go too.
+                for coll in (self.c_texts, self.c_chunks) if chunks_written else (self.c_texts,):
                     try:
                         self.client.delete(coll, filter=f"document == {d} and rev == {_lit(rev)}")
                     except Exception:  # noqa: BLE001 - report the first error
                         logger.exception("rolling back a failed write of %s", document.id)
                 raise
-            self.client.delete(self.c_chunks, filter=f"document == {d} and rev != {_lit(rev)}")
-            self.client.delete(self.c_texts, filter=f"document == {d} and rev != {_lit(rev)}")
-            return self._bump()
+            generation = self._bump()  # at once: answers cached for the old version are unreachable from here
+            self._drop_old_revisions(d, rev, before[0]["rev"] if before else None, started)
+            have = self.client.query(self.c_texts, filter=f"document == {d} and rev == {_lit(rev)}",
+                                     output_fields=["part"], limit=TOP_K_MAX)
+            if len(have) != len(parts):  # taken by another replica's clean-up (step 4): put them back
+                logger.warning("text parts of %s (revision %s) were removed while it was written; written again",
+                               document.id, rev)
+                self.client.upsert(self.c_texts, part_rows)
+                for n in range(0, len(rows), 500):
+                    self.client.upsert(self.c_chunks, rows[n:n + 500])
+            return generation
+
+    def _drop_old_revisions(self, d: str, own: str, replaced: str | None, started_ns: int) -> None:
+        current = self._doc_rows(f"id == {d}", limit=1)
+        keep = {own} | ({current[0]["rev"]} if current else set())
+        cutoff = f"{max(0, started_ns - int(ABANDONED_AFTER_S * 1e9)):016x}"
+        gone = ([f"rev == {_lit(replaced)}"] if replaced and replaced not in keep else []) + [f'rev < "{cutoff}"']
+        keep_lits = ", ".join(_lit(k) for k in sorted(keep))
+        for coll in (self.c_chunks, self.c_texts):
+            self.client.delete(coll, filter=f"document == {d} and ({' or '.join(gone)}) and rev not in [{keep_lits}]")
 
     def write_documents(self, items: Sequence[tuple[Document, Sequence[Chunk], np.ndarray]]) -> int:
         for d, c, v in items:  # all checked first: bad input writes nothing
@@ -401,18 +458,26 @@ class MilvusDocumentStore:
         with self._write_lock:
             self._doc_row(doc_id)  # KeyError: unknown
             d = _lit(doc_id)
-            self.client.delete(self.c_docs, filter=f"id == {d}")
+            if not self.client.delete(self.c_docs, filter=f"id == {d}"):
+                raise KeyError(doc_id)  # another replica deleted it in between
             self.client.delete(self.c_chunks, filter=f"document == {d}")
             self.client.delete(self.c_texts, filter=f"document == {d}")
             return self._bump()
 
     # ------------------------------------------------------------------ trash (qa.store.protocol.TrashBin)
-    def trash_document(self, doc_id: str, entry: str, reason: str, deleted_at: str) -> None:
-        """Copy ``doc_id``'s exact text and metadata to the trash as ``entry``. KeyError: unknown."""
-        row = self._doc_row(doc_id)
-        text = self.document_text(doc_id)
+    def trash_document(self, doc_id: str, entry: str, reason: str, deleted_at: str,
+                       document: Document | None = None) -> None:
+        """Copy ``doc_id``'s exact text and metadata to the trash as ``entry`` (or those of ``document``: a
+        version that never became current, e.g. one that lost a race between replicas). KeyError: unknown."""
+        if document is None:
+            row = self._doc_row(doc_id)
+            text = self.document_text(doc_id)
+            i = row["info"]
+        else:
+            text = document.text
+            i = {"sha256": document.sha256, "size": document.size, "converter": document.converter,
+                 "converter_version": document.converter_version, "page_starts": list(document.page_starts)}
         parts = split_text(text)
-        i = row["info"]
         info = {"sha256": i["sha256"], "size": int(i["size"]), "converter": i.get("converter", "text"),
                 "converter_version": i.get("converter_version", ""), "page_starts": list(i.get("page_starts") or ()),
                 "text_sha256": _text_sha(text), "deleted_at": deleted_at, "reason": reason}

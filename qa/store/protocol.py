@@ -49,6 +49,11 @@ def chunk_id(document: str, ordinal: int, text: str) -> str:
     return f"{document}#{ordinal}-{digest}"
 
 
+class DocumentExistsError(Exception):
+    """``write_document(..., expect_absent=True)`` of a store that several processes write (Milvus) found a
+    document of that id: another replica wrote it since the caller checked."""
+
+
 @dataclass(frozen=True)
 class Hit:
     """One search result: the chunk (``chunk.id`` is its stable id) and its score, higher is better
@@ -143,8 +148,10 @@ class TrashBin(Protocol):
     replica (the ``milvus`` backend; the ``faiss`` backend's trash is a folder beside its index,
     :mod:`qa.writes`). :class:`qa.store.writes.StoreWriter` uses it for delete, replace and restore."""
 
-    def trash_document(self, doc_id: str, entry: str, reason: str, deleted_at: str) -> None:
-        """Keep ``doc_id``'s exact text and metadata as trash ``entry``. ``KeyError``: unknown."""
+    def trash_document(self, doc_id: str, entry: str, reason: str, deleted_at: str,
+                       document: "Document | None" = None) -> None:
+        """Keep ``doc_id``'s exact text and metadata as trash ``entry`` (those of ``document`` when given: a
+        version that never became current). ``KeyError``: unknown."""
         ...
 
     def trash_entries(self) -> list[dict]:

@@ -15,6 +15,7 @@ without one has no trash (a delete is final; restore answers 404).
 
 from __future__ import annotations
 
+import inspect
 import logging
 import time
 import unicodedata
@@ -23,7 +24,7 @@ from typing import Any, Callable
 
 from qa.index_store import BuildReport
 from qa.ingest import load_corpus
-from qa.store.protocol import DocumentStore, TrashBin
+from qa.store.protocol import DocumentExistsError, DocumentStore, TrashBin
 from qa.types import Document
 from qa.validation import DocumentError, shown
 from qa import writes as core_writes
@@ -53,12 +54,20 @@ class StoreWriter(Writer):
         raise RuntimeError("StoreWriter writes through the store")
 
     # ------------------------------------------------------------ one document
-    def write(self, doc: Document) -> int:
-        """Chunk, embed and write one document (replacing one of that id). Returns the generation."""
+    def write(self, doc: Document, new: bool = False) -> int:
+        """Chunk, embed and write one document (replacing one of that id). Returns the generation. ``new``: the
+        id must not exist (an upload, a restore): DocumentError 409 when another replica wrote it meanwhile."""
         chunks = self.chunker.chunk(doc)
         vectors = self.embedder.embed_documents([c.text for c in chunks])
         self.chunks_embedded += len(chunks)
-        return self.store.write_document(doc, chunks, vectors)
+        if not new or "expect_absent" not in inspect.signature(self.store.write_document).parameters:
+            return self.store.write_document(doc, chunks, vectors)  # (a store no other process writes)
+        try:
+            return self.store.write_document(doc, chunks, vectors, expect_absent=True)
+        except DocumentExistsError:
+            raise DocumentError(f"a document named {shown(doc.id)} was just written (through another replica); "
+                                "replace it with PUT /documents/{id} (If-Match: its sha256) or delete it first",
+                                "already_exists", 409) from None
 
     # ------------------------------------------------------------ the pipeline's write calls
     def add(self, files: list[tuple[str, bytes]], current: Any = None,
@@ -75,7 +84,7 @@ class StoreWriter(Writer):
         written: list[str] = []
         try:
             for doc, _ in docs:
-                self.write(doc)
+                self.write(doc, new=True)
                 written.append(doc.id)
         except BaseException:
             for doc_id in written:  # all or nothing: take back the ones already written
@@ -103,17 +112,37 @@ class StoreWriter(Writer):
             return self.store, False
         self._to_trash(doc_id, "replaced")
         self.write(doc)
+        if (isinstance(self.store, TrashBin) and self._current_sha(doc_id) != doc.sha256
+                and not any(t.id == doc_id and t.sha256 == doc.sha256 for t in self.trash())):
+            # another replica replaced (or deleted) it at the same moment, without seeing this version: it
+            # goes to the trash as replaced, so nothing accepted is lost
+            self.store.trash_document(doc_id, self._new_trash_entry_name(), "replaced", core_writes._now(), document=doc)
         return self.store, True
 
+    def _current_sha(self, doc_id: str) -> str | None:
+        info = getattr(self.store, "document_info", None)
+        try:
+            return info(doc_id).sha256 if info is not None else self.store.documents[doc_id].sha256
+        except KeyError:
+            return None
+
     def delete(self, doc_id: str, current: Any = None, load: Callable[[], Any] | None = None) -> DocumentStore:
-        self._to_trash(doc_id, "deleted")  # KeyError: unknown (nothing changes)
-        self.store.delete_document(doc_id)  # KeyError: unknown
+        entry = self._to_trash(doc_id, "deleted")  # KeyError: unknown (nothing changes)
+        try:
+            self.store.delete_document(doc_id)  # KeyError: unknown, or deleted by another replica meanwhile
+        except KeyError:
+            if entry is not None:  # that replica's delete put the document in the trash: one entry, not two
+                self.store.drop_trash_entry(entry)
+            raise
         self.purge_trash()
         return self.store
 
-    def _to_trash(self, doc_id: str, reason: str) -> None:
-        if isinstance(self.store, TrashBin):
-            self.store.trash_document(doc_id, self._new_trash_entry_name(), reason, core_writes._now())
+    def _to_trash(self, doc_id: str, reason: str) -> str | None:
+        if not isinstance(self.store, TrashBin):
+            return None
+        entry = self._new_trash_entry_name()
+        self.store.trash_document(doc_id, entry, reason, core_writes._now())
+        return entry
 
     def restore(self, doc_id: str, current: Any = None, load: Callable[[], Any] | None = None,
                 entry: str | None = None) -> tuple[DocumentStore, TrashEntry]:
@@ -126,7 +155,7 @@ class StoreWriter(Writer):
         if self._exists(doc_id):
             raise DocumentError(f"a document named {shown(doc_id)} exists; delete it (it goes to the trash "
                                 "too) or restore under another name", "already_exists", 409)
-        self.write(self.store.trashed_document(t.entry))
+        self.write(self.store.trashed_document(t.entry), new=True)
         self.store.drop_trash_entry(t.entry)
         return self.store, t
 
