@@ -496,11 +496,11 @@ def interleave(monkeypatch, store, method: str, collection: str, action) -> None
     real = getattr(store.client, method)
     fired = []
 
-    def call(coll, rows, *a, **kw):
+    def call(coll, *a, **kw):
         if coll == collection and not fired:
             fired.append(1)
             action()
-        return real(coll, rows, *a, **kw)
+        return real(coll, *a, **kw)
 
     monkeypatch.setattr(store.client, method, call)
 
@@ -582,5 +582,50 @@ def test_replicas_racing_deletes_and_replaces_lose_nothing_and_trash_once(tmp_pa
         assert (hashlib.sha256(v1).hexdigest(), "replaced") in trashed  # version one: not lost
         assert (doc("b.txt", LIGHT).sha256, "replaced") in trashed
         assert len([t for t in w1.trash() if t.id == "b.txt"]) == 2  # each version once
+    finally:
+        store.close()
+
+
+def test_a_delete_that_finds_the_document_gone_is_a_404_and_trashes_nothing(tmp_path, monkeypatch):
+    """Both replicas' deletes found the document and both answered 200 with two trash entries: a Milvus server
+    answers a delete that matched nothing with {"delete_count": 0, ...}, which the check read as true."""
+    from qa.store.milvus_store import _deleted
+    from qa.store.writes import StoreWriter
+
+    assert _deleted({"delete_count": 0, "cost": 0}) == 0 and _deleted({"delete_count": 2}) == 2
+    assert _deleted(["a.txt"]) == 1 and _deleted([]) == 0 and _deleted({}) == 0
+    s = settings_for("milvus", tmp_path)
+    store = open_store(s, EMB.model_id, EMB.dimension, CHUNKER.params)
+    try:
+        w1, w2 = StoreWriter(s, store, EMB, CHUNKER), StoreWriter(s, second_writer(store), EMB, CHUNKER)
+        write(store, doc("a.txt", KAZ))
+        # the other replica's whole delete runs after this one found the document, before it deletes the row
+        interleave(monkeypatch, store, "delete", store.c_docs, lambda: w2.delete("a.txt"))
+        with pytest.raises(KeyError):
+            w1.delete("a.txt")
+        monkeypatch.undo()
+        assert [(t.id, t.reason) for t in w1.trash()] == [("a.txt", "deleted")]
+    finally:
+        store.close()
+
+
+def test_the_upload_that_goes_live_first_of_two_is_told_409(tmp_path, monkeypatch):
+    """Two replicas' uploads of one name that both passed the last check: the one whose switch is overwritten
+    by the other's a moment later answered 201 and its version was gone. It checks the row once more."""
+    from qa.store.protocol import DocumentExistsError
+
+    store = open_store(settings_for("milvus", tmp_path), EMB.model_id, EMB.dimension, CHUNKER.params)
+    try:
+        other = second_writer(store)
+        # the other upload passed its last check before this one went live, and goes live right after it
+        interleave(monkeypatch, store, "upsert", store.c_meta, lambda: write(other, doc("a.txt", BIRDS)))
+        mine = doc("a.txt", LIGHT)
+        chunks = CHUNKER.chunk(mine)
+        with pytest.raises(DocumentExistsError):
+            store.write_document(mine, chunks, EMB.embed_documents([c.text for c in chunks]), expect_absent=True)
+        monkeypatch.undo()
+        assert store.document_text("a.txt") == BIRDS
+        parts = store.client.query(store.c_texts, filter='document == "a.txt"', output_fields=["rev"], limit=100)
+        assert len({p["rev"] for p in parts}) == 1  # this upload's text parts are gone again
     finally:
         store.close()

@@ -109,6 +109,14 @@ def split_text(text: str, limit: int = TEXT_PART_BYTES) -> list[str]:
     return parts
 
 
+def _deleted(result: Any) -> int:
+    """How many rows a ``MilvusClient.delete`` removed: Milvus Lite answers the list of their keys, a server
+    ``{"delete_count": n, ...}`` (also when n is 0)."""
+    if isinstance(result, Mapping):
+        return int(result.get("delete_count") or 0)
+    return len(result or ())
+
+
 def is_local_uri(uri: str) -> bool:
     return "://" not in uri
 
@@ -368,7 +376,10 @@ class MilvusDocumentStore:
         4. only then old revisions go: the one it replaced, and any other that is not the current one and
            began more than ``ABANDONED_AFTER_S`` before this write (a write that crashed, or lost a race);
            never one that may still be in flight;
-        5. it checks that its own text parts are all still there (a write in flight for longer than
+        5. ``expect_absent``: if the row is now another write's (an upload of the name through another replica
+           went live right after this one), :class:`DocumentExistsError` -- of two such uploads one answers
+           409 unless both finish within one round trip to Milvus;
+        6. it checks that its own text parts are all still there (a write in flight for longer than
            ``ABANDONED_AFTER_S`` could have had them taken by step 4 of another) and puts them back if not.
 
         Two replicas replacing one document at once end with one of the two versions, readable; the
@@ -427,6 +438,13 @@ class MilvusDocumentStore:
                 raise
             generation = self._bump()  # at once: answers cached for the old version are unreachable from here
             self._drop_old_revisions(d, rev, before[0]["rev"] if before else None, started)
+            if expect_absent:
+                now = self._doc_rows(f"id == {d}", limit=1)
+                if now and now[0]["rev"] != rev:
+                    # another replica's upload of the name went live right after this one (both passed the last
+                    # check): that one is served, so this one was not added
+                    self.client.delete(self.c_texts, filter=f"document == {d} and rev == {_lit(rev)}")
+                    raise DocumentExistsError(document.id)
             have = self.client.query(self.c_texts, filter=f"document == {d} and rev == {_lit(rev)}",
                                      output_fields=["part"], limit=TOP_K_MAX)
             if len(have) != len(parts):  # taken by another replica's clean-up (step 4): put them back
@@ -458,7 +476,7 @@ class MilvusDocumentStore:
         with self._write_lock:
             self._doc_row(doc_id)  # KeyError: unknown
             d = _lit(doc_id)
-            if not self.client.delete(self.c_docs, filter=f"id == {d}"):
+            if not _deleted(self.client.delete(self.c_docs, filter=f"id == {d}")):
                 raise KeyError(doc_id)  # another replica deleted it in between
             self.client.delete(self.c_chunks, filter=f"document == {d}")
             self.client.delete(self.c_texts, filter=f"document == {d}")
