@@ -21,6 +21,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from qa.textfile import read_utf8
+
 
 @dataclass(frozen=True)
 class SquadItem:
@@ -51,19 +53,7 @@ def _answers(qa: dict[str, Any]) -> tuple[dict[str, Any], ...]:
 
 def _read_json(path: str | Path) -> Any:
     path = Path(path)
-    if path.is_dir():
-        raise SquadFormatError(f"{path}: is a directory, not a SQuAD file")
-    try:
-        data = path.read_bytes()
-    except FileNotFoundError:
-        raise SquadFormatError(f"SQuAD file not found: {path}") from None
-    except OSError as exc:
-        raise SquadFormatError(f"{path}: cannot be read: {exc.strerror or exc}") from None
-    try:
-        text = data.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        line = data.count(b"\n", 0, exc.start) + 1
-        raise SquadFormatError(f"{path}:{line}: not valid UTF-8") from None
+    text = read_utf8(path, "a SQuAD file", SquadFormatError)
     try:
         return json.loads(text)
     except RecursionError:
@@ -86,6 +76,36 @@ def _kind(x: Any) -> str:
     return {dict: "an object", list: "an array", str: "a string"}.get(type(x), type(x).__name__)
 
 
+#: What a field of a SQuAD file must be, said as in the error message, and the test of it.
+_WANT = {
+    "an object": lambda x: isinstance(x, dict),
+    "an array": lambda x: isinstance(x, list),
+    "a string": lambda x: isinstance(x, str),
+    "a string or an integer": lambda x: isinstance(x, str) or _is_int(x),
+    "an integer": _is_int,
+    "true or false": lambda x: isinstance(x, bool),
+}
+
+
+def _field(obj: dict, key: str, want: str, where: str, *, required: bool = False, default: Any = None) -> Any:
+    """``obj[key]`` if it is ``want`` (a key of ``_WANT``); ``default`` when absent and not ``required``;
+    SquadFormatError naming ``where`` otherwise."""
+    if key not in obj or (default is not None and obj[key] is None):
+        if required:
+            raise SquadFormatError(f"{where}: no {key!r}")
+        return default
+    value = obj[key]
+    if not _WANT[want](value):
+        raise SquadFormatError(f"{where}: {key!r} must be {want}, not {_kind(value)}")
+    return value
+
+
+def _object(value: Any, where: str, what: str) -> dict:
+    if not isinstance(value, dict):
+        raise SquadFormatError(f"{where} must be an object ({what}), not {_kind(value)}")
+    return value
+
+
 def check_squad(data: list, path: str | Path, unique_ids: bool = False) -> None:
     """Raise SquadFormatError at the first malformed article, paragraph, question or answer of a SQuAD
     file's ``data`` list (module docstring); with ``unique_ids``, also at a repeated question id (the
@@ -93,59 +113,28 @@ def check_squad(data: list, path: str | Path, unique_ids: bool = False) -> None:
     ids: dict[str, str] = {}
     for ai, article in enumerate(data):
         where = f"{path}: data[{ai}]"
-        if not isinstance(article, dict):
-            raise SquadFormatError(f"{where} must be an object (an article), not {_kind(article)}")
-        if "title" in article and not isinstance(article["title"], str):
-            raise SquadFormatError(f"{where}: 'title' must be a string, not {_kind(article['title'])}")
-        paragraphs = article.get("paragraphs", [])
-        if not isinstance(paragraphs, list):
-            raise SquadFormatError(f"{where}: 'paragraphs' must be an array, not {_kind(paragraphs)}")
-        for pi, para in enumerate(paragraphs):
+        _field(_object(article, where, "an article"), "title", "a string", where)
+        for pi, para in enumerate(_field(article, "paragraphs", "an array", where, default=[])):
             pwhere = f"{where}.paragraphs[{pi}]"
-            if not isinstance(para, dict):
-                raise SquadFormatError(f"{pwhere} must be an object (a paragraph), not {_kind(para)}")
-            if "context" not in para:
-                raise SquadFormatError(f"{pwhere}: no 'context'")
-            if not isinstance(para["context"], str):
-                raise SquadFormatError(f"{pwhere}: 'context' must be a string, not {_kind(para['context'])}")
-            qas = para.get("qas", [])
-            if not isinstance(qas, list):
-                raise SquadFormatError(f"{pwhere}: 'qas' must be an array, not {_kind(qas)}")
-            for qi, qa in enumerate(qas):
+            _field(_object(para, pwhere, "a paragraph"), "context", "a string", pwhere, required=True)
+            for qi, qa in enumerate(_field(para, "qas", "an array", pwhere, default=[])):
                 qwhere = f"{pwhere}.qas[{qi}]"
-                if not isinstance(qa, dict):
-                    raise SquadFormatError(f"{qwhere} must be an object (a question), not {_kind(qa)}")
-                qid = qa.get("id")
-                if qid is None or qid == "":
+                if _object(qa, qwhere, "a question").get("id") in (None, ""):
                     raise SquadFormatError(f"{qwhere}: no 'id'")
-                if not (isinstance(qid, str) or _is_int(qid)):
-                    raise SquadFormatError(f"{qwhere}: 'id' must be a string or an integer, not {_kind(qid)}")
+                qid = str(_field(qa, "id", "a string or an integer", qwhere))
                 place = f"data[{ai}].paragraphs[{pi}].qas[{qi}]"
-                qwhere = f"{qwhere} (id {str(qid)!r})"
-                if unique_ids and str(qid) in ids:
-                    raise SquadFormatError(f"{qwhere}: duplicate id (also {ids[str(qid)]})")
-                ids[str(qid)] = place
-                if "question" not in qa:
-                    raise SquadFormatError(f"{qwhere}: no 'question'")
-                if not isinstance(qa["question"], str):
-                    raise SquadFormatError(f"{qwhere}: 'question' must be a string, not {_kind(qa['question'])}")
-                if "is_impossible" in qa and not isinstance(qa["is_impossible"], bool):
-                    raise SquadFormatError(f"{qwhere}: 'is_impossible' must be true or false, "
-                                           f"not {_kind(qa['is_impossible'])}")
-                answers = qa.get("answers", [])
-                if answers is None:
-                    answers = []
-                if not isinstance(answers, list):
-                    raise SquadFormatError(f"{qwhere}: 'answers' must be an array, not {_kind(answers)}")
-                for ni, ans in enumerate(answers):
+                qwhere = f"{qwhere} (id {qid!r})"
+                if unique_ids and qid in ids:
+                    raise SquadFormatError(f"{qwhere}: duplicate id (also {ids[qid]})")
+                ids[qid] = place
+                _field(qa, "question", "a string", qwhere, required=True)
+                _field(qa, "is_impossible", "true or false", qwhere)
+                for ni, ans in enumerate(_field(qa, "answers", "an array", qwhere, default=[])):
                     awhere = f"{qwhere}: answers[{ni}]"
-                    if not isinstance(ans, dict):
-                        raise SquadFormatError(f"{awhere} must be an object with 'text', not {_kind(ans)}")
+                    _object(ans, awhere, "with 'text'")
                     if not isinstance(ans.get("text"), str):
                         raise SquadFormatError(f"{awhere}: 'text' must be a string, not {_kind(ans.get('text'))}")
-                    if "answer_start" in ans and not _is_int(ans["answer_start"]):
-                        raise SquadFormatError(f"{awhere}: 'answer_start' must be an integer, "
-                                               f"not {_kind(ans['answer_start'])}")
+                    _field(ans, "answer_start", "an integer", awhere)
 
 
 def load_squad_json(path: str | Path, unique_ids: bool = False) -> tuple[str, list]:

@@ -28,6 +28,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from qa.textfile import read_utf8
+
 
 @dataclass(frozen=True)
 class EvidenceSpan:
@@ -144,19 +146,7 @@ def _short(value: object, n: int = 120) -> str:
 def read_jsonl_lines(path: Path) -> list[tuple[int, str]]:
     """(line number, line) of a UTF-8 text file, lines split as text-mode reading splits them
     (``\\n``, ``\\r\\n``, ``\\r``). EvalSetError for a folder, an unreadable file or bytes that are not UTF-8."""
-    if path.is_dir():
-        raise EvalSetError(f"{path}: is a directory, not an evaluation file")
-    try:
-        data = path.read_bytes()
-    except FileNotFoundError:
-        raise EvalSetError(f"evaluation file not found: {path}") from None
-    except OSError as exc:
-        raise EvalSetError(f"{path}: cannot be read: {exc.strerror or exc}") from None
-    try:
-        text = data.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        before = data[: exc.start].decode("utf-8").replace("\r\n", "\n").replace("\r", "\n")
-        raise EvalSetError(f"{path}:{before.count(chr(10)) + 1}: not valid UTF-8") from None
+    text = read_utf8(path, "an evaluation file", EvalSetError)
     return list(enumerate(io.StringIO(text, newline=None), start=1))
 
 
