@@ -151,6 +151,21 @@ def test_an_original_that_is_not_the_indexed_version_is_not_sent(settings):
         assert c.get(f"/documents/{DOC}").status_code == 200  # the indexed text is still served
 
 
+def test_an_original_replaced_through_another_process_is_served_at_once(settings):
+    """FAISS replicas share the folders: after a PUT through A, B's ?original=true answered 404 "not the indexed
+    version" until B's next reload (a two-replica audit, 2026-12-07). B picks up A's version and serves it."""
+    new = b"A new version written through the other replica."
+    with client_for(settings) as a, client_for(settings) as b:
+        etag = b.get(f"/documents/{DOC}").headers["etag"]
+        assert a.put(f"/documents/{DOC}", content=new, headers={"If-Match": etag}).status_code == 200
+        r = b.get(f"/documents/{DOC}", params={"original": "true"})
+        assert r.status_code == 200 and r.content == new and r.headers["etag"] == f'"{sha(new)}"', r.text
+        assert b.get(f"/documents/{DOC}").json()["text"] == new.decode()  # B serves the new version now
+        assert a.delete(f"/documents/{DOC}").status_code == 200
+        r = b.get(f"/documents/{DOC}", params={"original": "true"})
+        assert r.status_code == 404 and "unknown document" in r.json()["message"], r.text
+
+
 def test_a_name_taken_by_an_unindexed_corpus_file_says_so(settings):
     """A file put in the corpus folder by hand that could not be indexed keeps its name, and the 409 says
     why (PUT and DELETE cannot reach it: it is not a document)."""

@@ -66,7 +66,8 @@ def open_original(pipeline: Any, doc_id: str, write_lock: Any) -> tuple[str, Bin
     that renames another version into place meanwhile changes neither (it used to send one version under the
     other's ETag, or fail with a 500 when the file moved between the headers and the body). A file missing,
     or not the indexed version, while a write of this server moves files is looked up again once that write
-    is done; a file that is still not the indexed version (edited by hand, or a version written through
+    is done, and after picking up a version another process committed (a FAISS replica on the same folders:
+    it used to answer 404 until its next reload); a file that is still not the indexed version (edited by hand, or a version written through
     another replica of a shared store) is OriginalMismatch, not sent under an ETag that PUT would refuse."""
     expected = getattr(pipeline, "document_sha", None)
 
@@ -82,6 +83,9 @@ def open_original(pipeline: Any, doc_id: str, write_lock: Any) -> tuple[str, Bin
     except (FileNotFoundError, OriginalMismatch):
         with write_lock:
             pass
+        reload = getattr(pipeline, "reload_if_changed", None)
+        if reload is not None:  # another process sharing the folders (a FAISS replica) committed a newer version
+            reload()
         return attempt()
 
 
