@@ -41,7 +41,7 @@ class AskRequestBase(BaseModel):
     def _not_blank(cls, v: str) -> str:
         if not v.strip():
             raise ValueError("question must not be empty or whitespace")
-        if not re.search(r"\w", v):  # NUL, U+200B, a BOM, "?" alone (the schema's pattern says the same)
+        if not re.search(r"\w", v):  # NUL, U+200B, a BOM, "?" alone (said in the schema's description)
             raise ValueError("question must contain a letter or digit")
         return v.strip()
 
@@ -60,8 +60,9 @@ def ask_request_model(max_question_chars: int) -> type[AskRequestBase]:
                 max_length=max_question_chars,
                 description=f"the question, 1-{max_question_chars} characters, with at least one letter or digit",
                 examples=["When did the protests in Kazakhstan begin?"],
-                # documents the rule "a word character somewhere" (enforced by the validator, clearer message)
-                json_schema_extra={"pattern": r"\w"},
+                # no `pattern` for "a letter or digit somewhere": JSON Schema's regular expressions (ECMA-262)
+                # read \w as ASCII only, so a schema pattern would call "¿Qué?" or "Когда?" invalid; the
+                # validator enforces it (Python's Unicode \w), as the description says
             ),
         ),
     )

@@ -9,6 +9,7 @@ operation (11 operations: about 1,000 cases).
 
 from __future__ import annotations
 
+import re
 import shutil
 import tempfile
 from pathlib import Path
@@ -87,6 +88,8 @@ def test_api_conforms_to_its_schema(case):
         # path separators...), so schema-valid uploads may rightly get 400; tests/test_api.py
         # covers those rules. All other checks still apply.
         excluded.append(positive_data_acceptance)
+    if _QUESTION_WITHOUT_WORD(case):
+        excluded.append(positive_data_acceptance)
     CASES["n"] += 1
     response = case.call_and_validate(excluded_checks=excluded)
     CASES["5xx"] += response.status_code >= 500
@@ -114,9 +117,17 @@ class StatefulChecks(APIWorkflow):
         STATEFUL[f"{case.method.upper()} {case.path} {response.status_code}"] = STATEFUL.get(
             f"{case.method.upper()} {case.path} {response.status_code}", 0) + 1
         assert response.status_code < 500, (case.method, case.path, response.status_code)
-        excluded = [positive_data_acceptance] if _UPLOAD_LIKE(case) else []
+        excluded = [positive_data_acceptance] if _UPLOAD_LIKE(case) or _QUESTION_WITHOUT_WORD(case) else []
         case.validate_response(response, additional_checks=additional_checks, excluded_checks=excluded,
                                transport_kwargs=kwargs or None)
+
+
+def _QUESTION_WITHOUT_WORD(case) -> bool:
+    """A question with no letter or digit ("?", U+200B): refused (422) by a rule the schema only states in words,
+    since JSON Schema's regular expressions read \\w as ASCII (a `pattern` made "*Ñ" invalid there while the
+    server rightly answers it); tests/test_api.py covers the rule."""
+    body = case.body if (case.method.upper(), case.path) == ("POST", "/ask") else None
+    return isinstance(body, dict) and isinstance(body.get("question"), str) and not re.search(r"\w", body["question"])
 
 
 def _UPLOAD_LIKE(case) -> bool:
