@@ -298,9 +298,9 @@ class QAPipeline:
 
     def document_sha(self, doc_id: str) -> str:
         """The indexed version's sha256 (of the file's bytes). KeyError if unknown."""
-        store = self.store
-        info = getattr(store, "document_info", None)  # one row of a live store, not its whole list
-        return info(doc_id).sha256 if info is not None else store.documents[doc_id].sha256
+        from qa.store.protocol import document_sha
+
+        return document_sha(self.store, doc_id)
 
     def page_starts(self, doc_id: str) -> tuple[int, ...]:
         """Where each page of a PDF starts in its served text; () for other formats. KeyError if unknown."""

@@ -28,7 +28,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 import numpy as np
 
@@ -167,6 +167,13 @@ class TrashBin(Protocol):
 #: Searches ask their engine for this many hits more than ``k``, so that chunks tied with the k-th
 #: are all seen before :func:`ranked` orders ties by id and cuts at ``k``.
 TIE_MARGIN = 8
+
+
+def document_sha(store: Any, doc_id: str) -> str:
+    """sha256 of the stored version of ``doc_id`` (of the file's bytes): one row of a live store
+    (``document_info``), not its whole document list. KeyError if unknown."""
+    info = getattr(store, "document_info", None)
+    return info(doc_id).sha256 if info is not None else store.documents[doc_id].sha256
 
 
 def ranked(hits: Sequence[Hit], k: int, rel: float = 1e-5) -> list[Hit]:

@@ -24,7 +24,7 @@ from typing import Any, Callable
 
 from qa.index_store import BuildReport
 from qa.ingest import load_corpus
-from qa.store.protocol import DocumentExistsError, DocumentStore, TrashBin
+from qa.store.protocol import DocumentExistsError, DocumentStore, TrashBin, document_sha
 from qa.types import Document
 from qa.validation import DocumentError, shown
 from qa import writes as core_writes
@@ -120,9 +120,8 @@ class StoreWriter(Writer):
         return self.store, True
 
     def _current_sha(self, doc_id: str) -> str | None:
-        info = getattr(self.store, "document_info", None)
         try:
-            return info(doc_id).sha256 if info is not None else self.store.documents[doc_id].sha256
+            return document_sha(self.store, doc_id)
         except KeyError:
             return None
 
