@@ -46,6 +46,7 @@ from qa.converters import ConversionError
 from qa.index_store import IndexStore, active_documents, active_version_name, index_lock
 from qa.ingest import document_from_bytes, document_from_extraction, load_corpus
 from qa.types import Document
+from qa.store.protocol import new_trash_entry
 from qa.validation import DocumentError, check_document_name, extract_document, shown
 
 logger = logging.getLogger(__name__)
@@ -246,7 +247,7 @@ class Writer:
         return store
 
     def _new_trash_entry_name(self) -> str:
-        return datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S%f") + "-" + uuid.uuid4().hex[:6]
+        return new_trash_entry()
 
     def add(self, files: list[tuple[str, bytes]], current: IndexStore | None,
             load: Callable[[], IndexStore] | None = None) -> tuple[IndexStore, list[str]]:

@@ -20,7 +20,7 @@ from qa.config import Settings  # noqa: E402
 from qa.index_store import IndexStaleError  # noqa: E402
 from qa.retriever.hybrid import make_retriever  # noqa: E402
 from qa.store import open_store  # noqa: E402
-from qa.store.protocol import DocumentReader, DocumentStore, Hit, chunk_id, ranked  # noqa: E402
+from qa.store.protocol import DocumentReader, DocumentStore, Hit, chunk_id, ranked, with_ids  # noqa: E402
 from qa.types import Chunk, Document  # noqa: E402
 
 BACKENDS = ["faiss", "milvus"]
@@ -627,5 +627,126 @@ def test_the_upload_that_goes_live_first_of_two_is_told_409(tmp_path, monkeypatc
         assert store.document_text("a.txt") == BIRDS
         parts = store.client.query(store.c_texts, filter='document == "a.txt"', output_fields=["rev"], limit=100)
         assert len({p["rev"] for p in parts}) == 1  # this upload's text parts are gone again
+    finally:
+        store.close()
+
+
+def test_an_upload_refused_late_takes_nothing_of_the_winners_chunks(tmp_path, monkeypatch):
+    """A chunk's row key was its stable id (document, ordinal, text), the same in two versions that share a
+    chunk: an upload refused after writing its chunks (another replica's upload of the name went live in
+    between) took back its rows by revision, and with them the winner's identical chunks, which were out of
+    search until the document's next write. Each revision now has its own rows."""
+    from qa.store.protocol import DocumentExistsError
+
+    store = open_store(settings_for("milvus", tmp_path), EMB.model_id, EMB.dimension, CHUNKER.params)
+    try:
+        other = second_writer(store)
+        theirs, mine = doc("a.txt", KAZ), doc("a.txt", KAZ + " Mine adds this sentence about herons.")
+        assert len(CHUNKER.chunk(theirs)) > 2
+        # the other replica's upload goes live just before this one writes its chunks (same text but the end)
+        interleave(monkeypatch, store, "upsert", store.c_chunks, lambda: write(other, theirs))
+        chunks = CHUNKER.chunk(mine)
+        with pytest.raises(DocumentExistsError):
+            store.write_document(mine, chunks, EMB.embed_documents([c.text for c in chunks]), expect_absent=True)
+        monkeypatch.undo()
+        assert store.document_text("a.txt") == KAZ
+        want = {c.id for c in with_ids("a.txt", CHUNKER.chunk(theirs))}
+        found = {h.id for h in store.keyword_search("protests Kazakhstan Zhanaozen Almaty gas prices", 100)}
+        assert found == want  # every chunk of the version served, and nothing of the refused one
+        assert store.count_chunks() == len(want)
+    finally:
+        store.close()
+
+
+def test_a_version_overwritten_unseen_goes_to_the_trash_and_leaves_no_chunks(tmp_path, monkeypatch):
+    """Another replica's replace went live between this write's last read of the row and its switch: this
+    write overwrote it without knowing, so that version (acknowledged to its client) was in neither the
+    store nor the trash, and its chunks stayed searchable until the document's next write ten minutes later."""
+    store = open_store(settings_for("milvus", tmp_path), EMB.model_id, EMB.dimension, CHUNKER.params)
+    try:
+        other = second_writer(store)
+        v0, v1, v2 = doc("a.txt", KAZ), doc("a.txt", "Version one. " + LIGHT), doc("a.txt", "Version two. " + BIRDS)
+        write(store, v0)
+        interleave(monkeypatch, store, "upsert", store.c_docs, lambda: write(other, v2))
+        write(store, v1)  # switches last: served
+        monkeypatch.undo()
+        assert store.document_text("a.txt") == v1.text
+        assert store.count_chunks() == len(CHUNKER.chunk(v1))
+        assert not store.keyword_search("heron otters estuary", 10)  # nothing of v2 left in search
+        trashed = [t for t in store.trash_entries() if t["id"] == "a.txt"]
+        assert [(t["sha256"], t["reason"]) for t in trashed] == [(v2.sha256, "replaced")]
+        assert store.trashed_document(trashed[0]["entry"]).text == v2.text
+        revs = {p["rev"] for p in store.client.query(store.c_texts, filter='document == "a.txt"',
+                                                     output_fields=["rev"], limit=100)}
+        assert len(revs) == 1  # v0 (replaced knowingly: the caller trashes it) and v2 both gone
+    finally:
+        store.close()
+
+
+def test_two_uploads_both_acknowledged_lose_neither(tmp_path):
+    """Two replicas' uploads of one name, the second going live after the first had checked and answered
+    201: both answered 201 and the first version was gone. The second finds it and puts it in the trash."""
+    import threading
+
+    store = open_store(settings_for("milvus", tmp_path), EMB.model_id, EMB.dimension, CHUNKER.params)
+    try:
+        other = second_writer(store)
+        first, second = doc("a.txt", LIGHT), doc("a.txt", BIRDS)
+        at_switch, go_on = threading.Event(), threading.Event()
+        real_upsert = store.client.upsert
+
+        class Paused:  # the other replica's client: stops just before its switch until told to go on
+            def __getattr__(self, name):
+                return getattr(store.client, name)
+
+            def upsert(self, coll, *a, **kw):
+                if coll == store.c_docs and not at_switch.is_set():
+                    at_switch.set()
+                    assert go_on.wait(60)
+                return real_upsert(coll, *a, **kw)
+
+        other.client = Paused()
+        errors: list[BaseException] = []
+
+        def upload_through_other():
+            try:
+                c = CHUNKER.chunk(second)
+                other.write_document(second, c, EMB.embed_documents([x.text for x in c]), expect_absent=True)
+            except BaseException as e:  # noqa: BLE001 - reported below
+                errors.append(e)
+
+        t = threading.Thread(target=upload_through_other)
+        t.start()
+        assert at_switch.wait(60)  # it passed its last check: the name was free
+        c = CHUNKER.chunk(first)
+        store.write_document(first, c, EMB.embed_documents([x.text for x in c]), expect_absent=True)  # 201
+        go_on.set()
+        t.join(60)
+        assert not errors
+        assert store.document_text("a.txt") == second.text  # the later switch is served ...
+        trashed = [t for t in store.trash_entries() if t["id"] == "a.txt"]
+        assert [(t["sha256"], t["reason"]) for t in trashed] == [(first.sha256, "replaced")]  # ... the other kept
+        assert store.count_chunks() == len(CHUNKER.chunk(second))
+    finally:
+        store.close()
+
+
+def test_a_search_during_a_replace_reports_a_shared_chunk_once(tmp_path, monkeypatch):
+    """While a write replaces a document, the chunks both versions hold have a row per revision: a search
+    then finds both rows and reports the chunk once, under its stable id."""
+    store = open_store(settings_for("milvus", tmp_path), EMB.model_id, EMB.dimension, CHUNKER.params)
+    try:
+        v0, v1 = doc("a.txt", KAZ), doc("a.txt", KAZ + " A closing sentence about herons.")
+        write(store, v0)
+        seen: list[list[Hit]] = []
+        q = "protests Kazakhstan Zhanaozen Almaty gas prices"
+        interleave(monkeypatch, store, "upsert", store.c_docs,  # both revisions' chunks are in, v0 still served
+                   lambda: seen.extend([store.keyword_search(q, 50), store.dense_search(EMB.embed_query(q), 50)]))
+        write(store, v1)
+        assert store.count_chunks() == len(CHUNKER.chunk(v1))
+        stable = {c.id for v in (v0, v1) for c in with_ids("a.txt", CHUNKER.chunk(v))}
+        for hits in seen:
+            ids = [h.id for h in hits]
+            assert len(ids) == len(set(ids)) and set(ids) <= stable and len(ids) >= len(CHUNKER.chunk(v0))
     finally:
         store.close()

@@ -7,7 +7,10 @@ from Milvus: no per-process index, BM25 statistics or document texts (docs/scali
 
 Five collections, named ``<QA_MILVUS_COLLECTION>_<kind>`` (default prefix ``qa``):
 
-* ``chunks``: one row per chunk. Primary key: the stable chunk id (qa.store.protocol.chunk_id);
+* ``chunks``: one row per chunk of each revision of a document. Primary key: the revision and a digest of
+  the stable chunk id (qa.store.protocol.chunk_id, which searches report: it is made again from
+  ``document``, ``ordinal`` and ``text``), so two versions that share a chunk have a row each and each
+  version's rows come and go with it (while one replaces the other, a search may find both: reported once);
   ``document``, ``ordinal``, ``start``, ``end``, ``rev``, ``text`` (the exact chunk text),
   ``vector`` (FLOAT_VECTOR, inner product, FLAT index: exact like FAISS's IndexFlatIP) and the
   keyword side: ``terms`` (the chunk's words lower-cased, English stop words dropped, Snowball-stemmed:
@@ -15,7 +18,9 @@ Five collections, named ``<QA_MILVUS_COLLECTION>_<kind>`` (default prefix ``qa``
   (``FunctionType.BM25``) whose SPARSE_FLOAT_VECTOR output ``sparse`` is searched with metric BM25.
   Milvus keeps the BM25 statistics; a query is analysed the same way (stateless) and sent as text.
 * ``texts``: each document's exact served text, in parts of at most 60,000 UTF-8 bytes (a VARCHAR
-  holds 65,535), keyed by document, revision and part.
+  holds 65,535), keyed by document, revision and part (0, 1, ...); and once a revision has gone live, its
+  *live marker*: rows with negative parts holding its metadata (JSON), by which a later write finds a
+  version that went live and was overwritten without the overwriting write having read it.
 * ``documents``: one row per document: sha256, size, converter, page starts, text checksum, chunk
   count and its current revision (which ``texts`` rows are its text).
 * ``meta``: the generation and what the vectors are (embedding model, dimension, chunking).
@@ -24,8 +29,9 @@ Five collections, named ``<QA_MILVUS_COLLECTION>_<kind>`` (default prefix ``qa``
   writes that text back (chunked and embedded again), so every replica shares one trash.
 
 A write is ordered so that a reader on another replica never sees a document without its text:
-new text parts (new revision) -> chunks upserted -> the document row names the new revision (the
-switch) -> old chunks and text parts deleted by filter on the document id -> generation + 1.
+new text parts (new revision) -> chunks inserted -> the document row names the new revision (the
+switch) -> generation + 1 -> live marker -> old revisions' chunks and text parts deleted by filter
+(see :meth:`MilvusDocumentStore.write_document`).
 Collections use Strong consistency: a write acknowledged by one replica is visible to every replica.
 Concurrent writers on different replicas are not serialised: two replicas replacing the same
 document at the same moment end with one of the two versions (last writer wins per row).
@@ -41,12 +47,14 @@ import threading
 import time
 import uuid
 from collections.abc import Mapping, Sequence
+from datetime import datetime, timezone
 from typing import Any
 
 import numpy as np
 
 from qa.index_store import DocumentInfo, IndexStaleError
-from qa.store.protocol import TIE_MARGIN, DocumentExistsError, Hit, check_write, ranked, with_ids
+from qa.store.protocol import (TIE_MARGIN, DocumentExistsError, Hit, check_write, chunk_id, new_trash_entry, ranked,
+                               with_ids)
 from qa.types import Chunk, Document
 
 logger = logging.getLogger(__name__)
@@ -109,12 +117,29 @@ def split_text(text: str, limit: int = TEXT_PART_BYTES) -> list[str]:
     return parts
 
 
+def _row_key(rev: str, stable_id: str) -> str:
+    """A chunk row's primary key: its revision and 24 hex digits of sha256(stable chunk id)."""
+    return f"{rev}:{hashlib.sha256(stable_id.encode('utf-8', 'surrogatepass')).hexdigest()[:24]}"
+
+
+def _search_limit(k: int) -> int:
+    # twice k: while a write replaces a document, a chunk both versions hold is found twice (reported once)
+    return min(2 * (k + TIE_MARGIN), TOP_K_MAX)
+
+
 def _deleted(result: Any) -> int:
     """How many rows a ``MilvusClient.delete`` removed: Milvus Lite answers the list of their keys, a server
     ``{"delete_count": n, ...}`` (also when n is 0)."""
     if isinstance(result, Mapping):
         return int(result.get("delete_count") or 0)
     return len(result or ())
+
+
+def _document(doc_id: str, text: str, info: Mapping[str, Any]) -> Document:
+    """A stored version as a Document: its text and the metadata kept with it (a ``documents`` row's, a live
+    marker's or a trash entry's ``info``)."""
+    return Document(doc_id, text, info["sha256"], int(info["size"]), info.get("converter", "text"),
+                    info.get("converter_version", ""), tuple(int(x) for x in info.get("page_starts") or ()))
 
 
 def is_local_uri(uri: str) -> bool:
@@ -296,26 +321,33 @@ class MilvusDocumentStore:
         other's sha256 (the ETag a PUT's If-Match is checked against). KeyError: unknown."""
         for attempt in range(3):
             row = self._doc_row(doc_id)
-            parts = self.client.query(
-                self.c_texts, filter=f"document == {_lit(doc_id)} and rev == {_lit(row['rev'])}",
-                output_fields=["part", "text"], limit=TOP_K_MAX)
-            if len(parts) == int(row["parts"]):
-                text = "".join(p["text"] for p in sorted(parts, key=lambda p: p["part"]))
-                if _text_sha(text) == row["info"]["text_sha256"]:
-                    i = row["info"]
-                    return text, i["sha256"], tuple(int(x) for x in (i.get("page_starts") or ()))
+            text = self._revision_text(doc_id, row["rev"], row["info"])
+            if text is not None:
+                i = row["info"]
+                return text, i["sha256"], tuple(int(x) for x in (i.get("page_starts") or ()))
             # the document was replaced between the two reads: read its new revision
         raise RuntimeError(f"the stored text of {doc_id!r} is incomplete or does not match its checksum")
+
+    def _revision_text(self, doc_id: str, rev: str, info: Mapping[str, Any]) -> str | None:
+        """The text of revision ``rev`` of ``doc_id``; None if its parts are not all there (or not its own)."""
+        parts = self.client.query(self.c_texts, output_fields=["part", "text"], limit=TOP_K_MAX,
+                                  filter=f"document == {_lit(doc_id)} and rev == {_lit(rev)} and part >= 0")
+        text = "".join(p["text"] for p in sorted(parts, key=lambda p: p["part"]))
+        return text if _text_sha(text) == info["text_sha256"] else None
 
     def page_starts(self, doc_id: str) -> tuple[int, ...]:
         return tuple(int(x) for x in (self._doc_row(doc_id)["info"].get("page_starts") or ()))
 
     def _hits(self, result: Any, sign: float) -> list[Hit]:
-        out = []
+        out, seen = [], set()
         for h in result[0] if result else []:
             e = h["entity"]
+            cid = chunk_id(e["document"], int(e["ordinal"]), e["text"])
+            if cid in seen:  # the same chunk in two revisions of its document, one replacing the other
+                continue
+            seen.add(cid)
             score = float(h["distance"]) * sign
-            out.append(Hit(Chunk(e["document"], int(e["start"]), int(e["end"]), e["text"], id=h["id"]), score))
+            out.append(Hit(Chunk(e["document"], int(e["start"]), int(e["end"]), e["text"], id=cid), score))
         return out
 
     def dense_search(self, query_vector: np.ndarray, k: int) -> list[Hit]:
@@ -325,17 +357,17 @@ class MilvusDocumentStore:
         if q.shape[0] != self.dimension:
             raise ValueError(f"query vector has dimension {q.shape[0]}, the store has {self.dimension}")
         res = self.client.search(self.c_chunks, data=[q.tolist()], anns_field="vector",
-                                 limit=min(k + TIE_MARGIN, TOP_K_MAX), search_params={"metric_type": "IP"},
-                                 output_fields=["document", "start", "end", "text"])
+                                 limit=_search_limit(k), search_params={"metric_type": "IP"},
+                                 output_fields=["document", "ordinal", "start", "end", "text"])
         return ranked(self._hits(res, 1.0), k)  # ties by chunk id, as the faiss backend
 
     def keyword_search(self, query: str, k: int) -> list[Hit]:
         terms = analyze(query)
         if k < 1 or not terms:
             return []
-        res = self.client.search(self.c_chunks, data=[terms], anns_field="sparse", limit=min(k + TIE_MARGIN, TOP_K_MAX),
+        res = self.client.search(self.c_chunks, data=[terms], anns_field="sparse", limit=_search_limit(k),
                                  search_params={"metric_type": "BM25"},
-                                 output_fields=["document", "start", "end", "text"])
+                                 output_fields=["document", "ordinal", "start", "end", "text"])
         # Milvus Lite reports a BM25 match as a negative distance (smaller is better); a server as a
         # positive score: the magnitude is the BM25 score either way, and the order is Milvus's.
         # Divided by (k1 + 1): the scale of the faiss backend's bm25s scores (see BM25_K1).
@@ -369,16 +401,17 @@ class MilvusDocumentStore:
         1. its text parts go in under a new revision (time-ordered: ``<time_ns hex><random>``);
         2. ``expect_absent`` (an upload, a restore): a document of that id already there is
            :class:`DocumentExistsError` (its revision rolled back) -- checked again here because another
-           replica may have written the id since the caller's check (before the chunks: a chunk identical
-           to one of that document has the same id);
-        3. its chunks, then the document row pointing at its revision (the switch; the row it replaces is
-           read just before), then the generation;
-        4. only then old revisions go: the one it replaced, and any other that is not the current one and
-           began more than ``ABANDONED_AFTER_S`` before this write (a write that crashed, or lost a race);
-           never one that may still be in flight;
-        5. ``expect_absent``: if the row is now another write's (an upload of the name through another replica
-           went live right after this one), :class:`DocumentExistsError` -- of two such uploads one answers
-           409 unless both finish within one round trip to Milvus;
+           replica may have written the id since the caller's check;
+        3. its chunks (rows of their own: keyed by revision), then the document row pointing at its revision
+           (the switch; the row it replaces is read just before), then the generation, then its live marker;
+        4. only then old revisions go: the one it replaced; any that went live and is not current (marked:
+           overwritten by a write on another replica that did not read it -- that version, acknowledged to its
+           writer, goes to the trash as "replaced" first, unless the trash holds it already); and any other
+           that is not current and began more than ``ABANDONED_AFTER_S`` before this write (a write that
+           crashed); never one that may still be in flight;
+        5. if its own revision is no longer current (another write went live right after it), its rows go:
+           ``expect_absent`` raises :class:`DocumentExistsError` (of two uploads of a name, the one overwritten
+           after answering 201 is in the trash: nothing acknowledged is lost);
         6. it checks that its own text parts are all still there (a write in flight for longer than
            ``ABANDONED_AFTER_S`` could have had them taken by step 4 of another) and puts them back if not.
 
@@ -392,23 +425,23 @@ class MilvusDocumentStore:
         except UnicodeEncodeError as e:
             raise ValueError(f"{document.id}: the text holds a character Milvus cannot store ({e.reason})") from None
         chunks = with_ids(document.id, chunks)
+        started = time.time_ns()
+        rev = f"{started:016x}{uuid.uuid4().hex[:4]}"
         rows = []
         for i, (c, v) in enumerate(zip(chunks, vecs)):
             terms = analyze(c.text)
             if len(c.text.encode("utf-8")) > VARCHAR_MAX or len(terms.encode("utf-8")) > VARCHAR_MAX:
                 raise ValueError(f"{document.id}: chunk {c.start}:{c.end} is longer than {VARCHAR_MAX} bytes")
-            rows.append({"id": c.id, "document": document.id, "ordinal": i, "start": c.start, "end": c.end,
-                         "text": c.text, "terms": terms, "vector": v.tolist()})
-        started = time.time_ns()
-        rev = f"{started:016x}{uuid.uuid4().hex[:4]}"
-        for r in rows:
-            r["rev"] = rev
+            rows.append({"id": _row_key(rev, c.id), "document": document.id, "ordinal": i, "start": c.start,
+                         "end": c.end, "rev": rev, "text": c.text, "terms": terms, "vector": v.tolist()})
         parts = split_text(document.text)
         part_rows = [{"id": f"{rev}:{n}:{document.id}", "document": document.id, "rev": rev, "part": n, "text": p,
                       "_v": [0.0, 0.0]} for n, p in enumerate(parts)]
         info = {"sha256": document.sha256, "size": document.size, "chunk_count": len(chunks),
                 "converter": document.converter, "converter_version": document.converter_version,
                 "page_starts": list(document.page_starts), "text_sha256": _text_sha(document.text)}
+        marker_rows = [{"id": f"{rev}:m{n}:{document.id}", "document": document.id, "rev": rev, "part": -1 - n,
+                        "text": p, "_v": [0.0, 0.0]} for n, p in enumerate(split_text(json.dumps(info)))]
         d = _lit(document.id)
         with self._write_lock:
             chunks_written = False
@@ -427,9 +460,7 @@ class MilvusDocumentStore:
                                                   "bucket": int(_text_sha(document.id)[:8], 16) % BUCKETS,
                                                   "_v": [0.0, 0.0]}])
             except BaseException:
-                # roll back what this write added (its revision); the previous version stays. Chunks only if
-                # this write got to them: a chunk identical to one of the document already there has the same
-                # id, and its row would go too.
+                # roll back what this write added (its revision's rows); the previous version stays
                 for coll in (self.c_texts, self.c_chunks) if chunks_written else (self.c_texts,):
                     try:
                         self.client.delete(coll, filter=f"document == {d} and rev == {_lit(rev)}")
@@ -437,32 +468,69 @@ class MilvusDocumentStore:
                         logger.exception("rolling back a failed write of %s", document.id)
                 raise
             generation = self._bump()  # at once: answers cached for the old version are unreachable from here
-            self._drop_old_revisions(d, rev, before[0]["rev"] if before else None, started)
-            if expect_absent:
-                now = self._doc_rows(f"id == {d}", limit=1)
-                if now and now[0]["rev"] != rev:
-                    # another replica's upload of the name went live right after this one (both passed the last
-                    # check): that one is served, so this one was not added
-                    self.client.delete(self.c_texts, filter=f"document == {d} and rev == {_lit(rev)}")
+            self.client.insert(self.c_texts, marker_rows)
+            current = self._drop_old_revisions(document.id, rev, before[0]["rev"] if before else None, started)
+            if current != rev:
+                # another write went live right after this one: this version is not served (an overwritten
+                # upload or restore is told so; a replace's caller keeps its version in the trash)
+                for coll in (self.c_texts, self.c_chunks):
+                    self.client.delete(coll, filter=f"document == {d} and rev == {_lit(rev)}")
+                if expect_absent:
                     raise DocumentExistsError(document.id)
-            have = self.client.query(self.c_texts, filter=f"document == {d} and rev == {_lit(rev)}",
+                return generation
+            have = self.client.query(self.c_texts, filter=f"document == {d} and rev == {_lit(rev)} and part >= 0",
                                      output_fields=["part"], limit=TOP_K_MAX)
             if len(have) != len(parts):  # taken by another replica's clean-up (step 4): put them back
                 logger.warning("text parts of %s (revision %s) were removed while it was written; written again",
                                document.id, rev)
-                self.client.upsert(self.c_texts, part_rows)
+                self.client.upsert(self.c_texts, part_rows + marker_rows)
                 for n in range(0, len(rows), 500):
                     self.client.upsert(self.c_chunks, rows[n:n + 500])
             return generation
 
-    def _drop_old_revisions(self, d: str, own: str, replaced: str | None, started_ns: int) -> None:
-        current = self._doc_rows(f"id == {d}", limit=1)
-        keep = {own} | ({current[0]["rev"]} if current else set())
+    def _live_revisions(self, d: str) -> dict[str, dict[str, Any]]:
+        """{revision: its metadata} of every revision of document ``d`` (a filter literal) that went live."""
+        pieces: dict[str, list[tuple[int, str]]] = {}
+        for r in self.client.query(self.c_texts, filter=f"document == {d} and part < 0",
+                                   output_fields=["rev", "part", "text"], limit=TOP_K_MAX):
+            pieces.setdefault(r["rev"], []).append((-int(r["part"]), r["text"]))
+        out = {}
+        for rev, ps in pieces.items():
+            try:
+                out[rev] = json.loads("".join(t for _, t in sorted(ps)))
+            except ValueError:  # a marker cut short (its writer crashed while writing it): not counted
+                continue
+        return out
+
+    def _trash_overwritten(self, doc_id: str, rev: str, info: dict[str, Any]) -> None:
+        """Keep revision ``rev`` of ``doc_id`` (live once, overwritten unread) in the trash as "replaced",
+        unless the trash holds that version of it already."""
+        if any(t["id"] == doc_id and t["sha256"] == info["sha256"] for t in self.trash_entries()):
+            return
+        text = self._revision_text(doc_id, rev, info)
+        if text is None:  # its parts are going already: another write is cleaning up
+            logger.warning("an overwritten version of %s (revision %s) could not be kept in the trash", doc_id, rev)
+            return
+        now = datetime.now(timezone.utc).isoformat(timespec="seconds")
+        self.trash_document(doc_id, new_trash_entry(), "replaced", now, document=_document(doc_id, text, info))
+
+    def _drop_old_revisions(self, doc_id: str, own: str, replaced: str | None, started_ns: int) -> str | None:
+        """Step 4 of :meth:`write_document`; returns the document's current revision (None: deleted)."""
+        d = _lit(doc_id)
+        live = self._live_revisions(d)  # before the row: a revision marked by now went live before this read
+        row = self._doc_rows(f"id == {d}", limit=1)
+        current = row[0]["rev"] if row else None
+        keep = {own} | ({current} if current else set())
+        overwritten = sorted(r for r in live if r not in keep and r != replaced)
+        for r in overwritten:
+            self._trash_overwritten(doc_id, r, live[r])
         cutoff = f"{max(0, started_ns - int(ABANDONED_AFTER_S * 1e9)):016x}"
-        gone = ([f"rev == {_lit(replaced)}"] if replaced and replaced not in keep else []) + [f'rev < "{cutoff}"']
+        gone = [_lit(r) for r in overwritten + ([replaced] if replaced and replaced not in keep else [])]
+        cond = " or ".join(([f"rev in [{', '.join(gone)}]"] if gone else []) + [f'rev < "{cutoff}"'])
         keep_lits = ", ".join(_lit(k) for k in sorted(keep))
         for coll in (self.c_chunks, self.c_texts):
-            self.client.delete(coll, filter=f"document == {d} and ({' or '.join(gone)}) and rev not in [{keep_lits}]")
+            self.client.delete(coll, filter=f"document == {d} and ({cond}) and rev not in [{keep_lits}]")
+        return current
 
     def write_documents(self, items: Sequence[tuple[Document, Sequence[Chunk], np.ndarray]]) -> int:
         for d, c, v in items:  # all checked first: bad input writes nothing
@@ -520,11 +588,9 @@ class MilvusDocumentStore:
             raise KeyError(entry)
         rows.sort(key=lambda r: r["part"])
         text = "".join(r["text"] for r in rows)
-        i = rows[0]["info"]
-        if _text_sha(text) != i["text_sha256"]:
+        if _text_sha(text) != rows[0]["info"]["text_sha256"]:
             raise KeyError(entry)
-        return Document(rows[0]["document"], text, i["sha256"], int(i["size"]), i.get("converter", "text"),
-                        i.get("converter_version", ""), tuple(int(x) for x in i.get("page_starts") or ()))
+        return _document(rows[0]["document"], text, rows[0]["info"])
 
     def drop_trash_entry(self, entry: str) -> None:
         self.client.delete(self.c_trash, filter=f"entry == {_lit(entry)}")

@@ -26,8 +26,10 @@ another replica replaces that document).
 from __future__ import annotations
 
 import hashlib
+import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 import numpy as np
@@ -163,6 +165,11 @@ class TrashBin(Protocol):
         ...
 
     def drop_trash_entry(self, entry: str) -> None: ...
+
+def new_trash_entry() -> str:
+    """A new trash entry's name: UTC time to the microsecond and 6 random hex digits (names sort by age)."""
+    return datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S%f") + "-" + uuid.uuid4().hex[:6]
+
 
 #: Searches ask their engine for this many hits more than ``k``, so that chunks tied with the k-th
 #: are all seen before :func:`ranked` orders ties by id and cuts at ``k``.
