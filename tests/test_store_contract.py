@@ -750,3 +750,41 @@ def test_a_search_during_a_replace_reports_a_shared_chunk_once(tmp_path, monkeyp
             assert len(ids) == len(set(ids)) and set(ids) <= stable and len(ids) >= len(CHUNKER.chunk(v0))
     finally:
         store.close()
+
+
+def test_a_delete_racing_a_replace_keeps_the_version_it_deletes(tmp_path, monkeypatch):
+    """A delete copies the served version to the trash, then deletes the document: another replica's replace
+    that went live in between (acknowledged with 200) was deleted without being in the trash."""
+    from qa.store.writes import StoreWriter
+
+    s = settings_for("milvus", tmp_path)
+    store = open_store(s, EMB.model_id, EMB.dimension, CHUNKER.params)
+    try:
+        w1, w2 = StoreWriter(s, store, EMB, CHUNKER), StoreWriter(s, second_writer(store), EMB, CHUNKER)
+        write(store, doc("a.txt", KAZ))
+        v1 = (LIGHT + " Version one.").encode()
+        real_trash = store.trash_document
+        monkeypatch.setattr(store, "trash_document", lambda *a, **kw: (
+            real_trash(*a, **kw), monkeypatch.undo(), w2.replace("a.txt", v1, "*"))[0])
+        w1.delete("a.txt")
+        assert store.documents == {}
+        trashed = {t.sha256 for t in w1.trash() if t.id == "a.txt"}
+        assert hashlib.sha256(v1).hexdigest() in trashed  # the version deleted is kept
+        assert doc("a.txt", KAZ).sha256 in trashed
+        assert store.count_chunks() == 0
+    finally:
+        store.close()
+
+
+def test_a_delete_of_one_version_leaves_another(make_store):
+    from qa.store.protocol import DocumentChangedError
+
+    store = make_store()
+    write(store, doc("a.txt", BIRDS))
+    with pytest.raises(DocumentChangedError):
+        store.delete_document("a.txt", if_sha256=doc("a.txt", LIGHT).sha256)
+    assert store.document_text("a.txt") == BIRDS and store.count_chunks() == len(CHUNKER.chunk(doc("a.txt", BIRDS)))
+    store.delete_document("a.txt", if_sha256=doc("a.txt", BIRDS).sha256)
+    assert store.documents == {} and store.count_chunks() == 0
+    with pytest.raises(KeyError):
+        store.delete_document("a.txt")

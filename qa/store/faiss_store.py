@@ -23,7 +23,7 @@ from qa.index_store import (
     active_version_name,
     commit_documents,
 )
-from qa.store.protocol import Hit, check_write
+from qa.store.protocol import DocumentChangedError, Hit, check_write
 from qa.types import Chunk, Document
 
 
@@ -123,10 +123,12 @@ class FaissDocumentStore:
         self._snap = commit_documents(self.settings, self._spec, self._spec, self._snap, writes=writes)
         return self._snap.generation
 
-    def delete_document(self, doc_id: str) -> int:
+    def delete_document(self, doc_id: str, if_sha256: str | None = None) -> int:
         self.reload()
         if doc_id not in self.documents:
             raise KeyError(doc_id)
+        if if_sha256 is not None and self.documents[doc_id].sha256 != if_sha256:
+            raise DocumentChangedError(doc_id)
         self._snap = commit_documents(self.settings, self._spec, self._spec, self._snap, removals={doc_id})
         return self._snap.generation
 

@@ -53,7 +53,7 @@ from typing import Any
 import numpy as np
 
 from qa.index_store import DocumentInfo, IndexStaleError
-from qa.store.protocol import (TIE_MARGIN, DocumentExistsError, Hit, check_write, chunk_id, new_trash_entry, ranked,
+from qa.store.protocol import (TIE_MARGIN, DocumentChangedError, DocumentExistsError, Hit, check_write, chunk_id, new_trash_entry, ranked,
                                with_ids)
 from qa.types import Chunk, Document
 
@@ -540,12 +540,21 @@ class MilvusDocumentStore:
             generation = self.write_document(d, c, v)
         return generation
 
-    def delete_document(self, doc_id: str) -> int:
+    def delete_document(self, doc_id: str, if_sha256: str | None = None) -> int:
+        """Delete the document row of the revision read (another replica's write since then: that one is read
+        and deleted instead, or with ``if_sha256`` :class:`DocumentChangedError`), then every chunk and text
+        part of the document."""
+        d = _lit(doc_id)
         with self._write_lock:
-            self._doc_row(doc_id)  # KeyError: unknown
-            d = _lit(doc_id)
-            if not _deleted(self.client.delete(self.c_docs, filter=f"id == {d}")):
-                raise KeyError(doc_id)  # another replica deleted it in between
+            for _ in range(3):
+                row = self._doc_row(doc_id)  # KeyError: unknown
+                if if_sha256 is not None and row["info"]["sha256"] != if_sha256:
+                    raise DocumentChangedError(doc_id)
+                if _deleted(self.client.delete(self.c_docs, filter=f"id == {d} and rev == {_lit(row['rev'])}")):
+                    break
+                # deleted or replaced through another replica since the read: read it again
+            else:
+                raise DocumentChangedError(doc_id)
             self.client.delete(self.c_chunks, filter=f"document == {d}")
             self.client.delete(self.c_texts, filter=f"document == {d}")
             return self._bump()

@@ -51,6 +51,11 @@ def chunk_id(document: str, ordinal: int, text: str) -> str:
     return f"{document}#{ordinal}-{digest}"
 
 
+class DocumentChangedError(Exception):
+    """``delete_document(..., if_sha256=...)`` found another version of the document stored (on Milvus: written
+    through another replica since the caller read it)."""
+
+
 class DocumentExistsError(Exception):
     """``write_document(..., expect_absent=True)`` of a store that several processes write (Milvus) found a
     document of that id: another replica wrote it since the caller checked."""
@@ -131,9 +136,10 @@ class DocumentStore(DocumentReader, Protocol):
         anything is written. Returns the new generation."""
         ...
 
-    def delete_document(self, doc_id: str) -> int:
+    def delete_document(self, doc_id: str, if_sha256: str | None = None) -> int:
         """Delete a document and all its chunks; returns the new generation. ``KeyError`` when the
-        document is unknown (nothing changes)."""
+        document is unknown (nothing changes). ``if_sha256``: only that version of it
+        (:class:`DocumentChangedError` if another is stored: nothing changes)."""
         ...
 
     def snapshot(self) -> DocumentReader:

@@ -24,7 +24,7 @@ from typing import Any, Callable
 
 from qa.index_store import BuildReport
 from qa.ingest import load_corpus
-from qa.store.protocol import DocumentExistsError, DocumentStore, TrashBin, document_sha
+from qa.store.protocol import DocumentChangedError, DocumentExistsError, DocumentStore, TrashBin, document_sha
 from qa.types import Document
 from qa.validation import DocumentError, shown
 from qa import writes as core_writes
@@ -126,15 +126,27 @@ class StoreWriter(Writer):
             return None
 
     def delete(self, doc_id: str, current: Any = None, load: Callable[[], Any] | None = None) -> DocumentStore:
-        entry = self._to_trash(doc_id, "deleted")  # KeyError: unknown (nothing changes)
-        try:
-            self.store.delete_document(doc_id)  # KeyError: unknown, or deleted by another replica meanwhile
-        except KeyError:
-            if entry is not None:  # that replica's delete put the document in the trash: one entry, not two
-                self.store.drop_trash_entry(entry)
-            raise
-        self.purge_trash()
-        return self.store
+        """Copy the served version to the trash, then delete exactly that version: one replaced through another
+        replica in between is copied and deleted in its turn (its predecessor is in the trash already, put
+        there by that replace), so the version deleted is always in the trash."""
+        for _ in range(3):
+            entry = self._to_trash(doc_id, "deleted")  # KeyError: unknown (nothing changes)
+            kept = next((t for t in self.trash() if t.entry == entry), None) if entry else None
+            try:
+                # KeyError: unknown, or deleted by another replica meanwhile
+                self.store.delete_document(doc_id, if_sha256=kept.sha256 if kept else None)
+            except KeyError:
+                if entry is not None:  # that replica's delete put the document in the trash: one entry, not two
+                    self.store.drop_trash_entry(entry)
+                raise
+            except DocumentChangedError:
+                if kept and any(t.id == doc_id and t.sha256 == kept.sha256 and t.entry != entry for t in self.trash()):
+                    self.store.drop_trash_entry(entry)  # that version is in the trash once already
+                continue
+            self.purge_trash()
+            return self.store
+        raise DocumentError(f"document {shown(doc_id)} changed while it was being deleted (through another "
+                            "replica); try again", "conflict", 409)
 
     def _to_trash(self, doc_id: str, reason: str) -> str | None:
         if not isinstance(self.store, TrashBin):
