@@ -233,6 +233,59 @@ def test_pdf_ligatures_and_justified_gaps_are_plain_text():
     assert "  " not in ex.text and "\ufb01" not in ex.text
 
 
+def tounicode_pdf(to_unicode: dict[int, str], shown: bytes) -> bytes:
+    """A one-page PDF showing the one-byte codes ``shown`` in a font whose ToUnicode map sends code ``k`` to
+    the UTF-16BE hex ``to_unicode[k]`` (e.g. ``"D800"``: a lone surrogate, which pypdf passes on as is)."""
+    cmap = ("/CIDInit /ProcSet findresource begin 12 dict begin begincmap /CMapName /Adobe-Identity-UCS def "
+            "/CMapType 2 def 1 begincodespacerange <00> <FF> endcodespacerange %d beginbfchar %s endbfchar endcmap "
+            "CMapName currentdict /CMap defineresource pop end end"
+            % (len(to_unicode), " ".join(f"<{k:02X}> <{v}>" for k, v in to_unicode.items()))).encode()
+    content = b"BT /F1 12 Tf 20 100 Td <%s> Tj ET" % shown.hex().encode()
+    objects = [b"<< /Type /Catalog /Pages 2 0 R >>", b"<< /Type /Pages /Kids [3 0 R] /Count 1 >>",
+               b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 200 200] /Contents 4 0 R "
+               b"/Resources << /Font << /F1 5 0 R >> >> >>",
+               b"<< /Length %d >>\nstream\n%s\nendstream" % (len(content), content),
+               b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica /ToUnicode 6 0 R >>",
+               b"<< /Length %d >>\nstream\n%s\nendstream" % (len(cmap), cmap)]
+    out, offsets = bytearray(b"%PDF-1.4\n"), []
+    for i, body in enumerate(objects, 1):
+        offsets.append(len(out))
+        out += b"%d 0 obj\n%s\nendobj\n" % (i, body)
+    xref = len(out)
+    out += b"xref\n0 %d\n0000000000 65535 f \n" % (len(objects) + 1)
+    out += b"".join(b"%010d 00000 n \n" % o for o in offsets)
+    out += b"trailer\n<< /Size %d /Root 1 0 R >>\nstartxref\n%d\n%%%%EOF\n" % (len(objects) + 1, xref)
+    return bytes(out)
+
+
+#: "Word", a lone surrogate, "Word" again, then the two halves of U+1F600 as two codes of their own
+SURROGATE_PDF_CODES = {0x41: "0057", 0x42: "006F", 0x43: "0072", 0x44: "0064", 0x01: "D800", 0x02: "D83D",
+                       0x03: "DE00", 0x20: "0020"}
+
+
+def test_pdf_text_has_no_surrogates():
+    """A ToUnicode map can send a glyph to half of a surrogate pair, which pypdf passes on: a lone half is
+    served as U+FFFD, two halves in a row as their character (UTF-8, JSON and the tokenizer take neither half)."""
+    ex = convert("s.pdf", tounicode_pdf(SURROGATE_PDF_CODES, b"ABCD\x01 ABCD \x02\x03"))
+    assert ex.text == "Word\ufffd Word \U0001F600"
+    ex.text.encode("utf-8")
+
+
+def test_pdf_with_a_lone_surrogate_uploads_and_slices(api):
+    """Found by the citation audit (2026-12-07): the upload answered 500 (and `qa index` stopped) on such a file."""
+    client, _ = api
+    name = "surrogate.pdf"
+    r = client.post("/documents", files=[("files", (name, tounicode_pdf(SURROGATE_PDF_CODES, b"ABCD\x01 ABCD"),
+                                                    "application/pdf"))])
+    assert r.status_code == 201, r.text
+    try:
+        got = client.get(f"/documents/{name}")
+        assert got.status_code == 200 and got.json()["text"] == "Word\ufffd Word"
+        assert client.get(f"/documents/{name}?raw=true").text == "Word\ufffd Word"
+    finally:
+        assert client.delete(f"/documents/{name}").status_code == 200
+
+
 def test_pdf_with_copy_protection_only_is_read():
     """Encrypted with an owner password but an empty user password: opens without a password."""
     pages = [[("para", "Copy protected but readable text.")]]
