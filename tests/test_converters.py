@@ -226,6 +226,36 @@ def test_docx_tables_in_document_order_and_merged_cells_once():
     assert ex.text == "Before the table.\n\nMerged heading | Year\nQuillon | lighthouse | 1873\n\nAfter the table."
 
 
+def docx_with_body(body_xml: str) -> bytes:
+    """A generated DOCX whose document.xml body is ``body_xml`` (raw WordprocessingML paragraphs)."""
+    src = zipfile.ZipFile(io.BytesIO(make_docx([[("para", "placeholder")]])))
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as out:
+        for info in src.infolist():
+            data = src.read(info.filename)
+            if info.filename == "word/document.xml":
+                xml = data.decode("utf-8")
+                head, tail = xml.index("<w:body>") + len("<w:body>"), xml.index("<w:sectPr")
+                data = (xml[:head] + body_xml + xml[tail:]).encode("utf-8")
+            out.writestr(info, data)
+    return buf.getvalue()
+
+
+def test_docx_reads_tracked_changes_accepted():
+    """Inserted runs (and runs in content controls) are text, deleted ones are not: python-docx's Paragraph.text
+    dropped the insertion (citation audit, 2026-12-07: a question about it had nothing to cite)."""
+    change = 'w:author="a" w:date="2026-01-01T00:00:00Z"'
+    body = (f'<w:p><w:r><w:t xml:space="preserve">The Ulm archive was founded by </w:t></w:r>'
+            f'<w:del w:id="1" {change}><w:r><w:delText>Old Name</w:delText></w:r></w:del>'
+            f'<w:ins w:id="2" {change}><w:r><w:t>Hedda Brun</w:t></w:r></w:ins>'
+            f'<w:r><w:t xml:space="preserve"> in 1850.</w:t></w:r></w:p>'
+            f'<w:tbl><w:tr><w:tc><w:p><w:ins w:id="3" {change}><w:r><w:t>Cell insert</w:t></w:r></w:ins></w:p></w:tc>'
+            f'<w:tc><w:p><w:sdt><w:sdtContent><w:r><w:t>Control</w:t></w:r></w:sdtContent></w:sdt></w:p></w:tc>'
+            f'</w:tr></w:tbl>')
+    ex = convert("tracked.docx", docx_with_body(body))
+    assert ex.text == "The Ulm archive was founded by Hedda Brun in 1850.\n\nCell insert | Control"
+
+
 def test_pdf_ligatures_and_justified_gaps_are_plain_text():
     pages = [[("para", "The ﬁnance oﬃce ﬂoor. " + "Justified text runs over several lines of this page. " * 5)]]
     ex = convert("l.pdf", make_pdf(pages))
