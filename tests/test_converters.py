@@ -226,11 +226,94 @@ def test_docx_tables_in_document_order_and_merged_cells_once():
     assert ex.text == "Before the table.\n\nMerged heading | Year\nQuillon | lighthouse | 1873\n\nAfter the table."
 
 
+def docx_with_body(body_xml: str) -> bytes:
+    """A generated DOCX whose document.xml body is ``body_xml`` (raw WordprocessingML paragraphs)."""
+    src = zipfile.ZipFile(io.BytesIO(make_docx([[("para", "placeholder")]])))
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as out:
+        for info in src.infolist():
+            data = src.read(info.filename)
+            if info.filename == "word/document.xml":
+                xml = data.decode("utf-8")
+                head, tail = xml.index("<w:body>") + len("<w:body>"), xml.index("<w:sectPr")
+                data = (xml[:head] + body_xml + xml[tail:]).encode("utf-8")
+            out.writestr(info, data)
+    return buf.getvalue()
+
+
+def test_docx_reads_tracked_changes_accepted():
+    """Inserted runs (and runs in content controls) are text, deleted ones are not: python-docx's Paragraph.text
+    dropped the insertion (citation audit, 2026-12-07: a question about it had nothing to cite)."""
+    change = 'w:author="a" w:date="2026-01-01T00:00:00Z"'
+    body = (f'<w:p><w:r><w:t xml:space="preserve">The Ulm archive was founded by </w:t></w:r>'
+            f'<w:del w:id="1" {change}><w:r><w:delText>Old Name</w:delText></w:r></w:del>'
+            f'<w:ins w:id="2" {change}><w:r><w:t>Hedda Brun</w:t></w:r></w:ins>'
+            f'<w:r><w:t xml:space="preserve"> in 1850.</w:t></w:r></w:p>'
+            f'<w:tbl><w:tr><w:tc><w:p><w:ins w:id="3" {change}><w:r><w:t>Cell insert</w:t></w:r></w:ins></w:p></w:tc>'
+            f'<w:tc><w:p><w:sdt><w:sdtContent><w:r><w:t>Control</w:t></w:r></w:sdtContent></w:sdt></w:p></w:tc>'
+            f'</w:tr></w:tbl>')
+    ex = convert("tracked.docx", docx_with_body(body))
+    assert ex.text == "The Ulm archive was founded by Hedda Brun in 1850.\n\nCell insert | Control"
+
+
 def test_pdf_ligatures_and_justified_gaps_are_plain_text():
     pages = [[("para", "The ﬁnance oﬃce ﬂoor. " + "Justified text runs over several lines of this page. " * 5)]]
     ex = convert("l.pdf", make_pdf(pages))
     assert "The finance office floor." in ex.text
     assert "  " not in ex.text and "\ufb01" not in ex.text
+
+
+def tounicode_pdf(to_unicode: dict[int, str], shown: bytes) -> bytes:
+    """A one-page PDF showing the one-byte codes ``shown`` in a font whose ToUnicode map sends code ``k`` to
+    the UTF-16BE hex ``to_unicode[k]`` (e.g. ``"D800"``: a lone surrogate, which pypdf passes on as is)."""
+    cmap = ("/CIDInit /ProcSet findresource begin 12 dict begin begincmap /CMapName /Adobe-Identity-UCS def "
+            "/CMapType 2 def 1 begincodespacerange <00> <FF> endcodespacerange %d beginbfchar %s endbfchar endcmap "
+            "CMapName currentdict /CMap defineresource pop end end"
+            % (len(to_unicode), " ".join(f"<{k:02X}> <{v}>" for k, v in to_unicode.items()))).encode()
+    content = b"BT /F1 12 Tf 20 100 Td <%s> Tj ET" % shown.hex().encode()
+    objects = [b"<< /Type /Catalog /Pages 2 0 R >>", b"<< /Type /Pages /Kids [3 0 R] /Count 1 >>",
+               b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 200 200] /Contents 4 0 R "
+               b"/Resources << /Font << /F1 5 0 R >> >> >>",
+               b"<< /Length %d >>\nstream\n%s\nendstream" % (len(content), content),
+               b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica /ToUnicode 6 0 R >>",
+               b"<< /Length %d >>\nstream\n%s\nendstream" % (len(cmap), cmap)]
+    out, offsets = bytearray(b"%PDF-1.4\n"), []
+    for i, body in enumerate(objects, 1):
+        offsets.append(len(out))
+        out += b"%d 0 obj\n%s\nendobj\n" % (i, body)
+    xref = len(out)
+    out += b"xref\n0 %d\n0000000000 65535 f \n" % (len(objects) + 1)
+    out += b"".join(b"%010d 00000 n \n" % o for o in offsets)
+    out += b"trailer\n<< /Size %d /Root 1 0 R >>\nstartxref\n%d\n%%%%EOF\n" % (len(objects) + 1, xref)
+    return bytes(out)
+
+
+#: "Word", a lone surrogate, "Word" again, then the two halves of U+1F600 as two codes of their own
+SURROGATE_PDF_CODES = {0x41: "0057", 0x42: "006F", 0x43: "0072", 0x44: "0064", 0x01: "D800", 0x02: "D83D",
+                       0x03: "DE00", 0x20: "0020"}
+
+
+def test_pdf_text_has_no_surrogates():
+    """A ToUnicode map can send a glyph to half of a surrogate pair, which pypdf passes on: a lone half is
+    served as U+FFFD, two halves in a row as their character (UTF-8, JSON and the tokenizer take neither half)."""
+    ex = convert("s.pdf", tounicode_pdf(SURROGATE_PDF_CODES, b"ABCD\x01 ABCD \x02\x03"))
+    assert ex.text == "Word\ufffd Word \U0001F600"
+    ex.text.encode("utf-8")
+
+
+def test_pdf_with_a_lone_surrogate_uploads_and_slices(api):
+    """Found by the citation audit (2026-12-07): the upload answered 500 (and `qa index` stopped) on such a file."""
+    client, _ = api
+    name = "surrogate.pdf"
+    r = client.post("/documents", files=[("files", (name, tounicode_pdf(SURROGATE_PDF_CODES, b"ABCD\x01 ABCD"),
+                                                    "application/pdf"))])
+    assert r.status_code == 201, r.text
+    try:
+        got = client.get(f"/documents/{name}")
+        assert got.status_code == 200 and got.json()["text"] == "Word\ufffd Word"
+        assert client.get(f"/documents/{name}?raw=true").text == "Word\ufffd Word"
+    finally:
+        assert client.delete(f"/documents/{name}").status_code == 200
 
 
 def test_pdf_with_copy_protection_only_is_read():

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import bisect
 import logging
+import re
 from dataclasses import dataclass, field
 from typing import Protocol, Sequence, runtime_checkable
 
@@ -104,10 +105,24 @@ def looks_binary(data: bytes, share: float = 0.02) -> bool:
     return sum(1 for b in head if b < 32 and b not in (9, 10, 12, 13)) > share * len(head)
 
 
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def whole_characters(text: str) -> str:
+    """``text`` without surrogate code points: a pair of halves becomes the character it encodes, a lone half
+    U+FFFD. pypdf decodes a font's ToUnicode map as UTF-16 without checking it, so a PDF can yield a lone
+    surrogate, which UTF-8 (JSON responses, the tokenizers) cannot encode: its upload failed with a 500, and
+    ``qa index`` on a folder holding it stopped with a traceback (citation audit, 2026-12-07)."""
+    if not _SURROGATE.search(text):
+        return text
+    return text.encode("utf-16-le", "surrogatepass").decode("utf-16-le", "replace")
+
+
 def tidy(text: str) -> str:
-    """Line ends as "\\n", no NULs, no trailing spaces on lines, at most one blank line in a row,
-    no blank lines at either end. Applied by the converters to what a library returns."""
-    text = text.replace("\r\n", "\n").replace("\r", "\n").replace("\x00", "")
+    """Whole characters (:func:`whole_characters`), line ends as "\\n", no NULs, no trailing spaces on lines,
+    at most one blank line in a row, no blank lines at either end. Applied by the converters to what a
+    library returns."""
+    text = whole_characters(text).replace("\r\n", "\n").replace("\r", "\n").replace("\x00", "")
     lines = [line.rstrip() for line in text.split("\n")]
     out: list[str] = []
     blank = False

@@ -1,7 +1,11 @@
 """Word (.docx) with python-docx: body paragraphs and tables in document order.
 
 Headings and paragraphs become one line each, separated by a blank line; a table becomes one
-line per row with the cells joined by " | " (a merged cell is written once). Headers, footers,
+line per row with the cells joined by " | " (a merged cell is written once). A paragraph's text is
+that of all its runs as the document reads with tracked changes accepted: inserted (``w:ins``,
+``w:moveTo``) runs and runs in content controls, smart tags and simple fields count, deleted ones
+(``w:del``, ``w:moveFrom``) do not (python-docx's ``Paragraph.text`` reads only plain runs and
+hyperlinks, so a tracked insertion was lost: citation audit, 2026-12-07). Headers, footers,
 footnotes, comments and text boxes are not read (see docs/converters.md for the comparison with
 mammoth, which we measured as the alternative).
 
@@ -20,7 +24,7 @@ import zipfile
 
 from qa.converters.base import ConversionError, Extraction, described, tidy
 
-RULES = 1
+RULES = 2
 MAX_UNPACKED_BYTES = 200 * 1024 * 1024
 MAX_RATIO = 200
 MAX_MEMBERS = 10_000
@@ -55,6 +59,17 @@ def check_zip(data: bytes, kind: str = "DOCX") -> zipfile.ZipFile:
     return zf
 
 
+#: The runs of one paragraph as it reads with tracked changes accepted (not those of a text box inside it).
+_RUNS = ".//w:r[count(ancestor::w:p) = 1 and not(ancestor::w:del) and not(ancestor::w:moveFrom)]"
+
+
+def paragraph_text(paragraph) -> str:
+    """A paragraph's text with tracked changes accepted (see the module docstring)."""
+    from docx.text.run import Run
+
+    return "".join(Run(r, paragraph).text for r in paragraph._p.xpath(_RUNS))
+
+
 def _table_lines(table) -> list[str]:
     lines = []
     for row in table.rows:
@@ -64,7 +79,7 @@ def _table_lines(table) -> list[str]:
             if id(cell._tc) in seen:  # a merged cell appears once per grid column it spans
                 continue
             seen.add(id(cell._tc))
-            cells.append(" ".join(p.text.strip() for p in cell.paragraphs if p.text.strip()))
+            cells.append(" ".join(t.strip() for t in map(paragraph_text, cell.paragraphs) if t.strip()))
         if any(cells):
             lines.append(" | ".join(cells))
     return lines
@@ -92,8 +107,8 @@ class DocxConverter:
                     lines = _table_lines(item)
                     if lines:
                         blocks.append("\n".join(lines))
-                elif item.text.strip():
-                    blocks.append(item.text)
+                elif (text := paragraph_text(item)).strip():
+                    blocks.append(text)
         except ConversionError:
             raise
         except Exception as e:  # noqa: BLE001 - python-docx/lxml raise many types for a damaged file
