@@ -616,6 +616,20 @@ def test_upload_too_many_files(client, settings):
     assert snapshot(settings.corpus_dir) == before
 
 
+def test_a_delete_that_conflicts_is_a_409_and_keeps_the_document(client, fake, monkeypatch):
+    """(Milvus) a delete whose document kept being replaced through other replicas raises DocumentError 409: the
+    route answered it as a 500."""
+    from qa.pipeline import DocumentError
+
+    def conflict(doc_id):
+        raise DocumentError(f"document {doc_id} changed while it was being deleted; try again", "conflict", 409)
+
+    monkeypatch.setattr(fake, "remove_document", conflict)
+    body = assert_error(client.delete("/documents/nested/deeper/note.md"), 409, "conflict")
+    assert "try again" in body["message"]
+    assert client.get("/documents/nested/deeper/note.md").status_code == 200
+
+
 def test_delete_nested_document(client, settings):
     assert client.delete("/documents/nested/deeper/note.md").status_code == 200
     assert not (settings.corpus_dir / "nested" / "deeper" / "note.md").exists()

@@ -337,7 +337,7 @@ def build_router(settings: Settings) -> APIRouter:
         summary="Remove a document from the index; its file moves to the trash (restorable)",
         responses={200: {"links": {"RestoreDocument": {"operationId": "restore_document",
                                                        "parameters": {"doc_id": "$response.body#/id"}}}},
-                   **responses(401, 403, 404, 503)},
+                   **responses(401, 403, 404, 409, 503)},
         dependencies=write,
     )
     async def delete_document(
@@ -355,6 +355,8 @@ def build_router(settings: Settings) -> APIRouter:
                     pipeline.remove_document(doc_id)
                 except KeyError:
                     raise ApiError(404, "not_found", f"unknown document {shown(doc_id)}") from None
+                except DocumentError as e:  # (Milvus) replaced through other replicas while it was deleted
+                    raise _api_error(e) from None
                 trash = getattr(pipeline, "trash", None)
                 entry = next((t.entry for t in trash() if t.id == doc_id), None) if trash else None
                 return DeleteResult(id=doc_id, trash_entry=entry)
