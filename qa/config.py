@@ -208,6 +208,11 @@ class SettingsError(ValueError):
     """A ``QA_*`` variable holds a value the settings refuse; the message names the variables."""
 
 
+class ModelNotFoundError(FileNotFoundError):
+    """A model folder (``QA_READER_MODEL_DIR``, ``QA_EMBEDDING_MODEL``) holds no model; the message names the
+    folder and says what to do. ``qa`` prints it as one line (exit 1); ``qa serve`` gives it as ``/ready``'s reason."""
+
+
 def describe_settings_error(e: ValidationError) -> str:
     """One line per refused value, by the variable that set it (``QA_TOP_K='abc': ...``)."""
     lines = []
