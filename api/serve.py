@@ -31,8 +31,39 @@ def banner(settings) -> list[str]:
     return lines
 
 
+def cannot_listen(host: str, port: int) -> str | None:
+    """Why uvicorn could not listen on ``host:port``, said with what to do (None: it can). Tried with a socket
+    bound as uvicorn binds it, before anything is printed or loaded: uvicorn itself raises OverflowError for a
+    port out of range and logs a bare errno line after start-up for a port in use or an unknown address."""
+    import errno
+    import socket
+
+    if not 1 <= port <= 65535:
+        return f"--port {port} is not a port: give one from 1 to 65535 (--port or QA_PORT)"
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    try:
+        with socket.socket(family, socket.SOCK_STREAM) as sock:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            sock.bind((host, port))
+    except OSError as e:
+        if e.errno == errno.EADDRINUSE:
+            return (f"port {port} on {host} is in use (another `qa serve`?): stop that server, or choose another "
+                    "port with --port (QA_PORT)")
+        why = e.strerror or str(e)
+        return (f"cannot listen on {host}:{port} ({why}): give --host (QA_HOST) an address of this machine, such "
+                "as 127.0.0.1 or 0.0.0.0 for every interface" + (", and --port one above 1023 unless root"
+                                                                   if e.errno == errno.EACCES else ""))
+    return None
+
+
 def run_server(args: argparse.Namespace) -> int:
     import logging
+    import sys
+
+    problem = cannot_listen(args.host, args.port)
+    if problem:
+        print(f"qa: error: {problem}", file=sys.stderr, flush=True)
+        return 1
 
     import uvicorn
 

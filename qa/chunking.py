@@ -45,6 +45,9 @@ def load_tokenizer(model_path: str | Path | None = None) -> Any:
         from qa.config import default_embedding_model
 
         model_path = default_embedding_model()
+    from qa.embedding import require_model_folder
+
+    require_model_folder(model_path)
     tok = AutoTokenizer.from_pretrained(str(model_path))
     if not getattr(tok, "is_fast", False):
         raise TypeError(f"a fast tokenizer is needed for offset mapping; got {type(tok).__name__}")

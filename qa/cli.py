@@ -370,6 +370,8 @@ def cmd_ask(args: argparse.Namespace) -> int:
         pipeline.check_question(args.question)
         if args.k is not None and not 1 <= args.k <= 50:
             raise QuestionError("-k must be between 1 and 50")
+        if args.max_answers is not None and not 1 <= args.max_answers <= 20:  # as QA_MAX_ANSWERS
+            raise QuestionError("-n/--max-answers must be between 1 and 20")
     except QuestionError as e:
         eprint(f"qa: error: {e}")
         return EXIT_ERROR
@@ -568,7 +570,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from qa.config import SettingsError
+    from qa.config import ModelNotFoundError, SettingsError
     from qa.index_store import IndexLoadError
     from qa.reader.int8 import Int8Error
 
@@ -588,7 +590,8 @@ def main(argv: list[str] | None = None) -> int:
     except IndexLoadError as e:
         eprint(f"qa: error: {e}")
         return EXIT_INDEX
-    except (Int8Error, SettingsError) as e:  # an int8 runtime that cannot run here, a bad QA_* value: it says what to do
+    except (Int8Error, SettingsError, ModelNotFoundError) as e:  # an int8 runtime that cannot run here, a bad QA_*
+        # value, a model folder without a model: it says what to do
         eprint(f"qa: error: {e}")
         return EXIT_ERROR
     except KeyboardInterrupt:

@@ -6,13 +6,16 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, ValidationError
+from pydantic import Field, ValidationError, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
 
 DEFAULT_QUERY_INT8_SCALES = PROJECT_ROOT / "models" / "embedder" / "query_int8.json"  # qa.query_int8
+# Reader tokens a question may take in a window: at most 64 of its own (qa.reader.decode.truncate_question) and
+# [CLS] [SEP] [SEP]. The passage's share of a window is reader_max_length minus this, and its stride must be less.
+QUESTION_TOKENS = 64 + 3
 
 
 def default_embedding_model() -> str:
@@ -33,7 +36,7 @@ class Settings(BaseSettings):
     corpus_dir: Path = Field(PROJECT_ROOT / "seeds", description="Folder of .txt/.md documents")
     index_dir: Path = Field(PROJECT_ROOT / "index", description="Where the built index lives")
     index_type: Literal["flat", "hnsw"] = "flat"
-    hnsw_m: int = 32
+    hnsw_m: int = Field(32, ge=2, le=512)  # faiss aborts the process below 2
     # Where documents, chunks and vectors live (qa/store, docs/scaling.md): faiss = the versioned
     # index folder above; milvus = Milvus (Lite in-process for a .db path, or a server at http://host:port)
     store: Literal["faiss", "milvus"] = "faiss"
@@ -42,8 +45,8 @@ class Settings(BaseSettings):
     milvus_token: str = Field("", description="Milvus credentials (user:password or an API key), if the server wants them")
 
     # Chunking (tokens of the embedder's tokenizer)
-    chunk_tokens: int = 200
-    chunk_overlap: int = 50
+    chunk_tokens: int = Field(200, ge=3)  # qa.chunking.MIN_CHUNK_TOKENS
+    chunk_overlap: int = Field(50, ge=0)
 
     # Where the embedder and the reader run: auto (CUDA when torch sees a GPU, else the CPU), cpu, or cuda
     # (without a GPU: the CPU, with a warning in the log). On CUDA the reader runs in bf16 (fp16 where the GPU
@@ -52,7 +55,7 @@ class Settings(BaseSettings):
 
     # Embedding
     embedding_model: str | None = Field(None, description="Local model path; default: bundled MiniLM")
-    embedding_batch_size: int = 32
+    embedding_batch_size: int = Field(32, ge=1)
     # Questions' embeddings (documents are always fp32): auto = int8 on the CPU where the scales below were made
     # for the embedding model's weights (the bundled one: shipped), else fp32; int8 = the same, an error otherwise
     # (qa.query_int8)
@@ -62,14 +65,16 @@ class Settings(BaseSettings):
     # Retrieval
     retrieval_mode: Literal["dense", "bm25", "hybrid"] = "hybrid"
     top_k: int = Field(5, ge=1, le=50)
-    rrf_k: int = 60
+    rrf_k: int = Field(60, ge=0)
 
     # Reader
     reader_model_dir: Path = PROJECT_ROOT / "models" / "reader"
-    reader_max_length: int = 256
-    reader_stride: int = 96
-    reader_max_answer_tokens: int = 30
-    reader_n_best: int = 20
+    # Reader windows: tokens per window (the shipped model has 512 positions), the overlap of a long passage's
+    # windows, the longest answer in tokens, the candidate spans kept per window
+    reader_max_length: int = Field(256, gt=QUESTION_TOKENS, le=512)
+    reader_stride: int = Field(96, ge=0)
+    reader_max_answer_tokens: int = Field(30, ge=1)
+    reader_n_best: int = Field(20, ge=1)
     # auto: bf16 weights where the CPU computes bf16 natively (AVX-512 BF16 / AMX; about 2x faster here, same
     # EM/F1: the validation figures are measured in bf16); on other x86 CPUs int8-torch when the reader folder has
     # int8_torch.json for its weights (~0.78x fp32's ask time on AVX2, dev-42 F1 within 0.3), else fp32.
@@ -127,7 +132,7 @@ class Settings(BaseSettings):
     answer_cache_size: int = Field(256, ge=0, le=1_000_000)
     # Without a verifier: abstain when the best span's probability is below this (None: the threshold stored in
     # the reader config). Unused when the reader folder has a verifier (verifier.json).
-    abstain_threshold: float | None = None
+    abstain_threshold: float | None = Field(None, ge=0.0, le=1.0)
     # With a verifier, every answer's score is the calibrated probability that it is correct; the service
     # abstains when the best answer's is below this. None: the default stored in verifier.json (docs/confidence.md).
     min_confidence: float | None = Field(None, ge=0.0, le=1.0)
@@ -137,7 +142,7 @@ class Settings(BaseSettings):
     max_question_chars: int = Field(1000, ge=1)
     max_upload_bytes: int = Field(2_000_000, ge=1)
     host: str = "127.0.0.1"
-    port: int = 8000
+    port: int = Field(8000, ge=1, le=65535)
 
     # Running it for others (docs/security.md)
     keys_file: Path | None = Field(None, description="API keys (hashed); default: qa-keys.json beside the index folder")
@@ -153,6 +158,23 @@ class Settings(BaseSettings):
 
     # Training data (never committed)
     squad_dir: Path = PROJECT_ROOT.parent / "shared" / "squad"
+
+    @field_validator("chunk_overlap")
+    @classmethod
+    def _overlap_below_chunk(cls, v: int, info: ValidationInfo) -> int:
+        tokens = info.data.get("chunk_tokens")
+        if tokens is not None and v >= tokens:
+            raise ValueError(f"must be less than QA_CHUNK_TOKENS ({tokens})")
+        return v
+
+    @field_validator("reader_stride")
+    @classmethod
+    def _stride_below_window(cls, v: int, info: ValidationInfo) -> int:
+        length = info.data.get("reader_max_length")
+        if length is not None and v >= length - QUESTION_TOKENS:
+            raise ValueError(f"must be less than QA_READER_MAX_LENGTH ({length}) - {QUESTION_TOKENS} (the longest "
+                             f"question's tokens), i.e. at most {length - QUESTION_TOKENS - 1}")
+        return v
 
     def resolved_keys_file(self) -> Path:
         if self.keys_file is not None:
@@ -186,6 +208,11 @@ class SettingsError(ValueError):
     """A ``QA_*`` variable holds a value the settings refuse; the message names the variables."""
 
 
+class ModelNotFoundError(FileNotFoundError):
+    """A model folder (``QA_READER_MODEL_DIR``, ``QA_EMBEDDING_MODEL``) holds no model; the message names the
+    folder and says what to do. ``qa`` prints it as one line (exit 1); ``qa serve`` gives it as ``/ready``'s reason."""
+
+
 def describe_settings_error(e: ValidationError) -> str:
     """One line per refused value, by the variable that set it (``QA_TOP_K='abc': ...``)."""
     lines = []
@@ -193,7 +220,8 @@ def describe_settings_error(e: ValidationError) -> str:
         loc = err.get("loc") or ()
         where = f"QA_{str(loc[0]).upper()}" if loc else "settings"
         value = repr(err.get("input"))
-        lines.append(f"{where}={value[:60]}: {err.get('msg', 'invalid')}")
+        msg = str(err.get("msg", "invalid")).removeprefix("Value error, ")  # a validator's own sentence
+        lines.append(f"{where}={value[:60]}: {msg}")
     return "invalid configuration: " + "; ".join(lines) + " (docs/configuration.md lists the variables)"
 
 

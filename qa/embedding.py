@@ -42,6 +42,17 @@ def model_id_for_path(model_path: str | Path) -> str:
     return path.name or str(model_path)
 
 
+def require_model_folder(model_path: str | Path) -> None:
+    """qa.config.ModelNotFoundError, saying what to do, unless ``model_path`` is a model folder (config.json):
+    transformers would take anything else for a Hugging Face Hub id and fail offline with its own traceback."""
+    if not (Path(model_path) / "config.json").is_file():
+        from qa.config import ModelNotFoundError
+
+        raise ModelNotFoundError(
+            f"embedding model not found in {model_path} (expected a sentence-transformers folder with config.json); "
+            "set QA_EMBEDDING_MODEL to one, or unset it for the bundled all-MiniLM-L6-v2")
+
+
 def _configured_dimension(path: Path) -> int | None:
     """Output size of a Transformer + Pooling (+ Normalize) sentence-transformers folder."""
     try:
@@ -109,6 +120,7 @@ class Embedder:
 
                         hf_logging.disable_progress_bar()
 
+                    require_model_folder(self.model_path)
                     logger.info("loading embedding model %s on %s", self.model_path, self.device)
                     model = SentenceTransformer(self.model_path, device=self.device)
                     self._query_encoder = self._fast_query_path(model)

@@ -580,10 +580,15 @@ def index_lock(index_dir: str | Path) -> Iterator[None]:
     with _build_lock:
         try:
             index_dir.mkdir(parents=True, exist_ok=True)
+            fh = open(index_dir / ".lock", "a+")
         except (FileExistsError, NotADirectoryError):
             raise IndexLoadError(f"the index folder {index_dir} (or a folder above it) is a file; set QA_INDEX_DIR to a "
                                  "folder (a new one is created on first run)") from None
-        with open(index_dir / ".lock", "a+") as fh:
+        except OSError as e:  # no permission, a missing or read-only mount
+            raise IndexLoadError(f"cannot write in the index folder {index_dir} ({e.strerror or type(e).__name__}); "
+                                 "set QA_INDEX_DIR to a folder you can write (a new one is created on first run)"
+                                 ) from None
+        with fh:
             fcntl.flock(fh, fcntl.LOCK_EX)
             held.add(key)
             try:

@@ -132,23 +132,38 @@ class KeyStore:
     # ------------------------------------------------------------ writing
     @contextlib.contextmanager
     def _locked(self) -> Iterator[None]:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        with open(self.path.with_name(self.path.name + ".lock"), "a+") as fh:
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            fh = open(self.path.with_name(self.path.name + ".lock"), "a+")
+        except OSError as e:  # a folder above it is a file, a read-only or missing mount...
+            raise self._unwritable(e) from None
+        with fh:
             fcntl.flock(fh, fcntl.LOCK_EX)
             try:
                 yield
             finally:
                 fcntl.flock(fh, fcntl.LOCK_UN)
 
+    def _unwritable(self, e: OSError) -> KeyStoreError:
+        why = ("a folder above it is a file" if isinstance(e, (FileExistsError, NotADirectoryError))
+               else e.strerror or type(e).__name__)
+        return KeyStoreError(f"cannot write the key file {self.path} ({why}); set QA_KEYS_FILE to a file in a "
+                             "folder you can write")
+
     def _write(self, records: list[KeyRecord]) -> None:
         tmp = self.path.with_name(f".{self.path.name}.{secrets.token_hex(4)}.tmp")
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            json.dump({"keys": [asdict(r) for r in records]}, f, indent=2)
-            f.write("\n")
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, self.path)
+        try:
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(fd, "w", encoding="utf-8") as f:
+                json.dump({"keys": [asdict(r) for r in records]}, f, indent=2)
+                f.write("\n")
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(tmp, self.path)
+        except OSError as e:  # a full disk, a read-only folder
+            with contextlib.suppress(OSError):
+                tmp.unlink()
+            raise self._unwritable(e) from None
 
     def add(self, name: str, scope: str) -> str:
         """Create a key; returns it (the only time it is ever shown)."""

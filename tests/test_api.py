@@ -803,6 +803,35 @@ def test_serve_command_arguments():
     assert server_url("::1", 8000) == "http://[::1]:8000"
 
 
+def test_serve_says_in_one_line_why_it_cannot_listen(monkeypatch, capsys):
+    """A port out of range raised OverflowError from bind() (a traceback); a port in use or an address that is
+    not this machine's gave uvicorn's bare errno line after "Listening on ...". Now `qa serve` says what to
+    do before it loads anything."""
+    import argparse
+    import socket
+
+    import api.app
+    import uvicorn
+
+    from api.serve import run_server
+
+    def must_not_start(*a, **k):
+        raise AssertionError("the server must not start")
+
+    monkeypatch.setattr(uvicorn, "run", must_not_start)
+    monkeypatch.setattr(api.app, "create_app", must_not_start)
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        cases = [("127.0.0.1", 70000, "from 1 to 65535"), ("127.0.0.1", port, f"port {port} on 127.0.0.1 is in use"),
+                 ("nonexistent.invalid", port, "give --host (QA_HOST) an address of this machine")]
+        for host, p, says in cases:
+            assert run_server(argparse.Namespace(host=host, port=p, log_level="info")) == 1
+            err = capsys.readouterr().err
+            assert err.startswith("qa: error: ") and says in err and len(err.strip().splitlines()) == 1, err
+
+
 def test_qa_cli_has_serve():
     from qa.cli import build_parser, cmd_serve
 

@@ -139,3 +139,14 @@ def test_hangul_needs_three_tokens_per_character():
     chunker = _chunker(3, 1)
     assert chunker.count_tokens("각") == 3
     check_chunks(chunker, "각각각 한국어 텍스트")
+
+
+def test_a_missing_embedding_model_folder_says_what_to_do(tmp_path):
+    """`qa index` with QA_EMBEDDING_MODEL naming no model folder: transformers took the path for a Hub id and
+    raised OSError ("Repo id must use alphanumeric chars ...") as a traceback; now one line saying what to do."""
+    from qa.config import ModelNotFoundError
+
+    (tmp_path / "a-file").write_text("x", encoding="utf-8")
+    for path in (tmp_path / "missing", tmp_path, tmp_path / "a-file"):
+        with pytest.raises(ModelNotFoundError, match="set QA_EMBEDDING_MODEL to one, or unset it"):
+            load_tokenizer(path)

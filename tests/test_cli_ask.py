@@ -17,9 +17,9 @@ pytestmark = pytest.mark.slow
 SEEDS = PROJECT_ROOT / "seeds"
 
 
-def _qa(args: list[str], tmp_path) -> subprocess.CompletedProcess:
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1",
-           "QA_CORPUS_DIR": str(SEEDS), "QA_INDEX_DIR": str(tmp_path / "index")}
+def _qa(args: list[str], tmp_path, env: dict | None = None) -> subprocess.CompletedProcess:
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "PYTHONPATH": str(PROJECT_ROOT),
+           "QA_CORPUS_DIR": str(SEEDS), "QA_INDEX_DIR": str(tmp_path / "index"), **(env or {})}
     return subprocess.run([sys.executable, "-m", "qa.cli", *args], capture_output=True, text=True, env=env,
                           cwd=tmp_path, timeout=600)
 
@@ -53,6 +53,20 @@ def test_qa_ask_bad_question_is_a_clear_error(tmp_path, question):
     out = _qa(["ask", question], tmp_path)
     assert out.returncode == 1, (out.returncode, out.stdout, out.stderr)  # EXIT_ERROR (2 is for index errors)
     assert out.stderr.startswith("qa: error:") and "Traceback" not in out.stderr, out.stderr
+
+
+@pytest.mark.parametrize("args, env, says", [
+    (["-n", "0"], {}, "-n/--max-answers must be between 1 and 20"),  # was: 0 read as the default
+    (["-n", "-3"], {}, "-n/--max-answers must be between 1 and 20"),  # was: answer_found with no answers
+    ([], {"QA_READER_MODEL_DIR": "{tmp}/no-reader"}, "reader model not found in"),  # was: a FileNotFoundError traceback
+    ([], {"QA_EMBEDDING_MODEL": "{tmp}/no-embedder"}, "set QA_EMBEDDING_MODEL to one, or unset it"),  # an OSError one
+])
+def test_qa_ask_bad_option_or_model_folder_is_a_one_line_error(tmp_path, args, env, says):
+    env = {k: v.format(tmp=tmp_path) for k, v in env.items()}
+    out = _qa(["ask", "When did the protests in Kazakhstan begin?", *args], tmp_path, env)
+    assert out.returncode == 1, (out.returncode, out.stdout, out.stderr)
+    last = out.stderr.strip().splitlines()[-1]
+    assert last.startswith("qa: error:") and says in last and "Traceback" not in out.stderr, out.stderr
 
 
 def test_qa_ask_over_an_empty_corpus_says_there_is_nothing_indexed(tmp_path):

@@ -134,6 +134,15 @@ def test_configuration_and_folder_mistakes_are_one_clear_line(tmp_path, cli_env,
     assert main(["search", "When?"]) == 2
     assert "CURRENT is not a file" in capsys.readouterr().err
 
+    def refused(*_a, **_k):  # an index folder that cannot be made: was a PermissionError traceback from mkdir
+        raise PermissionError(13, "Permission denied")
+
+    cli_env(tmp_path / "not-allowed", tmp_path)
+    monkeypatch.setattr("pathlib.Path.mkdir", refused)
+    assert main(["index"]) == 2
+    err = capsys.readouterr().err
+    assert "(Permission denied); set QA_INDEX_DIR to a folder you can write" in err and "Traceback" not in err
+
 
 def _copy_index(src, dst):
     shutil.copytree(src, dst, ignore=shutil.ignore_patterns(".lock"))

@@ -254,6 +254,25 @@ def test_qa_keys_cli(tmp_path):
     assert qa("revoke", "ci-bot").returncode == 1
 
 
+def test_a_key_file_that_cannot_be_written_says_what_to_do(tmp_path, monkeypatch):
+    """`qa keys add` with QA_KEYS_FILE under a file, or where its folder cannot be made, raised FileExistsError /
+    FileNotFoundError as a traceback; a failed write (a full disk) left its temporary file behind."""
+    (tmp_path / "a-file").write_text("x", encoding="utf-8")
+    with pytest.raises(KeyStoreError, match=r"a folder above it is a file\); set QA_KEYS_FILE"):
+        KeyStore(tmp_path / "a-file" / "keys.json").add("ci-bot", "write")
+    with pytest.raises(KeyStoreError, match="set QA_KEYS_FILE to a file in a folder you can write"):
+        KeyStore(Path("/proc/qa-keys.json")).revoke("ci-bot")
+
+    def full(*a, **k):
+        raise OSError(28, "No space left on device")
+
+    store = KeyStore(tmp_path / "keys.json")
+    monkeypatch.setattr("qa.keys.os.fsync", full)
+    with pytest.raises(KeyStoreError, match=r"\(No space left on device\)"):
+        store.add("ci-bot", "write")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a-file", "keys.json.lock"]
+
+
 def test_ready_says_who_may_write(tmp_path):
     s, client = make(tmp_path)
     with client:

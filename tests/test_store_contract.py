@@ -327,6 +327,30 @@ def test_cli_index_search_and_check_with_milvus(tmp_path, tmp_corpus, monkeypatc
         get_settings.cache_clear()
 
 
+@pytest.mark.parametrize("env, code, says", [
+    ({"MILVUS_URI": "{tmp}/a-file/qa.db"}, 2, "(a folder above it is a file); set QA_MILVUS_URI"),  # FileExistsError
+    ({"MILVUS_URI": "http://127.0.0.1:1"}, 2, "(Fail connecting to server"),  # MilvusException traceback
+    ({"MILVUS_URI": "{tmp}/qa.txt"}, 1, "a local Milvus Lite file must end in .db"),  # ValueError traceback
+    ({"MILVUS_COLLECTION": "bad-name"}, 1, "QA_MILVUS_COLLECTION 'bad-name': letters, digits and _ only"),
+])
+def test_milvus_settings_mistakes_are_one_line(tmp_path, tmp_corpus, monkeypatch, capsys, env, code, says):
+    from qa.cli import main
+    from qa.config import get_settings
+
+    (tmp_path / "a-file").write_text("x", encoding="utf-8")
+    corpus = tmp_corpus({"kaz.txt": KAZ})
+    env = {"STORE": "milvus", "MILVUS_URI": str(tmp_path / "m.db"), "CORPUS_DIR": str(corpus), **env}
+    for k, v in env.items():
+        monkeypatch.setenv(f"QA_{k}", v.format(tmp=tmp_path))
+    get_settings.cache_clear()
+    try:
+        assert main(["index"]) == code
+    finally:
+        get_settings.cache_clear()
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("qa: error: ") and says in err and len(err.splitlines()) == 1, err
+
+
 def test_write_documents_in_bulk(make_store):
     store = make_store()
     items = []

@@ -305,7 +305,9 @@ class ExtractiveReader:
         from transformers import AutoModelForQuestionAnswering, AutoTokenizer
 
         if not (self.model_dir / "config.json").exists():
-            raise FileNotFoundError(
+            from qa.config import ModelNotFoundError
+
+            raise ModelNotFoundError(
                 f"reader model not found in {self.model_dir} (expected config.json and model.safetensors; "
                 "set QA_READER_MODEL_DIR or train one with `qa train-reader`)"
             )

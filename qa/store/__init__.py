@@ -25,11 +25,25 @@ def open_store(settings: Any, model_id: str, dimension: int, chunking: dict[str,
 
         return FaissDocumentStore(settings, model_id, dimension, chunking)
     if settings.store == "milvus":
+        from pymilvus.exceptions import MilvusException
+
+        from qa.index_store import IndexLoadError
         from qa.store.milvus_store import MilvusDocumentStore
 
         uri = milvus_uri(settings)
-        if "://" not in uri:
-            Path(uri).parent.mkdir(parents=True, exist_ok=True)
-        return MilvusDocumentStore(uri, model_id, dimension, chunking, settings.milvus_collection,
-                                   settings.milvus_token)
+        try:
+            if "://" not in uri:
+                Path(uri).parent.mkdir(parents=True, exist_ok=True)
+            return MilvusDocumentStore(uri, model_id, dimension, chunking, settings.milvus_collection,
+                                       settings.milvus_token)
+        except (OSError, MilvusException) as e:  # a folder that cannot be made, a server that does not answer
+            if isinstance(e, OSError):
+                why = ("a folder above it is a file" if isinstance(e, (FileExistsError, NotADirectoryError))
+                       else e.strerror or type(e).__name__)
+            else:
+                why = (str(getattr(e, "message", "") or e).strip().splitlines() or [type(e).__name__])[0]
+            raise IndexLoadError(
+                f"cannot open the Milvus store at {uri} ({why}); set "
+                "QA_MILVUS_URI to a .db file in a folder you can write, or to http://host:port of a running Milvus "
+                "server (with QA_MILVUS_TOKEN if it wants credentials)") from None
     raise ValueError(f"unknown QA_STORE {settings.store!r}: expected one of {', '.join(BACKENDS)}")

@@ -160,12 +160,14 @@ class MilvusDocumentStore:
                  collection: str = "qa", token: str = "") -> None:
         from pymilvus import MilvusClient
 
+        from qa.config import SettingsError  # qa prints it as one line
+
         uri = str(uri)
         if is_local_uri(uri) and not uri.endswith(".db"):
-            raise ValueError(f"QA_MILVUS_URI {uri!r}: a local Milvus Lite file must end in .db "
+            raise SettingsError(f"QA_MILVUS_URI {uri!r}: a local Milvus Lite file must end in .db "
                              "(or give http://host:port of a Milvus server)")
         if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]{0,200}", collection):
-            raise ValueError(f"QA_MILVUS_COLLECTION {collection!r}: letters, digits and _ only")
+            raise SettingsError(f"QA_MILVUS_COLLECTION {collection!r}: letters, digits and _ only")
         self.uri = uri
         self.model_id, self.dimension, self.chunking = model_id, int(dimension), dict(chunking)
         self.prefix = collection
