@@ -812,3 +812,20 @@ def test_a_delete_of_one_version_leaves_another(make_store):
     assert store.documents == {} and store.count_chunks() == 0
     with pytest.raises(KeyError):
         store.delete_document("a.txt")
+
+
+def test_a_local_milvus_store_logs_no_tracebacks_of_calls_lite_does_not_implement(tmp_path, caplog):
+    """`QA_STORE=milvus qa index` printed six `ERROR grpc._server ... NotImplementedError` tracebacks on success:
+    calls of pymilvus that Milvus Lite's in-process server does not implement (and pymilvus does without)."""
+    import logging
+
+    caplog.set_level(logging.INFO)
+    store = open_store(settings_for("milvus", tmp_path), EMB.model_id, EMB.dimension, CHUNKER.params)
+    try:
+        write(store, doc("a.txt", BIRDS))
+        assert store.keyword_search("heron", 5)
+    finally:
+        store.close()
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
+    logging.getLogger("grpc._server").error("a real failure", exc_info=RuntimeError("kept"))
+    assert [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR] == ["a real failure"]

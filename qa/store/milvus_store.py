@@ -142,6 +142,21 @@ def _document(doc_id: str, text: str, info: Mapping[str, Any]) -> Document:
                     info.get("converter_version", ""), tuple(int(x) for x in info.get("page_starts") or ()))
 
 
+class _LiteUnimplemented(logging.Filter):
+    """Milvus Lite's in-process server does not implement some calls pymilvus makes (AllocTimestamp) and pymilvus
+    does without them, but grpc logs each as an ERROR with a traceback (six per ``qa index``): those records only
+    are dropped."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not (record.exc_info and isinstance(record.exc_info[1], NotImplementedError))
+
+
+def _quiet_lite_server() -> None:
+    grpc_server = logging.getLogger("grpc._server")
+    if not any(isinstance(f, _LiteUnimplemented) for f in grpc_server.filters):
+        grpc_server.addFilter(_LiteUnimplemented())
+
+
 def is_local_uri(uri: str) -> bool:
     return "://" not in uri
 
@@ -168,6 +183,8 @@ class MilvusDocumentStore:
                              "(or give http://host:port of a Milvus server)")
         if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]{0,200}", collection):
             raise SettingsError(f"QA_MILVUS_COLLECTION {collection!r}: letters, digits and _ only")
+        if is_local_uri(uri):
+            _quiet_lite_server()
         self.uri = uri
         self.model_id, self.dimension, self.chunking = model_id, int(dimension), dict(chunking)
         self.prefix = collection
