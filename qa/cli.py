@@ -299,13 +299,16 @@ def add_search_command(subparsers: Any) -> None:
 def cmd_search(args: argparse.Namespace) -> int:
     from qa.retriever.hybrid import make_retriever
 
+    from qa.pipeline import QAPipeline, QuestionError
+
     settings = get_cli_settings()
     k = args.k if args.k is not None else settings.top_k
-    if k < 1:
-        eprint("qa: -k must be at least 1")
-        return EXIT_ERROR
-    if not args.question.strip():
-        eprint("qa: the question is empty")
+    try:
+        QAPipeline(settings).check_question(args.question)  # the rules of qa ask and /ask (no models loaded)
+        if not 1 <= k <= 50:
+            raise QuestionError("-k must be between 1 and 50")
+    except QuestionError as e:
+        eprint(f"qa: error: {e}")
         return EXIT_ERROR
     store, embedder = open_index(settings)
     retriever = make_retriever(args.mode or settings.retrieval_mode, store, embedder, settings)

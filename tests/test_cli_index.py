@@ -53,6 +53,11 @@ def test_search_text_output_and_k(seed_index, seed_settings, cli_env, capsys):
     out = capsys.readouterr().out
     assert out.count("score=") == 2 and "#1 " in out and ".txt" in out
     assert main(["search", QUESTION, "-k", "0"]) == 1
+    assert main(["search", QUESTION, "-k", "51"]) == 1  # was accepted up to any size (as qa ask: 1-50)
+    assert main(["search", "?!"]) == 1  # no letter or digit
+    capsys.readouterr()
+    assert main(["search", "When " * 300]) == 1  # over QA_MAX_QUESTION_CHARS (1000), as qa ask
+    assert "the limit is 1000" in capsys.readouterr().err
 
 
 def test_first_run_builds_index(tmp_corpus, tmp_path, cli_env, capsys):
