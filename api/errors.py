@@ -90,6 +90,12 @@ def install_error_handlers(app: FastAPI, hide: Iterable[tuple[str | Path, str]] 
             if "Expected UploadFile" in msg:  # a multipart part without a filename: say it in the API's words
                 msg = "must be a file (a multipart part with a filename), not a plain form field"
             msg = msg.removeprefix("Value error, ")  # pydantic's wording for our own validators' messages
+            if err.get("type") == "json_invalid":  # loc is the character position: "13: JSON decode error" said little
+                why = str((err.get("ctx") or {}).get("error") or "JSON decode error")
+                msg = f"the body is not valid JSON ({why} at character {loc[0] if loc else '?'})"
+                loc = []
+            elif err.get("type") == "missing" and not loc:  # no body at all
+                msg = "the request has no body (send JSON, e.g. {\"question\": \"...\"})"
             details.append({"loc": loc, "msg": msg, "type": str(err.get("type", ""))})
         message = "; ".join(f"{'.'.join(d['loc']) or 'request'}: {d['msg']}" for d in details) or "invalid request"
         return error_response(422, "invalid_request", message, details)

@@ -616,6 +616,14 @@ def test_upload_too_many_files(client, settings):
     assert snapshot(settings.corpus_dir) == before
 
 
+def test_malformed_or_missing_json_says_so_in_words(client):
+    """A body that is not JSON answered "13: JSON decode error" (pydantic's location is the character)."""
+    for body, words in ((b'{"question": ', "not valid JSON (Expecting value at character 13)"),
+                        (b"not json", "not valid JSON"), (b"", "has no body")):
+        r = client.post("/ask", content=body, headers={"content-type": "application/json"})
+        assert words in assert_error(r, 422, "invalid_request")["message"], body
+
+
 def test_a_delete_that_conflicts_is_a_409_and_keeps_the_document(client, fake, monkeypatch):
     """(Milvus) a delete whose document kept being replaced through other replicas raises DocumentError 409: the
     route answered it as a 500."""
