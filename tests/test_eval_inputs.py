@@ -89,7 +89,7 @@ def _refused(capsys, args: argparse.Namespace, *needles: str) -> str:
     err = capsys.readouterr().err
     assert rc == 2, err
     lines = [line for line in err.splitlines() if line.strip()]
-    assert len(lines) == 1 and lines[0].startswith("error: ") and "Traceback" not in err, err
+    assert len(lines) == 1 and lines[0].startswith("qa: error: ") and "Traceback" not in err, err
     for needle in needles:
         assert needle in lines[0], (needle, lines[0])
     return lines[0]

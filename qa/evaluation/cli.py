@@ -16,7 +16,7 @@ qa.evaluation.selective and docs/evaluation.md.
 
 Bad input (unreadable or malformed files, questions the service would refuse, options out of the
 settings' ranges or that the chosen mode would ignore, an --out/--workdir that cannot be written) is
-refused before anything loads: one line ``error: ...`` on stderr, exit code 2. A run in which some
+refused before anything loads: one line ``qa: error: ...`` on stderr, exit code 2. A run in which some
 question raised writes its report, scores those questions wrong and exits 1 (docs/evaluation.md,
 "Input checks").
 """
@@ -122,7 +122,7 @@ def make_reader(model_dir: Path, settings: Any = None) -> Any:
 
 # ------------------------------------------------------------------------------------- input checks
 #
-# Bad input is refused before anything heavy loads: one line on stderr, ``error: ...``, exit code 2
+# Bad input is refused before anything heavy loads: one line on stderr, ``qa: error: ...``, exit code 2
 # (docs/evaluation.md, "Input checks"). A run whose questions raised at run time still writes its
 # report, and exits 1.
 
@@ -295,7 +295,7 @@ def _errors_exit(errors: int, markdown: Path) -> int:
     """The exit code of a finished run: EXIT_ERRORS (and a line saying why) when questions raised."""
     if not errors:
         return 0
-    print(f"error: {errors} question(s) raised an error and are scored wrong; see {markdown}", file=sys.stderr)
+    print(f"qa: error: {errors} question(s) raised an error and are scored wrong; see {markdown}", file=sys.stderr)
     return EXIT_ERRORS
 
 
@@ -303,7 +303,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
     try:
         _check_options(args)
     except EvalInputError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        print(f"qa: error: {exc}", file=sys.stderr)
         return EXIT_INPUT
     try:
         if getattr(args, "open_squad", None) is not None:
@@ -312,7 +312,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
             return _cmd_squad(args)
         return _cmd_eval_sets(args)
     except EvalInputError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        print(f"qa: error: {exc}", file=sys.stderr)
         return EXIT_INPUT
 
 
