@@ -183,6 +183,11 @@ def _print_store_report(args: argparse.Namespace, settings, corpus: Path, report
         print(f"  skipped {sk.path}: {sk.reason}")
     print(f"Chunks: {report.chunks} ({report.chunks_embedded} embedded)")
     print(f"Time: {report.seconds:.1f}s")
+    if not report.chunks and not paths:
+        from qa.ingest import SUPPORTED_SUFFIXES
+
+        print(f"The index is empty: put documents ({', '.join(SUPPORTED_SUFFIXES)}) in {corpus} (QA_CORPUS_DIR) "
+              "and run `qa index` again, or upload them through the server")
     return EXIT_OK
 
 
@@ -274,6 +279,11 @@ def cmd_index(args: argparse.Namespace) -> int:
         print(f"  skipped {s.path}: {s.reason}")
     print(f"Chunks: {report.chunks} ({report.chunks_embedded} embedded)")
     print(f"Time: {report.seconds:.1f}s")
+    if not report.chunks and not paths:
+        from qa.ingest import SUPPORTED_SUFFIXES
+
+        print(f"The index is empty: put documents ({', '.join(SUPPORTED_SUFFIXES)}) in {corpus} (QA_CORPUS_DIR) "
+              "and run `qa index` again, or upload them through the server")
     return EXIT_OK
 
 

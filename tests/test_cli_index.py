@@ -71,6 +71,18 @@ def test_first_run_builds_index(tmp_corpus, tmp_path, cli_env, capsys):
     assert (tmp_path / "idx" / "CURRENT").is_file()
 
 
+def test_indexing_an_empty_folder_says_what_to_do(tmp_corpus, tmp_path, cli_env, capsys):
+    """`qa index` of a folder without documents printed "Chunks: 0" and nothing else to go on."""
+    root = tmp_corpus({"notes.odt": b"PK not supported"})
+    cli_env(tmp_path / "idx", root, chunk_tokens=32, chunk_overlap=8)
+    assert main(["index"]) == 0
+    out = capsys.readouterr().out
+    assert "The index is empty: put documents (.txt" in out and str(root) in out
+    (root / "a.txt").write_text("Alpha text about owls.", encoding="utf-8")
+    assert main(["index"]) == 0
+    assert "The index is empty" not in capsys.readouterr().out
+
+
 def test_index_command_reports_changes(tmp_corpus, tmp_path, cli_env, capsys):
     root = tmp_corpus({"a.txt": "Alpha text about owls.", "b.txt": "Beta text about bees.", "bad.txt": b"\xff\xfe\x00oops"})
     cli_env(tmp_path / "idx", root, chunk_tokens=32, chunk_overlap=8)
