@@ -101,10 +101,14 @@ class DeleteResult(BaseModel):
                                                       "POST /documents/{id}/restore")
 
 
+_GONE = ("the document as now indexed; null when another replica (QA_STORE=milvus) deleted it right after this "
+         "write (the version written is then in the trash)")
+
+
 class ReplaceResult(BaseModel):
     id: str
     replaced: bool = Field(description="false when the new bytes equal the current ones")
-    document: DocumentOut
+    document: DocumentOut | None = Field(description=_GONE)
 
 
 class TrashEntryOut(BaseModel):
@@ -123,7 +127,7 @@ class TrashList(BaseModel):
 class RestoreResult(BaseModel):
     id: str
     restored_from: str = Field(description="the trash entry")
-    document: DocumentOut
+    document: DocumentOut | None = Field(description=_GONE)
 
 
 class JobOut(BaseModel):

@@ -829,3 +829,131 @@ def test_a_local_milvus_store_logs_no_tracebacks_of_calls_lite_does_not_implemen
     assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
     logging.getLogger("grpc._server").error("a real failure", exc_info=RuntimeError("kept"))
     assert [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR] == ["a real failure"]
+
+
+def test_a_replace_keeps_the_version_that_went_live_after_its_trash_copy(tmp_path, monkeypatch):
+    """Audit 2026-12-08: a replace copies the served version to the trash, then writes; another replica's
+    replace that went live (and answered 200) in between was the revision this write read and replaced
+    "knowingly", so it was deleted unkept: two 200s, one version in neither the store nor the trash."""
+    from qa.store.writes import StoreWriter
+
+    s = settings_for("milvus", tmp_path)
+    store = open_store(s, EMB.model_id, EMB.dimension, CHUNKER.params)
+    try:
+        other = second_writer(store)
+        w1, w2 = StoreWriter(s, store, EMB, CHUNKER), StoreWriter(s, other, EMB, CHUNKER)
+        write(store, doc("a.txt", KAZ))
+        v1, v2 = (LIGHT + " Version one.").encode(), (LIGHT + " Version two.").encode()
+        # this replica's whole replace runs after the other copied v0 to the trash, before it writes its chunks
+        interleave(monkeypatch, other, "upsert", store.c_chunks, lambda: w1.replace("a.txt", v1, "*"))
+        w2.replace("a.txt", v2, "*")
+        monkeypatch.undo()
+        assert store.document_text("a.txt") == v2.decode()
+        trashed = [t.sha256 for t in w1.trash() if t.id == "a.txt"]
+        assert hashlib.sha256(v1).hexdigest() in trashed  # version one, acknowledged: not lost
+        assert doc("a.txt", KAZ).sha256 in trashed
+        assert store.count_chunks() == len(CHUNKER.chunk(doc("a.txt", v2.decode())))
+    finally:
+        store.close()
+
+
+def test_a_delete_takes_nothing_of_a_write_that_goes_live_after_it(tmp_path, monkeypatch):
+    """Audit 2026-12-08: a delete removed the document row, then every chunk and text part of the document by
+    its id: another replica's upload of the name that went live in between (201) lost its text and chunks
+    (listed but unreadable, 500 on GET)."""
+    store = open_store(settings_for("milvus", tmp_path), EMB.model_id, EMB.dimension, CHUNKER.params)
+    try:
+        other = second_writer(store)
+        write(store, doc("a.txt", KAZ))
+        new = doc("a.txt", BIRDS)
+
+        def upload():
+            c = CHUNKER.chunk(new)
+            other.write_document(new, c, EMB.embed_documents([x.text for x in c]), expect_absent=True)
+
+        # the row is gone; the other replica's upload of the name goes live before this delete's clean-up
+        interleave(monkeypatch, store, "delete", store.c_chunks, upload)
+        store.delete_document("a.txt")
+        monkeypatch.undo()
+        assert store.document_text("a.txt") == BIRDS
+        assert store.count_chunks() == len(CHUNKER.chunk(new))
+        assert_exact(store, store.keyword_search("heron otters estuary", 10))
+    finally:
+        store.close()
+
+
+def test_a_trash_copy_pairs_the_text_with_its_own_sha256(tmp_path, monkeypatch):
+    """Audit 2026-12-08: trash_document read the document row, then the text (of whatever revision was current
+    by then): a replace in between gave an entry with one version's sha256 and size and the other's text."""
+    store = open_store(settings_for("milvus", tmp_path), EMB.model_id, EMB.dimension, CHUNKER.params)
+    try:
+        other = second_writer(store)
+        write(store, doc("a.txt", KAZ))
+        real = store.document_text
+        monkeypatch.setattr(store, "document_text", lambda d: (write(other, doc("a.txt", BIRDS)), real(d))[1])
+        store.trash_document("a.txt", "e1", "deleted", "2026-12-08T00:00:00+00:00")
+        monkeypatch.undo()
+        kept = store.trashed_document("e1")
+        assert kept.sha256 == doc("a.txt", kept.text).sha256 and kept.size == len(kept.text.encode())
+    finally:
+        store.close()
+
+
+def test_a_restore_overwritten_by_an_upload_keeps_its_version(tmp_path, monkeypatch):
+    """Audit 2026-12-08: another replica's upload of the name overwrote a restore that had gone live (200) and
+    left the restored version alone in the trash ("the trash holds it already": the entry being restored),
+    and then the restore dropped that entry: the restored version was in neither the store nor the trash."""
+    import threading
+
+    from qa.store.writes import StoreWriter
+
+    s = settings_for("milvus", tmp_path)
+    store = open_store(s, EMB.model_id, EMB.dimension, CHUNKER.params)
+    try:
+        other = second_writer(store)
+        w1 = StoreWriter(s, store, EMB, CHUNKER)
+        write(store, doc("a.txt", KAZ))
+        w1.delete("a.txt")
+        upload = doc("a.txt", BIRDS)
+        at_switch, go_on = threading.Event(), threading.Event()
+        real_upsert = store.client.upsert
+
+        class Paused:  # the other replica's client: stops just before its switch until told to go on
+            def __getattr__(self, name):
+                return getattr(store.client, name)
+
+            def upsert(self, coll, *a, **kw):
+                if coll == store.c_docs and not at_switch.is_set():
+                    at_switch.set()
+                    assert go_on.wait(60)
+                return real_upsert(coll, *a, **kw)
+
+        other.client = Paused()
+        errors: list[BaseException] = []
+
+        def upload_through_other():
+            try:
+                c = CHUNKER.chunk(upload)
+                other.write_document(upload, c, EMB.embed_documents([x.text for x in c]), expect_absent=True)
+            except BaseException as e:  # noqa: BLE001 - reported below
+                errors.append(e)
+
+        t = threading.Thread(target=upload_through_other)
+        t.start()
+        assert at_switch.wait(60)  # the upload passed its last check: the name was free
+        real_drop = store.drop_trash_entry
+
+        def drop(entry):  # the upload goes live (and cleans up) after the restore's write, before it drops the entry
+            go_on.set()
+            t.join(60)
+            real_drop(entry)
+
+        monkeypatch.setattr(store, "drop_trash_entry", drop)
+        w1.restore("a.txt")  # 200
+        monkeypatch.undo()
+        assert not errors  # 201
+        assert store.document_text("a.txt") == BIRDS  # the later switch is served ...
+        assert doc("a.txt", KAZ).sha256 in [t.sha256 for t in w1.trash() if t.id == "a.txt"]  # ... the restore kept
+        assert store.count_chunks() == len(CHUNKER.chunk(upload))
+    finally:
+        store.close()

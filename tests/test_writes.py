@@ -731,3 +731,21 @@ def test_readers_never_see_a_write_half_done(settings):
         assert not any(t.is_alive() for t in threads)
         assert problems == []
         assert agree(settings) == []
+
+
+def test_a_write_whose_document_another_replica_deleted_at_once_answers_2xx(settings):
+    """Audit 2026-12-08 (two Milvus replicas): a PUT (or restore) went through, then another replica deleted the
+    document before the answer was made, and the answer's document info was looked up by id: 500 for a write that
+    was done (its version is in the trash)."""
+    p = LitePipeline(settings)
+    with TestClient(create_app(settings, p, background_warm_up=False)) as c:
+        etag = c.get(f"/documents/{DOC}").headers["etag"]
+        real_replace, real_restore = p.replace_document, p.restore_document
+        p.replace_document = lambda *a, **kw: (real_replace(*a, **kw), p.remove_document(DOC))[0]
+        r = c.put(f"/documents/{DOC}", content=b"An edit, deleted at once elsewhere.", headers={"If-Match": etag})
+        assert r.status_code == 200, r.text
+        assert r.json()["replaced"] is True and r.json()["document"] is None
+        p.restore_document = lambda *a, **kw: (real_restore(*a, **kw), p.remove_document(DOC))[0]
+        r = c.post(f"/documents/{DOC}/restore")
+        assert r.status_code == 200, r.text
+        assert r.json()["document"] is None and r.json()["restored_from"]

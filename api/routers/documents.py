@@ -326,7 +326,7 @@ def build_router(settings: Settings) -> APIRouter:
                     raise _api_error(e) from None
                 except KeyError:
                     raise ApiError(404, "not_found", f"unknown document {shown(doc_id)}") from None
-                return ReplaceResult(id=doc_id, replaced=changed, document=_infos(pipeline)[doc_id])
+                return ReplaceResult(id=doc_id, replaced=changed, document=_infos(pipeline).get(doc_id))
 
         return await service.writes.run(run)
 
@@ -395,7 +395,7 @@ def build_router(settings: Settings) -> APIRouter:
                     raise ApiError(404, "not_found", f"nothing in the trash for {which}") from None
                 except DocumentError as e:
                     raise _api_error(e) from None
-                return RestoreResult(id=doc_id, restored_from=restored.entry, document=_infos(pipeline)[doc_id])
+                return RestoreResult(id=doc_id, restored_from=restored.entry, document=_infos(pipeline).get(doc_id))
 
         return await service.writes.run(run)
 

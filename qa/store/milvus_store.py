@@ -413,7 +413,7 @@ class MilvusDocumentStore:
         return new
 
     def write_document(self, document: Document, chunks: Sequence[Chunk], vectors: np.ndarray, *,
-                       expect_absent: bool = False) -> int:
+                       expect_absent: bool = False, keep_replaced: bool = False) -> int:
         """Write or replace ``document``. Replicas write without a lock between them (Milvus has no
         transactions), so a write never deletes what another replica's write may still need:
 
@@ -431,6 +431,9 @@ class MilvusDocumentStore:
         5. if its own revision is no longer current (another write went live right after it), its rows go:
            ``expect_absent`` raises :class:`DocumentExistsError` (of two uploads of a name, the one overwritten
            after answering 201 is in the trash: nothing acknowledged is lost);
+        ``keep_replaced`` (a replace whose caller copied the version it saw to the trash): the revision this
+        write replaces goes to the trash too unless the trash holds it already -- it may be another replica's
+        replace that went live (and was acknowledged) after that copy;
         6. it checks that its own text parts are all still there (a write in flight for longer than
            ``ABANDONED_AFTER_S`` could have had them taken by step 4 of another) and puts them back if not.
 
@@ -488,7 +491,8 @@ class MilvusDocumentStore:
                 raise
             generation = self._bump()  # at once: answers cached for the old version are unreachable from here
             self.client.insert(self.c_texts, marker_rows)
-            current = self._drop_old_revisions(document.id, rev, before[0]["rev"] if before else None, started)
+            current = self._drop_old_revisions(document.id, rev, before[0]["rev"] if before else None, started,
+                                               keep_replaced=keep_replaced)
             if current != rev:
                 # another write went live right after this one: this version is not served (an overwritten
                 # upload or restore is told so; a replace's caller keeps its version in the trash)
@@ -521,10 +525,15 @@ class MilvusDocumentStore:
                 continue
         return out
 
+    def _in_trash(self, doc_id: str, sha256: str) -> bool:
+        rows = self.client.query(self.c_trash, filter=f"document == {_lit(doc_id)} and part == 0",
+                                 output_fields=["info"], limit=TOP_K_MAX)
+        return any(r["info"]["sha256"] == sha256 for r in rows)
+
     def _trash_overwritten(self, doc_id: str, rev: str, info: dict[str, Any]) -> None:
         """Keep revision ``rev`` of ``doc_id`` (live once, overwritten unread) in the trash as "replaced",
         unless the trash holds that version of it already."""
-        if any(t["id"] == doc_id and t["sha256"] == info["sha256"] for t in self.trash_entries()):
+        if self._in_trash(doc_id, info["sha256"]):
             return
         text = self._revision_text(doc_id, rev, info)
         if text is None:  # its parts are going already: another write is cleaning up
@@ -533,14 +542,15 @@ class MilvusDocumentStore:
         now = datetime.now(timezone.utc).isoformat(timespec="seconds")
         self.trash_document(doc_id, new_trash_entry(), "replaced", now, document=_document(doc_id, text, info))
 
-    def _drop_old_revisions(self, doc_id: str, own: str, replaced: str | None, started_ns: int) -> str | None:
+    def _drop_old_revisions(self, doc_id: str, own: str, replaced: str | None, started_ns: int,
+                            keep_replaced: bool = False) -> str | None:
         """Step 4 of :meth:`write_document`; returns the document's current revision (None: deleted)."""
         d = _lit(doc_id)
         live = self._live_revisions(d)  # before the row: a revision marked by now went live before this read
         row = self._doc_rows(f"id == {d}", limit=1)
         current = row[0]["rev"] if row else None
         keep = {own} | ({current} if current else set())
-        overwritten = sorted(r for r in live if r not in keep and r != replaced)
+        overwritten = sorted(r for r in live if r not in keep and (keep_replaced or r != replaced))
         for r in overwritten:
             self._trash_overwritten(doc_id, r, live[r])
         cutoff = f"{max(0, started_ns - int(ABANDONED_AFTER_S * 1e9)):016x}"
@@ -566,6 +576,7 @@ class MilvusDocumentStore:
         d = _lit(doc_id)
         with self._write_lock:
             for _ in range(3):
+                started = time.time_ns()
                 row = self._doc_row(doc_id)  # KeyError: unknown
                 if if_sha256 is not None and row["info"]["sha256"] != if_sha256:
                     raise DocumentChangedError(doc_id)
@@ -574,8 +585,12 @@ class MilvusDocumentStore:
                 # deleted or replaced through another replica since the read: read it again
             else:
                 raise DocumentChangedError(doc_id)
-            self.client.delete(self.c_chunks, filter=f"document == {d}")
-            self.client.delete(self.c_texts, filter=f"document == {d}")
+            # the revision deleted and older ones (and abandoned ones), never a newer one: another replica's
+            # write of the name may be in flight and go live right after this delete (an upload after it)
+            cutoff = f"{max(0, started - int(ABANDONED_AFTER_S * 1e9)):016x}"
+            cond = f"document == {d} and (rev <= {_lit(row['rev'])} or rev < \"{cutoff}\")"
+            self.client.delete(self.c_chunks, filter=cond)
+            self.client.delete(self.c_texts, filter=cond)
             return self._bump()
 
     # ------------------------------------------------------------------ trash (qa.store.protocol.TrashBin)
@@ -584,8 +599,13 @@ class MilvusDocumentStore:
         """Copy ``doc_id``'s exact text and metadata to the trash as ``entry`` (or those of ``document``: a
         version that never became current, e.g. one that lost a race between replicas). KeyError: unknown."""
         if document is None:
-            row = self._doc_row(doc_id)
-            text = self.document_text(doc_id)
+            for _ in range(3):  # the row and the text of one revision (another replica may replace it meanwhile)
+                row = self._doc_row(doc_id)
+                text = self._revision_text(doc_id, row["rev"], row["info"])
+                if text is not None:
+                    break
+            else:
+                raise RuntimeError(f"the stored text of {doc_id!r} is incomplete or does not match its checksum")
             i = row["info"]
         else:
             text = document.text

@@ -54,13 +54,16 @@ class StoreWriter(Writer):
         raise RuntimeError("StoreWriter writes through the store")
 
     # ------------------------------------------------------------ one document
-    def write(self, doc: Document, new: bool = False) -> int:
+    def write(self, doc: Document, new: bool = False, keep_replaced: bool = False) -> int:
         """Chunk, embed and write one document (replacing one of that id). Returns the generation. ``new``: the
         id must not exist (an upload, a restore): DocumentError 409 when another replica wrote it meanwhile."""
         chunks = self.chunker.chunk(doc)
         vectors = self.embedder.embed_documents([c.text for c in chunks])
         self.chunks_embedded += len(chunks)
-        if not new or "expect_absent" not in inspect.signature(self.store.write_document).parameters:
+        params = inspect.signature(self.store.write_document).parameters
+        if keep_replaced and "keep_replaced" in params:  # the version replaced may not be the one copied to the trash
+            return self.store.write_document(doc, chunks, vectors, keep_replaced=True)
+        if not new or "expect_absent" not in params:
             return self.store.write_document(doc, chunks, vectors)  # (a store no other process writes)
         try:
             return self.store.write_document(doc, chunks, vectors, expect_absent=True)
@@ -111,7 +114,7 @@ class StoreWriter(Writer):
         if doc.sha256 == info.sha256:
             return self.store, False
         self._to_trash(doc_id, "replaced")
-        self.write(doc)
+        self.write(doc, keep_replaced=True)
         if (isinstance(self.store, TrashBin) and self._current_sha(doc_id) != doc.sha256
                 and not any(t.id == doc_id and t.sha256 == doc.sha256 for t in self.trash())):
             # another replica replaced (or deleted) it at the same moment, without seeing this version: it
@@ -166,8 +169,13 @@ class StoreWriter(Writer):
         if self._exists(doc_id):
             raise DocumentError(f"a document named {shown(doc_id)} exists; delete it (it goes to the trash "
                                 "too) or restore under another name", "already_exists", 409)
-        self.write(self.store.trashed_document(t.entry), new=True)
+        kept = self.store.trashed_document(t.entry)
+        self.write(kept, new=True)
         self.store.drop_trash_entry(t.entry)
+        if self._current_sha(doc_id) != kept.sha256 and not any(x.id == doc_id and x.sha256 == kept.sha256
+                                                                 for x in self.trash()):
+            # another replica's upload overwrote it at once and left it to the entry just dropped: keep it
+            self.store.trash_document(doc_id, self._new_trash_entry_name(), "replaced", core_writes._now(), document=kept)
         return self.store, t
 
     def _exists(self, doc_id: str) -> bool:
