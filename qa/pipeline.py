@@ -29,13 +29,14 @@ import time
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, Callable
 
 from qa import timing
 from qa.answer_cache import AnswerCache, normalise_question
 from qa.config import Settings, get_settings
 from qa.converters import add_pages
 from qa.index_store import DocumentInfo, IndexStore, build_or_update, load_or_build
+from qa.store.protocol import document_sha
 from qa.validation import (  # noqa: F401 - re-exported: the API imports them from here
     MAX_NAME_BYTES,
     DocumentError,
@@ -82,6 +83,34 @@ def _exact_passages(passages: list, document_text) -> list:
         else:
             logger.info("passage %s:%d-%d changed since it was retrieved; not read", c.document, c.start, c.end)
     return out
+
+
+def _text_fetcher(store: Any) -> tuple[Callable[[str], str], dict[str, str] | None]:
+    """(document_text, the versions read): one fetch per document. A store of immutable versions (faiss) is all
+    of one generation: None. A live store (milvus) reads each text with its sha256 (one revision), recorded."""
+    view = getattr(store, "document_view", None)
+    if view is None or getattr(store, "path", None) is not None:
+        return lru_cache(maxsize=None)(store.document_text), None
+    versions: dict[str, str] = {}
+
+    @lru_cache(maxsize=None)
+    def document_text(doc_id: str) -> str:
+        text, versions[doc_id], _ = view(doc_id)
+        return text
+
+    return document_text, versions
+
+
+def _versions_hold(store: Any, versions: dict[str, str] | None) -> bool:
+    """Whether the documents a cached answer read are still the versions it read. The cache's key holds the
+    store's generation, which a write moves right after going live; a writer on another replica killed between
+    the two leaves the new version served under the old generation, so a live store's answer is checked too."""
+    if versions is None:
+        return True
+    try:
+        return all(document_sha(store, d) == sha for d, sha in versions.items())
+    except KeyError:  # deleted since
+        return False
 
 
 def _store_version(state: _State):
@@ -243,13 +272,14 @@ class QAPipeline:
         if cached is None and cascade is not None:
             key = (*key, "busy")  # answers read by the cascade are cached apart from full reads
             cached = self.answers.get(key)
-        if cached is not None:
+        if cached is not None and _versions_hold(state.store, cached[1]):
+            cached = cached[0]
             cached.question = q
             cached.timing_ms = {"retrieve": 0.0, "read": 0.0, "total": round((time.perf_counter() - t0) * 1000, 2),
                                 "cache_hit": 1.0}
             return cached
         passages = state.retriever.run(q, k)
-        document_text = lru_cache(maxsize=None)(state.store.document_text)  # one fetch per document
+        document_text, versions = _text_fetcher(state.store)
         passages = _exact_passages(passages, document_text)
         t1 = time.perf_counter()
         # the passages' reader tokens stored with the index (qa.reader.pretokenised), where the store has them
@@ -261,7 +291,7 @@ class QAPipeline:
         t2 = time.perf_counter()
         with timing.stage("result"):
             result = self._result(q, passages, out, state, t0, t1, t2)
-        self.answers.put(key, result)
+        self.answers.put(key, (result, versions))
         return result
 
     @staticmethod
@@ -298,8 +328,6 @@ class QAPipeline:
 
     def document_sha(self, doc_id: str) -> str:
         """The indexed version's sha256 (of the file's bytes). KeyError if unknown."""
-        from qa.store.protocol import document_sha
-
         return document_sha(self.store, doc_id)
 
     def page_starts(self, doc_id: str) -> tuple[int, ...]:

@@ -957,3 +957,32 @@ def test_a_restore_overwritten_by_an_upload_keeps_its_version(tmp_path, monkeypa
         assert store.count_chunks() == len(CHUNKER.chunk(upload))
     finally:
         store.close()
+
+
+def test_a_cached_answer_is_not_served_after_a_write_whose_writer_crashed_before_its_bump(tmp_path, tmp_corpus,
+                                                                                           monkeypatch):
+    """Answers are cached by the store's generation, which a Milvus write moves right after going live: a replica
+    killed between the two left the new version served under the old generation, and the other replicas went on
+    serving cached answers of the old version, whose citations no longer sliced the served text (audit
+    2026-12-08). A cached answer from a live store is checked against the cited documents' versions."""
+    tmp_corpus({"light.txt": LIGHT, "birds.txt": BIRDS}, name="corpus")
+    s = settings_for("milvus", tmp_path, retrieval_mode="dense", reload_interval_s=0)
+    p = LitePipeline(s).warm_up()
+    try:
+        q = "How many ospreys did the lighthouse keeper count in 1987?"
+        first = p.ask(q)
+        assert first.answer_found and first.answers[0].top.document == "light.txt"
+        assert p.ask(q).timing_ms.get("cache_hit") == 1.0
+        # another replica's replace goes live and its process dies before the generation moves
+        other = second_writer(p.store)
+        monkeypatch.setattr(other, "_bump", lambda: other.generation)
+        write(other, doc("light.txt", "Since the storm, " + LIGHT.replace("212", "two hundred and twelve")))
+        monkeypatch.undo()
+        again = p.ask(q)
+        assert again.timing_ms.get("cache_hit") is None  # read afresh
+        for a in again.answers:
+            for c in a.citations:
+                assert p.document_text(c.document)[c.start:c.end] == c.text
+        assert p.ask(q).timing_ms.get("cache_hit") == 1.0  # and cached again
+    finally:
+        p.store.close()
