@@ -3,8 +3,9 @@
 Every write (upload, replace, delete, restore) runs on a single worker thread, so writes are
 serialised, never block the event loop and never take the model slots that ``/ask`` uses. A
 large upload answers ``202 Accepted`` with a job id at once; ``GET /jobs/{id}`` says how it went.
-Jobs live in memory (the newest :data:`KEEP` of them); a job cut off by a crash is finished or
-undone by the write journal at the next start (qa.writes), not resumed.
+Jobs live in memory (the newest :data:`KEEP` finished ones, and every one still queued or running);
+a job cut off by a crash is finished or undone by the write journal at the next start (qa.writes), not
+resumed.
 """
 
 from __future__ import annotations
@@ -72,24 +73,30 @@ class Writes:
         job = Job(id=uuid.uuid4().hex, kind=kind)
         with self._lock:
             self._jobs[job.id] = job
-            while len(self._jobs) > KEEP:
-                self._jobs.popitem(last=False)
+            # Forget the oldest finished jobs only: one still queued or running stays findable (it used to be
+            # dropped too, and GET /jobs/{id} answered 404 for an upload that was then indexed).
+            finished = [i for i, j in self._jobs.items() if j.finished_at is not None]
+            for old in finished[:max(0, len(self._jobs) - KEEP)]:
+                del self._jobs[old]
 
         def work() -> None:
             job.status = "running"
+            status, result, error = "failed", None, None
             try:
                 out = fn()
-                job.result = out.model_dump() if hasattr(out, "model_dump") else out
-                job.status = "done"
+                result = out.model_dump() if hasattr(out, "model_dump") else out
+                status = "done"
             except ApiError as e:
-                job.error = {"status": e.status, "error": e.error, "message": public_message(e.message, self.hide)}
-                job.status = "failed"
+                error = {"status": e.status, "error": e.error, "message": public_message(e.message, self.hide)}
             except Exception:  # noqa: BLE001 - recorded on the job; details only in the log
                 logger.exception("job %s (%s) failed", job.id, kind)
-                job.error = {"status": 500, "error": "internal_error", "message": "internal error; see the server log"}
-                job.status = "failed"
+                error = {"status": 500, "error": "internal_error", "message": "internal error; see the server log"}
             finally:
+                # the outcome and finished_at first, the status last: a poll never sees done/failed with
+                # finished_at null (or without its result) -- it used to, between two assignments
+                job.result, job.error = result, error
                 job.finished_at = _now()
+                job.status = status
 
         self.executor.submit(work)
         return job

@@ -540,6 +540,59 @@ def test_a_failed_jobs_message_carries_no_server_paths(settings):
         writes.executor.shutdown(wait=True)
 
 
+def test_a_job_still_queued_or_running_is_never_forgotten(monkeypatch):
+    """Jobs are kept "the newest KEEP": only finished ones are dropped for newer ones. A job still queued or
+    running used to be dropped too (2026-12-08 audit), so GET /jobs/{id} answered 404 for an upload that was
+    indexed after all; and a poll never sees done/failed before finished_at and the result are set."""
+    import api.jobs as jobs
+    from api.jobs import Writes
+
+    monkeypatch.setattr(jobs, "KEEP", 3)
+    writes = Writes()
+    gate = threading.Event()
+    try:
+        first = writes.submit("upload", lambda: gate.wait(10) and {"added": ["first.txt"]})
+        rest = [writes.submit("upload", lambda: {"added": []}) for _ in range(4)]
+        assert writes.get(first.id) is first and first.status in ("queued", "running")
+        assert all(writes.get(j.id) is j for j in rest)
+        gate.set()
+        deadline = time.monotonic() + 10
+        while rest[-1].status != "done":
+            assert time.monotonic() < deadline
+            time.sleep(0.01)
+        assert first.status == "done" and first.result == {"added": ["first.txt"]}
+        later = writes.submit("upload", lambda: {"added": []})
+        assert writes.get(later.id) is later and writes.get(first.id) is None  # now the oldest finished one goes
+        while later.status != "done":
+            assert time.monotonic() < deadline
+            time.sleep(0.01)
+
+        stamped, seen = threading.Event(), threading.Event()
+        stamp = jobs._now
+
+        def slow_now():  # finishing a job: hold it between its result and its status
+            if threading.current_thread().name.startswith("qa-write"):
+                stamped.set()
+                seen.wait(10)
+            return stamp()
+
+        monkeypatch.setattr(jobs, "_now", slow_now)
+        job = writes.submit("upload", lambda: {"added": ["x.txt"]})
+        assert stamped.wait(10)
+        try:
+            assert job.status == "running" and job.finished_at is None, vars(job)
+        finally:
+            seen.set()
+        deadline = time.monotonic() + 10
+        while job.status != "done":
+            assert time.monotonic() < deadline
+            time.sleep(0.01)
+        assert job.finished_at is not None and job.result == {"added": ["x.txt"]}
+    finally:
+        gate.set()
+        writes.shutdown()
+
+
 def test_writes_run_on_one_lower_priority_thread():
     """Indexing yields the CPU to /ask: the writer thread (and the threads it starts) runs niced."""
     import asyncio
