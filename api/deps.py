@@ -77,7 +77,8 @@ _ERRORS = {
     413: {"model": ErrorResponse, "description": "Request body or uploaded file too large"},
     422: {"model": ErrorResponse, "description": "Invalid request"},
     428: {"model": ErrorResponse, "description": "If-Match header missing"},
-    503: {"model": ErrorResponse, "description": "Not ready (index or models not loaded); message says why"},
+    503: {"model": ErrorResponse, "description": "Not ready (index or models not loaded), or (a large upload) too "
+                                                 "many upload jobs waiting; message says why"},
 }
 
 

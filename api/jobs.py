@@ -4,8 +4,9 @@ Every write (upload, replace, delete, restore) runs on a single worker thread, s
 serialised, never block the event loop and never take the model slots that ``/ask`` uses. A
 large upload answers ``202 Accepted`` with a job id at once; ``GET /jobs/{id}`` says how it went.
 Jobs live in memory (the newest :data:`KEEP` finished ones, and every one still queued or running);
-a job cut off by a crash is finished or undone by the write journal at the next start (qa.writes), not
-resumed.
+at most :data:`MAX_PENDING` wait at once, each holding its files' bytes (a further large upload answers
+503 ``busy``). A job cut off by a crash is finished or undone by the write journal at the next start
+(qa.writes), not resumed.
 """
 
 from __future__ import annotations
@@ -26,6 +27,11 @@ from api.errors import ApiError, public_message
 logger = logging.getLogger(__name__)
 
 KEEP = 500
+#: Upload jobs queued or running at once. Each holds its files' bytes (up to 20 x the file limit) in memory
+#: until it has run, so without a bound a client could queue uploads until the server ran out of memory
+#: (2026-12-08 audit: 12 uploads of 10 x 1.9 MB, all 202, grew the server by 450 MB); a graceful shutdown
+#: also runs every queued job before it exits.
+MAX_PENDING = 16
 
 
 def _now() -> str:
@@ -69,9 +75,14 @@ class Writes:
         return await asyncio.wrap_future(self.executor.submit(fn))
 
     def submit(self, kind: str, fn: Callable[[], Any]) -> Job:
-        """Run ``fn`` on the writer thread as a job; returns at once."""
+        """Run ``fn`` on the writer thread as a job; returns at once. ApiError 503 ``busy`` when
+        :data:`MAX_PENDING` jobs are still queued or running."""
         job = Job(id=uuid.uuid4().hex, kind=kind)
         with self._lock:
+            pending = sum(1 for j in self._jobs.values() if j.finished_at is None)
+            if pending >= MAX_PENDING:
+                raise ApiError(503, "busy", f"{pending} uploads are waiting to be indexed; try again in a minute",
+                               headers={"Retry-After": "60"})
             self._jobs[job.id] = job
             # Forget the oldest finished jobs only: one still queued or running stays findable (it used to be
             # dropped too, and GET /jobs/{id} answered 404 for an upload that was then indexed).

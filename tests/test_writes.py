@@ -511,6 +511,37 @@ def test_large_uploads_answer_202_with_a_job(settings):
         assert small.status_code == 201
 
 
+def test_upload_jobs_waiting_at_once_are_bounded(settings, monkeypatch):
+    """Each queued job holds its files' bytes until it runs: past MAX_PENDING jobs queued or running, a large
+    upload answers 503 busy (Retry-After) and changes nothing, instead of 202 without limit (2026-12-08 audit:
+    12 uploads of 10 x 1.9 MB grew the server by 450 MB)."""
+    import api.jobs as jobs
+
+    monkeypatch.setattr(jobs, "MAX_PENDING", 2, raising=False)
+    s = settings.model_copy(update={"async_upload_bytes": 1000})
+    big = ("Gannets dive from thirty metres. " * 100).encode()
+    with client_for(s) as c:
+        before = corpus_state(s)
+        gate = threading.Event()
+        try:
+            blocker = c.app.state.service.writes.submit("upload", lambda: gate.wait(20) and None)
+            first = upload(c, "queued.txt", big)
+            assert first.status_code == 202, first.text
+            r = upload(c, "refused.txt", big)
+            assert r.status_code == 503 and r.json()["error"] == "busy", r.text
+            assert r.headers["retry-after"] and "waiting" in r.json()["message"]
+        finally:
+            gate.set()
+        deadline = time.monotonic() + 20
+        while (j := c.get(f"/jobs/{first.json()['id']}").json())["status"] not in ("done", "failed"):
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+        assert j["status"] == "done" and blocker.status == "done"
+        assert corpus_state(s) == {**before, "queued.txt": sha(big)} and agree(s) == []
+        assert c.get("/documents/refused.txt").status_code == 404
+        assert upload(c, "refused.txt", big).status_code == 202  # room again
+
+
 def test_messages_carry_no_server_paths(settings):
     from api.errors import public_message
 
