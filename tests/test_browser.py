@@ -571,6 +571,46 @@ def test_chat_page_details_a_ui_audit_found(page, fake_server):
     assert page.errors == []
 
 
+def test_chat_page_follows_a_job_through_a_server_restart(page, fake_server):
+    """A 202 upload whose server restarts while its job waits (2026-12-08 audit): polls that cannot reach the
+    server are retried, and a job the restarted server no longer knows (jobs live in its memory) is judged by
+    the document list. The page said "Not added" in both cases, also for uploads the restart had indexed (a
+    graceful shutdown finishes every queued job). Served by playwright in place of the server's answers."""
+    page.goto(fake_server + "/")
+    page.locator("#service-status", has_text="Ready").wait_for()
+    listed = get_json(f"{fake_server}/documents")["documents"]
+    indexed: list[str] = []
+    polls: list[str] = []
+
+    def documents(route):
+        if route.request.method == "POST":
+            return fulfil_json(route, {"id": "f00d", "kind": "upload", "status": "queued", "created_at": "now",
+                                       "finished_at": None, "result": None, "error": None}, 202)
+        extra = [{"id": i, "size": 9, "sha256": "0" * 64, "chunk_count": 1, "converter": "text", "pages": None}
+                 for i in indexed]
+        fulfil_json(route, {"documents": listed + extra})
+
+    def jobs(route):
+        polls.append(route.request.url)
+        if len(polls) % 3 != 0:  # the server is restarting: nothing listens
+            return route.abort()
+        fulfil_json(route, {"error": "not_found", "message": "unknown job (jobs are kept in memory until a restart)"},
+                    404)
+
+    page.route("**/documents", documents)
+    page.route("**/jobs/*", jobs)
+    indexed.append("kept.txt")  # the graceful shutdown finished the job
+    status = upload_from_page(page, "kept.txt", b"Kept text.", "text/plain")
+    assert status == "Added kept.txt (the server restarted meanwhile). You can ask about it now.", status
+    assert len(polls) == 3 and polls[0].endswith("/jobs/f00d")
+    page.locator('#doc-list-items li[data-doc="kept.txt"]').wait_for()
+    status = upload_from_page(page, "lost.txt", b"Lost text.", "text/plain")  # a kill -9: the job never ran
+    assert status == "Not added: the server restarted before lost.txt was indexed; add it again.", status
+    page.unroute("**/documents")
+    page.unroute("**/jobs/*")
+    assert page.errors == []
+
+
 @pytest.fixture(scope="module")
 def keyed_server(tmp_path_factory):
     """The real write path (small stand-in models) with API keys configured."""

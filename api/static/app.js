@@ -513,19 +513,41 @@
     checkReady();
   }
 
-  /** A large upload answered 202: poll its job (GET /jobs/{id}) until it is done or failed. */
-  async function followJob(job, names) {
+  /** How long followJob keeps trying while the server does not answer (a restart: a graceful shutdown
+   * first finishes every queued upload, which may take minutes). */
+  const JOB_PATIENCE_MS = 5 * 60 * 1000;
+  const pause = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
+
+  /** A large upload answered 202: poll its job (GET /jobs/{id}) until it is done or failed. A poll that
+   * cannot reach the server is retried, and a job the server no longer knows (it restarted: jobs live in
+   * its memory) is judged by the document list: the page used to say "Not added" in both cases, also for
+   * uploads the restart had indexed. */
+  async function followJob(job, files) {
+    const names = files.join(", ");
     setUploadStatus("Indexing " + names + " in the background…", "busy");
+    let since = Date.now();
     for (;;) {
-      await new Promise((resolve) => setTimeout(resolve, 1000));
-      let body;
+      await pause(1000);
+      let response;
       try {
-        const response = await fetch("/jobs/" + encodeURIComponent(job.id),
+        response = await fetch("/jobs/" + encodeURIComponent(job.id),
           { headers: Object.assign({ Accept: "application/json" }, authHeaders()) });
-        if (!response.ok) throw new Error(await errorText(response));
-        body = await response.json();
       } catch (e) {
-        setUploadStatus("Not added: " + e.message, "bad");
+        if (Date.now() - since < JOB_PATIENCE_MS) {
+          setUploadStatus("Indexing " + names + " in the background… (the server does not answer; still trying)", "busy");
+          continue;
+        }
+        setUploadStatus("Not known whether " + names + " was added: the server does not answer (" + e.message +
+          "). Look under Documents once it is back.", "bad");
+        return;
+      }
+      since = Date.now();
+      if (response.status === 404) return jobForgotten(files);
+      let body = null;
+      try { body = response.ok ? await response.json() : null; } catch (e) { /* not JSON */ }
+      if (!body) {
+        setUploadStatus("Not known whether " + names + " was added: " + await errorText(response) +
+          ". Look under Documents.", "bad");
         return;
       }
       if (body.status === "done" && body.result) return uploaded(body.result);
@@ -533,6 +555,40 @@
         setUploadStatus("Not added: " + ((body.error && body.error.message) || "the upload failed"), "bad");
         return;
       }
+    }
+  }
+
+  /** The server forgot the job (a restart): the document list (once the server is ready again) says whether
+   * the upload was indexed (a graceful shutdown finishes it; a crash undoes it, or it never ran). */
+  async function jobForgotten(files) {
+    const names = files.join(", ");
+    setUploadStatus("The server restarted while indexing " + names + "; checking the document list…", "busy");
+    const since = Date.now();
+    for (;;) {
+      let listed = null;
+      try {
+        const response = await fetch("/documents", { headers: Object.assign({ Accept: "application/json" }, authHeaders()) });
+        if (response.ok) listed = new Set((await response.json()).documents.map((d) => d.id));
+      } catch (e) { /* still starting */ }
+      if (listed) {
+        const missing = files.filter((f) => !listed.has(f.normalize("NFC")));
+        if (!missing.length) {
+          setUploadStatus("Added " + names + " (the server restarted meanwhile). You can ask about it now.", "ok");
+          docList.open = true;
+          refreshDocuments();
+          checkReady();
+        } else {
+          setUploadStatus("Not added: the server restarted before " + missing.join(", ") +
+            " was indexed; add it again.", "bad");
+        }
+        return;
+      }
+      if (Date.now() - since >= JOB_PATIENCE_MS) {
+        setUploadStatus("Not known whether " + names + " was added: the server restarted and is not ready. " +
+          "Look under Documents once it is.", "bad");
+        return;
+      }
+      await pause(2000);
     }
   }
 
@@ -553,6 +609,7 @@
     const form = new FormData();
     for (const f of files) form.append("files", f, f.name);
     const names = Array.from(files, (f) => f.name).join(", ");
+    const fileNames = Array.from(files, (f) => f.name);
     uploadProgress.hidden = false;
     uploadProgress.value = 0;
     setUploadStatus("Uploading " + names + "…", "busy");
@@ -582,7 +639,7 @@
       if (xhr.status === 201 && body) {
         uploaded(body);
       } else if (xhr.status === 202 && body && body.id) {
-        followJob(body, names);
+        followJob(body, fileNames);
       } else {
         let message = body && typeof body.message === "string" ? body.message
           : "the server answered " + xhr.status + " " + xhr.statusText;
