@@ -263,6 +263,19 @@ def test_pdf_ligatures_and_justified_gaps_are_plain_text():
     assert "  " not in ex.text and "\ufb01" not in ex.text
 
 
+def pdf_of(objects: list[bytes]) -> bytes:
+    """A PDF file of these objects (numbered from 1; object 1 the catalog) with its cross-reference table."""
+    out, offsets = bytearray(b"%PDF-1.4\n"), []
+    for i, body in enumerate(objects, 1):
+        offsets.append(len(out))
+        out += b"%d 0 obj\n%s\nendobj\n" % (i, body)
+    xref = len(out)
+    out += b"xref\n0 %d\n0000000000 65535 f \n" % (len(objects) + 1)
+    out += b"".join(b"%010d 00000 n \n" % o for o in offsets)
+    out += b"trailer\n<< /Size %d /Root 1 0 R >>\nstartxref\n%d\n%%%%EOF\n" % (len(objects) + 1, xref)
+    return bytes(out)
+
+
 def tounicode_pdf(to_unicode: dict[int, str], shown: bytes) -> bytes:
     """A one-page PDF showing the one-byte codes ``shown`` in a font whose ToUnicode map sends code ``k`` to
     the UTF-16BE hex ``to_unicode[k]`` (e.g. ``"D800"``: a lone surrogate, which pypdf passes on as is)."""
@@ -277,15 +290,7 @@ def tounicode_pdf(to_unicode: dict[int, str], shown: bytes) -> bytes:
                b"<< /Length %d >>\nstream\n%s\nendstream" % (len(content), content),
                b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica /ToUnicode 6 0 R >>",
                b"<< /Length %d >>\nstream\n%s\nendstream" % (len(cmap), cmap)]
-    out, offsets = bytearray(b"%PDF-1.4\n"), []
-    for i, body in enumerate(objects, 1):
-        offsets.append(len(out))
-        out += b"%d 0 obj\n%s\nendobj\n" % (i, body)
-    xref = len(out)
-    out += b"xref\n0 %d\n0000000000 65535 f \n" % (len(objects) + 1)
-    out += b"".join(b"%010d 00000 n \n" % o for o in offsets)
-    out += b"trailer\n<< /Size %d /Root 1 0 R >>\nstartxref\n%d\n%%%%EOF\n" % (len(objects) + 1, xref)
-    return bytes(out)
+    return pdf_of(objects)
 
 
 #: "Word", a lone surrogate, "Word" again, then the two halves of U+1F600 as two codes of their own
@@ -381,15 +386,7 @@ def one_stream_pdf(filter_name: bytes, data: bytes) -> bytes:
                b"/Resources << /Font << /F1 5 0 R >> >> >>",
                b"<< /Filter %s /Length %d >>\nstream\n%s\nendstream" % (filter_name, len(data), data),
                b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>"]
-    out, offsets = bytearray(b"%PDF-1.4\n"), []
-    for i, body in enumerate(objects, 1):
-        offsets.append(len(out))
-        out += b"%d 0 obj\n%s\nendobj\n" % (i, body)
-    xref = len(out)
-    out += b"xref\n0 %d\n0000000000 65535 f \n" % (len(objects) + 1)
-    out += b"".join(b"%010d 00000 n \n" % o for o in offsets)
-    out += b"trailer\n<< /Size %d /Root 1 0 R >>\nstartxref\n%d\n%%%%EOF\n" % (len(objects) + 1, xref)
-    return bytes(out)
+    return pdf_of(objects)
 
 
 BAD_FILES = {

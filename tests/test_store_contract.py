@@ -707,41 +707,48 @@ def test_a_version_overwritten_unseen_goes_to_the_trash_and_leaves_no_chunks(tmp
         store.close()
 
 
+def upload_paused_at_switch(store, other, d: Document):
+    """Start ``other``'s upload of ``d`` in a thread and return once it has passed its last check and waits just
+    before its switch: (the thread, the event that lets it go on, the errors it raised)."""
+    import threading
+
+    at_switch, go_on = threading.Event(), threading.Event()
+    real_upsert = store.client.upsert
+
+    class Paused:  # the other replica's client: stops just before its switch until told to go on
+        def __getattr__(self, name):
+            return getattr(store.client, name)
+
+        def upsert(self, coll, *a, **kw):
+            if coll == store.c_docs and not at_switch.is_set():
+                at_switch.set()
+                assert go_on.wait(60)
+            return real_upsert(coll, *a, **kw)
+
+    other.client = Paused()
+    errors: list[BaseException] = []
+
+    def upload() -> None:
+        try:
+            c = CHUNKER.chunk(d)
+            other.write_document(d, c, EMB.embed_documents([x.text for x in c]), expect_absent=True)
+        except BaseException as e:  # noqa: BLE001 - reported by the test
+            errors.append(e)
+
+    t = threading.Thread(target=upload)
+    t.start()
+    assert at_switch.wait(60)
+    return t, go_on, errors
+
+
 def test_two_uploads_both_acknowledged_lose_neither(tmp_path):
     """Two replicas' uploads of one name, the second going live after the first had checked and answered
     201: both answered 201 and the first version was gone. The second finds it and puts it in the trash."""
-    import threading
-
     store = open_store(settings_for("milvus", tmp_path), EMB.model_id, EMB.dimension, CHUNKER.params)
     try:
         other = second_writer(store)
         first, second = doc("a.txt", LIGHT), doc("a.txt", BIRDS)
-        at_switch, go_on = threading.Event(), threading.Event()
-        real_upsert = store.client.upsert
-
-        class Paused:  # the other replica's client: stops just before its switch until told to go on
-            def __getattr__(self, name):
-                return getattr(store.client, name)
-
-            def upsert(self, coll, *a, **kw):
-                if coll == store.c_docs and not at_switch.is_set():
-                    at_switch.set()
-                    assert go_on.wait(60)
-                return real_upsert(coll, *a, **kw)
-
-        other.client = Paused()
-        errors: list[BaseException] = []
-
-        def upload_through_other():
-            try:
-                c = CHUNKER.chunk(second)
-                other.write_document(second, c, EMB.embed_documents([x.text for x in c]), expect_absent=True)
-            except BaseException as e:  # noqa: BLE001 - reported below
-                errors.append(e)
-
-        t = threading.Thread(target=upload_through_other)
-        t.start()
-        assert at_switch.wait(60)  # it passed its last check: the name was free
+        t, go_on, errors = upload_paused_at_switch(store, other, second)  # it passed its last check: name free
         c = CHUNKER.chunk(first)
         store.write_document(first, c, EMB.embed_documents([x.text for x in c]), expect_absent=True)  # 201
         go_on.set()
@@ -903,8 +910,6 @@ def test_a_restore_overwritten_by_an_upload_keeps_its_version(tmp_path, monkeypa
     """Audit 2026-12-08: another replica's upload of the name overwrote a restore that had gone live (200) and
     left the restored version alone in the trash ("the trash holds it already": the entry being restored),
     and then the restore dropped that entry: the restored version was in neither the store nor the trash."""
-    import threading
-
     from qa.store.writes import StoreWriter
 
     s = settings_for("milvus", tmp_path)
@@ -915,32 +920,7 @@ def test_a_restore_overwritten_by_an_upload_keeps_its_version(tmp_path, monkeypa
         write(store, doc("a.txt", KAZ))
         w1.delete("a.txt")
         upload = doc("a.txt", BIRDS)
-        at_switch, go_on = threading.Event(), threading.Event()
-        real_upsert = store.client.upsert
-
-        class Paused:  # the other replica's client: stops just before its switch until told to go on
-            def __getattr__(self, name):
-                return getattr(store.client, name)
-
-            def upsert(self, coll, *a, **kw):
-                if coll == store.c_docs and not at_switch.is_set():
-                    at_switch.set()
-                    assert go_on.wait(60)
-                return real_upsert(coll, *a, **kw)
-
-        other.client = Paused()
-        errors: list[BaseException] = []
-
-        def upload_through_other():
-            try:
-                c = CHUNKER.chunk(upload)
-                other.write_document(upload, c, EMB.embed_documents([x.text for x in c]), expect_absent=True)
-            except BaseException as e:  # noqa: BLE001 - reported below
-                errors.append(e)
-
-        t = threading.Thread(target=upload_through_other)
-        t.start()
-        assert at_switch.wait(60)  # the upload passed its last check: the name was free
+        t, go_on, errors = upload_paused_at_switch(store, other, upload)  # it passed its last check: name free
         real_drop = store.drop_trash_entry
 
         def drop(entry):  # the upload goes live (and cleans up) after the restore's write, before it drops the entry
