@@ -7,6 +7,7 @@ paths from anything shown to a client.
 
 from __future__ import annotations
 
+import errno
 import logging
 import re
 import traceback
@@ -52,6 +53,20 @@ def public_message(message: str, named: Iterable[tuple[str | Path, str]] = ()) -
     for form, label in sorted(pairs, key=lambda p: -len(p[0])):  # longest first: nested folders
         out = out.replace(form, label)
     return _ABS_PATH.sub("<path>", out)
+
+
+def server_condition(exc: BaseException) -> ApiError | None:
+    """The ApiError of a failure that is the server's state, not a bug, said with what to do: the index folder
+    damaged under a running server (503, the IndexLoadError's message), a full disk (507). None: a plain 500."""
+    from qa.index_store import IndexLoadError
+
+    if isinstance(exc, IndexLoadError):
+        return ApiError(503, "index_unavailable", str(exc))
+    if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        return ApiError(507, "insufficient_storage", "the server's disk is full (no space left on device): the write "
+                        "did not finish (an interrupted write is finished or undone at the next write or start); free "
+                        "space on the server and retry")
+    return None
 
 
 _RESTORE_PATH = re.compile(r"^/documents/.+/restore$")
@@ -120,5 +135,9 @@ def install_error_handlers(app: FastAPI, hide: Iterable[tuple[str | Path, str]] 
 
     @app.exception_handler(Exception)
     async def _internal_error(request: Request, exc: Exception):
+        known = server_condition(exc)
+        if known is not None:
+            logger.error("%s %s: %s", request.method, request.url.path, exc)
+            return error_response(known.status, known.error, public_message(known.message, hidden))
         logger.error("unhandled error on %s %s:\n%s", request.method, request.url.path, traceback.format_exc())
         return error_response(500, "internal_error", "internal error; see the server log")

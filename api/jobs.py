@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any, Callable
 
-from api.errors import ApiError, public_message
+from api.errors import ApiError, public_message, server_condition
 
 logger = logging.getLogger(__name__)
 
@@ -99,9 +99,15 @@ class Writes:
                 status = "done"
             except ApiError as e:
                 error = {"status": e.status, "error": e.error, "message": public_message(e.message, self.hide)}
-            except Exception:  # noqa: BLE001 - recorded on the job; details only in the log
-                logger.exception("job %s (%s) failed", job.id, kind)
-                error = {"status": 500, "error": "internal_error", "message": "internal error; see the server log"}
+            except Exception as e:  # noqa: BLE001 - recorded on the job; details only in the log
+                known = server_condition(e)
+                if known is not None:  # a full disk, a damaged index folder: said as the endpoints say it
+                    logger.error("job %s (%s) failed: %s", job.id, kind, e)
+                    error = {"status": known.status, "error": known.error,
+                             "message": public_message(known.message, self.hide)}
+                else:
+                    logger.exception("job %s (%s) failed", job.id, kind)
+                    error = {"status": 500, "error": "internal_error", "message": "internal error; see the server log"}
             finally:
                 # the outcome and finished_at first, the status last: a poll never sees done/failed with
                 # finished_at null (or without its result) -- it used to, between two assignments

@@ -193,7 +193,7 @@ def _print_store_report(args: argparse.Namespace, settings, corpus: Path, report
 
 def cmd_index_check(settings) -> int:
     """Report (never repair) every difference between the corpus folder and the index."""
-    from qa.index_store import active_documents
+    from qa.index_store import IndexStore, active_documents
     from qa.writes import describe, differences
 
     if settings.store != "faiss":
@@ -215,6 +215,9 @@ def cmd_index_check(settings) -> int:
     if indexed is None:
         eprint(f"qa: no readable index in {settings.index_dir}; run `qa index`")
         return EXIT_INDEX
+    # The manifest alone says nothing of the files beside it: load (and verify) the version, as qa ask and qa
+    # serve will, so that a check never passes an index they refuse (IndexLoadError: exit 2, one line).
+    IndexStore.load(settings.index_dir)
     diffs = differences(Path(settings.corpus_dir), indexed)
     for line in describe(diffs):
         print(line)

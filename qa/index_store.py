@@ -173,9 +173,11 @@ def _text_sha(text: str) -> str:
 def _active_version(index_dir: Path) -> Path:
     """The folder holding manifest.json: ``index_dir`` itself, or the one CURRENT names."""
     index_dir = Path(index_dir)
-    if (index_dir / MANIFEST).is_file():
-        return index_dir
     pointer = index_dir / CURRENT_FILE
+    # A bare manifest (the older layout, or a version folder given itself) counts only where there is no
+    # CURRENT: a build writes versions and CURRENT beside a stray one and says that it is ignored.
+    if (index_dir / MANIFEST).is_file() and not os.path.lexists(pointer):
+        return index_dir
     if pointer.exists() and not pointer.is_file():
         raise IndexCorruptError(f"{pointer} is not a file; remove it (the versions beside it stay), then "
                                 f"{REBUILD_HINT}")
@@ -183,9 +185,13 @@ def _active_version(index_dir: Path) -> Path:
         raise IndexNotFoundError(
             f"no index found in {index_dir}: run `qa index` to build it from your documents"
         )
-    name = pointer.read_text(encoding="utf-8").strip()
-    if not name or "/" in name or name.startswith("."):
-        raise IndexCorruptError(f"{pointer} is damaged ({name!r}); {REBUILD_HINT}")
+    try:
+        name = pointer.read_text(encoding="utf-8").strip()
+    except (OSError, UnicodeDecodeError) as e:  # unreadable, or bytes that are no version name
+        raise IndexCorruptError(f"{pointer} cannot be read ({e.strerror if isinstance(e, OSError) else e.reason}); "
+                                f"{REBUILD_HINT}") from None
+    if not name or "/" in name or name.startswith(".") or "\x00" in name or len(name.encode()) > 255:
+        raise IndexCorruptError(f"{pointer} is damaged ({name[:80]!r}); {REBUILD_HINT}")
     version = index_dir / name
     if not version.is_dir():
         raise IndexCorruptError(
@@ -445,6 +451,11 @@ class IndexStore:
             doc_entries = manifest["documents"]
             docs = {d["id"]: _info(d) for d in doc_entries}
             text_shas = {d["id"]: d["text_sha256"] for d in doc_entries}
+            int(manifest.get("generation", 0))  # every write reads it (IndexStore.generation)
+            if not isinstance(counts, dict):
+                raise TypeError(f"counts is {type(counts).__name__}, not an object")
+            if not all(isinstance(d, str) for d in docs):
+                raise TypeError("a document id is not a string")
         except (KeyError, TypeError, ValueError) as e:
             raise IndexCorruptError(
                 f"index manifest {where}/{MANIFEST} is missing or has a bad field ({e!r}); {REBUILD_HINT}"
@@ -470,6 +481,8 @@ class IndexStore:
             with open(version / DOCUMENTS_FILE, encoding="utf-8", newline="") as f:
                 for line in f:
                     rec = json.loads(line)
+                    if not isinstance(rec["text"], str):
+                        raise TypeError(f"the text of {rec['id']!r} is not a string")
                     texts[rec["id"]] = rec["text"]
                     if rec.get("page_starts"):
                         starts = tuple(int(x) for x in rec["page_starts"])

@@ -43,7 +43,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterable
 
 from qa.converters import ConversionError
-from qa.index_store import IndexStore, active_documents, active_version_name, index_lock
+from qa.index_store import IndexCorruptError, IndexStore, active_documents, active_version_name, index_lock
 from qa.ingest import document_from_bytes, document_from_extraction, load_corpus
 from qa.types import Document
 from qa.store.protocol import new_trash_entry
@@ -387,19 +387,57 @@ class Writer:
             _fsync_dir(self.journal_dir)
         shutil.rmtree(self.staging_dir / record["txid"], ignore_errors=True)
 
+    def _check_folders(self) -> None:
+        """IndexCorruptError naming a write folder (staging, journal, trash) that is there but is not a folder. Checked
+        before any write: otherwise a delete committed to the index, then failed to move its file to the trash, and
+        every later write and start-up failed on its journal entry with a bare NotADirectoryError."""
+        for folder in (self.staging_dir, self.journal_dir, self.trash_dir):
+            if os.path.lexists(folder) and not folder.is_dir():
+                raise IndexCorruptError(f"{folder} is not a folder: move it out of the index folder (a new one is "
+                                        "made), then retry")
+
+    def _record(self, path: Path) -> dict[str, Any] | None:
+        """A journal entry, or None when it cannot be read or is not one (damaged on disk: entries are written
+        atomically, so a crash never leaves half of one)."""
+        def name(value: Any) -> bool:  # a relative path that stays where it is put
+            return isinstance(value, str) and bool(value) and not value.startswith("/") and ".." not in value.split("/")
+
+        try:
+            record = json.loads(path.read_text(encoding="utf-8"))
+            if not isinstance(record, dict) or not isinstance(record.get("txid"), str):
+                return None
+            for p in record["put"]:
+                self.corpus_path(p["id"])  # KeyError: outside the corpus folder
+                if not (isinstance(p["sha256"], str) and name(p["source"])):
+                    return None
+            for t in record["trash"]:
+                self.corpus_path(t["id"])
+                if not (isinstance(t["sha256"], str) and name(t["entry"]) and "/" not in t["entry"]):
+                    return None
+            return record
+        except (OSError, ValueError, KeyError, TypeError):
+            return None
+
     def recover(self) -> list[Recovery]:
         """Finish or undo every transaction a crash interrupted; remove orphaned staging files."""
         done: list[Recovery] = []
         with index_lock(self.index_dir):
+            self._check_folders()
             journal = sorted(self.journal_dir.glob("*.json")) if self.journal_dir.is_dir() else []
+            kept: set[str] = {p.name.removesuffix(".json.damaged") for p in self.journal_dir.glob("*.json.damaged")
+                              } if self.journal_dir.is_dir() else set()
             if journal:
                 active = active_documents(self.index_dir)
                 for path in journal:
-                    try:
-                        record = json.loads(path.read_text(encoding="utf-8"))
-                    except (OSError, ValueError):
-                        logger.warning("journal entry %s is unreadable (torn write before the commit); removed", path.name)
-                        path.unlink(missing_ok=True)
+                    record = self._record(path)
+                    if record is None:
+                        # Not removed: if it was committed, its staged files are the only copy of the bytes the
+                        # index names. Renamed aside (no longer replayed), and its staging folder is kept.
+                        logger.warning("journal entry %s is damaged; renamed to %s.damaged, its staged files stay in "
+                                       "%s", path.name, path.name, self.staging_dir / path.stem)
+                        with contextlib.suppress(OSError):
+                            os.replace(path, path.with_name(path.name + ".damaged"))
+                        kept.add(path.stem)
                         continue
                     if self._committed(record, active):
                         self._roll_forward(record)
@@ -413,6 +451,8 @@ class Writer:
                 tmp.unlink(missing_ok=True)
             if self.staging_dir.is_dir():
                 for leftover in self.staging_dir.iterdir():  # no journal entry: never committed
+                    if leftover.name in kept:
+                        continue
                     shutil.rmtree(leftover, ignore_errors=True) if leftover.is_dir() else leftover.unlink()
             if self.trash_dir.is_dir():
                 for folder in self.trash_dir.iterdir():
