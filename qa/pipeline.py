@@ -202,6 +202,13 @@ class QAPipeline:
         if not corpus.is_dir():
             logger.error("corpus folder %s is missing: the index is left as it is", corpus)
             return store
+        missing = sum(1 for d in diffs if d.kind == "missing_file")
+        if store.documents and missing == len(store.documents) == len(diffs):
+            # no document in the folder at all: an unmounted or emptied drive would otherwise empty the index
+            logger.error("corpus folder %s holds none of the %d indexed documents, and no other (an unmounted or "
+                         "emptied drive?): the index is left as it is; run `qa index` to make the index follow the "
+                         "folder", corpus, missing)
+            return store
         store = build_or_update(corpus, self.settings, self.embedder, self.chunker, previous=store,
                                 show_progress=show_progress)
         logger.warning("index repaired from the corpus folder: %s", store.build_report.summary() if store.build_report else "")

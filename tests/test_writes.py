@@ -414,6 +414,22 @@ def test_startup_reconciles_hand_made_changes(settings, caplog):
     assert p.ask("Who holds hands while sleeping?").answers[0].top.document == "hand-added.md"
 
 
+def test_a_restart_with_a_corpus_folder_holding_none_of_the_documents_keeps_the_index(settings, caplog):
+    """Start-up reconciliation made the index follow the folder, so a server restarted while its corpus drive was
+    unmounted (an empty mount point) or emptied dropped every document from the index it served."""
+    s = settings
+    before = sorted(d.id for d in LitePipeline(s).warm_up().documents())
+    root = Path(s.corpus_dir)
+    for f in root.rglob("*"):
+        if f.is_file():
+            f.unlink()
+    p = LitePipeline(s).warm_up()
+    assert sorted(d.id for d in p.documents()) == before and before
+    assert "holds none of the" in caplog.text and "run `qa index`" in caplog.text
+    (root / "new.txt").write_text("Otters hold hands while sleeping.\n")  # one file there: the folder is in use
+    assert sorted(d.id for d in LitePipeline(s).warm_up().documents()) == ["new.txt"]
+
+
 def test_qa_index_check_reports_and_qa_index_repairs(settings, monkeypatch, capsys):
     import qa.cli as cli
 
