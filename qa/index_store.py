@@ -148,11 +148,20 @@ def _with_stable_ids(chunks: list[Chunk]) -> list[Chunk]:
     return out
 
 
+def _manifest_text(version: Path) -> str:
+    """The text of ``version``'s manifest.json. IndexCorruptError if it is there but is not a file: a FIFO in its
+    place made every command wait for ever, a folder failed with a bare IsADirectoryError."""
+    path = version / MANIFEST
+    if os.path.lexists(path) and not path.is_file():
+        raise IndexCorruptError(f"{path} is not a file; {REBUILD_HINT}")
+    return path.read_text(encoding="utf-8")
+
+
 def active_generation(index_dir: str | Path) -> int:
     """The generation of the active version on disk (0: none, or an index without generations)."""
     try:
         version = _active_version(Path(index_dir))
-        manifest = json.loads((version / MANIFEST).read_text(encoding="utf-8"))
+        manifest = json.loads(_manifest_text(version))
         return int(manifest.get("generation", 0))
     except (IndexLoadError, OSError, ValueError, TypeError, AttributeError):
         return 0
@@ -213,7 +222,7 @@ def active_documents(index_dir: str | Path) -> dict[str, str] | None:
     there is no readable index."""
     try:
         version = _active_version(Path(index_dir))
-        manifest = json.loads((version / MANIFEST).read_text(encoding="utf-8"))
+        manifest = json.loads(_manifest_text(version))
         return {d["id"]: d["sha256"] for d in manifest["documents"]}
     except (IndexLoadError, OSError, ValueError, KeyError, TypeError):
         return None
@@ -428,7 +437,7 @@ class IndexStore:
     ) -> "IndexStore":
         where = str(version)
         try:
-            manifest = json.loads((version / MANIFEST).read_text(encoding="utf-8"))
+            manifest = json.loads(_manifest_text(version))
         except FileNotFoundError:
             raise IndexCorruptError(f"index {where} has no {MANIFEST}; {REBUILD_HINT}") from None
         except (OSError, ValueError) as e:
@@ -698,6 +707,10 @@ def _write_version(
 ) -> Path:
     """Write a complete version into .tmp-XXXX, rename it to v-..., swap CURRENT. Returns the folder.
     ``reader_tokens``: (tokenizer fingerprint, tokens per chunk) for reader_tokens.npz (optional)."""
+    pointer = index_dir / CURRENT_FILE
+    if os.path.lexists(pointer) and not pointer.is_file():  # checked before the work: the swap could not replace it
+        raise IndexCorruptError(f"{pointer} is not a file; remove it (the versions beside it stay), then run "
+                                "`qa index`")
     tmp = index_dir / f".tmp-{uuid.uuid4().hex[:12]}"
     tmp.mkdir(parents=True)
     try:

@@ -172,3 +172,40 @@ def test_a_full_disk_is_a_507_that_says_so_and_changes_nothing(settings, monkeyp
         assert r.json()["error"] == "insufficient_storage" and "free space" in r.json()["message"]
         assert c.get("/ready").status_code == 200
     assert _corpus(s) == before and (Path(s.index_dir) / "CURRENT").read_text() == active
+
+
+def test_a_manifest_that_is_not_a_file_is_one_line_not_a_hang(settings, monkeypatch, capsys):
+    """A FIFO in place of the active version's manifest.json made every command wait for ever (read_text blocks)."""
+    import os
+    import subprocess
+    import sys
+
+    s = settings
+    manifest = _version(s) / "manifest.json"
+    manifest.unlink()
+    os.mkfifo(manifest)
+    code = ("import sys; sys.path.insert(0, 'tests'); from lite_pipeline import LitePipeline, lite_settings; "
+            "from qa.index_store import IndexLoadError\n"
+            f"s = lite_settings({str(s.corpus_dir)!r}, {str(s.index_dir)!r})\n"
+            "try:\n    LitePipeline(s).warm_up()\nexcept IndexLoadError as e:\n    print('refused:', e)\n")
+    out = subprocess.run([sys.executable, "-c", code], cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=60)
+    assert "refused:" in out.stdout and "is not a file" in out.stdout, out.stdout + out.stderr
+    monkeypatch.setattr(cli, "get_cli_settings", lambda: s)
+    assert cli.main(["index", "--check"]) == 2  # one line, at once
+    assert "run `qa index`" in capsys.readouterr().err
+
+
+def test_qa_index_refuses_a_current_that_is_a_folder_before_building(settings, monkeypatch, capsys):
+    """The message said "remove it, then run `qa index`", and `qa index` without removing it wrote a whole version
+    and then failed with a bare IsADirectoryError."""
+    s = settings
+    current = Path(s.index_dir) / "CURRENT"
+    current.unlink()
+    current.mkdir()
+    monkeypatch.setattr(cli, "get_cli_settings", lambda: s)
+    assert cli.main(["index"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "CURRENT is not a file; remove it" in err
+    assert not list(Path(s.index_dir).glob(".tmp-*"))
+    current.rmdir()
+    assert cli.main(["index"]) == 0
