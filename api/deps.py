@@ -71,8 +71,9 @@ _ERRORS = {
     403: {"model": ErrorResponse, "description": "Refused: a read-only key, a read-only server, or a write "
                                                  "from another site's page"},
     404: {"model": ErrorResponse, "description": "Unknown document"},
-    409: {"model": ErrorResponse, "description": "A document with that name exists (or, on Milvus, it was replaced "
-                                                 "through other replicas while being deleted)"},
+    409: {"model": ErrorResponse, "description": "A document with that name exists; its file in the corpus folder "
+                                                 "cannot be read on the server; (Milvus) it was replaced through "
+                                                 "other replicas while being deleted"},
     412: {"model": ErrorResponse, "description": "If-Match does not match the document's current sha256"},
     413: {"model": ErrorResponse, "description": "Request body or uploaded file too large"},
     422: {"model": ErrorResponse, "description": "Invalid request"},

@@ -119,6 +119,18 @@ def file_sha256(path: Path) -> str | None:
         return None
 
 
+def corpus_file_sha256(path: Path, doc_id: str) -> str | None:
+    """:func:`file_sha256` of a document's corpus file before a write that moves it: DocumentError 409
+    ``file_unreadable`` (nothing changes) when it is there but cannot be read (no permission, an I/O error): a
+    server-side condition to fix in the folder, which answered 500."""
+    try:
+        return file_sha256(path)
+    except OSError as e:
+        raise DocumentError(f"the file of {shown(doc_id)} in the corpus folder cannot be read on the server "
+                            f"({e.strerror or type(e).__name__}): fix it there, then retry", "file_unreadable",
+                            409) from None
+
+
 def _now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
 
@@ -285,7 +297,7 @@ class Writer:
             if doc.sha256 == info.sha256:
                 return current, False
             path = self.corpus_path(doc_id)
-            on_disk = file_sha256(path)
+            on_disk = corpus_file_sha256(path, doc_id)
             trash = [(doc_id, on_disk)] if on_disk is not None else []
             store = self._transaction("replace", current, [(doc, raw, None)], trash, "replaced")
         return store, True
@@ -299,7 +311,7 @@ class Writer:
             if current is None or doc_id not in current.documents:
                 raise KeyError(doc_id)
             path = self.corpus_path(doc_id)
-            on_disk = file_sha256(path)
+            on_disk = corpus_file_sha256(path, doc_id)
             trash = [(doc_id, on_disk if on_disk is not None else current.documents[doc_id].sha256)]
             store = self._transaction("delete", current, [], trash, "deleted")
             self.purge_trash()

@@ -209,3 +209,35 @@ def test_qa_index_refuses_a_current_that_is_a_folder_before_building(settings, m
     assert not list(Path(s.index_dir).glob(".tmp-*"))
     current.rmdir()
     assert cli.main(["index"]) == 0
+
+
+def test_a_corpus_file_the_server_cannot_read_is_a_409_that_says_so(settings, monkeypatch):
+    """A document's file made unreadable in the corpus folder (permissions, an I/O error): GET ?original=true, PUT
+    and DELETE answered 500 "internal error"; now 409 file_unreadable, and nothing changes."""
+    import builtins
+
+    import api.routers.documents as documents
+    import qa.writes as writes
+
+    s = settings
+    target = Path(s.corpus_dir) / DOC
+    real_open = builtins.open
+
+    def unreadable(path, *a, **kw):
+        if Path(path) == target:
+            raise PermissionError(errno.EACCES, "Permission denied", str(path))
+        return real_open(path, *a, **kw)
+
+    before = _corpus(s)
+    with _client(s) as c:
+        sha = c.get(f"/documents/{DOC}").headers["etag"].strip('"')
+        monkeypatch.setattr(writes, "open", unreadable, raising=False)
+        monkeypatch.setattr(documents, "open", unreadable, raising=False)
+        for r in (c.get(f"/documents/{DOC}?original=true"),
+                  c.put(f"/documents/{DOC}", files={"file": (DOC, b"New text.")}, headers={"If-Match": sha}),
+                  c.delete(f"/documents/{DOC}")):
+            assert r.status_code == 409 and r.json()["error"] == "file_unreadable", r.text
+            assert "cannot be read on the server (Permission denied)" in r.json()["message"]
+        monkeypatch.undo()
+        assert c.get(f"/documents/{DOC}").status_code == 200 and c.get("/trash").json()["entries"] == []
+    assert _corpus(s) == before

@@ -169,7 +169,7 @@ def build_router(settings: Settings) -> APIRouter:
                               **{t.split(";")[0]: {"schema": {"type": "string", "format": "binary"}}
                                  for t in _MEDIA_TYPES.values() if not t.startswith("text/plain")}},
                   "headers": {"ETag": {"description": "sha256 of the file's bytes", "schema": {"type": "string"}}}},
-            **responses(401, 403, 404, 422, 503),
+            **responses(401, 403, 404, 409, 422, 503),
         },
         dependencies=read,
     )
@@ -206,6 +206,10 @@ def build_router(settings: Settings) -> APIRouter:
         except FileNotFoundError:  # removed from the corpus folder by hand; the index still serves its text
             raise ApiError(404, "not_found", f"the original file of {shown(doc_id)} is no longer in the corpus "
                            "folder (its text is still indexed; `qa index` drops it)") from None
+        except OSError as e:  # there but unreadable (permissions, an I/O error): the server's to fix
+            raise ApiError(409, "file_unreadable", f"the original file of {shown(doc_id)} in the corpus folder cannot "
+                           f"be read on the server ({e.strerror or type(e).__name__}); its text is served by GET "
+                           "without ?original") from None
         except OriginalMismatch:
             raise ApiError(404, "not_found", f"the file of {shown(doc_id)} in this server's corpus folder is not "
                            "the indexed version (changed there by hand, or the document was written through "
@@ -300,7 +304,7 @@ def build_router(settings: Settings) -> APIRouter:
         openapi_extra={"requestBody": {"required": True, "content": {
             "text/plain": {"schema": {"type": "string"}},
             "application/octet-stream": {"schema": {"type": "string", "format": "binary"}}}}},
-        responses=responses(400, 401, 403, 404, 412, 413, 428, 503),
+        responses=responses(400, 401, 403, 404, 409, 412, 413, 428, 503),
         dependencies=write,
     )
     async def replace_document(
@@ -355,7 +359,7 @@ def build_router(settings: Settings) -> APIRouter:
                     pipeline.remove_document(doc_id)
                 except KeyError:
                     raise ApiError(404, "not_found", f"unknown document {shown(doc_id)}") from None
-                except DocumentError as e:  # (Milvus) replaced through other replicas while it was deleted
+                except DocumentError as e:  # its file unreadable; (Milvus) replaced through other replicas meanwhile
                     raise _api_error(e) from None
                 trash = getattr(pipeline, "trash", None)
                 entry = next((t.entry for t in trash() if t.id == doc_id), None) if trash else None
