@@ -514,6 +514,17 @@ def second_writer(store):
     return other
 
 
+def replica_writers(tmp_path):
+    """A Milvus Lite store holding a.txt (KAZ), another replica's view of it, and a StoreWriter on each."""
+    from qa.store.writes import StoreWriter
+
+    s = settings_for("milvus", tmp_path)
+    store = open_store(s, EMB.model_id, EMB.dimension, CHUNKER.params)
+    other = second_writer(store)
+    write(store, doc("a.txt", KAZ))
+    return store, other, StoreWriter(s, store, EMB, CHUNKER), StoreWriter(s, other, EMB, CHUNKER)
+
+
 def interleave(monkeypatch, store, method: str, collection: str, action) -> None:
     """Run ``action`` (another replica's whole write) once, just before ``store``'s next ``method`` call
     (``upsert``/``insert``) on ``collection``: what Milvus, which serialises nothing, lets two replicas do."""
@@ -577,14 +588,8 @@ def test_replicas_racing_deletes_and_replaces_lose_nothing_and_trash_once(tmp_pa
     """Two deletes of one document through two replicas made two trash entries (and one answered 404 after
     writing to the trash); a replace that lost a race to another replica's replace was in neither the store
     nor the trash."""
-    from qa.store.writes import StoreWriter
-
-    s = settings_for("milvus", tmp_path)
-    store = open_store(s, EMB.model_id, EMB.dimension, CHUNKER.params)
+    store, other, w1, w2 = replica_writers(tmp_path)
     try:
-        other = second_writer(store)
-        w1, w2 = StoreWriter(s, store, EMB, CHUNKER), StoreWriter(s, other, EMB, CHUNKER)
-        write(store, doc("a.txt", KAZ))
 
         real_trash = store.trash_document
         monkeypatch.setattr(store, "trash_document", lambda *a, **kw: (real_trash(*a, **kw), w2.delete("a.txt"))[0])
@@ -842,14 +847,8 @@ def test_a_replace_keeps_the_version_that_went_live_after_its_trash_copy(tmp_pat
     """Audit 2026-12-08: a replace copies the served version to the trash, then writes; another replica's
     replace that went live (and answered 200) in between was the revision this write read and replaced
     "knowingly", so it was deleted unkept: two 200s, one version in neither the store nor the trash."""
-    from qa.store.writes import StoreWriter
-
-    s = settings_for("milvus", tmp_path)
-    store = open_store(s, EMB.model_id, EMB.dimension, CHUNKER.params)
+    store, other, w1, w2 = replica_writers(tmp_path)
     try:
-        other = second_writer(store)
-        w1, w2 = StoreWriter(s, store, EMB, CHUNKER), StoreWriter(s, other, EMB, CHUNKER)
-        write(store, doc("a.txt", KAZ))
         v1, v2 = (LIGHT + " Version one.").encode(), (LIGHT + " Version two.").encode()
         # this replica's whole replace runs after the other copied v0 to the trash, before it writes its chunks
         interleave(monkeypatch, other, "upsert", store.c_chunks, lambda: w1.replace("a.txt", v1, "*"))

@@ -115,12 +115,20 @@ class StoreWriter(Writer):
             return self.store, False
         self._to_trash(doc_id, "replaced")
         self.write(doc, keep_replaced=True)
-        if (isinstance(self.store, TrashBin) and self._current_sha(doc_id) != doc.sha256
-                and not any(t.id == doc_id and t.sha256 == doc.sha256 for t in self.trash())):
-            # another replica replaced (or deleted) it at the same moment, without seeing this version: it
-            # goes to the trash as replaced, so nothing accepted is lost
-            self.store.trash_document(doc_id, self._new_trash_entry_name(), "replaced", core_writes._now(), document=doc)
+        # another replica replaced (or deleted) it at the same moment, without seeing this version
+        self._keep_unless_served(doc)
         return self.store, True
+
+    def _in_trash(self, doc_id: str, sha256: str, other_than: str | None = None) -> bool:
+        return any(t.id == doc_id and t.sha256 == sha256 and t.entry != other_than for t in self.trash())
+
+    def _keep_unless_served(self, doc: Document) -> None:
+        """A version this replica wrote that is not the one served now (another replica's write went live right
+        after it) goes to the trash as replaced, unless it is there already: nothing accepted is lost."""
+        if (isinstance(self.store, TrashBin) and self._current_sha(doc.id) != doc.sha256
+                and not self._in_trash(doc.id, doc.sha256)):
+            self.store.trash_document(doc.id, self._new_trash_entry_name(), "replaced", core_writes._now(),
+                                      document=doc)
 
     def _current_sha(self, doc_id: str) -> str | None:
         try:
@@ -143,7 +151,7 @@ class StoreWriter(Writer):
                     self.store.drop_trash_entry(entry)
                 raise
             except DocumentChangedError:
-                if kept and any(t.id == doc_id and t.sha256 == kept.sha256 and t.entry != entry for t in self.trash()):
+                if kept and self._in_trash(doc_id, kept.sha256, other_than=entry):
                     self.store.drop_trash_entry(entry)  # that version is in the trash once already
                 continue
             self.purge_trash()
@@ -172,10 +180,8 @@ class StoreWriter(Writer):
         kept = self.store.trashed_document(t.entry)
         self.write(kept, new=True)
         self.store.drop_trash_entry(t.entry)
-        if self._current_sha(doc_id) != kept.sha256 and not any(x.id == doc_id and x.sha256 == kept.sha256
-                                                                 for x in self.trash()):
-            # another replica's upload overwrote it at once and left it to the entry just dropped: keep it
-            self.store.trash_document(doc_id, self._new_trash_entry_name(), "replaced", core_writes._now(), document=kept)
+        # another replica's upload overwrote it at once and left it to the entry just dropped
+        self._keep_unless_served(kept)
         return self.store, t
 
     def _exists(self, doc_id: str) -> bool:
