@@ -25,6 +25,7 @@ import contextlib
 import logging
 import threading
 from contextlib import asynccontextmanager
+from pathlib import Path
 from typing import Any, Callable
 
 import anyio.to_thread
@@ -34,6 +35,7 @@ from swagger_ui_bundle import swagger_ui_path
 
 from api.deps import MAX_BODY_BYTES, MAX_FILES_PER_UPLOAD, ServiceState
 from api.errors import ApiError, install_error_handlers, public_message
+from api.job_store import JobStore
 from api.jobs import Writes
 from api.middleware import BodyLimit, SecurityHeaders
 from api.routers import ask, documents, jobs, service as service_routes
@@ -62,7 +64,22 @@ def create_app(
     service = ServiceState(settings=settings, pipeline=pipeline)
     service.access = access_policy(settings)
     hidden = [(settings.index_dir, "<index>"), (settings.corpus_dir, "<corpus>"), (PROJECT_ROOT, "<project>")]
-    service.writes = Writes(hidden)
+    jobs_folder = Path(settings.index_dir) / "jobs"
+    service.writes = Writes(hidden, JobStore(jobs_folder))
+
+    def resume_jobs() -> None:
+        """Run again the upload jobs a previous server accepted (202) and did not finish."""
+        corpus = Path(settings.corpus_dir).resolve()
+
+        def make(kind: str, batch: list[tuple[str, bytes]]) -> Callable[[], Any]:
+            if kind != "upload":
+                raise ValueError(f"unknown job kind {kind!r}")
+            return documents.upload_writer(service, service.pipeline, corpus, batch, resumed=True)
+
+        try:
+            service.writes.resume(make)
+        except Exception:  # noqa: BLE001 - serve anyway; the jobs stay on disk for the next start
+            logger.exception("could not run again the unfinished upload jobs in %s", jobs_folder)
 
     def warm_up() -> None:
         from qa.index_store import active_version_name
@@ -82,6 +99,7 @@ def create_app(
             service.status, service.reason = "failed", public_message(reason, hidden)
         else:
             service.status, service.reason = "ready", None
+            resume_jobs()
         if on_ready is not None:
             on_ready(service)
 
@@ -109,7 +127,7 @@ def create_app(
     @asynccontextmanager
     async def lifespan(app: FastAPI):
         if service.writes.closed:  # the app is started again (e.g. a second TestClient)
-            service.writes = Writes(hidden)
+            service.writes = Writes(hidden, JobStore(jobs_folder))
         if background_warm_up:
             threading.Thread(target=warm_up, name="qa-warm-up", daemon=True).start()
         else:

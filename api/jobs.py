@@ -3,10 +3,12 @@
 Every write (upload, replace, delete, restore) runs on a single worker thread, so writes are
 serialised, never block the event loop and never take the model slots that ``/ask`` uses. A
 large upload answers ``202 Accepted`` with a job id at once; ``GET /jobs/{id}`` says how it went.
-Jobs live in memory (the newest :data:`KEEP` finished ones, and every one still queued or running);
-at most :data:`MAX_PENDING` wait at once, each holding its files' bytes (a further large upload answers
-503 ``busy``). A job cut off by a crash is finished or undone by the write journal at the next start
-(qa.writes), not resumed.
+With a :class:`api.job_store.JobStore`, an upload job and its files are on disk before the 202, its outcome
+after it ran: a server that is killed or restarted runs the unfinished ones again at its next start
+(:meth:`Writes.resume`; a write a crash cut off is first finished or undone by the write journal, qa.writes),
+and job ids answer after a restart. In memory: the newest :data:`KEEP` finished jobs and every one still queued
+or running; at most :data:`MAX_PENDING` wait at once, each holding its files' bytes (a further large upload
+answers 503 ``busy``).
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from datetime import datetime, timezone
 from typing import Any, Callable
 
 from api.errors import ApiError, public_message, server_condition
+from api.job_store import JobStore
 
 logger = logging.getLogger(__name__)
 
@@ -62,9 +65,11 @@ def _lower_priority() -> None:
 
 
 class Writes:
-    def __init__(self, hide: list | None = None) -> None:
+    def __init__(self, hide: list | None = None, store: JobStore | None = None) -> None:
         #: (server path, label) pairs a failed job's message never shows (as api.errors' handlers)
         self.hide = list(hide or [])
+        self.store = store
+        self._durable: set[str] = set()  # ids of the jobs written to the store
         self.executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="qa-write", initializer=_lower_priority)
         self._jobs: OrderedDict[str, Job] = OrderedDict()
         self._lock = threading.Lock()
@@ -74,9 +79,10 @@ class Writes:
         """Run ``fn`` on the writer thread and wait for it (the request stays open)."""
         return await asyncio.wrap_future(self.executor.submit(fn))
 
-    def submit(self, kind: str, fn: Callable[[], Any]) -> Job:
+    def submit(self, kind: str, fn: Callable[[], Any], batch: list[tuple[str, bytes]] | None = None) -> Job:
         """Run ``fn`` on the writer thread as a job; returns at once. ApiError 503 ``busy`` when
-        :data:`MAX_PENDING` jobs are still queued or running."""
+        :data:`MAX_PENDING` jobs are still queued or running. ``batch``: the files ``fn`` writes, saved with
+        the job in the store (when there is one) before this returns, so the job survives the server."""
         job = Job(id=uuid.uuid4().hex, kind=kind)
         with self._lock:
             pending = sum(1 for j in self._jobs.values() if j.finished_at is None)
@@ -89,9 +95,59 @@ class Writes:
             finished = [i for i, j in self._jobs.items() if j.finished_at is not None]
             for old in finished[:max(0, len(self._jobs) - KEEP)]:
                 del self._jobs[old]
+        if self.store is not None and batch is not None:
+            try:
+                self.store.save_pending(vars(job), batch)
+            except BaseException as e:
+                with self._lock:
+                    self._jobs.pop(job.id, None)
+                if isinstance(e, OSError):
+                    raise server_condition(e) or ApiError(
+                        503, "index_unavailable", f"cannot save the upload job in {self.store.folder} "
+                        f"({e.strerror or e}): make that folder writable for the server, then retry") from None
+                raise
+            self._durable.add(job.id)
+        self._start(job, fn)
+        return job
+
+    def resume(self, make: Callable[[str, list[tuple[str, bytes]]], Callable[[], Any]]) -> int:
+        """Queue again every job of the store that never finished and that no live process is running (a server
+        killed with jobs queued or running). ``make(kind, batch)`` gives the function that does the job's write;
+        it must accept that a write a crash cut off may have been finished by the journal. Returns how many."""
+        if self.store is None:
+            return 0
+        n = 0
+        for record in self.store.unfinished():
+            job_id = record["id"]
+            with self._lock:
+                if job_id in self._jobs:
+                    continue
+            if not self.store.claim(job_id):  # another replica on this index folder is running it
+                continue
+            job = Job(id=job_id, kind=record["kind"], created_at=str(record.get("created_at") or _now()))
+            batch = self.store.batch(job_id)
+            with self._lock:
+                self._jobs[job_id] = job
+            self._durable.add(job_id)
+            if batch is None:
+                logger.error("job %s cannot run again: its files in %s are missing or damaged", job_id,
+                             self.store.folder / job_id)
+                fn: Callable[[], Any] = _lost
+            else:
+                logger.warning("job %s (%s, %d files) did not finish before the server stopped: running it again",
+                               job_id, job.kind, len(batch))
+                fn = make(job.kind, batch)
+            self._start(job, fn)
+            n += 1
+        return n
+
+    def _start(self, job: Job, fn: Callable[[], Any]) -> None:
+        kind = job.kind
 
         def work() -> None:
             job.status = "running"
+            if job.id in self._durable:
+                self.store.save_started(vars(job))
             status, result, error = "failed", None, None
             try:
                 out = fn()
@@ -114,15 +170,27 @@ class Writes:
                 job.result, job.error = result, error
                 job.finished_at = _now()
                 job.status = status
+                if job.id in self._durable:
+                    self._durable.discard(job.id)
+                    self.store.save_finished(vars(job))
 
         self.executor.submit(work)
-        return job
 
     def get(self, job_id: str) -> Job | None:
+        """A job this process knows, else one in the store (a job from before a restart, or another replica's)."""
         with self._lock:
-            return self._jobs.get(job_id)
+            job = self._jobs.get(job_id)
+        if job is None and self.store is not None:
+            record = self.store.get(job_id)
+            job = None if record is None else Job(**record)
+        return job
 
     def shutdown(self) -> None:
         """Let the running and queued writes finish (graceful shutdown)."""
         self.closed = True
         self.executor.shutdown(wait=True)
+
+
+def _lost() -> Any:
+    raise ApiError(500, "job_lost", "the server stopped before this job ran, and its saved files are missing or "
+                   "damaged: upload the files again")

@@ -288,6 +288,48 @@ def test_kill_points_lite_server(tmp_path):
     assert figures["rolled_forward"] + figures["rolled_back"] > 0  # and some inside a write transaction
 
 
+def test_kill_with_upload_jobs_queued_then_restart(tmp_path):
+    """Uploads answered 202 and a server killed with them queued: the next start runs every one (they were lost)."""
+    corpus, index = tmp_path / "corpus", tmp_path / "index"
+    shutil.copytree(SEEDS, corpus)
+    env = {**os.environ, "QA_CORPUS_DIR": str(corpus), "QA_INDEX_DIR": str(index), "QA_ASYNC_UPLOAD_BYTES": "1000",
+           "QA_ALLOWED_HOSTS": "127.0.0.1", "PYTHONPATH": str(PROJECT_ROOT), "PYTHONUNBUFFERED": "1"}
+    files = {f"job-{i}.txt": (f"Job {i}: " + " ".join(WORDS) * 40).encode() for i in range(6)}
+    ids = []
+    for attempt in ("killed", "restarted"):
+        port = free_port()
+        url = f"http://127.0.0.1:{port}"
+        log = tmp_path / f"{attempt}.log"
+        with open(log, "w") as out:
+            proc = subprocess.Popen([sys.executable, str(LITE_SERVER), "--port", str(port)], cwd=PROJECT_ROOT,
+                                    env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+        try:
+            wait_ready(url, proc, 60, log)
+            if attempt == "killed":
+                for name, data in files.items():
+                    status, job = http("POST", url + "/documents", *multipart(name, data))
+                    assert status == 202, job
+                    ids.append(job["id"])
+                kill(proc)
+                records = [json.loads(p.read_text()) for p in (index / "jobs").glob("*/job.json")]
+                unfinished = sum(not r.get("finished_at") for r in records)
+                assert len(records) == len(files) and unfinished > 0, records  # the kill left work to do
+                continue
+            deadline = time.monotonic() + 60
+            while (jobs := [http("GET", f"{url}/jobs/{i}")[1] for i in ids]) and \
+                    any(j["status"] not in ("done", "failed") for j in jobs):
+                assert time.monotonic() < deadline, jobs
+                time.sleep(0.2)
+            assert [j["result"]["added"] for j in jobs] == [[name] for name in files], jobs
+        finally:
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGTERM)
+                proc.wait(30)
+    state = corpus_state(corpus)
+    assert all(state[name] == sha(data) for name, data in files.items())
+    assert differences(corpus, active_documents(index)) == []
+
+
 @pytest.mark.slow
 def test_kill_real_qa_serve_while_indexing(tmp_path):
     corpus, index = tmp_path / "corpus", tmp_path / "index"

@@ -558,6 +558,97 @@ def test_upload_jobs_waiting_at_once_are_bounded(settings, monkeypatch):
         assert upload(c, "refused.txt", big).status_code == 202  # room again
 
 
+def wait_job(c, job_id: str) -> dict:
+    deadline = time.monotonic() + 20
+    while (j := c.get(f"/jobs/{job_id}").json())["status"] not in ("done", "failed"):
+        assert time.monotonic() < deadline, j
+        time.sleep(0.05)
+    return j
+
+
+def die(c) -> None:
+    """What a kill -9 leaves of a server's writes: queued jobs never run, and the kernel releases its job locks."""
+    writes = c.app.state.service.writes
+    writes.executor.shutdown(wait=False, cancel_futures=True)
+    for job_id in list(writes.store._claims):
+        writes.store.release(job_id)
+
+
+def test_an_accepted_upload_survives_a_server_that_dies_before_running_it(settings):
+    """An upload answered 202 lived only in memory: a server killed before the job ran lost it (the client had been
+    told it was accepted), and every job id answered 404 after a restart. Now the job and its files are on disk
+    before the 202, the next start runs it, and the id answers there."""
+    s = settings.model_copy(update={"async_upload_bytes": 1000})
+    big = ("Gannets dive from thirty metres. " * 100).encode()
+    gate = threading.Event()
+    with client_for(s) as c:
+        before = corpus_state(s)
+        c.app.state.service.writes.submit("upload", lambda: gate.wait(20) and None)  # the writer is busy
+        queued = upload(c, "gannets.txt", big)
+        assert queued.status_code == 202, queued.text
+        die(c)
+        gate.set()
+        assert corpus_state(s) == before  # it never ran
+    with client_for(s) as c:  # the next start
+        j = wait_job(c, queued.json()["id"])
+        assert j["status"] == "done" and j["result"]["added"] == ["gannets.txt"], j
+        assert j["created_at"] == queued.json()["created_at"]
+        assert corpus_state(s) == {**before, "gannets.txt": sha(big)} and agree(s) == []
+        done = upload(c, "puffins.txt", big.replace(b"Gannets", b"Puffins"))
+        assert wait_job(c, done.json()["id"])["status"] == "done"
+    with client_for(s) as c:  # finished jobs answer after a restart too, and run once only
+        assert c.get(f"/jobs/{done.json()['id']}").json()["result"]["added"] == ["puffins.txt"]
+        assert c.get(f"/jobs/{queued.json()['id']}").json()["status"] == "done"
+        assert sorted(d for d in corpus_state(s) if d not in before) == ["gannets.txt", "puffins.txt"]
+        assert not list((Path(s.index_dir) / "jobs").glob("*/files"))  # finished jobs keep no bytes
+        assert c.get("/jobs/..%2Fjobs").status_code == 404 and c.get("/jobs/" + "0" * 32).status_code == 404
+
+
+def test_a_job_run_again_after_its_write_committed_reports_it_done(settings):
+    """A server killed after the journal committed a job's write, before the job recorded its outcome: the next start
+    runs it again, finds every file indexed with exactly its bytes and reports it done (not 409 already_exists);
+    a job whose name another upload took meanwhile fails as that upload would."""
+    from api.job_store import JobStore, new_job_id
+
+    s = settings.model_copy(update={"async_upload_bytes": 1000})
+    big = ("Gannets dive from thirty metres. " * 100).encode()
+    with client_for(s) as c:
+        assert upload(c, "gannets.txt", big).status_code == 202
+        assert upload(c, "taken.txt", b"Taken first.").status_code == 201
+    store = JobStore(Path(s.index_dir) / "jobs")
+    committed, clash = (dict(id=new_job_id(), kind="upload", status="running", created_at="2026-12-08T00:00:00")
+                        for _ in range(2))
+    store.save_pending(committed, [("gannets.txt", big)])
+    store.save_pending(clash, [("taken.txt", b"Taken second.")])
+    for job in (committed, clash):
+        store.release(job["id"])
+    with client_for(s) as c:
+        assert wait_job(c, committed["id"])["result"]["added"] == ["gannets.txt"]
+        j = wait_job(c, clash["id"])
+        assert j["status"] == "failed" and j["error"]["error"] == "already_exists", j
+        assert (Path(s.corpus_dir) / "taken.txt").read_bytes() == b"Taken first." and agree(s) == []
+
+
+def test_a_job_another_live_server_holds_is_left_to_it(settings):
+    """Replicas share an index folder: a starting server runs again only jobs whose server is gone (their lock is
+    free), never one another live server is running; it still answers for it."""
+    from api.job_store import JobStore, new_job_id
+
+    s = settings.model_copy(update={"async_upload_bytes": 1000})
+    other = JobStore(Path(s.index_dir) / "jobs")  # another process's claim: its own open file
+    job = dict(id=new_job_id(), kind="upload", status="queued", created_at="2026-12-08T00:00:00")
+    other.save_pending(job, [("held.txt", b"Held by another server.")])
+    try:
+        with client_for(s) as c:
+            assert c.get(f"/jobs/{job['id']}").json()["status"] == "queued"
+            time.sleep(0.3)
+            assert c.get("/documents/held.txt").status_code == 404
+    finally:
+        other.release(job["id"])
+    with client_for(s) as c:  # that server is gone now
+        assert wait_job(c, job["id"])["status"] == "done"
+
+
 def test_messages_carry_no_server_paths(settings):
     from api.errors import public_message
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import unicodedata
 from pathlib import Path
-from typing import Any, BinaryIO, Optional
+from typing import Any, BinaryIO, Callable, Optional
 from urllib.parse import quote
 
 import anyio.to_thread
@@ -132,6 +132,32 @@ def _api_error(e: DocumentError) -> ApiError:
 
 def _infos(pipeline: Any) -> dict[str, DocumentOut]:
     return {doc_out(d).id: doc_out(d) for d in pipeline.documents()}
+
+
+def upload_writer(service: ServiceState, pipeline: Any, corpus: Path, batch: list[tuple[str, bytes]],
+                  resumed: bool = False) -> Callable[[], UploadResult]:
+    """The write of an upload (all files or none), to run on the writer thread. ``resumed``: a job run again after
+    a restart, whose write the journal may already have finished: when every file is indexed with exactly these
+    bytes, that is its result (not 409 ``name_taken``)."""
+    def store() -> UploadResult:
+        with service.write_lock:
+            infos = _infos(pipeline)
+            if resumed and all(infos.get(name) is not None and infos[name].sha256 == hashlib.sha256(data).hexdigest()
+                               for name, data in batch):
+                return UploadResult(added=[name for name, _ in batch], documents=[infos[name] for name, _ in batch])
+            for name, _ in batch:
+                if name in infos or (corpus / name).exists():
+                    raise _api_error(name_taken(name, name in infos))
+            try:
+                added = list(pipeline.add_documents(batch))
+            except DocumentError as e:
+                raise _api_error(e) from None
+            except ValueError as e:  # any other refusal from the indexing layer
+                raise ApiError(400, "invalid_document", str(e) or "invalid document") from None
+            infos = _infos(pipeline)
+            return UploadResult(added=added, documents=[infos[i] for i in added if i in infos])
+
+    return store
 
 
 def build_router(settings: Settings) -> APIRouter:
@@ -269,26 +295,11 @@ def build_router(settings: Settings) -> APIRouter:
                 raise _api_error(e) from None
             batch.append((name, data))
 
-        def store() -> UploadResult:
-            with service.write_lock:
-                existing = set(_infos(pipeline))
-                for name, _ in batch:
-                    if name in existing or (corpus / name).exists():
-                        raise _api_error(name_taken(name, name in existing))
-                try:
-                    added = list(pipeline.add_documents(batch))
-                except DocumentError as e:
-                    raise _api_error(e) from None
-                except ValueError as e:  # any other refusal from the indexing layer
-                    raise ApiError(400, "invalid_document", str(e) or "invalid document") from None
-                infos = _infos(pipeline)
-                return UploadResult(added=added, documents=[infos[i] for i in added if i in infos])
-
         if sum(len(d) for _, d in batch) > settings.async_upload_bytes:
-            job = service.writes.submit("upload", store)
+            job = service.writes.submit("upload", upload_writer(service, pipeline, corpus, batch), batch=batch)
             return JSONResponse(JobOut(**vars(job)).model_dump(), status_code=202,
                                 headers={"Location": f"/jobs/{job.id}"})
-        return await service.writes.run(store)
+        return await service.writes.run(upload_writer(service, pipeline, corpus, batch))
 
     @router.put(
         "/documents/{doc_id:path}",

@@ -20,7 +20,7 @@ router = APIRouter(dependencies=[Depends(require_read)])
 async def get_job(job_id: str, service: ServiceState = Depends(get_service)) -> JobOut:
     job = service.writes.get(job_id)
     if job is None:
-        raise ApiError(404, "not_found", "unknown job (jobs are kept in memory until a restart)")
+        raise ApiError(404, "not_found", "unknown job (the newest 500 finished jobs are kept)")
     return JobOut(**vars(job))
 
 

@@ -519,9 +519,9 @@
   const pause = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
 
   /** A large upload answered 202: poll its job (GET /jobs/{id}) until it is done or failed. A poll that
-   * cannot reach the server is retried, and a job the server no longer knows (it restarted: jobs live in
-   * its memory) is judged by the document list: the page used to say "Not added" in both cases, also for
-   * uploads the restart had indexed. */
+   * cannot reach the server is retried (a restarted server runs the job it had not finished, and knows its
+   * id), and a job the server does not know (another Milvus replica's, or one of more than 500 finished
+   * since) is judged by the document list: the page used to say "Not added" in both cases. */
   async function followJob(job, files) {
     const names = files.join(", ");
     setUploadStatus("Indexing " + names + " in the background…", "busy");
