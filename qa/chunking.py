@@ -23,6 +23,8 @@ on their left, so nothing non-blank falls between two chunks.
 
 from __future__ import annotations
 
+import json
+
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -54,6 +56,22 @@ def load_tokenizer(model_path: str | Path | None = None) -> Any:
     return tok
 
 
+def embedder_token_limit(model_path: str | Path | None, tokenizer: Any) -> int | None:
+    """Tokens of text the sentence-transformers model at ``model_path`` embeds (its ``max_seq_length`` less the
+    special tokens its tokenizer adds); None when the folder does not say."""
+    if model_path is None:
+        from qa.config import default_embedding_model
+
+        model_path = default_embedding_model()
+    try:
+        config = json.loads((Path(model_path) / "sentence_bert_config.json").read_text(encoding="utf-8"))
+        length = int(config["max_seq_length"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    add = getattr(tokenizer, "num_special_tokens_to_add", None)
+    return length - (add() if callable(add) else 2)
+
+
 class Chunker:
     def __init__(
         self,
@@ -74,6 +92,13 @@ class Chunker:
         self.chunk_overlap = chunk_overlap
         self.max_chunk_chars = max_chunk_chars or max(64, chunk_tokens * 16)
         self.tokenizer = tokenizer if tokenizer is not None else load_tokenizer(model_path)
+        limit = embedder_token_limit(model_path, self.tokenizer)
+        if limit is not None and chunk_tokens > limit:
+            from qa.config import SettingsError
+
+            # the embedder would cut every longer chunk: dense retrieval would never see its tail
+            raise SettingsError(f"QA_CHUNK_TOKENS ({chunk_tokens}) is more than the embedding model reads ({limit} tokens "
+                             f"of text per chunk): set QA_CHUNK_TOKENS to at most {limit}")
 
     @classmethod
     def from_settings(cls, settings: "Settings", tokenizer: Any = None) -> "Chunker":

@@ -79,3 +79,30 @@ def test_every_setting_is_documented_with_its_default():
         if isinstance(code, (bool, int, float, str)) and re.fullmatch(r"-?[0-9.]+|true|false|[a-z0-9-]+", default):
             shown = str(code).lower() if isinstance(code, bool) else str(code)
             assert default in (shown, shown.removesuffix(".0")), (name, default, code)
+
+
+def test_chunks_longer_than_the_embedder_reads_are_refused(tmp_path, capsys):
+    """QA_CHUNK_TOKENS had no upper bound: chunks past the embedding model's 256 tokens (254 of text) were indexed
+    and silently cut when embedded, so dense retrieval never saw their tails. Now `qa` says the bound in one line."""
+    from qa.chunking import Chunker
+    from qa.cli import main
+    from qa.config import SettingsError, get_settings
+
+    assert Chunker(chunk_tokens=254, chunk_overlap=50).chunk_tokens == 254
+    with pytest.raises(SettingsError, match=r"QA_CHUNK_TOKENS \(255\) .* at most 254"):
+        Chunker(chunk_tokens=255, chunk_overlap=50)
+    (tmp_path / "corpus").mkdir()
+    (tmp_path / "corpus" / "a.txt").write_text("Puffins nest on cliffs.")
+    env = {"QA_CORPUS_DIR": str(tmp_path / "corpus"), "QA_INDEX_DIR": str(tmp_path / "index"), "QA_CHUNK_TOKENS": "300"}
+    with pytest.MonkeyPatch.context() as m:
+        for k, v in env.items():
+            m.setenv(k, v)
+        get_settings.cache_clear()
+        try:
+            assert main(["index"]) != 0
+        finally:
+            get_settings.cache_clear()
+    err = capsys.readouterr().err
+    assert err.strip().splitlines() == ["qa: error: QA_CHUNK_TOKENS (300) is more than the embedding model reads "
+                                        "(254 tokens of text per chunk): set QA_CHUNK_TOKENS to at most 254"], err
+    assert not (tmp_path / "index" / "CURRENT").exists()
