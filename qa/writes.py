@@ -62,6 +62,10 @@ Indexer = Callable[[IndexStore | None, list[Document], set[str]], IndexStore]
 # ----------------------------------------------------------------------------- file helpers
 
 
+#: Trash folders whose damaged meta.json was already reported (Writer.trash), once per process.
+_DAMAGED_TRASH_SEEN: set[Path] = set()
+
+
 def _fsync_dir(path: Path) -> None:
     with contextlib.suppress(OSError):
         fd = os.open(path, os.O_RDONLY)
@@ -479,13 +483,19 @@ class Writer:
         if not self.trash_dir.is_dir():
             return out
         for folder in self.trash_dir.iterdir():
+            if not (folder / "data").is_file():
+                continue
             try:
                 meta = json.loads((folder / "meta.json").read_text(encoding="utf-8"))
-                if not (folder / "data").is_file():
-                    continue
                 out.append(TrashEntry(folder.name, meta["id"], meta["sha256"], int(meta["size"]),
                                       meta["deleted_at"], meta.get("reason", "deleted")))
             except (OSError, ValueError, KeyError, TypeError):
+                # Not listed (nothing says which document it was), but said once: its bytes are still there
+                if folder not in _DAMAGED_TRASH_SEEN:
+                    _DAMAGED_TRASH_SEEN.add(folder)
+                    logger.warning("trash entry %s cannot be listed or restored: its meta.json is damaged; the "
+                                   "document's bytes are kept in %s (copy them into the corpus folder under their "
+                                   "name to bring the document back)", folder.name, folder / "data")
                 continue
         out.sort(key=lambda t: t.entry, reverse=True)
         return out

@@ -241,3 +241,20 @@ def test_a_corpus_file_the_server_cannot_read_is_a_409_that_says_so(settings, mo
         monkeypatch.undo()
         assert c.get(f"/documents/{DOC}").status_code == 200 and c.get("/trash").json()["entries"] == []
     assert _corpus(s) == before
+
+
+def test_a_trash_entry_with_a_damaged_meta_is_reported_once_and_kept(settings, caplog):
+    """A trash entry whose meta.json is damaged was silently missing from GET /trash (its bytes kept, nothing said):
+    now the log says, once per process, where the bytes are; the entry stays on disk and the others are listed."""
+    p = LitePipeline(settings).warm_up()
+    p.remove_document(DOC)
+    p.remove_document("001_7bd650501039e11f.txt")
+    damaged = next(t for t in p.trash() if t.id == DOC)
+    folder = Path(settings.index_dir) / "trash" / damaged.entry
+    (folder / "meta.json").write_text('{"id": ')
+    with caplog.at_level("WARNING", logger="qa.writes"):
+        assert [t.id for t in p.trash()] == ["001_7bd650501039e11f.txt"]
+        assert [t.id for t in p.trash()] == ["001_7bd650501039e11f.txt"]
+    said = [r.getMessage() for r in caplog.records if damaged.entry in r.getMessage()]
+    assert len(said) == 1 and str(folder / "data") in said[0] and "meta.json is damaged" in said[0], said
+    assert (folder / "data").is_file()
