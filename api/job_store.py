@@ -48,23 +48,28 @@ class JobStore:
 
     # ------------------------------------------------------------------ writing
     def save_pending(self, job: dict[str, Any], batch: list[tuple[str, bytes]]) -> None:
-        """Write a queued job and its files, durably, then claim it. Raises OSError (e.g. a full disk) with
-        nothing left behind."""
+        """Write a queued job and its files, durably and claimed by this process (the lock is taken before the
+        folder appears under its name). Raises OSError (e.g. a full disk) with nothing left behind."""
         self.folder.mkdir(parents=True, exist_ok=True)
         tmp = self.folder / f".tmp-{job['id']}"
+        fd = None
         try:
             (tmp / "files").mkdir(parents=True)
+            fd = os.open(tmp / "lock", os.O_RDWR | os.O_CREAT, 0o600)
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)  # a fresh file: nobody else can hold it
             for i, (_, data) in enumerate(batch):
                 _write_durable(tmp / "files" / str(i), data)
             record = {k: job.get(k) for k in _FIELDS} | {"names": [name for name, _ in batch]}
             _write_json_atomic(tmp / "job.json", record)
-            os.replace(tmp, self.folder / job["id"])
+            os.replace(tmp, self.folder / job["id"])  # the lock goes with its file
             _fsync_dir(self.folder)
         except BaseException:
+            if fd is not None:
+                os.close(fd)
             shutil.rmtree(tmp, ignore_errors=True)
             raise
-        if not self.claim(job["id"]):  # a fresh folder nobody else knows: cannot be held
-            raise OSError(f"cannot lock job {job['id']}")
+        with self._lock:
+            self._claims[job["id"]] = fd
 
     def save_started(self, job: dict[str, Any]) -> None:
         """Record that the job runs (for other replicas' ``GET /jobs/{id}``); best effort."""

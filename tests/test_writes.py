@@ -649,6 +649,29 @@ def test_a_job_another_live_server_holds_is_left_to_it(settings):
         assert wait_job(c, job["id"])["status"] == "done"
 
 
+def test_a_job_that_cannot_be_saved_is_refused_and_leaves_nothing(settings, monkeypatch):
+    """The 202 promises the job is on disk: when it cannot be saved (a full disk) the upload answers 507 and
+    neither a job nor a half-written job folder is left."""
+    import errno
+
+    import api.job_store as job_store
+
+    def full(path, data):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    s = settings.model_copy(update={"async_upload_bytes": 1000})
+    with client_for(s) as c:
+        before = corpus_state(s)
+        monkeypatch.setattr(job_store, "_write_durable", full)
+        r = upload(c, "gannets.txt", ("Gannets dive from thirty metres. " * 100).encode())
+        assert r.status_code == 507 and r.json()["error"] == "insufficient_storage", r.text
+        assert list((Path(s.index_dir) / "jobs").iterdir()) == []
+        assert all(j.finished_at for j in c.app.state.service.writes._jobs.values())
+        monkeypatch.undo()
+        assert upload(c, "puffins.txt", b"Puffins nest on cliffs.").status_code == 201
+        assert corpus_state(s) == {**before, "puffins.txt": sha(b"Puffins nest on cliffs.")}
+
+
 def test_messages_carry_no_server_paths(settings):
     from api.errors import public_message
 
