@@ -2,7 +2,9 @@
 
 Policy (docs/security.md):
 
-* No keys configured and bound to a loopback address: everything is open (a laptop).
+* No keys configured and bound to a loopback address: everything is open (a laptop), except for
+  requests that came through a proxy (``Forwarded``, ``X-Forwarded-For``... headers): they may
+  come from anywhere, so they are read-only.
 * No keys configured and bound to any other address: **read-only**; writes answer 403
   ``read_only`` until a write key exists (``qa keys add NAME --scope write``).
 * Keys configured: writes need ``Authorization: Bearer <write key>`` (401 without a valid key,
@@ -32,6 +34,8 @@ from qa.keys import KeyRecord, KeyStore
 
 LOOPBACK_NAMES = ("localhost", "127.0.0.1", "[::1]")
 WILDCARD_HOSTS = ("0.0.0.0", "::", "")
+#: Headers a reverse proxy adds: a request carrying one may come from another machine even on a loopback address.
+FORWARDING_HEADERS = ("forwarded", "x-forwarded-for", "x-forwarded-host", "x-real-ip")
 
 bearer = HTTPBearer(auto_error=False, description="an API key from `qa keys add NAME --scope read|write`")
 
@@ -43,6 +47,11 @@ def is_loopback(host: str) -> bool:
         return ipaddress.ip_address(host.strip("[]")).is_loopback
     except ValueError:
         return False
+
+
+def proxied(request: Request | None) -> bool:
+    """True when ``request`` came through a (reverse) proxy, i.e. names a client other than its peer."""
+    return request is not None and any(h in request.headers for h in FORWARDING_HEADERS)
 
 
 def allowed_hosts(settings: Settings) -> list[str]:
@@ -99,8 +108,10 @@ class AccessPolicy:
     def loopback(self) -> bool:
         return is_loopback(self.settings.host)
 
-    def read_only(self) -> bool:
-        return not self.loopback and not self.keys.configured()
+    def read_only(self, request: Request | None = None) -> bool:
+        """No keys, and the client may be another machine: the server listens beyond this one, or
+        ``request`` came through a proxy (a proxy on this machine makes every client look local)."""
+        return (not self.loopback or proxied(request)) and not self.keys.configured()
 
     def describe(self) -> str:
         if self.keys.configured():
@@ -171,6 +182,7 @@ def require_write(
     check_origin(request, policy.settings)
     if policy.keys.configured():
         _key_record(policy, creds, "write")
-    elif policy.read_only():
-        raise ApiError(403, "read_only", "this server is read-only: it listens beyond this machine and has no "
-                       "API keys; the operator can add a write key with `qa keys add NAME --scope write`")
+    elif policy.read_only(request):
+        where = "it listens beyond this machine" if not policy.loopback else "this request came through a proxy"
+        raise ApiError(403, "read_only", f"this server is read-only: {where} and it has no API keys; the operator "
+                       "can add a write key with `qa keys add NAME --scope write`")

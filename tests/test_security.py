@@ -164,6 +164,28 @@ def test_non_loopback_without_keys_is_read_only(tmp_path):
         assert call(client, *write_requests(DOC)[0], key=key).status_code == 201
 
 
+@pytest.mark.parametrize("header", ["X-Forwarded-For", "Forwarded", "X-Forwarded-Host", "X-Real-IP"])
+def test_requests_through_a_proxy_are_read_only_without_keys(tmp_path, header):
+    """A reverse proxy on this machine makes every client look local: bound to 127.0.0.1 with no keys, a
+    request carrying the proxy's headers was a write open to anyone who reached the proxy."""
+    s, client = make(tmp_path)
+    proxy = {header: "for=203.0.113.7" if header == "Forwarded" else "203.0.113.7"}
+    with client:
+        before = corpus_files(s)
+        for method, url, kw in write_requests(DOC):
+            r = call(client, method, url, {**kw, "headers": {**kw.get("headers", {}), **proxy}})
+            assert r.status_code == 403 and r.json()["error"] == "read_only", r.text
+            assert "proxy" in r.json()["message"] and "qa keys add" in r.json()["message"]
+        assert corpus_files(s) == before
+        assert client.get("/ready", headers=proxy).json()["writes"] == "read_only"
+        assert client.get("/ready").json()["writes"] == "open"
+        assert call(client, *READS[0]).status_code == 200 and client.get("/documents", headers=proxy).status_code == 200
+        write_key = KeyStore(s.resolved_keys_file()).add("writer", "write")
+        method, url, kw = write_requests(DOC)[0]
+        r = call(client, method, url, {**kw, "headers": proxy}, key=write_key)
+        assert r.status_code == 201, r.text
+
+
 def test_serve_banner_says_read_only_and_shows_the_real_address(tmp_path):
     from api.serve import banner
 
