@@ -23,6 +23,7 @@ import socket
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
+import anyio.to_thread
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from starlette.middleware.trustedhost import TrustedHostMiddleware
@@ -173,12 +174,8 @@ def require_read(
         _key_record(policy, creds, "read")
 
 
-def require_write(
-    request: Request,
-    service: ServiceState = Depends(get_service),
-    creds: HTTPAuthorizationCredentials | None = Depends(bearer),
-) -> None:
-    policy = _policy(service)
+def check_write(request: Request, policy: AccessPolicy, creds: HTTPAuthorizationCredentials | None) -> None:
+    """ApiError unless this request may write (its Origin, then its key or the read-only mode)."""
     check_origin(request, policy.settings)
     if policy.keys.configured():
         _key_record(policy, creds, "write")
@@ -186,3 +183,39 @@ def require_write(
         where = "it listens beyond this machine" if not policy.loopback else "this request came through a proxy"
         raise ApiError(403, "read_only", f"this server is read-only: {where} and it has no API keys; the operator "
                        "can add a write key with `qa keys add NAME --scope write`")
+
+
+def require_write(
+    request: Request,
+    service: ServiceState = Depends(get_service),
+    creds: HTTPAuthorizationCredentials | None = Depends(bearer),
+) -> None:
+    check_write(request, _policy(service), creds)
+
+
+WRITE_METHODS = ("POST", "PUT", "DELETE")
+
+
+def is_write(method: str, path: str) -> bool:
+    """Every write route: POST /documents, PUT and DELETE /documents/{id}, POST /documents/{id}/restore."""
+    return method in WRITE_METHODS and (path == "/documents" or path.startswith("/documents/"))
+
+
+class WriteGate:
+    """Refuses a write its client may not make before anything reads its body. FastAPI reads and parses a
+    route's body (an upload's multipart: up to 20 files, spooled to disk) before it runs the route's
+    dependencies, so ``require_write`` alone let anyone make the server take in tens of MB per request."""
+
+    def __init__(self, app):
+        self.app = app
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http" or not is_write(scope.get("method", ""), scope.get("path", "")):
+            return await self.app(scope, receive, send)
+        request = Request(scope)
+        try:
+            creds = await bearer(request)
+            await anyio.to_thread.run_sync(check_write, request, _policy(scope["app"].state.service), creds)
+        except ApiError as e:
+            return await error_response(e.status, e.error, e.message, headers=e.headers)(scope, receive, send)
+        return await self.app(scope, receive, send)

@@ -95,6 +95,36 @@ def test_writes_need_a_write_key(keyed, i):
         assert r.status_code in (200, 201), r.text
 
 
+def multipart_upload(name: str, megabytes: int, consumed: list[int]):
+    """(content, headers) of a streamed one-file upload; ``consumed[0]`` counts the bytes the server read."""
+    def body():
+        yield f'--B\r\nContent-Disposition: form-data; name="files"; filename="{name}"\r\n\r\n'.encode()
+        for _ in range(megabytes):
+            consumed[0] += 1 << 20
+            yield b"o" * (1 << 20)
+        yield b"\r\n--B--\r\n"
+    return body(), {"Content-Type": "multipart/form-data; boundary=B"}
+
+
+@pytest.mark.parametrize("who", ["no key", "read key", "read-only server", "other site"])
+def test_a_refused_upload_is_refused_before_its_body_is_read(tmp_path, who):
+    """FastAPI parses a route's multipart body before its dependencies run: a client without a write key made
+    the server take in (and spool to disk) every byte of a 20-file upload before answering 401/403."""
+    s, client = make(tmp_path, **({"host": "0.0.0.0"} if who == "read-only server" else {}))
+    keys = KeyStore(s.resolved_keys_file())
+    headers = {"read key": bearer(keys.add("reader", "read")) if who == "read key" else {},
+               "other site": {"Origin": "http://evil.example"}}.get(who, {})
+    if who == "no key":
+        keys.add("writer", "write")
+    consumed = [0]
+    content, mp = multipart_upload("big.txt", 8, consumed)
+    with client:
+        r = client.post("/documents", content=content, headers={**mp, **headers})
+        assert r.status_code in (401, 403), r.text
+        assert consumed[0] <= 1 << 20, consumed  # the body was not read (it was, all 8 MB of it)
+        assert "big.txt" not in corpus_files(s)
+
+
 def test_reads_are_open_unless_configured(keyed, tmp_path):
     s, client, read_key, write_key = keyed
     with client:
