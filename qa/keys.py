@@ -21,6 +21,7 @@ import json
 import os
 import re
 import secrets
+import stat
 import threading
 from dataclasses import asdict, dataclass, fields
 from datetime import datetime, timezone
@@ -97,12 +98,24 @@ class KeyStore:
             self._cache = (stamp, records)
             return records
 
+    def _text(self) -> str:
+        """The file's text; opened without blocking and checked to be a file: a FIFO in its place used to hang
+        every `qa keys` command and every request that looked at the keys (``/ready`` the whole server)."""
+        fd = os.open(self.path, os.O_RDONLY | os.O_NONBLOCK)
+        with os.fdopen(fd, "rb") as f:
+            if not stat.S_ISREG(os.fstat(fd).st_mode):
+                raise KeyStoreError(f"the key file {self.path.name} is not a regular file (a FIFO, a device...); "
+                                    "remove it, then add keys with `qa keys add`")
+            return f.read().decode("utf-8")
+
     def _read(self) -> list[KeyRecord]:
         try:
-            data = json.loads(self.path.read_text(encoding="utf-8"))
+            data = json.loads(self._text())
             return [_record(k) for k in _key_list(data)]
         except FileNotFoundError:
             return []
+        except KeyStoreError:
+            raise
         except (OSError, ValueError, TypeError, AttributeError) as e:
             # A damaged key file must not silently open the server: refuse every key instead.
             raise KeyStoreError(f"the key file {self.path.name} is unreadable ({type(e).__name__}); "

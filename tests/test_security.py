@@ -306,6 +306,24 @@ def test_qa_keys_cli(tmp_path):
     assert qa("revoke", "ci-bot").returncode == 1
 
 
+def test_a_key_file_that_is_a_fifo_is_refused_not_waited_on(tmp_path):
+    """A FIFO in place of the key file made `qa keys list` / `add` wait for ever, and every request that looked at
+    the keys with them (``/ready`` on the event loop: the whole server)."""
+    import os
+
+    s, client = make(tmp_path)
+    os.mkfifo(s.resolved_keys_file())
+    env = {"QA_INDEX_DIR": str(s.index_dir), "PYTHONPATH": str(PROJECT_ROOT), "PATH": "/usr/bin:/bin"}
+    for args in (["list"], ["add", "ci-bot", "--scope", "write"]):
+        r = subprocess.run([sys.executable, "-m", "qa.cli", "keys", *args], cwd=PROJECT_ROOT, env=env,
+                           capture_output=True, text=True, timeout=60)
+        assert r.returncode == 1 and "not a regular file" in r.stderr, r.stderr
+    with client:
+        assert client.get("/ready").json()["writes"] == "key"  # fails closed, like any unreadable key file
+        r = call(client, *write_requests(DOC)[2])
+        assert r.status_code == 401 and DOC in corpus_files(s)
+
+
 def test_a_key_file_that_cannot_be_written_says_what_to_do(tmp_path, monkeypatch):
     """`qa keys add` with QA_KEYS_FILE under a file, or where its folder cannot be made, raised FileExistsError /
     FileNotFoundError as a traceback; a failed write (a full disk) left its temporary file behind."""
