@@ -671,6 +671,9 @@ def test_openapi_and_docs(client):
     assert "422" in paths["/ask"]["post"]["responses"] and "503" in paths["/ask"]["post"]["responses"]
     docs = client.get("/docs")
     assert docs.status_code == 200
+    # no other site may frame it (its "Try it out" buttons write): it had no CSP at all, so no frame-ancestors
+    assert "frame-ancestors 'none'" in docs.headers["content-security-policy"]
+    assert docs.headers["x-frame-options"] == "DENY" and client.get("/").headers["x-frame-options"] == "DENY"
     # Swagger UI is served from the swagger-ui-bundle package, never from a CDN (the service runs offline)
     assert "/static/swagger-ui/swagger-ui-bundle.js" in docs.text and "cdn." not in docs.text
     js = client.get("/static/swagger-ui/swagger-ui-bundle.js")
