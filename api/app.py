@@ -140,7 +140,7 @@ def create_app(
     )
     app.state.service = service
     upload_body_limit = MAX_FILES_PER_UPLOAD * settings.max_upload_bytes + 1024 * 1024
-    app.add_middleware(WriteGate)  # innermost: who may write is judged before any body is read
+    app.add_middleware(WriteGate, service=service)  # innermost: who may write is judged before any body is read
     app.add_middleware(
         BodyLimit,
         default=MAX_BODY_BYTES,

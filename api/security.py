@@ -206,8 +206,9 @@ class WriteGate:
     route's body (an upload's multipart: up to 20 files, spooled to disk) before it runs the route's
     dependencies, so ``require_write`` alone let anyone make the server take in tens of MB per request."""
 
-    def __init__(self, app):
+    def __init__(self, app, service: ServiceState):
         self.app = app
+        self.service = service
 
     async def __call__(self, scope, receive, send):
         if scope["type"] != "http" or not is_write(scope.get("method", ""), scope.get("path", "")):
@@ -215,7 +216,7 @@ class WriteGate:
         request = Request(scope)
         try:
             creds = await bearer(request)
-            await anyio.to_thread.run_sync(check_write, request, _policy(scope["app"].state.service), creds)
+            await anyio.to_thread.run_sync(check_write, request, _policy(self.service), creds)
         except ApiError as e:
             return await error_response(e.status, e.error, e.message, headers=e.headers)(scope, receive, send)
         return await self.app(scope, receive, send)
