@@ -116,6 +116,9 @@ class AccessPolicy:
 
     def describe(self) -> str:
         if self.keys.configured():
+            problem = self.keys.problem()
+            if problem:
+                return f"API keys required, but every key is refused: {problem}"
             reads = "reads need a key too" if self.settings.require_key_for_reads else "reads are open"
             return f"API keys required for writes; {reads}"
         if self.read_only():

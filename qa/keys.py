@@ -18,6 +18,7 @@ import fcntl
 import hashlib
 import hmac
 import json
+import logging
 import os
 import re
 import secrets
@@ -27,6 +28,8 @@ from dataclasses import asdict, dataclass, fields
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Iterator, Literal
+
+logger = logging.getLogger(__name__)
 
 Scope = Literal["read", "write"]
 SCOPES: tuple[str, ...] = ("read", "write")
@@ -76,6 +79,7 @@ class KeyStore:
         self.path = Path(path)
         self._cache: tuple[tuple[int, int, int], list[KeyRecord]] | None = None
         self._lock = threading.Lock()
+        self._logged: tuple[int, int, int] | None = None  # the stamp of the unreadable file last logged
 
     # ------------------------------------------------------------ reading
     def _stamp(self) -> tuple[int, int, int] | None:
@@ -121,11 +125,28 @@ class KeyStore:
             raise KeyStoreError(f"the key file {self.path.name} is unreadable ({type(e).__name__}); "
                             "fix or remove it, then add keys again with `qa keys add`") from None
 
+    def _refused(self, e: KeyStoreError) -> None:
+        """Say in the server's log, once per version of the file, why every key is refused (clients only see
+        401 invalid_key)."""
+        stamp = self._stamp()
+        if stamp is not None and stamp != self._logged:
+            self._logged = stamp
+            logger.error("%s; until then every API key is refused", e)
+
+    def problem(self) -> str | None:
+        """Why every key is refused (the key file is unreadable), or None."""
+        try:
+            self.records()
+        except KeyStoreError as e:
+            return str(e)
+        return None
+
     def configured(self) -> bool:
         """True when at least one key exists (or the file exists but is unreadable: fail closed)."""
         try:
             return bool(self.records())
-        except KeyStoreError:
+        except KeyStoreError as e:
+            self._refused(e)
             return True
 
     def verify(self, key: str | None) -> KeyRecord | None:
@@ -134,7 +155,8 @@ class KeyStore:
         digest = hash_key(key)
         try:
             records = self.records()
-        except KeyStoreError:
+        except KeyStoreError as e:
+            self._refused(e)
             return None
         found = None
         for r in records:  # compare against every record: no early exit on a match

@@ -152,12 +152,20 @@ def test_revoked_key_stops_working_on_a_running_server(keyed):
         assert r.status_code == 401 and DOC in corpus_files(s)
 
 
-def test_unreadable_key_file_refuses_every_write(tmp_path):
+def test_unreadable_key_file_refuses_every_write(tmp_path, caplog):
+    """... and says so, at start-up and in the log (every client got 401 invalid_key and nothing said why)."""
+    from api.serve import banner
+
     s, client = make(tmp_path)
     s.resolved_keys_file().write_text("{not json", encoding="utf-8")
-    with client:
-        r = call(client, *write_requests(DOC)[2])
-        assert r.status_code == 401 and DOC in corpus_files(s)
+    assert "every key is refused: the key file qa-keys.json is unreadable" in "\n".join(banner(s))
+    caplog.clear()
+    with client, caplog.at_level("ERROR", logger="qa.keys"):
+        for _ in range(3):
+            r = call(client, *write_requests(DOC)[2], key="qa_some-key")
+            assert r.status_code == 401 and DOC in corpus_files(s)
+    logged = [r.getMessage() for r in caplog.records if "every API key is refused" in r.getMessage()]
+    assert len(logged) == 1 and "qa-keys.json is unreadable" in logged[0], logged  # once, not per request
 
 
 @pytest.mark.parametrize("content", [
