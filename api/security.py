@@ -221,5 +221,7 @@ class WriteGate:
             creds = await bearer(request)
             await anyio.to_thread.run_sync(check_write, request, _policy(self.service), creds)
         except ApiError as e:
-            return await error_response(e.status, e.error, e.message, headers=e.headers)(scope, receive, send)
+            # Connection: close, or the server would go on reading (and dropping) the body for as long as it comes
+            headers = {**(e.headers or {}), "Connection": "close"}
+            return await error_response(e.status, e.error, e.message, headers=headers)(scope, receive, send)
         return await self.app(scope, receive, send)
