@@ -66,8 +66,8 @@ class BodyLimit:
                     too_large = int(value) > limit
                 except ValueError:
                     too_large = False
-                if too_large:
-                    response = error_response(413, "too_large", message)
+                if too_large:  # Connection: close, or the server would go on reading (and dropping) the body
+                    response = error_response(413, "too_large", message, headers={"Connection": "close"})
                     return await response(scope, receive, send)
         total = 0
 
