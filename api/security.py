@@ -124,7 +124,8 @@ class AccessPolicy:
         if self.read_only():
             return ("READ-ONLY: no API keys and not bound to loopback, so uploads and deletes are refused; "
                     "add a write key with `qa keys add NAME --scope write`")
-        return "no API keys: open to this machine only (loopback)"
+        return ("no API keys: open to this machine only (loopback); requests through a proxy (X-Forwarded-For, "
+                "Forwarded) are read-only")
 
 
 def access_policy(settings: Settings) -> AccessPolicy:

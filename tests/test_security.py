@@ -233,6 +233,7 @@ def test_serve_banner_says_read_only_and_shows_the_real_address(tmp_path):
     assert "every network interface" in text and "READ-ONLY" in text and "qa keys add" in text
     s2, _ = make(tmp_path)
     assert "READ-ONLY" not in "\n".join(banner(s2))
+    assert "through a proxy" in "\n".join(banner(s2)) and "read-only" in "\n".join(banner(s2))
 
 
 @pytest.mark.parametrize("host,ok", [("testserver", True), ("evil.example", False), ("127.0.0.1.nip.io", False)])
