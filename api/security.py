@@ -150,6 +150,25 @@ def _key_record(policy: AccessPolicy, creds: HTTPAuthorizationCredentials | None
     return record
 
 
+_DEFAULT_PORTS = {"http": 80, "https": 443}
+
+
+def normal_origin(origin: str) -> str:
+    """``scheme://host[:port]`` as browsers send it: lower case, no default port, no trailing slash (so
+    QA_ALLOWED_ORIGINS=https://Portal.example.org:443/ allows what a browser sends as https://portal.example.org)."""
+    try:
+        parts = urlsplit(origin.strip())
+        port = parts.port
+    except ValueError:
+        return origin
+    host = parts.hostname or ""
+    if not parts.scheme or not host:
+        return origin.strip().lower()
+    scheme = parts.scheme.lower()
+    host = f"[{host}]" if ":" in host else host
+    return f"{scheme}://{host}" + (f":{port}" if port is not None and port != _DEFAULT_PORTS.get(scheme) else "")
+
+
 def check_origin(request: Request, settings: Settings) -> None:
     """Refuse a write sent by a browser page of another origin (CSRF)."""
     origin = request.headers.get("origin")
@@ -163,7 +182,8 @@ def check_origin(request: Request, settings: Settings) -> None:
         netloc = urlsplit(origin).netloc.lower()
     except ValueError:
         netloc = ""
-    if origin != "null" and (netloc == own or origin.rstrip("/") in settings.origin_allow_list()):
+    allowed = {normal_origin(o) for o in settings.origin_allow_list()}
+    if origin != "null" and (netloc == own or normal_origin(origin) in allowed):
         return
     raise ApiError(403, "cross_origin", f"writes from origin {origin[:100]!r} are refused; the operator can "
                    "allow an origin with QA_ALLOWED_ORIGINS")

@@ -291,6 +291,20 @@ def test_cross_origin_refused_even_with_a_write_key_and_allowed_when_configured(
         assert r.status_code == 200, r.text
 
 
+@pytest.mark.parametrize("configured", ["https://Portal.Example.org", "https://portal.example.org:443/",
+                                        "HTTPS://portal.example.org"])
+def test_allowed_origins_match_as_browsers_send_them(tmp_path, configured):
+    """Browsers send an origin in lower case without its default port: QA_ALLOWED_ORIGINS spelled otherwise
+    refused the very origin it named (403 cross_origin)."""
+    s, client = make(tmp_path, allowed_origins=configured)
+    with client:
+        r = client.delete(f"/documents/{DOC}", headers={"Origin": "https://portal.example.org"})
+        assert r.status_code == 200, r.text
+        r = client.post("/documents", headers={"Origin": "https://portal.example.org:8443"},
+                        files=[("files", ("forged.txt", b"Forged text.", "text/plain"))])
+        assert r.status_code == 403 and r.json()["error"] == "cross_origin"  # another port is another origin
+
+
 def test_qa_keys_cli(tmp_path):
     env = {"QA_INDEX_DIR": str(tmp_path / "index"), "PYTHONPATH": str(PROJECT_ROOT), "PATH": "/usr/bin:/bin"}
 
