@@ -55,10 +55,20 @@ def proxied(request: Request | None) -> bool:
     return request is not None and any(h in request.headers for h in FORWARDING_HEADERS)
 
 
+def without_port(name: str) -> str:
+    """A Host name as the allow-list compares it: lower case, without a port ("qa.example.org:8000" ->
+    "qa.example.org", "[::1]:8000" -> "[::1]")."""
+    name = name.strip().lower()
+    if name.startswith("["):
+        return name.split("]")[0] + "]" if "]" in name else name
+    host, sep, port = name.rpartition(":")
+    return host if sep and port.isdigit() and ":" not in host else name
+
+
 def allowed_hosts(settings: Settings) -> list[str]:
-    """QA_ALLOWED_HOSTS, or the loopback names plus the address the server is bound to (and the
-    machine's host name when bound to every interface)."""
-    configured = settings.host_allow_list()
+    """QA_ALLOWED_HOSTS (a port given there is dropped: Host headers are compared without theirs), or the loopback
+    names plus the address the server is bound to (and the machine's host name when bound to every interface)."""
+    configured = [without_port(h) for h in settings.host_allow_list()]
     if configured:
         return configured
     hosts = list(LOOPBACK_NAMES)
@@ -92,10 +102,10 @@ class HostCheck:
         await self._check(scope, receive, swallow)
         if scope.pop("qa.host_ok", False):
             return await self.app(scope, receive, send)
-        host = dict(scope.get("headers", [])).get(b"host", b"").decode("latin-1")[:100]
+        host = without_port(dict(scope.get("headers", [])).get(b"host", b"").decode("latin-1"))[:100]
         response = error_response(
             400, "host_not_allowed",
-            f"Host {host!r} is not served here; the operator can allow it with QA_ALLOWED_HOSTS",
+            f"Host {host!r} is not served here; the operator can allow it with QA_ALLOWED_HOSTS (a name, no port)",
         )
         return await response(scope, receive, send)
 

@@ -248,6 +248,17 @@ def test_host_allow_list(tmp_path, host, ok):
             assert "QA_ALLOWED_HOSTS" in r.json()["message"]
 
 
+def test_an_allowed_host_given_with_its_port_is_allowed(tmp_path):
+    """Host headers are compared without their port, so QA_ALLOWED_HOSTS=qa.example.org:8000 -- what the 400's
+    message showed ("Host 'qa.example.org:8000' is not served here; ... allow it") -- allowed nothing."""
+    s, client = make(tmp_path, allowed_hosts="qa.example.org:8000,[::1]:8000")
+    with client:
+        assert client.get("/documents", headers={"host": "qa.example.org:8000"}).status_code == 200
+        assert client.get("/documents", headers={"host": "[::1]:8000"}).status_code == 200
+        r = client.get("/documents", headers={"host": "evil.example:8000"})
+        assert r.status_code == 400 and "'evil.example'" in r.json()["message"], r.text
+
+
 def test_default_hosts_are_loopback_names(tmp_path):
     s, client = make(tmp_path, allowed_hosts="")
     with client:
