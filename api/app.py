@@ -2,7 +2,7 @@
 
 * :mod:`api.deps` -- the service state and the dependencies endpoints share;
 * :mod:`api.errors` -- the one JSON error shape and its handlers (no server paths in messages);
-* :mod:`api.security` -- API keys, read-only mode, the Host allow-list, the Origin check;
+* :mod:`api.security` -- API keys, read-only mode, the Host allow-list, the Origin check, the write gate;
 * :mod:`api.jobs` -- the writer thread and background jobs;
 * :mod:`api.middleware` -- security headers, body limits;
 * :mod:`api.routers` -- the routes (service, ask, documents, jobs/trash).
@@ -40,7 +40,7 @@ from api.jobs import Writes
 from api.middleware import BodyLimit, SecurityHeaders
 from api.routers import ask, documents, jobs, service as service_routes
 from api.routers.service import STATIC_DIR
-from api.security import HostCheck, access_policy, allowed_hosts
+from api.security import HostCheck, WriteGate, access_policy, allowed_hosts
 from qa.config import PROJECT_ROOT, Settings, get_settings
 
 __all__ = ["ApiError", "MAX_FILES_PER_UPLOAD", "ServiceState", "create_app"]
@@ -158,6 +158,7 @@ def create_app(
     )
     app.state.service = service
     upload_body_limit = MAX_FILES_PER_UPLOAD * settings.max_upload_bytes + 1024 * 1024
+    app.add_middleware(WriteGate, service=service)  # innermost: who may write is judged before any body is read
     app.add_middleware(
         BodyLimit,
         default=MAX_BODY_BYTES,

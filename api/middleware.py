@@ -12,11 +12,14 @@ _PAGE_CSP = (
     "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
     "connect-src 'self'; object-src 'none'; base-uri 'none'; frame-ancestors 'none'; form-action 'self'"
 )
-_NO_CSP_PATHS = ("/docs",)  # Swagger UI's page starts itself with an inline script
+#: Swagger UI's page starts itself with an inline script: no script rule there, but no framing either (its
+#: "Try it out" buttons can delete documents: another site must not frame it under a decoy, clickjacking).
+_DOCS_CSP = "frame-ancestors 'none'; object-src 'none'; base-uri 'none'"
+_DOCS_PATHS = ("/docs",)
 
 
 class SecurityHeaders:
-    """nosniff everywhere, a strict CSP on the chat page and static files."""
+    """nosniff, no framing and no referrer everywhere; a strict CSP on the chat page and static files."""
 
     def __init__(self, app):
         self.app = app
@@ -25,15 +28,15 @@ class SecurityHeaders:
         if scope["type"] != "http":
             return await self.app(scope, receive, send)
         path = scope.get("path", "")
-        csp = not path.startswith(_NO_CSP_PATHS)
+        csp = (_DOCS_CSP if path.startswith(_DOCS_PATHS) else _PAGE_CSP).encode()
 
         async def send_with_headers(message):
             if message["type"] == "http.response.start":
                 headers = list(message.get("headers", []))
                 headers.append((b"x-content-type-options", b"nosniff"))
                 headers.append((b"referrer-policy", b"no-referrer"))
-                if csp:
-                    headers.append((b"content-security-policy", _PAGE_CSP.encode()))
+                headers.append((b"x-frame-options", b"DENY"))
+                headers.append((b"content-security-policy", csp))
                 message = {**message, "headers": headers}
             await send(message)
 
@@ -63,8 +66,8 @@ class BodyLimit:
                     too_large = int(value) > limit
                 except ValueError:
                     too_large = False
-                if too_large:
-                    response = error_response(413, "too_large", message)
+                if too_large:  # Connection: close, or the server would go on reading (and dropping) the body
+                    response = error_response(413, "too_large", message, headers={"Connection": "close"})
                     return await response(scope, receive, send)
         total = 0
 

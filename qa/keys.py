@@ -18,14 +18,18 @@ import fcntl
 import hashlib
 import hmac
 import json
+import logging
 import os
 import re
 import secrets
+import stat
 import threading
 from dataclasses import asdict, dataclass, fields
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Iterator, Literal
+
+logger = logging.getLogger(__name__)
 
 Scope = Literal["read", "write"]
 SCOPES: tuple[str, ...] = ("read", "write")
@@ -75,6 +79,7 @@ class KeyStore:
         self.path = Path(path)
         self._cache: tuple[tuple[int, int, int], list[KeyRecord]] | None = None
         self._lock = threading.Lock()
+        self._logged: tuple[int, int, int] | None = None  # the stamp of the unreadable file last logged
 
     # ------------------------------------------------------------ reading
     def _stamp(self) -> tuple[int, int, int] | None:
@@ -97,22 +102,51 @@ class KeyStore:
             self._cache = (stamp, records)
             return records
 
+    def _text(self) -> str:
+        """The file's text; opened without blocking and checked to be a file: a FIFO in its place used to hang
+        every `qa keys` command and every request that looked at the keys (``/ready`` the whole server)."""
+        fd = os.open(self.path, os.O_RDONLY | os.O_NONBLOCK)
+        with os.fdopen(fd, "rb") as f:
+            if not stat.S_ISREG(os.fstat(fd).st_mode):
+                raise KeyStoreError(f"the key file {self.path.name} is not a regular file (a FIFO, a device...); "
+                                    "remove it, then add keys with `qa keys add`")
+            return f.read().decode("utf-8")
+
     def _read(self) -> list[KeyRecord]:
         try:
-            data = json.loads(self.path.read_text(encoding="utf-8"))
+            data = json.loads(self._text())
             return [_record(k) for k in _key_list(data)]
         except FileNotFoundError:
             return []
+        except KeyStoreError:
+            raise
         except (OSError, ValueError, TypeError, AttributeError) as e:
             # A damaged key file must not silently open the server: refuse every key instead.
             raise KeyStoreError(f"the key file {self.path.name} is unreadable ({type(e).__name__}); "
                             "fix or remove it, then add keys again with `qa keys add`") from None
 
+    def _refused(self, e: KeyStoreError) -> None:
+        """Say in the server's log, once per version of the file, why every key is refused (clients only see
+        401 invalid_key)."""
+        stamp = self._stamp()
+        if stamp is not None and stamp != self._logged:
+            self._logged = stamp
+            logger.error("%s; until then every API key is refused", e)
+
+    def problem(self) -> str | None:
+        """Why every key is refused (the key file is unreadable), or None."""
+        try:
+            self.records()
+        except KeyStoreError as e:
+            return str(e)
+        return None
+
     def configured(self) -> bool:
         """True when at least one key exists (or the file exists but is unreadable: fail closed)."""
         try:
             return bool(self.records())
-        except KeyStoreError:
+        except KeyStoreError as e:
+            self._refused(e)
             return True
 
     def verify(self, key: str | None) -> KeyRecord | None:
@@ -121,7 +155,8 @@ class KeyStore:
         digest = hash_key(key)
         try:
             records = self.records()
-        except KeyStoreError:
+        except KeyStoreError as e:
+            self._refused(e)
             return None
         found = None
         for r in records:  # compare against every record: no early exit on a match

@@ -250,6 +250,9 @@ def test_ask_huge_body_is_413(client):
     r = client.post("/ask", content=b'{"question": "' + b"a" * 400_000 + b'"}',
                     headers={"content-type": "application/json"})
     assert_error(r, 413)
+    # refused from its Content-Length, before its body was read: the connection closes (uvicorn went on reading
+    # and dropping a body as long as the Content-Length said, without limit)
+    assert r.headers["connection"] == "close"
 
 
 def test_pipeline_value_error_is_422(client, fake, monkeypatch):
@@ -671,6 +674,9 @@ def test_openapi_and_docs(client):
     assert "422" in paths["/ask"]["post"]["responses"] and "503" in paths["/ask"]["post"]["responses"]
     docs = client.get("/docs")
     assert docs.status_code == 200
+    # no other site may frame it (its "Try it out" buttons write): it had no CSP at all, so no frame-ancestors
+    assert "frame-ancestors 'none'" in docs.headers["content-security-policy"]
+    assert docs.headers["x-frame-options"] == "DENY" and client.get("/").headers["x-frame-options"] == "DENY"
     # Swagger UI is served from the swagger-ui-bundle package, never from a CDN (the service runs offline)
     assert "/static/swagger-ui/swagger-ui-bundle.js" in docs.text and "cdn." not in docs.text
     js = client.get("/static/swagger-ui/swagger-ui-bundle.js")

@@ -611,17 +611,17 @@ def test_chat_page_follows_a_job_through_a_server_restart(page, fake_server):
     assert page.errors == []
 
 
-@pytest.fixture(scope="module")
-def keyed_server(tmp_path_factory):
-    """The real write path (small stand-in models) with API keys configured."""
+@contextlib.contextmanager
+def keyed_lite_server(tmp: Path, scope: str, **overrides):
+    """The real write path (small stand-in models) with an API key of ``scope``, served by uvicorn in a thread:
+    yields (url, key, settings)."""
     import uvicorn
 
     from lite_pipeline import LitePipeline, lite_settings
     from qa.keys import KeyStore
 
-    tmp = tmp_path_factory.mktemp("browser-keys")
-    s = lite_settings(make_corpus(tmp), tmp / "index", reload_interval_s=0)
-    key = KeyStore(s.resolved_keys_file()).add("browser", "write")
+    s = lite_settings(make_corpus(tmp), tmp / "index", reload_interval_s=0, **overrides)
+    key = KeyStore(s.resolved_keys_file()).add("browser", scope)
     app = create_app(s, LitePipeline(s), background_warm_up=False)
     port = free_port()
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
@@ -631,9 +631,51 @@ def keyed_server(tmp_path_factory):
     while not server.started:
         assert thread.is_alive() and time.monotonic() < deadline, "uvicorn did not start"
         time.sleep(0.05)
-    yield f"http://127.0.0.1:{port}", key, s
-    server.should_exit = True
-    thread.join(10)
+    try:
+        yield f"http://127.0.0.1:{port}", key, s
+    finally:
+        server.should_exit = True
+        thread.join(10)
+
+
+@pytest.fixture(scope="module")
+def keyed_server(tmp_path_factory):
+    """The real write path (small stand-in models) with API keys configured."""
+    with keyed_lite_server(tmp_path_factory.mktemp("browser-keys"), "write") as served:
+        yield served
+
+
+@pytest.fixture(scope="module")
+def read_keyed_server(tmp_path_factory):
+    """Like keyed_server, with QA_REQUIRE_KEY_FOR_READS and a read key."""
+    with keyed_lite_server(tmp_path_factory.mktemp("browser-read-keys"), "read", require_key_for_reads=True) as served:
+        yield served
+
+
+def test_chat_page_asks_for_a_key_when_reads_need_one_and_downloads_with_it(page, read_keyed_server):
+    """With QA_REQUIRE_KEY_FOR_READS a refused question only showed its error (the key box stayed shut), the
+    document list stayed refused after a key was set, and "Download the original file" (a plain link: no key)
+    saved the 401's JSON instead of the file."""
+    url, key, s = read_keyed_server
+    page.goto(url + "/")
+    page.locator("#service-status", has_text="Ready").wait_for()
+    assert "read access" in ask(page, KZ_QUESTION).inner_text()
+    page.locator("#key-status", has_text="needs a key for questions").wait_for()
+    assert page.evaluate("document.getElementById('key-box').open") is True
+    page.click("#doc-list > summary")
+    page.locator("#doc-list-items li", has_text="Could not list").wait_for()
+    page.fill("#api-key", key)
+    page.press("#api-key", "Enter")
+    item = page.locator("#doc-list-items li", has_text=UNSAFE_NAME)
+    item.wait_for()  # listed again once the key is set
+    item.locator("button.link").first.click()
+    page.locator("#source-info", has_text="Whole document").wait_for()
+    with page.expect_download() as download:
+        page.click("#source-original")
+    assert download.value.suggested_filename == UNSAFE_NAME
+    assert Path(download.value.path()).read_bytes() == (s.corpus_dir / UNSAFE_NAME).read_bytes()
+    assert "Answer" in ask(page, KZ_QUESTION).inner_text()
+    assert page.errors == []
 
 
 def test_chat_page_asks_for_a_key_to_delete_and_restores_from_the_trash(page, keyed_server):

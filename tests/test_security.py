@@ -95,6 +95,37 @@ def test_writes_need_a_write_key(keyed, i):
         assert r.status_code in (200, 201), r.text
 
 
+def multipart_upload(name: str, megabytes: int, consumed: list[int]):
+    """(content, headers) of a streamed one-file upload; ``consumed[0]`` counts the bytes the server read."""
+    def body():
+        yield f'--B\r\nContent-Disposition: form-data; name="files"; filename="{name}"\r\n\r\n'.encode()
+        for _ in range(megabytes):
+            consumed[0] += 1 << 20
+            yield b"o" * (1 << 20)
+        yield b"\r\n--B--\r\n"
+    return body(), {"Content-Type": "multipart/form-data; boundary=B"}
+
+
+@pytest.mark.parametrize("who", ["no key", "read key", "read-only server", "other site"])
+def test_a_refused_upload_is_refused_before_its_body_is_read(tmp_path, who):
+    """FastAPI parses a route's multipart body before its dependencies run: a client without a write key made
+    the server take in (and spool to disk) every byte of a 20-file upload before answering 401/403."""
+    s, client = make(tmp_path, **({"host": "0.0.0.0"} if who == "read-only server" else {}))
+    keys = KeyStore(s.resolved_keys_file())
+    headers = {"read key": bearer(keys.add("reader", "read")) if who == "read key" else {},
+               "other site": {"Origin": "http://evil.example"}}.get(who, {})
+    if who == "no key":
+        keys.add("writer", "write")
+    consumed = [0]
+    content, mp = multipart_upload("big.txt", 8, consumed)
+    with client:
+        r = client.post("/documents", content=content, headers={**mp, **headers})
+        assert r.status_code in (401, 403), r.text
+        assert consumed[0] <= 1 << 20, consumed  # the body was not read (it was, all 8 MB of it)
+        assert r.headers["connection"] == "close"  # nor will it be: uvicorn would read and drop it
+        assert "big.txt" not in corpus_files(s)
+
+
 def test_reads_are_open_unless_configured(keyed, tmp_path):
     s, client, read_key, write_key = keyed
     with client:
@@ -122,12 +153,20 @@ def test_revoked_key_stops_working_on_a_running_server(keyed):
         assert r.status_code == 401 and DOC in corpus_files(s)
 
 
-def test_unreadable_key_file_refuses_every_write(tmp_path):
+def test_unreadable_key_file_refuses_every_write(tmp_path, caplog):
+    """... and says so, at start-up and in the log (every client got 401 invalid_key and nothing said why)."""
+    from api.serve import banner
+
     s, client = make(tmp_path)
     s.resolved_keys_file().write_text("{not json", encoding="utf-8")
-    with client:
-        r = call(client, *write_requests(DOC)[2])
-        assert r.status_code == 401 and DOC in corpus_files(s)
+    assert "every key is refused: the key file qa-keys.json is unreadable" in "\n".join(banner(s))
+    caplog.clear()
+    with client, caplog.at_level("ERROR", logger="qa.keys"):
+        for _ in range(3):
+            r = call(client, *write_requests(DOC)[2], key="qa_some-key")
+            assert r.status_code == 401 and DOC in corpus_files(s)
+    logged = [r.getMessage() for r in caplog.records if "every API key is refused" in r.getMessage()]
+    assert len(logged) == 1 and "qa-keys.json is unreadable" in logged[0], logged  # once, not per request
 
 
 @pytest.mark.parametrize("content", [
@@ -164,6 +203,28 @@ def test_non_loopback_without_keys_is_read_only(tmp_path):
         assert call(client, *write_requests(DOC)[0], key=key).status_code == 201
 
 
+@pytest.mark.parametrize("header", ["X-Forwarded-For", "Forwarded", "X-Forwarded-Host", "X-Real-IP"])
+def test_requests_through_a_proxy_are_read_only_without_keys(tmp_path, header):
+    """A reverse proxy on this machine makes every client look local: bound to 127.0.0.1 with no keys, a
+    request carrying the proxy's headers was a write open to anyone who reached the proxy."""
+    s, client = make(tmp_path)
+    proxy = {header: "for=203.0.113.7" if header == "Forwarded" else "203.0.113.7"}
+    with client:
+        before = corpus_files(s)
+        for method, url, kw in write_requests(DOC):
+            r = call(client, method, url, {**kw, "headers": {**kw.get("headers", {}), **proxy}})
+            assert r.status_code == 403 and r.json()["error"] == "read_only", r.text
+            assert "proxy" in r.json()["message"] and "qa keys add" in r.json()["message"]
+        assert corpus_files(s) == before
+        assert client.get("/ready", headers=proxy).json()["writes"] == "read_only"
+        assert client.get("/ready").json()["writes"] == "open"
+        assert call(client, *READS[0]).status_code == 200 and client.get("/documents", headers=proxy).status_code == 200
+        write_key = KeyStore(s.resolved_keys_file()).add("writer", "write")
+        method, url, kw = write_requests(DOC)[0]
+        r = call(client, method, url, {**kw, "headers": proxy}, key=write_key)
+        assert r.status_code == 201, r.text
+
+
 def test_serve_banner_says_read_only_and_shows_the_real_address(tmp_path):
     from api.serve import banner
 
@@ -172,6 +233,7 @@ def test_serve_banner_says_read_only_and_shows_the_real_address(tmp_path):
     assert "every network interface" in text and "READ-ONLY" in text and "qa keys add" in text
     s2, _ = make(tmp_path)
     assert "READ-ONLY" not in "\n".join(banner(s2))
+    assert "through a proxy" in "\n".join(banner(s2)) and "read-only" in "\n".join(banner(s2))
 
 
 @pytest.mark.parametrize("host,ok", [("testserver", True), ("evil.example", False), ("127.0.0.1.nip.io", False)])
@@ -184,6 +246,17 @@ def test_host_allow_list(tmp_path, host, ok):
         else:
             assert r.status_code == 400 and r.json()["error"] == "host_not_allowed", r.text
             assert "QA_ALLOWED_HOSTS" in r.json()["message"]
+
+
+def test_an_allowed_host_given_with_its_port_is_allowed(tmp_path):
+    """Host headers are compared without their port, so QA_ALLOWED_HOSTS=qa.example.org:8000 -- what the 400's
+    message showed ("Host 'qa.example.org:8000' is not served here; ... allow it") -- allowed nothing."""
+    s, client = make(tmp_path, allowed_hosts="qa.example.org:8000,[::1]:8000")
+    with client:
+        assert client.get("/documents", headers={"host": "qa.example.org:8000"}).status_code == 200
+        assert client.get("/documents", headers={"host": "[::1]:8000"}).status_code == 200
+        r = client.get("/documents", headers={"host": "evil.example:8000"})
+        assert r.status_code == 400 and "'evil.example'" in r.json()["message"], r.text
 
 
 def test_default_hosts_are_loopback_names(tmp_path):
@@ -229,6 +302,20 @@ def test_cross_origin_refused_even_with_a_write_key_and_allowed_when_configured(
         assert r.status_code == 200, r.text
 
 
+@pytest.mark.parametrize("configured", ["https://Portal.Example.org", "https://portal.example.org:443/",
+                                        "HTTPS://portal.example.org"])
+def test_allowed_origins_match_as_browsers_send_them(tmp_path, configured):
+    """Browsers send an origin in lower case without its default port: QA_ALLOWED_ORIGINS spelled otherwise
+    refused the very origin it named (403 cross_origin)."""
+    s, client = make(tmp_path, allowed_origins=configured)
+    with client:
+        r = client.delete(f"/documents/{DOC}", headers={"Origin": "https://portal.example.org"})
+        assert r.status_code == 200, r.text
+        r = client.post("/documents", headers={"Origin": "https://portal.example.org:8443"},
+                        files=[("files", ("forged.txt", b"Forged text.", "text/plain"))])
+        assert r.status_code == 403 and r.json()["error"] == "cross_origin"  # another port is another origin
+
+
 def test_qa_keys_cli(tmp_path):
     env = {"QA_INDEX_DIR": str(tmp_path / "index"), "PYTHONPATH": str(PROJECT_ROOT), "PATH": "/usr/bin:/bin"}
 
@@ -252,6 +339,24 @@ def test_qa_keys_cli(tmp_path):
     assert qa("revoke", "ci-bot").returncode == 0
     assert KeyStore(path).verify(key) is None
     assert qa("revoke", "ci-bot").returncode == 1
+
+
+def test_a_key_file_that_is_a_fifo_is_refused_not_waited_on(tmp_path):
+    """A FIFO in place of the key file made `qa keys list` / `add` wait for ever, and every request that looked at
+    the keys with them (``/ready`` on the event loop: the whole server)."""
+    import os
+
+    s, client = make(tmp_path)
+    os.mkfifo(s.resolved_keys_file())
+    env = {"QA_INDEX_DIR": str(s.index_dir), "PYTHONPATH": str(PROJECT_ROOT), "PATH": "/usr/bin:/bin"}
+    for args in (["list"], ["add", "ci-bot", "--scope", "write"]):
+        r = subprocess.run([sys.executable, "-m", "qa.cli", "keys", *args], cwd=PROJECT_ROOT, env=env,
+                           capture_output=True, text=True, timeout=60)
+        assert r.returncode == 1 and "not a regular file" in r.stderr, r.stderr
+    with client:
+        assert client.get("/ready").json()["writes"] == "key"  # fails closed, like any unreadable key file
+        r = call(client, *write_requests(DOC)[2])
+        assert r.status_code == 401 and DOC in corpus_files(s)
 
 
 def test_a_key_file_that_cannot_be_written_says_what_to_do(tmp_path, monkeypatch):

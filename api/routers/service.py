@@ -30,7 +30,7 @@ async def health() -> Health:
     summary="Readiness: index and models loaded",
     responses={503: {"model": Readiness, "description": "Not ready; `reason` says why"}},
 )
-async def ready(service: ServiceState = Depends(get_service)):
+async def ready(request: Request, service: ServiceState = Depends(get_service)):
     if service.status == "ready" and service.pipeline is not None:
         try:
             n = len(await anyio.to_thread.run_sync(service.pipeline.documents))
@@ -42,7 +42,8 @@ async def ready(service: ServiceState = Depends(get_service)):
         probe = getattr(reader, "token_probe", None)
         token_keep = probe.keep if probe is not None else (1.0 if runtime else None)
         access = service.access
-        writes = None if access is None else "key" if access.keys.configured() else "read_only" if access.read_only() else "open"
+        writes = (None if access is None else "key" if access.keys.configured()
+                  else "read_only" if access.read_only(request) else "open")
         query_runtime = getattr(getattr(service.pipeline, "embedder", None), "query_runtime", None)
         return Readiness(ready=True, status="ready", documents=n, reader_runtime=runtime,
                          query_runtime=query_runtime if isinstance(query_runtime, str) else None,

@@ -98,13 +98,16 @@
     return "/documents/" + docId.split("/").map(encodeURIComponent).join("/");
   }
 
-  async function errorText(response) {
+  /** The server's message; with `askKey`, a 401 (reads need a key: QA_REQUIRE_KEY_FOR_READS) also opens the key box. */
+  async function errorText(response, askKey) {
+    let message = "the server answered " + response.status + " " + response.statusText;
     try {
       const body = await response.json();
-      if (body && typeof body.message === "string") return body.message;
-      if (body && typeof body.reason === "string") return body.reason;
+      if (body && typeof body.message === "string") message = body.message;
+      else if (body && typeof body.reason === "string") message = body.reason;
     } catch (e) { /* not JSON */ }
-    return "the server answered " + response.status + " " + response.statusText;
+    if (askKey && response.status === 401) keyRefused(message);
+    return message;
   }
 
   function addMessage(node) {
@@ -253,6 +256,7 @@
       if (!response.ok) {
         const refused = new Error(await errorText(response));
         refused.status = response.status;
+        if (response.status === 401) keyRefused(refused.message);
         throw refused;
       }
       renderAnswer(await response.json());
@@ -289,11 +293,12 @@
     sourceInfo.textContent = "Loading…";
     sourceInfo.classList.remove("stale");
     sourceOriginal.href = docUrl(docId) + "?original=true";
+    sourceOriginal.dataset.name = docId.split("/").pop();
     sourceOriginal.hidden = false;
     let text;
     try {
       const response = await fetch(docUrl(docId), { headers: Object.assign({ Accept: "application/json" }, authHeaders()) });
-      if (!response.ok) throw new Error(await errorText(response));
+      if (!response.ok) throw new Error(await errorText(response, true));
       text = (await response.json()).text;
     } catch (e) {
       if (token !== openRequest) return;
@@ -389,6 +394,11 @@
     keyInput.focus();
   }
 
+  /** A read refused for want of a (valid) key: the server protects reads too. */
+  function keyRefused(message) {
+    askForKey(message + " — this server needs a key for questions and documents too: enter one, then try again.");
+  }
+
   keyForm.addEventListener("submit", (event) => {
     event.preventDefault();
     const key = keyInput.value.trim();
@@ -402,6 +412,27 @@
     else sessionStorage.removeItem("qa-api-key");
     keyInput.value = "";
     keyStatus.textContent = key ? "Key set for this tab." : "Key removed.";
+    if (docList.open) refreshDocuments(); // it may have been refused for want of this key
+  });
+
+  // The original file: a plain link cannot send the key, so with a key set it is fetched with it and saved
+  // from memory (a server that protects reads answered the link 401, and the browser saved that error).
+  sourceOriginal.addEventListener("click", async (event) => {
+    if (!sessionStorage.getItem("qa-api-key")) return;
+    event.preventDefault();
+    let response;
+    try {
+      response = await fetch(sourceOriginal.href, { headers: authHeaders() });
+      if (!response.ok) throw new Error(await errorText(response, true));
+    } catch (e) {
+      sourceInfo.textContent = "Could not download the original file: " + e.message;
+      return;
+    }
+    const saved = el("a", { href: URL.createObjectURL(await response.blob()), download: sourceOriginal.dataset.name });
+    document.body.append(saved);
+    saved.click();
+    saved.remove();
+    setTimeout(() => URL.revokeObjectURL(saved.href), 60000);
   });
 
   /** fetch() for writes: sends the key; on 401/403 asks for one. Returns the response. */
@@ -425,7 +456,7 @@
     if (!docListItems.children.length) docListItems.replaceChildren(el("li", { text: "Loading…" }));
     try {
       const response = await fetch("/documents", { headers: Object.assign({ Accept: "application/json" }, authHeaders()) });
-      if (!response.ok) throw new Error(await errorText(response));
+      if (!response.ok) throw new Error(await errorText(response, true));
       const body = await response.json();
       docListItems.replaceChildren();
       docCount.textContent = "(" + body.documents.length + ")";
@@ -446,7 +477,7 @@
     }
     try {
       const response = await fetch("/trash", { headers: authHeaders() });
-      if (!response.ok) throw new Error(await errorText(response));
+      if (!response.ok) throw new Error(await errorText(response, true));
       const body = await response.json();
       trashItems.replaceChildren();
       if (!body.entries.length) trashItems.append(el("li", { text: "Empty." }));
@@ -546,7 +577,7 @@
       let body = null;
       try { body = response.ok ? await response.json() : null; } catch (e) { /* not JSON */ }
       if (!body) {
-        setUploadStatus("Not known whether " + names + " was added: " + await errorText(response) +
+        setUploadStatus("Not known whether " + names + " was added: " + await errorText(response, true) +
           ". Look under Documents.", "bad");
         return;
       }
