@@ -18,6 +18,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.requests import ClientDisconnect
 from starlette.routing import Match
 
 from api.models import ErrorResponse
@@ -132,6 +133,13 @@ def install_error_handlers(app: FastAPI, hide: Iterable[tuple[str | Path, str]] 
             if allowed:
                 resp.headers["allow"] = ", ".join(sorted(allowed))
         return resp
+
+    @app.exception_handler(ClientDisconnect)
+    async def _client_gone(request: Request, exc: ClientDisconnect):
+        # The client hung up while sending its body (PUT reads it itself): nothing was changed and nobody will read
+        # an answer. It used to be logged as an unhandled error with a traceback, as a bug would be.
+        logger.info("%s %s: the client disconnected before sending its whole body", request.method, request.url.path)
+        return error_response(400, "bad_request", "the request body was cut off (the client disconnected); send it again")
 
     @app.exception_handler(Exception)
     async def _internal_error(request: Request, exc: Exception):

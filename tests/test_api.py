@@ -271,6 +271,41 @@ def test_unexpected_error_is_json_500(settings, fake, monkeypatch):
         assert "secret" not in body["message"]
 
 
+def asgi_call(client: TestClient, method: str, path: str, messages: list[dict], headers: list | None = None) -> list:
+    """Run one request through the app on ``client``'s event loop with these receive messages (e.g. a body cut
+    off by ``http.disconnect``, which TestClient cannot send); the messages the app sent back."""
+    sent: list[dict] = []
+    pending = list(messages)
+
+    async def receive():
+        return pending.pop(0) if pending else {"type": "http.disconnect"}
+
+    async def send(message):
+        sent.append(message)
+
+    scope = {"type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": method, "scheme": "http",
+             "path": path, "raw_path": path.encode(), "root_path": "", "query_string": b"",
+             "headers": [(b"host", b"testserver"), *(headers or [])], "client": ("127.0.0.1", 5000),
+             "server": ("testserver", 80)}
+    client.portal.call(client.app, scope, receive, send)
+    return sent
+
+
+def test_a_client_that_hangs_up_mid_body_is_not_an_internal_error(client, settings, caplog):
+    """A PUT whose client disconnected halfway through the body was logged as an unhandled error, with a
+    traceback, and answered 500; it is a 400 now, logged in one line, and the document is unchanged."""
+    doc = "000_4741fbb5b5543d86.txt"
+    before = (settings.corpus_dir / doc).read_bytes()
+    cut = [{"type": "http.request", "body": b"The first half of a new ", "more_body": True}, {"type": "http.disconnect"}]
+    with caplog.at_level("INFO", logger="api.errors"):
+        sent = asgi_call(client, "PUT", f"/documents/{doc}", cut,
+                         [(b"if-match", b"0" * 64), (b"content-length", b"1000")])
+    assert sent[0]["type"] == "http.response.start" and sent[0]["status"] == 400
+    assert "unhandled error" not in caplog.text and "disconnected" in caplog.text
+    assert (settings.corpus_dir / doc).read_bytes() == before
+    assert client.get(f"/documents/{doc}").status_code == 200
+
+
 def test_ask_runs_off_the_event_loop(settings, fake, monkeypatch):
     """A slow model call must not block other requests (it runs in a worker thread)."""
     release = threading.Event()
