@@ -659,6 +659,20 @@ def test_malformed_or_missing_json_says_so_in_words(client):
         assert words in assert_error(r, 422, "invalid_request")["message"], body
 
 
+def test_a_question_sent_without_a_json_content_type_says_to_send_one(client):
+    """`curl -d '{"question": ...}'` sends application/x-www-form-urlencoded: the body is not read as JSON, and the
+    422 said "Input should be a valid dictionary or object to extract fields from", the same as for a JSON list."""
+    body = b'{"question": "When did the protests begin?"}'
+    form = "application/x-www-form-urlencoded"
+    for headers, words in (({"content-type": form}, f"sent as {form}"),
+                           ({"content-type": "text/plain; charset=utf-8"}, "sent as text/plain"),
+                           ({}, "sent without a Content-Type")):
+        message = assert_error(client.post("/ask", content=body, headers=headers), 422, "invalid_request")["message"]
+        assert words in message and "Content-Type: application/json" in message, message
+    message = assert_error(client.post("/ask", json=["When?"]), 422, "invalid_request")["message"]
+    assert "must be a JSON object" in message, message
+
+
 def test_a_delete_that_conflicts_is_a_409_and_keeps_the_document(client, fake, monkeypatch):
     """(Milvus) a delete whose document kept being replaced through other replicas raises DocumentError 409: the
     route answered it as a 500."""
