@@ -35,7 +35,7 @@ from swagger_ui_bundle import swagger_ui_path
 from api.deps import MAX_BODY_BYTES, MAX_FILES_PER_UPLOAD, ServiceState
 from api.errors import ApiError, install_error_handlers, public_message
 from api.jobs import Writes
-from api.middleware import BodyLimit, SecurityHeaders
+from api.middleware import BodyLimit, HeadAsGet, SecurityHeaders
 from api.routers import ask, documents, jobs, service as service_routes
 from api.routers.service import STATIC_DIR
 from api.security import HostCheck, access_policy, allowed_hosts
@@ -140,6 +140,7 @@ def create_app(
     )
     app.state.service = service
     upload_body_limit = MAX_FILES_PER_UPLOAD * settings.max_upload_bytes + 1024 * 1024
+    app.add_middleware(HeadAsGet)  # innermost: routes and key checks see a HEAD as the GET it asks about
     app.add_middleware(
         BodyLimit,
         default=MAX_BODY_BYTES,

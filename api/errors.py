@@ -144,6 +144,8 @@ def install_error_handlers(app: FastAPI, hide: Iterable[tuple[str | Path, str]] 
                     allowed |= set(methods)
             if _RESTORE_PATH.match(request.url.path):  # /documents/{id}/restore: POST only (ids end in .txt/.md)
                 allowed = {"POST"}
+            if "GET" in allowed:  # api.middleware.HeadAsGet
+                allowed.add("HEAD")
             if allowed:
                 resp.headers["allow"] = ", ".join(sorted(allowed))
         return resp

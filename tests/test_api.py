@@ -469,6 +469,24 @@ def test_unknown_route_and_method(client):
     assert {"GET", "PUT", "DELETE"} <= {m.strip() for m in r.headers["allow"].split(",")}
 
 
+def test_head_is_answered_as_get_without_the_body(client):
+    """Every route that serves GET serves HEAD (RFC 9110): `curl -I /health` and monitors that probe with HEAD got
+    405 from every route but the static files and /openapi.json."""
+    doc = "/documents/000_4741fbb5b5543d86.txt"
+    for path in ("/health", "/ready", "/", "/docs", "/documents", doc, f"{doc}?raw=true", f"{doc}?original=true",
+                 "/trash", "/openapi.json", "/static/app.js"):
+        got, head = client.get(path), client.head(path)
+        assert head.status_code == got.status_code == 200, (path, head.status_code)
+        assert head.content == b"", path
+        for name in ("content-type", "content-length", "etag"):
+            assert head.headers.get(name) == got.headers.get(name), (path, name)
+    assert client.head("/documents/nope.txt").status_code == 404
+    assert client.head("/jobs/nope").status_code == 404
+    r = client.head("/ask")
+    assert r.status_code == 405 and r.headers["allow"] == "POST"
+    assert client.post("/health").headers["allow"] == "GET, HEAD"
+
+
 # --------------------------------------------------------------------------- upload / delete
 
 
