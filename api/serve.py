@@ -88,7 +88,11 @@ def run_server(args: argparse.Namespace) -> int:
             print(f"Serving on {url} anyway: /health answers, /ready and /ask answer 503 with the reason; "
                   "a new index version (e.g. from `qa index`) is picked up without a restart", flush=True)
 
+    from api.connections import HeadTimeoutH11Protocol
+
     app = create_app(settings, on_ready=on_ready)
-    # SIGTERM/Ctrl-C: stop accepting, let requests and running writes finish (at most 60 s).
-    uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level, timeout_graceful_shutdown=60)
+    # SIGTERM/Ctrl-C: stop accepting, let requests and running writes finish (at most 60 s). A connection that sends
+    # no complete request head in 10-20 s is closed (api.connections).
+    uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level, timeout_graceful_shutdown=60,
+                http=HeadTimeoutH11Protocol)
     return 0

@@ -907,6 +907,82 @@ def test_serve_says_in_one_line_why_it_cannot_listen(monkeypatch, capsys):
             assert err.startswith("qa: error: ") and says in err and len(err.strip().splitlines()) == 1, err
 
 
+@pytest.fixture
+def live_server(tmp_path):
+    """The app on the fake pipeline, served by uvicorn with `qa serve`'s protocol on a free loopback port, with the
+    request-head timeout at 0.3 s; yields the port."""
+    import socket
+
+    import uvicorn
+
+    from api.connections import HeadTimeoutH11Protocol
+
+    class Quick(HeadTimeoutH11Protocol):
+        head_timeout_s = 0.3
+
+    s = make_settings(tmp_path, allowed_hosts="127.0.0.1")
+    server = uvicorn.Server(uvicorn.Config(app_for(s, FakePipeline(s)), http=Quick, log_level="warning"))
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    for _ in range(3000):
+        if server.started:
+            break
+        time.sleep(0.01)
+    yield sock.getsockname()[1]
+    server.should_exit = True
+    thread.join(30)
+    sock.close()
+
+
+def test_a_connection_that_never_finishes_its_request_head_is_closed(live_server):
+    """A connection left silent, or sent half a request head, was held open for good (one file descriptor each: a
+    client could take them all); it is closed now. A request whose head has arrived is never cut: a body sent in
+    pieces, with pauses longer than the head timeout, is answered."""
+    import json
+    import socket
+
+    def closed_by_server(sock) -> bool:
+        sock.settimeout(20)
+        return sock.recv(100) == b""
+
+    with socket.create_connection(("127.0.0.1", live_server)) as silent, \
+            socket.create_connection(("127.0.0.1", live_server)) as half:
+        half.sendall(b"GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Slow: ")
+        assert closed_by_server(silent) and closed_by_server(half)
+
+    body = json.dumps({"question": KZ_QUESTION}).encode()
+    with socket.create_connection(("127.0.0.1", live_server), timeout=20) as slow_body:
+        slow_body.sendall(b"POST /ask HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+                          b"Connection: close\r\nContent-Length: %d\r\n\r\n" % len(body))
+        for piece in (body[:10], body[10:20], body[20:]):
+            time.sleep(0.5)
+            slow_body.sendall(piece)
+        answer = b""
+        while chunk := slow_body.recv(65536):
+            answer += chunk
+    assert answer.startswith(b"HTTP/1.1 200 ") and b'"answer_found":true' in answer, answer[:300]
+
+
+def test_qa_serve_runs_the_protocol_with_the_head_timeout(monkeypatch):
+    import argparse
+    import socket
+
+    import uvicorn
+
+    from api.connections import HeadTimeoutH11Protocol
+    from api.serve import run_server
+
+    seen = {}
+    monkeypatch.setattr(uvicorn, "run", lambda app, **kwargs: seen.update(kwargs))
+    with socket.socket() as probe:  # a free port
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    assert run_server(argparse.Namespace(host="127.0.0.1", port=port, log_level="warning")) == 0
+    assert seen["http"] is HeadTimeoutH11Protocol
+
+
 def test_qa_cli_has_serve():
     from qa.cli import build_parser, cmd_serve
 
