@@ -14,8 +14,8 @@ index, reconciling it with the corpus folder, loading the models): meanwhile ``/
 endpoints that need the pipeline answer 503 with the reason. Every ``reload_interval_s`` the
 server looks at the index folder: a new version committed by another process (``qa index``,
 ``qa restore``) is swapped in without a restart, and after a failed start a new version is
-retried. On shutdown, running writes finish first (graceful; a ``kill -9`` is covered by the
-journal instead).
+retried. On shutdown, the running write and the queued ones finish first (graceful; after a second Ctrl-C, the
+running one only; a ``kill -9`` is covered by the journal instead).
 """
 
 from __future__ import annotations
@@ -106,6 +106,18 @@ def create_app(
             except Exception:  # noqa: BLE001 - keep serving the version we have
                 logger.exception("reloading the index failed; still serving the previous version")
 
+    async def finish_writes() -> None:
+        """Let the running write and every queued one finish; after a forced exit (a second Ctrl-C), only the running
+        one (it used to go on through every queued upload, ignoring any further Ctrl-C: only kill -9 stopped it)."""
+        done = asyncio.ensure_future(asyncio.to_thread(service.writes.shutdown))
+        dropped = False
+        while not done.done():
+            if not dropped and service.force_exit():
+                service.writes.drop_queued()
+                dropped = True
+            await asyncio.wait({done}, timeout=0.2)
+        await done
+
     @asynccontextmanager
     async def lifespan(app: FastAPI):
         if service.writes.closed:  # the app is started again (e.g. a second TestClient)
@@ -122,7 +134,7 @@ def create_app(
                 poller.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await poller
-            await anyio.to_thread.run_sync(service.writes.shutdown)  # let running writes finish
+            await finish_writes()
 
     app = FastAPI(
         title="Document QA",

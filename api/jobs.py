@@ -125,4 +125,18 @@ class Writes:
     def shutdown(self) -> None:
         """Let the running and queued writes finish (graceful shutdown)."""
         self.closed = True
+        queued = sum(1 for j in self._jobs.values() if j.status == "queued")
+        if queued:
+            logger.warning("finishing the running write and %d queued upload(s) before exiting; Ctrl-C again to "
+                           "finish only the running write", queued)
         self.executor.shutdown(wait=True)
+
+    def drop_queued(self) -> int:
+        """A forced exit (a second Ctrl-C) during :meth:`shutdown`: the running write still finishes, the writes not
+        started yet never run (as after a ``kill -9``; their uploads are not stored). Returns how many jobs."""
+        with self._lock:
+            dropped = [j for j in self._jobs.values() if j.status == "queued"]
+        self.executor.shutdown(wait=False, cancel_futures=True)
+        if dropped:
+            logger.warning("forced exit: %d queued upload(s) dropped (not stored; upload them again)", len(dropped))
+        return len(dropped)

@@ -894,6 +894,7 @@ def test_serve_says_in_one_line_why_it_cannot_listen(monkeypatch, capsys):
         raise AssertionError("the server must not start")
 
     monkeypatch.setattr(uvicorn, "run", must_not_start)
+    monkeypatch.setattr(uvicorn.Server, "run", must_not_start)
     monkeypatch.setattr(api.app, "create_app", must_not_start)
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))
@@ -965,7 +966,7 @@ def test_a_connection_that_never_finishes_its_request_head_is_closed(live_server
     assert answer.startswith(b"HTTP/1.1 200 ") and b'"answer_found":true' in answer, answer[:300]
 
 
-def test_qa_serve_runs_the_protocol_with_the_head_timeout(monkeypatch):
+def test_qa_serve_runs_the_head_timeout_protocol_and_tells_the_app_of_a_second_ctrl_c(monkeypatch):
     import argparse
     import socket
 
@@ -975,12 +976,21 @@ def test_qa_serve_runs_the_protocol_with_the_head_timeout(monkeypatch):
     from api.serve import run_server
 
     seen = {}
-    monkeypatch.setattr(uvicorn, "run", lambda app, **kwargs: seen.update(kwargs))
+
+    def run(server):
+        seen["http"] = server.config.http
+        service = server.config.app.state.service
+        seen["before"] = service.force_exit()
+        server.force_exit = True  # what uvicorn does on a second Ctrl-C
+        seen["after"] = service.force_exit()
+        service.writes.drop_queued = lambda: seen.setdefault("dropped", True)  # uvicorn skipped the app's shutdown
+
+    monkeypatch.setattr(uvicorn.Server, "run", run)
     with socket.socket() as probe:  # a free port
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
     assert run_server(argparse.Namespace(host="127.0.0.1", port=port, log_level="warning")) == 0
-    assert seen["http"] is HeadTimeoutH11Protocol
+    assert seen == {"http": HeadTimeoutH11Protocol, "before": False, "after": True, "dropped": True}
 
 
 def test_qa_cli_has_serve():
