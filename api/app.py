@@ -14,8 +14,8 @@ index, reconciling it with the corpus folder, loading the models): meanwhile ``/
 endpoints that need the pipeline answer 503 with the reason. Every ``reload_interval_s`` the
 server looks at the index folder: a new version committed by another process (``qa index``,
 ``qa restore``) is swapped in without a restart, and after a failed start a new version is
-retried. On shutdown, running writes finish first (graceful; a ``kill -9`` is covered by the
-journal instead).
+retried. On shutdown, the running write and the queued ones finish first (graceful; after a second Ctrl-C, the
+running one only; a ``kill -9`` is covered by the journal instead).
 """
 
 from __future__ import annotations
@@ -37,7 +37,7 @@ from api.deps import MAX_BODY_BYTES, MAX_FILES_PER_UPLOAD, ServiceState
 from api.errors import ApiError, install_error_handlers, public_message
 from api.job_store import JobStore
 from api.jobs import Writes
-from api.middleware import BodyLimit, SecurityHeaders
+from api.middleware import BodyLimit, HeadAsGet, SecurityHeaders
 from api.routers import ask, documents, jobs, service as service_routes
 from api.routers.service import STATIC_DIR
 from api.security import HostCheck, WriteGate, access_policy, allowed_hosts
@@ -124,6 +124,18 @@ def create_app(
             except Exception:  # noqa: BLE001 - keep serving the version we have
                 logger.exception("reloading the index failed; still serving the previous version")
 
+    async def finish_writes() -> None:
+        """Let the running write and every queued one finish; after a forced exit (a second Ctrl-C), only the running
+        one (it used to go on through every queued upload, ignoring any further Ctrl-C: only kill -9 stopped it)."""
+        done = asyncio.ensure_future(asyncio.to_thread(service.writes.shutdown))
+        dropped = False
+        while not done.done():
+            if not dropped and service.force_exit():
+                service.writes.drop_queued()
+                dropped = True
+            await asyncio.wait({done}, timeout=0.2)
+        await done
+
     @asynccontextmanager
     async def lifespan(app: FastAPI):
         if service.writes.closed:  # the app is started again (e.g. a second TestClient)
@@ -140,7 +152,7 @@ def create_app(
                 poller.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await poller
-            await anyio.to_thread.run_sync(service.writes.shutdown)  # let running writes finish
+            await finish_writes()
 
     app = FastAPI(
         title="Document QA",
@@ -159,6 +171,7 @@ def create_app(
     app.state.service = service
     upload_body_limit = MAX_FILES_PER_UPLOAD * settings.max_upload_bytes + 1024 * 1024
     app.add_middleware(WriteGate, service=service)  # innermost: who may write is judged before any body is read
+    app.add_middleware(HeadAsGet)  # routes and key checks see a HEAD as the GET it asks about
     app.add_middleware(
         BodyLimit,
         default=MAX_BODY_BYTES,

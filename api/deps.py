@@ -37,6 +37,7 @@ class ServiceState:
     access: Any = None  # api.security.AccessPolicy
     writes: Any = None  # api.jobs.Writes: the writer thread and jobs
     failed_version: str | None = None  # the index version that failed to load (reload retries on a new one)
+    force_exit: Callable[[], bool] = lambda: False  # qa serve: a second Ctrl-C came (api.app's shutdown)
 
     def __post_init__(self) -> None:
         if self.model_limiter is None:

@@ -18,6 +18,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.requests import ClientDisconnect
 from starlette.routing import Match
 
 from api.models import ErrorResponse
@@ -88,6 +89,18 @@ def error_response(status: int, error: str, message: str, details: list | None =
     return JSONResponse(body.model_dump(exclude_none=True), status_code=status, headers=headers)
 
 
+def _not_an_object(content_type: str | None) -> str:
+    """Why a body is not the JSON object an endpoint wants, said with what to send. A body sent without a JSON
+    Content-Type (what `curl -d` does: application/x-www-form-urlencoded) is not parsed as JSON at all; it used to
+    be "Input should be a valid dictionary or object to extract fields from" either way."""
+    media = (content_type or "").split(";")[0].strip().lower()
+    if media != "application/json" and not media.endswith("+json"):
+        sent = f"as {media}" if media else "without a Content-Type"
+        return (f"the body was sent {sent}, so it was not read as JSON: send it with Content-Type: application/json "
+                "(curl: -H 'content-type: application/json')")
+    return "the body must be a JSON object, e.g. {\"question\": \"...\"}"
+
+
 def install_error_handlers(app: FastAPI, hide: Iterable[tuple[str | Path, str]] = ()) -> None:
     """Register the handlers; ``hide``: (server path, label) pairs that messages never show."""
     hidden = list(hide)
@@ -111,6 +124,8 @@ def install_error_handlers(app: FastAPI, hide: Iterable[tuple[str | Path, str]] 
                 loc = []
             elif err.get("type") == "missing" and not loc:  # no body at all
                 msg = "the request has no body (send JSON, e.g. {\"question\": \"...\"})"
+            elif err.get("type") == "model_attributes_type" and not loc:  # the body is not a JSON object
+                msg = _not_an_object(request.headers.get("content-type"))
             details.append({"loc": loc, "msg": msg, "type": str(err.get("type", ""))})
         message = "; ".join(f"{'.'.join(d['loc']) or 'request'}: {d['msg']}" for d in details) or "invalid request"
         return error_response(422, "invalid_request", message, details)
@@ -129,9 +144,18 @@ def install_error_handlers(app: FastAPI, hide: Iterable[tuple[str | Path, str]] 
                     allowed |= set(methods)
             if _RESTORE_PATH.match(request.url.path):  # /documents/{id}/restore: POST only (ids end in .txt/.md)
                 allowed = {"POST"}
+            if "GET" in allowed:  # api.middleware.HeadAsGet
+                allowed.add("HEAD")
             if allowed:
                 resp.headers["allow"] = ", ".join(sorted(allowed))
         return resp
+
+    @app.exception_handler(ClientDisconnect)
+    async def _client_gone(request: Request, exc: ClientDisconnect):
+        # The client hung up while sending its body (PUT reads it itself): nothing was changed and nobody will read
+        # an answer. It used to be logged as an unhandled error with a traceback, as a bug would be.
+        logger.info("%s %s: the client disconnected before sending its whole body", request.method, request.url.path)
+        return error_response(400, "bad_request", "the request body was cut off (the client disconnected); send it again")
 
     @app.exception_handler(Exception)
     async def _internal_error(request: Request, exc: Exception):

@@ -188,7 +188,24 @@ class Writes:
     def shutdown(self) -> None:
         """Let the running and queued writes finish (graceful shutdown)."""
         self.closed = True
+        queued = sum(1 for j in self._jobs.values() if j.status == "queued")
+        if queued:
+            logger.warning("finishing the running write and %d queued upload(s) before exiting; Ctrl-C again to "
+                           "finish only the running write (the queued ones then run at the next start)", queued)
         self.executor.shutdown(wait=True)
+
+    def drop_queued(self) -> int:
+        """A forced exit (a second Ctrl-C) during :meth:`shutdown`: the running write still finishes, the writes not
+        started yet do not run now (as after a ``kill -9``): jobs saved in the store run at the next start, others
+        are lost. Returns how many jobs were put off."""
+        with self._lock:
+            dropped = [j for j in self._jobs.values() if j.status == "queued"]
+        self.executor.shutdown(wait=False, cancel_futures=True)
+        if dropped:
+            kept = sum(j.id in self._durable for j in dropped)
+            logger.warning("forced exit: %d queued upload(s) not run now; %d of them are saved and run at the next "
+                           "start%s", len(dropped), kept, "" if kept == len(dropped) else " (upload the others again)")
+        return len(dropped)
 
 
 def _lost() -> Any:

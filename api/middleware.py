@@ -1,4 +1,4 @@
-"""Pure ASGI middleware: security headers and request body limits."""
+"""Pure ASGI middleware: security headers, request body limits, HEAD answered as GET."""
 
 from __future__ import annotations
 
@@ -81,3 +81,25 @@ class BodyLimit:
             return msg
 
         return await self.app(scope, limited_receive, send)
+
+
+class HeadAsGet:
+    """HEAD is answered as GET would be, without the body (RFC 9110: a server that serves GET serves HEAD). FastAPI's
+    routes list only the methods they are declared with, so ``curl -I /health`` (and monitors that probe with HEAD)
+    got 405 from every route but the static files and /openapi.json."""
+
+    def __init__(self, app):
+        self.app = app
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http" or scope.get("method") != "HEAD":
+            return await self.app(scope, receive, send)
+
+        async def without_body(message):
+            if message["type"] == "http.response.body":
+                if message.get("more_body", False):
+                    return  # the headers (Content-Length included) are GET's; the body is not sent
+                message = {"type": "http.response.body", "body": b""}
+            await send(message)
+
+        return await self.app({**scope, "method": "GET"}, receive, without_body)

@@ -88,7 +88,16 @@ def run_server(args: argparse.Namespace) -> int:
             print(f"Serving on {url} anyway: /health answers, /ready and /ask answer 503 with the reason; "
                   "a new index version (e.g. from `qa index`) is picked up without a restart", flush=True)
 
+    from api.connections import HeadTimeoutH11Protocol
+
     app = create_app(settings, on_ready=on_ready)
-    # SIGTERM/Ctrl-C: stop accepting, let requests and running writes finish (at most 60 s).
-    uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level, timeout_graceful_shutdown=60)
+    # SIGTERM/Ctrl-C: stop accepting, let requests finish (at most 60 s), then the running write and the queued ones
+    # (a second Ctrl-C: the running one only). A connection that sends no complete request head in 10-20 s is closed
+    # (api.connections).
+    server = uvicorn.Server(uvicorn.Config(app, host=args.host, port=args.port, log_level=args.log_level,
+                                           timeout_graceful_shutdown=60, http=HeadTimeoutH11Protocol))
+    app.state.service.force_exit = lambda: server.force_exit
+    server.run()
+    if server.force_exit:  # a second Ctrl-C before the app's shutdown began: uvicorn skipped it
+        app.state.service.writes.drop_queued()  # the running write still finishes as the process exits
     return 0

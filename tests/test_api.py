@@ -274,6 +274,41 @@ def test_unexpected_error_is_json_500(settings, fake, monkeypatch):
         assert "secret" not in body["message"]
 
 
+def asgi_call(client: TestClient, method: str, path: str, messages: list[dict], headers: list | None = None) -> list:
+    """Run one request through the app on ``client``'s event loop with these receive messages (e.g. a body cut
+    off by ``http.disconnect``, which TestClient cannot send); the messages the app sent back."""
+    sent: list[dict] = []
+    pending = list(messages)
+
+    async def receive():
+        return pending.pop(0) if pending else {"type": "http.disconnect"}
+
+    async def send(message):
+        sent.append(message)
+
+    scope = {"type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": method, "scheme": "http",
+             "path": path, "raw_path": path.encode(), "root_path": "", "query_string": b"",
+             "headers": [(b"host", b"testserver"), *(headers or [])], "client": ("127.0.0.1", 5000),
+             "server": ("testserver", 80)}
+    client.portal.call(client.app, scope, receive, send)
+    return sent
+
+
+def test_a_client_that_hangs_up_mid_body_is_not_an_internal_error(client, settings, caplog):
+    """A PUT whose client disconnected halfway through the body was logged as an unhandled error, with a
+    traceback, and answered 500; it is a 400 now, logged in one line, and the document is unchanged."""
+    doc = "000_4741fbb5b5543d86.txt"
+    before = (settings.corpus_dir / doc).read_bytes()
+    cut = [{"type": "http.request", "body": b"The first half of a new ", "more_body": True}, {"type": "http.disconnect"}]
+    with caplog.at_level("INFO", logger="api.errors"):
+        sent = asgi_call(client, "PUT", f"/documents/{doc}", cut,
+                         [(b"if-match", b"0" * 64), (b"content-length", b"1000")])
+    assert sent[0]["type"] == "http.response.start" and sent[0]["status"] == 400
+    assert "unhandled error" not in caplog.text and "disconnected" in caplog.text
+    assert (settings.corpus_dir / doc).read_bytes() == before
+    assert client.get(f"/documents/{doc}").status_code == 200
+
+
 def test_ask_runs_off_the_event_loop(settings, fake, monkeypatch):
     """A slow model call must not block other requests (it runs in a worker thread)."""
     release = threading.Event()
@@ -435,6 +470,24 @@ def test_unknown_route_and_method(client):
     r = client.patch("/documents/x.txt")
     assert_error(r, 405)
     assert {"GET", "PUT", "DELETE"} <= {m.strip() for m in r.headers["allow"].split(",")}
+
+
+def test_head_is_answered_as_get_without_the_body(client):
+    """Every route that serves GET serves HEAD (RFC 9110): `curl -I /health` and monitors that probe with HEAD got
+    405 from every route but the static files and /openapi.json."""
+    doc = "/documents/000_4741fbb5b5543d86.txt"
+    for path in ("/health", "/ready", "/", "/docs", "/documents", doc, f"{doc}?raw=true", f"{doc}?original=true",
+                 "/trash", "/openapi.json", "/static/app.js"):
+        got, head = client.get(path), client.head(path)
+        assert head.status_code == got.status_code == 200, (path, head.status_code)
+        assert head.content == b"", path
+        for name in ("content-type", "content-length", "etag"):
+            assert head.headers.get(name) == got.headers.get(name), (path, name)
+    assert client.head("/documents/nope.txt").status_code == 404
+    assert client.head("/jobs/nope").status_code == 404
+    r = client.head("/ask")
+    assert r.status_code == 405 and r.headers["allow"] == "POST"
+    assert client.post("/health").headers["allow"] == "GET, HEAD"
 
 
 # --------------------------------------------------------------------------- upload / delete
@@ -625,6 +678,20 @@ def test_malformed_or_missing_json_says_so_in_words(client):
                         (b"not json", "not valid JSON"), (b"", "has no body")):
         r = client.post("/ask", content=body, headers={"content-type": "application/json"})
         assert words in assert_error(r, 422, "invalid_request")["message"], body
+
+
+def test_a_question_sent_without_a_json_content_type_says_to_send_one(client):
+    """`curl -d '{"question": ...}'` sends application/x-www-form-urlencoded: the body is not read as JSON, and the
+    422 said "Input should be a valid dictionary or object to extract fields from", the same as for a JSON list."""
+    body = b'{"question": "When did the protests begin?"}'
+    form = "application/x-www-form-urlencoded"
+    for headers, words in (({"content-type": form}, f"sent as {form}"),
+                           ({"content-type": "text/plain; charset=utf-8"}, "sent as text/plain"),
+                           ({}, "sent without a Content-Type")):
+        message = assert_error(client.post("/ask", content=body, headers=headers), 422, "invalid_request")["message"]
+        assert words in message and "Content-Type: application/json" in message, message
+    message = assert_error(client.post("/ask", json=["When?"]), 422, "invalid_request")["message"]
+    assert "must be a JSON object" in message, message
 
 
 def test_a_delete_that_conflicts_is_a_409_and_keeps_the_document(client, fake, monkeypatch):
@@ -833,6 +900,7 @@ def test_serve_says_in_one_line_why_it_cannot_listen(monkeypatch, capsys):
         raise AssertionError("the server must not start")
 
     monkeypatch.setattr(uvicorn, "run", must_not_start)
+    monkeypatch.setattr(uvicorn.Server, "run", must_not_start)
     monkeypatch.setattr(api.app, "create_app", must_not_start)
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))
@@ -844,6 +912,91 @@ def test_serve_says_in_one_line_why_it_cannot_listen(monkeypatch, capsys):
             assert run_server(argparse.Namespace(host=host, port=p, log_level="info")) == 1
             err = capsys.readouterr().err
             assert err.startswith("qa: error: ") and says in err and len(err.strip().splitlines()) == 1, err
+
+
+@pytest.fixture
+def live_server(tmp_path):
+    """The app on the fake pipeline, served by uvicorn with `qa serve`'s protocol on a free loopback port, with the
+    request-head timeout at 0.3 s; yields the port."""
+    import socket
+
+    import uvicorn
+
+    from api.connections import HeadTimeoutH11Protocol
+
+    class Quick(HeadTimeoutH11Protocol):
+        head_timeout_s = 0.3
+
+    s = make_settings(tmp_path, allowed_hosts="127.0.0.1")
+    server = uvicorn.Server(uvicorn.Config(app_for(s, FakePipeline(s)), http=Quick, log_level="warning"))
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    for _ in range(3000):
+        if server.started:
+            break
+        time.sleep(0.01)
+    yield sock.getsockname()[1]
+    server.should_exit = True
+    thread.join(30)
+    sock.close()
+
+
+def test_a_connection_that_never_finishes_its_request_head_is_closed(live_server):
+    """A connection left silent, or sent half a request head, was held open for good (one file descriptor each: a
+    client could take them all); it is closed now. A request whose head has arrived is never cut: a body sent in
+    pieces, with pauses longer than the head timeout, is answered."""
+    import json
+    import socket
+
+    def closed_by_server(sock) -> bool:
+        sock.settimeout(20)
+        return sock.recv(100) == b""
+
+    with socket.create_connection(("127.0.0.1", live_server)) as silent, \
+            socket.create_connection(("127.0.0.1", live_server)) as half:
+        half.sendall(b"GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Slow: ")
+        assert closed_by_server(silent) and closed_by_server(half)
+
+    body = json.dumps({"question": KZ_QUESTION}).encode()
+    with socket.create_connection(("127.0.0.1", live_server), timeout=20) as slow_body:
+        slow_body.sendall(b"POST /ask HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+                          b"Connection: close\r\nContent-Length: %d\r\n\r\n" % len(body))
+        for piece in (body[:10], body[10:20], body[20:]):
+            time.sleep(0.5)
+            slow_body.sendall(piece)
+        answer = b""
+        while chunk := slow_body.recv(65536):
+            answer += chunk
+    assert answer.startswith(b"HTTP/1.1 200 ") and b'"answer_found":true' in answer, answer[:300]
+
+
+def test_qa_serve_runs_the_head_timeout_protocol_and_tells_the_app_of_a_second_ctrl_c(monkeypatch):
+    import argparse
+    import socket
+
+    import uvicorn
+
+    from api.connections import HeadTimeoutH11Protocol
+    from api.serve import run_server
+
+    seen = {}
+
+    def run(server):
+        seen["http"] = server.config.http
+        service = server.config.app.state.service
+        seen["before"] = service.force_exit()
+        server.force_exit = True  # what uvicorn does on a second Ctrl-C
+        seen["after"] = service.force_exit()
+        service.writes.drop_queued = lambda: seen.setdefault("dropped", True)  # uvicorn skipped the app's shutdown
+
+    monkeypatch.setattr(uvicorn.Server, "run", run)
+    with socket.socket() as probe:  # a free port
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    assert run_server(argparse.Namespace(host="127.0.0.1", port=port, log_level="warning")) == 0
+    assert seen == {"http": HeadTimeoutH11Protocol, "before": False, "after": True, "dropped": True}
 
 
 def test_qa_cli_has_serve():

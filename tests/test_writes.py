@@ -701,6 +701,43 @@ def test_a_failed_jobs_message_carries_no_server_paths(settings):
         writes.executor.shutdown(wait=True)
 
 
+def test_a_second_ctrl_c_finishes_the_running_write_and_drops_the_queued_ones(settings):
+    """Shutting down runs the running write and every queued one; a second Ctrl-C (uvicorn's force_exit, which
+    `qa serve` hands to the app) used to change nothing, so only kill -9 stopped a server with uploads queued, in
+    the middle of its running write. Now the running write finishes and the queued ones do not run (an upload's
+    saved job runs at the next start: test_an_accepted_upload_survives_a_server_that_dies_before_running_it)."""
+    app = create_app(settings, LitePipeline(settings), background_warm_up=False)
+    service = app.state.service
+    forced, dropped, release = threading.Event(), threading.Event(), threading.Event()
+    service.force_exit = forced.is_set
+    ran: list = []
+    client = TestClient(app)
+    client.__enter__()
+    writes = service.writes
+    drop = writes.drop_queued
+
+    def drop_and_say():
+        n = drop()
+        dropped.set()
+        return n
+
+    writes.drop_queued = drop_and_say
+    writes.submit("upload", lambda: release.wait(20) and ran.append("running"))
+    queued = [writes.submit("upload", lambda i=i: ran.append(i)) for i in range(3)]
+    closing = threading.Thread(target=client.__exit__, args=(None, None, None))
+    closing.start()
+    try:
+        while not writes.closed:  # the shutdown has begun
+            time.sleep(0.01)
+        forced.set()
+        assert dropped.wait(20)
+    finally:
+        release.set()
+        closing.join(20)
+    assert not closing.is_alive()
+    assert ran == ["running"] and all(j.status == "queued" for j in queued)
+
+
 def test_a_job_still_queued_or_running_is_never_forgotten(monkeypatch):
     """Jobs are kept "the newest KEEP": only finished ones are dropped for newer ones. A job still queued or
     running used to be dropped too (2026-12-08 audit), so GET /jobs/{id} answered 404 for an upload that was
