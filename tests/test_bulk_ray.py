@@ -120,3 +120,36 @@ def test_ray_workers_and_threads(local_ray, corpus, tmp_path, embedder):
     with pytest.raises(ValueError, match="need 4 CPUs"):
         ray_index(fresh, store2, corpus, threads=2, workers=2)
     assert store2.count_documents() == 0
+
+
+def test_ray_index_rechunks_an_index_of_other_chunking(local_ray, corpus, tmp_path, embedder):
+    """An index built with other chunking parameters is chunked and embedded again whole, as `qa index` does
+    (it was reported all reused and kept its old chunks, or, with one file changed, failed after the Ray work);
+    a file gone meanwhile leaves in the same one new version."""
+    old = Settings(corpus_dir=corpus, index_dir=tmp_path / "index")
+    first = build_or_update(corpus, old, embedder, Chunker.from_settings(old))
+    gone = sorted(first.documents)[0]
+    (corpus / gone).unlink()
+
+    s = Settings(corpus_dir=corpus, index_dir=tmp_path / "index", chunk_tokens=64, chunk_overlap=16)
+    store = open_store(s, embedder.model_id, embedder.dimension, Chunker.from_settings(s).params)
+    report = ray_index(s, store, corpus)
+    assert report.full_rebuild_reason and "chunking" in report.full_rebuild_reason
+    assert report.reused == [] and len(report.changed) == 2 and report.removed == [gone]
+    assert report.chunks == report.chunks_embedded
+
+    got = IndexStore.load(s.index_dir, embedder.model_id)
+    assert got.generation == first.generation + 1 and got.chunking == Chunker.from_settings(s).params
+    expected = build_or_update(corpus, Settings(corpus_dir=corpus, index_dir=tmp_path / "plain", chunk_tokens=64,
+                                                chunk_overlap=16), embedder, Chunker.from_settings(s))
+    assert [(c.document, c.start, c.end) for c in got.chunks] == [(c.document, c.start, c.end) for c in expected.chunks]
+    assert np.allclose(got.vectors, expected.vectors, atol=1e-5)
+
+    # with explicit paths the other documents stay, chunked again too
+    s2 = Settings(corpus_dir=corpus, index_dir=tmp_path / "index", chunk_tokens=100, chunk_overlap=20)
+    store = open_store(s2, embedder.model_id, embedder.dimension, Chunker.from_settings(s2).params)
+    one = sorted(got.documents)[0]
+    report = ray_index(s2, store, corpus, [corpus / one])
+    assert sorted(report.changed) == sorted(got.documents) and report.removed == []
+    again = IndexStore.load(s2.index_dir, embedder.model_id)
+    assert sorted(again.documents) == sorted(got.documents) and again.chunking == Chunker.from_settings(s2).params

@@ -39,6 +39,7 @@ document at the same moment end with one of the two versions (last writer wins p
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import logging
@@ -46,7 +47,7 @@ import re
 import threading
 import time
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime, timezone
 from typing import Any
 
@@ -561,12 +562,16 @@ class MilvusDocumentStore:
             self.client.delete(coll, filter=f"document == {d} and ({cond}) and rev not in [{keep_lits}]")
         return current
 
-    def write_documents(self, items: Sequence[tuple[Document, Sequence[Chunk], np.ndarray]]) -> int:
+    def write_documents(self, items: Sequence[tuple[Document, Sequence[Chunk], np.ndarray]],
+                        removals: Iterable[str] = ()) -> int:
         for d, c, v in items:  # all checked first: bad input writes nothing
             check_write(d, c, v, self.dimension)
         generation = self.generation
         for d, c, v in items:
             generation = self.write_document(d, c, v)
+        for doc_id in removals:
+            with contextlib.suppress(KeyError):  # unknown (deleted through another replica meanwhile)
+                generation = self.delete_document(doc_id)
         return generation
 
     def delete_document(self, doc_id: str, if_sha256: str | None = None) -> int:

@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import hashlib
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
@@ -130,10 +130,12 @@ class DocumentStore(DocumentReader, Protocol):
         raises ``ValueError`` and writes nothing."""
         ...
 
-    def write_documents(self, items: Sequence[tuple[Document, Sequence[Chunk], np.ndarray]]) -> int:
-        """:meth:`write_document` for several documents (bulk indexing): the FAISS backend commits
-        them as one version, Milvus writes them one after the other. Every item is checked before
-        anything is written. Returns the new generation."""
+    def write_documents(self, items: Sequence[tuple[Document, Sequence[Chunk], np.ndarray]],
+                        removals: Iterable[str] = ()) -> int:
+        """:meth:`write_document` for several documents (bulk indexing), and :meth:`delete_document` for the
+        ``removals`` (unknown ids ignored): the FAISS backend commits all of it as one version, Milvus writes
+        and then deletes one document after the other. Every item is checked before anything is written.
+        Returns the new generation."""
         ...
 
     def delete_document(self, doc_id: str, if_sha256: str | None = None) -> int:
