@@ -451,3 +451,17 @@ def test_cmd_open_squad_refuses_the_service_folders_as_workdir(squad_file, tmp_p
     assert eval_cli.cmd_eval(_args(open_squad=squad_file, workdir=home)) == 2
     assert "service's own corpus" in capsys.readouterr().err
     assert (home / "corpus" / "mine.txt").exists()
+
+
+def test_cmd_open_squad_uses_its_own_faiss_index_whatever_the_store(squad_file, tmp_path, fake_cli, monkeypatch,
+                                                                     capsys):
+    """With QA_STORE=milvus the run's pipeline opened the service's own Milvus store (QA_MILVUS_URI): it evaluated
+    the service's documents (or filled an empty store with the articles). It now reads the FAISS index it builds."""
+    service_db = tmp_path / "service" / "milvus.db"
+    monkeypatch.setattr(eval_cli, "_settings_for", lambda args: Settings(
+        squad_dir=fake_cli["squad_dir"], store="milvus", milvus_uri=str(service_db)))
+    work = tmp_path / "work"
+    assert eval_cli.cmd_eval(_args(open_squad=squad_file, out=tmp_path / "r", workdir=work)) == 0
+    (pipeline,) = fake_cli["pipelines"]
+    assert pipeline.settings.store == "faiss" and Path(pipeline.settings.index_dir) == work / "index"
+    assert json.loads(capsys.readouterr().out)["overall"]["f1"] == 100.0

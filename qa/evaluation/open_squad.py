@@ -244,6 +244,14 @@ def write_corpus(setting: OpenSetting, folder: str | Path) -> Path:
     return folder
 
 
+def work_settings(settings: Any, corpus: str | Path, index_dir: str | Path, **updates: Any) -> Any:
+    """``settings`` for a run on an open setting: its own corpus folder and a FAISS index in ``index_dir``,
+    whatever ``QA_STORE`` says (with ``QA_STORE=milvus`` the pipeline would read, or fill, the service's own
+    Milvus store instead)."""
+    return settings.model_copy(update={"corpus_dir": Path(corpus), "index_dir": Path(index_dir), "store": "faiss",
+                                       **updates})
+
+
 def build_index(settings: Any, show_progress: bool = False) -> Any:
     """Index ``settings.corpus_dir`` into ``settings.index_dir`` (incrementally: unchanged documents
     keep their vectors) and return the store. Loads the embedder."""
