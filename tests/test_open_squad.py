@@ -199,6 +199,21 @@ def test_safe_titles_and_collisions(tmp_path):
         build_open_setting(dup)
 
 
+def test_long_titles_make_file_names_a_file_system_takes(tmp_path):
+    """A title longer than a file name may be (255 bytes: 300 letters, or 90 CJK characters of 3 bytes) made
+    write_corpus fail with a bare OSError (File name too long); names are now cut, and still unique."""
+    long_cjk, long_latin = "東京" * 45, "x" * 300
+    assert len(safe_title(long_latin).encode("utf-8")) <= 200 and safe_title(long_cjk) == "東京" * 33
+    data = {"data": [_article(long_latin, P_DELTA), _article(long_latin + "y", P_EPS), _article(long_cjk, P_BETA)]}
+    p = tmp_path / "long.json"
+    p.write_text(json.dumps(data, ensure_ascii=False), encoding="utf-8")
+    s = build_open_setting(p)
+    assert len(set(s.document_of_title.values())) == 3
+    folder = write_corpus(s, tmp_path / "corpus")
+    assert sorted(f.name for f in folder.iterdir()) == sorted(s.documents)
+    assert all(read_text(folder / name) == text for name, text in s.documents.items())
+
+
 def test_v2_impossible_questions_are_unanswerable_in_present_articles(tmp_path):
     art = _article("T", P_DELTA)
     art["paragraphs"][0]["qas"].append({"id": "imp", "question": "Who named it?", "answers": [],

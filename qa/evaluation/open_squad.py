@@ -42,6 +42,7 @@ from qa.squad_data import load_squad_json
 PARAGRAPH_SEPARATOR = "\n\n"
 TRAIN_FILE_NAME = "squad-v1.1-train.json"
 _UNSAFE = re.compile(r"[^\w.-]+")
+MAX_NAME_BYTES = 200  # of a file name's stem: file systems allow 255 bytes a name (suffixes and ".txt" fit after it)
 
 
 class TrainingArticlesError(ValueError):
@@ -77,8 +78,10 @@ class OpenSetting:
 
 def safe_title(title: str) -> str:
     """A file-name-safe version of an article title (letters and digits, Unicode included, and ``._-``
-    kept; runs of anything else -> ``_``; no leading/trailing dots or underscores)."""
+    kept; runs of anything else -> ``_``; no leading/trailing dots or underscores; cut to
+    :data:`MAX_NAME_BYTES` bytes of UTF-8)."""
     name = _UNSAFE.sub("_", title).strip("._")
+    name = name.encode("utf-8")[:MAX_NAME_BYTES].decode("utf-8", "ignore").rstrip("._")
     return name or "article"
 
 
