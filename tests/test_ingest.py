@@ -83,6 +83,22 @@ def test_explicit_paths(tmp_corpus):
     assert [s.path for s in skipped] == ["x.csv"]
 
 
+def test_links_out_of_the_corpus_are_skipped_and_named(tmp_corpus):
+    """Two links to files outside the corpus (teamA/notes.txt, teamB/notes.txt) both got the id `notes.txt`: one
+    was dropped with only a log line, the other served under a name no file in the folder has. Links out of the
+    folder are now skipped, each named with the reason; a link to a file inside is that file, indexed once."""
+    elsewhere = tmp_corpus({"A/notes.txt": "Team A launches on 12 May.", "B/notes.txt": "Team B spends 40000 euros."})
+    root = tmp_corpus({"readme.txt": "The project is called Zephyr."})
+    for team in ("A", "B"):
+        (root / f"team{team}").mkdir()
+        (root / f"team{team}" / "notes.txt").symlink_to(elsewhere / team / "notes.txt")
+    (root / "alias.txt").symlink_to(root / "readme.txt")
+    docs, skipped = load_corpus(root)
+    assert [d.id for d in docs] == ["readme.txt"]
+    assert [s.path for s in skipped] == ["teamA/notes.txt", "teamB/notes.txt"]
+    assert all("outside the corpus folder (a symbolic link" in s.reason for s in skipped)
+
+
 def test_missing_root_raises(tmp_path):
     with pytest.raises(FileNotFoundError):
         load_corpus(tmp_path / "nope")
