@@ -86,6 +86,20 @@ def _shown_id(path: Path, root: Path) -> str:
         return Path(path).name
 
 
+def _utf8(name: str) -> bool:
+    """False for a file name whose bytes are not UTF-8 (Python holds them as lone surrogates)."""
+    try:
+        name.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def _printable(name: str) -> str:
+    """``name`` with the bytes that are not UTF-8 shown as U+FFFD, for reports."""
+    return name.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+
+
 def _document(doc_id: str, raw: bytes, ex: Extraction) -> Document:
     return Document(id=doc_id, text=ex.text, sha256=hashlib.sha256(raw).hexdigest(), size=len(raw),
                     converter=ex.converter, converter_version=ex.version, page_starts=ex.page_starts)
@@ -156,7 +170,11 @@ def load_corpus(
     skipped: list[SkippedFile] = []
     for f in files:
         doc_id = document_id(f, root)
-        if f.suffix.lower() not in SUPPORTED_SUFFIXES:
+        if not _utf8(doc_id):
+            # an id the index (JSON, Milvus) cannot store: one such name failed the whole build with a traceback
+            doc_id = _printable(doc_id)
+            reason = "its name is not valid UTF-8 (a file from another system's encoding?); rename it"
+        elif f.suffix.lower() not in SUPPORTED_SUFFIXES:
             reason = f"unsupported file type {f.suffix or '(none)'!r} (supported: {', '.join(SUPPORTED_SUFFIXES)})"
         elif outside(f, root):
             # its id would be its bare name (two such links: one of them silently dropped), and the server never

@@ -99,6 +99,21 @@ def test_links_out_of_the_corpus_are_skipped_and_named(tmp_corpus):
     assert all("outside the corpus folder (a symbolic link" in s.reason for s in skipped)
 
 
+def test_a_file_name_that_is_not_utf8_is_skipped_and_named(tmp_corpus):
+    """`café.txt` saved by a Latin-1 system (name bytes b"caf\\xe9.txt") gave a document id the manifest and Milvus
+    cannot store: the whole `qa index` failed with a traceback (a server's start-up indexes the folder the same way).
+    It is now skipped, named with U+FFFD for the bytes that are not UTF-8."""
+    import os
+
+    root = tmp_corpus({"good.txt": "fine"})
+    with open(os.path.join(os.fsencode(root), b"caf\xe9.txt"), "w", encoding="utf-8") as f:
+        f.write("The cafe opens at nine.")
+    docs, skipped = load_corpus(root)
+    assert [d.id for d in docs] == ["good.txt"]
+    assert [(s.path, "not valid UTF-8" in s.reason) for s in skipped] == [("caf\ufffd.txt", True)]
+    skipped[0].path.encode("utf-8")  # printable in the report
+
+
 def test_missing_root_raises(tmp_path):
     with pytest.raises(FileNotFoundError):
         load_corpus(tmp_path / "nope")
