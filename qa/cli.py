@@ -128,13 +128,18 @@ def _index_ray(args: argparse.Namespace, settings, corpus: Path, paths: list[Pat
     except ImportError:
         eprint("qa: --ray needs Ray Data: pip install 'ray[data]==2.60.0'")
         return EXIT_ERROR
-    from qa.store.bulk import RayStats, ray_index
+    from qa.store.bulk import RayStats, check_ray_cpus, ray_index
 
     for name in ("ray_cpus", "ray_threads", "ray_workers"):
         value = getattr(args, name)
         if value is not None and value < 1:
             eprint(f"qa: --{name.replace('_', '-')} must be at least 1")
             return EXIT_ERROR
+    try:
+        check_ray_cpus(args.ray_cpus)
+    except ValueError as e:
+        eprint(f"qa: {e}")
+        return EXIT_ERROR
     if settings.store == "faiss":
         for r in _writer(settings).recover():
             eprint(f"qa: finished an interrupted {r.op} ({r.action})")

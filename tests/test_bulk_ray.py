@@ -153,3 +153,39 @@ def test_ray_index_rechunks_an_index_of_other_chunking(local_ray, corpus, tmp_pa
     assert sorted(report.changed) == sorted(got.documents) and report.removed == []
     again = IndexStore.load(s2.index_dir, embedder.model_id)
     assert sorted(again.documents) == sorted(got.documents) and again.chunking == Chunker.from_settings(s2).params
+
+
+def test_ray_index_joins_the_cluster_of_ray_address(corpus, tmp_path, embedder, monkeypatch, capsys):
+    """With RAY_ADDRESS (a cluster, docs/scaling.md) ray.init was always given a local Ray's object store size, which
+    it refuses when joining a cluster ("object_store_memory must not be provided"): cluster mode never ran. It now
+    joins with no local sizes; --ray-cpus with RAY_ADDRESS is refused before any work, in one line."""
+    from qa.cli import main
+    from qa.config import get_settings
+
+    class Joined(Exception):
+        pass
+
+    calls = []
+
+    def fake_init(*args, **kwargs):
+        calls.append(kwargs)
+        raise Joined
+
+    monkeypatch.setenv("RAY_ADDRESS", "10.0.0.5:6379")
+    monkeypatch.setattr(ray, "is_initialized", lambda: False)
+    monkeypatch.setattr(ray, "init", fake_init)
+    s = Settings(corpus_dir=corpus, index_dir=tmp_path / "index")
+    store = open_store(s, embedder.model_id, embedder.dimension, Chunker.from_settings(s).params)
+    with pytest.raises(Joined):
+        ray_index(s, store, corpus)
+    assert len(calls) == 1 and not {"num_cpus", "object_store_memory"} & set(calls[0])
+
+    monkeypatch.setenv("QA_CORPUS_DIR", str(corpus))
+    monkeypatch.setenv("QA_INDEX_DIR", str(tmp_path / "cli-index"))
+    get_settings.cache_clear()
+    try:
+        assert main(["index", "--ray", "--ray-cpus", "2"]) == 1
+    finally:
+        get_settings.cache_clear()
+    assert "leave --ray-cpus out" in capsys.readouterr().err and len(calls) == 1
+    assert not (tmp_path / "cli-index").exists()

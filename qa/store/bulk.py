@@ -16,6 +16,7 @@ package and the embedding model installed).
 from __future__ import annotations
 
 import hashlib
+import os
 import time
 from collections import defaultdict
 from dataclasses import dataclass
@@ -82,6 +83,32 @@ class _Embed:
         return {"document": batch["document"], "ordinal": batch["ordinal"], "start": batch["start"],
                 "end": batch["end"], "vector": list(np.asarray(vectors, dtype=np.float32)),
                 "t_embed0": np.full(n, t0), "t_embed1": np.full(n, t1)}
+
+
+def cluster_address() -> str | None:
+    """The Ray cluster ``RAY_ADDRESS`` names (None: unset, or ``local``: ``ray.init`` starts a local Ray)."""
+    address = os.environ.get("RAY_ADDRESS", "").strip()
+    return address if address and address != "local" else None
+
+
+def check_ray_cpus(num_cpus: int | None) -> None:
+    """ValueError when ``num_cpus`` is given but Ray is a cluster's (``RAY_ADDRESS``): ray.init would refuse it."""
+    if num_cpus is not None and cluster_address() is not None:
+        raise ValueError(f"--ray-cpus sizes a local Ray; with RAY_ADDRESS={cluster_address()} the cluster's own CPUs "
+                         "are used: leave --ray-cpus out (or unset RAY_ADDRESS)")
+
+
+def _init_ray(num_cpus: int | None) -> None:
+    """Join the cluster of ``RAY_ADDRESS`` (whose CPUs and object store are its own: ray.init refuses both), or
+    start a local Ray with ``num_cpus`` CPUs and a small object store."""
+    import ray
+
+    check_ray_cpus(num_cpus)
+    if cluster_address() is not None:
+        ray.init(log_to_driver=False, configure_logging=False)
+        return
+    ray.init(num_cpus=num_cpus, include_dashboard=False, log_to_driver=False,
+             configure_logging=False, object_store_memory=256 * 1024 * 1024)
 
 
 @dataclass
@@ -153,8 +180,7 @@ def ray_index(settings: Any, store: Any, corpus: Path, paths: list[Path] | None 
         started = not ray.is_initialized()
         t_init = time.perf_counter()
         if started:
-            ray.init(num_cpus=num_cpus, include_dashboard=False, log_to_driver=False,
-                     configure_logging=False, object_store_memory=256 * 1024 * 1024)
+            _init_ray(num_cpus)
         stats.startup_s = time.perf_counter() - t_init
         try:
             t_pipe = time.perf_counter()
