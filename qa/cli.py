@@ -196,11 +196,17 @@ def _print_store_report(args: argparse.Namespace, settings, corpus: Path, report
     return EXIT_OK
 
 
-def cmd_index_check(settings) -> int:
-    """Report (never repair) every difference between the corpus folder and the index."""
+def cmd_index_check(settings, corpus: Path | None = None) -> int:
+    """Report (never repair) every difference between the corpus folder (``corpus``, default QA_CORPUS_DIR) and
+    the index."""
     from qa.index_store import IndexStore, active_documents
     from qa.writes import describe, differences
 
+    if corpus is not None and corpus.resolve() != Path(settings.corpus_dir).resolve():
+        settings = settings.model_copy(update={"corpus_dir": corpus})
+        repair = f"; run `qa index {corpus}` to repair them"
+    else:
+        repair = "; run `qa index` to repair them"
     if settings.store != "faiss":
         writer = store_writer(settings)
         try:
@@ -211,7 +217,7 @@ def cmd_index_check(settings) -> int:
         for line in describe(diffs):
             print(line)
         print(f"{len(diffs)} difference(s) between {settings.corpus_dir} ({len(stored)} stored documents) and the "
-              f"{settings.store} store" + ("; run `qa index` to repair them" if diffs else ""))
+              f"{settings.store} store" + (repair if diffs else ""))
         return EXIT_ERROR if diffs else EXIT_OK
     recovered = _writer(settings).recover()
     for r in recovered:
@@ -227,7 +233,7 @@ def cmd_index_check(settings) -> int:
     for line in describe(diffs):
         print(line)
     print(f"{len(diffs)} difference(s) between {settings.corpus_dir} ({len(indexed)} indexed documents) and the index"
-          + ("; run `qa index` to repair them" if diffs else ""))
+          + (repair if diffs else ""))
     return EXIT_ERROR if diffs else EXIT_OK
 
 
@@ -237,9 +243,19 @@ def cmd_index(args: argparse.Namespace) -> int:
     from qa.index_store import build_or_update, index_lock
 
     settings = get_cli_settings()
-    if args.check:
-        return cmd_index_check(settings)
     corpus, paths = _corpus_and_paths(args.paths, Path(settings.corpus_dir))
+    if args.check:
+        # a folder given is the corpus to compare (it was ignored: the check compared QA_CORPUS_DIR and told to run
+        # `qa index`, which would make the index follow that other folder)
+        for p in args.paths:
+            if not p.exists():
+                eprint(f"qa: no such file or folder: {p}")
+                return EXIT_ERROR
+        if paths is not None and [p.resolve() for p in paths] != [corpus.resolve()]:
+            eprint("qa: --check compares a whole corpus folder with the index: give no PATH (QA_CORPUS_DIR) or the "
+                   "corpus folder itself")
+            return EXIT_ERROR
+        return cmd_index_check(settings, corpus)
     if paths is None and not corpus.is_dir():
         eprint(f"qa: corpus folder not found: {corpus}")
         return EXIT_ERROR

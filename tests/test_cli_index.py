@@ -117,6 +117,27 @@ def test_index_explicit_folder(tmp_corpus, tmp_path, cli_env, capsys):
     assert main(["index", str(tmp_path / "missing")]) == 1
 
 
+def test_index_check_compares_the_folder_it_is_given(tmp_corpus, tmp_path, cli_env, capsys):
+    """`qa index --check FOLDER` ignored FOLDER: it compared QA_CORPUS_DIR with an index built from FOLDER and told to
+    run `qa index`, which would make the index follow the other folder. It now compares FOLDER; files are refused."""
+    root = tmp_corpus({"x/one.txt": "One document.", "x/two.md": "Two document."})
+    other = tmp_corpus({"else.txt": "Another folder's document."})
+    cli_env(tmp_path / "idx", other, chunk_tokens=32, chunk_overlap=8)
+    assert main(["index", str(root)]) == 0
+    capsys.readouterr()
+    assert main(["index", "--check", str(root)]) == 0
+    assert f"0 difference(s) between {root.resolve()}" in capsys.readouterr().out
+    (root / "x" / "two.md").unlink()
+    assert main(["index", "--check", str(root)]) == 1
+    out = capsys.readouterr().out
+    assert "missing_file: x/two.md" in out and f"run `qa index {root.resolve()}`" in out and "else.txt" not in out
+    assert main(["index", "--check", str(root / "x" / "one.txt")]) == 1
+    assert "give no PATH" in capsys.readouterr().err
+    assert main(["index", "--check", str(other)]) == 1  # QA_CORPUS_DIR itself, named
+    out = capsys.readouterr().out
+    assert "not_indexed: else.txt" in out and "run `qa index` to repair" in out
+
+
 def test_index_refuses_a_file_outside_the_corpus_folder(tmp_corpus, tmp_path, cli_env, capsys):
     """Its id would be its bare name (replacing a corpus document's text) and nothing in the corpus would hold it."""
     root = tmp_corpus({"one.txt": "One document."})
