@@ -422,6 +422,25 @@ def test_cmd_open_squad_bad_arguments(squad_file, tmp_path, fake_cli, capsys):
     assert fake_cli["index"] == []
 
 
+def test_cmd_open_squad_refuses_a_carriage_return_in_one_line(tmp_path, fake_cli, capsys):
+    """A paragraph with a CR (its file would read back with other offsets) stopped the run in write_corpus with a
+    traceback; it is now an input error (exit 2, one line) before anything is written or indexed. In a removed
+    article it is harmless (never written)."""
+    data = _squad()
+    ctx = data["data"][3]["paragraphs"][0]["context"]  # Delta
+    data["data"][3]["paragraphs"][0]["context"] = ctx.replace(" at ", " at\r\n", 1)
+    p = tmp_path / "cr.json"
+    p.write_text(json.dumps(data, ensure_ascii=False), encoding="utf-8")
+    assert eval_cli.cmd_eval(_args(open_squad=p, out=tmp_path / "r", workdir=tmp_path / "w")) == 2
+    err = capsys.readouterr().err
+    assert "carriage return" in err and "'Delta'" in err and "Traceback" not in err
+    assert fake_cli["index"] == [] and not (tmp_path / "w").exists()
+    plain = tmp_path / "plain.json"  # the same titles: the same seeded draw
+    plain.write_text(json.dumps(_squad(), ensure_ascii=False), encoding="utf-8")
+    seed = next(n for n in range(50) if build_open_setting(plain, remove_articles=1, seed=n).removed_titles == {"Delta"})
+    assert "Delta.txt" not in build_open_setting(p, remove_articles=1, seed=seed).documents
+
+
 def test_argparse_open_squad():
     parser = argparse.ArgumentParser(prog="qa")
     sub = parser.add_subparsers(dest="command", required=True)

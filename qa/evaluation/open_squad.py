@@ -206,6 +206,9 @@ def build_open_setting(
         assert len(text) == offset
         texts[title] = text
         if title not in removed:
+            if "\r" in text:  # refused here, with the input checks (write_corpus raised it as a traceback)
+                raise ValueError(f"{squad_path}: article {title!r} has a carriage return in a paragraph: its file "
+                                 "would read back with other offsets; replace it with a newline in the file")
             documents[doc] = text
 
     if limit is not None and limit < len(raw_items):
