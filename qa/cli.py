@@ -155,7 +155,7 @@ def _index_ray(args: argparse.Namespace, settings, corpus: Path, paths: list[Pat
         writer.store.close()
     if stats.chunks:
         (eprint if args.json else print)(stats.line())
-    return _print_store_report(args, settings, corpus, report, t0)
+    return _print_store_report(args, settings, corpus, paths, report, t0)
 
 
 def _index_store(args: argparse.Namespace, settings, corpus: Path, paths: list[Path] | None, t0: float) -> int:
@@ -165,10 +165,11 @@ def _index_store(args: argparse.Namespace, settings, corpus: Path, paths: list[P
         report = writer.sync_corpus(corpus, paths, show_progress=sys.stderr.isatty())
     finally:
         writer.store.close()
-    return _print_store_report(args, settings, corpus, report, t0)
+    return _print_store_report(args, settings, corpus, paths, report, t0)
 
 
-def _print_store_report(args: argparse.Namespace, settings, corpus: Path, report, t0: float) -> int:
+def _print_store_report(args: argparse.Namespace, settings, corpus: Path, paths: list[Path] | None, report,
+                        t0: float) -> int:
     from qa.store import milvus_uri
 
     report.seconds = time.perf_counter() - t0

@@ -83,6 +83,16 @@ def test_indexing_an_empty_folder_says_what_to_do(tmp_corpus, tmp_path, cli_env,
     assert "The index is empty" not in capsys.readouterr().out
 
 
+def test_indexing_an_empty_folder_into_milvus_says_what_to_do(tmp_corpus, tmp_path, cli_env, capsys):
+    """With QA_STORE=milvus (and with --ray) `qa index` of a folder without documents stored nothing, then failed with a
+    NameError traceback printing its report; it now says what to do, as with FAISS."""
+    root = tmp_corpus({"notes.odt": b"PK not supported"})
+    cli_env(tmp_path / "idx", root, chunk_tokens=32, chunk_overlap=8, store="milvus", milvus_uri=tmp_path / "m.db")
+    assert main(["index"]) == 0
+    out = capsys.readouterr().out
+    assert "Chunks: 0" in out and "The index is empty: put documents (.txt" in out and str(root) in out
+
+
 def test_index_command_reports_changes(tmp_corpus, tmp_path, cli_env, capsys):
     root = tmp_corpus({"a.txt": "Alpha text about owls.", "b.txt": "Beta text about bees.", "bad.txt": b"\xff\xfe\x00oops"})
     cli_env(tmp_path / "idx", root, chunk_tokens=32, chunk_overlap=8)
