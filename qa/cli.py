@@ -121,6 +121,15 @@ def _writer(settings, indexer=None):
     return Writer(settings, indexer or refuse)
 
 
+def _faiss_lock(settings):
+    """The index folder's lock (qa.index_store.index_lock) for the faiss store; nothing for milvus (no lock there)."""
+    import contextlib
+
+    from qa.index_store import index_lock
+
+    return index_lock(settings.index_dir) if settings.store == "faiss" else contextlib.nullcontext()
+
+
 def _index_ray(args: argparse.Namespace, settings, corpus: Path, paths: list[Path] | None, t0: float) -> int:
     """`qa index --ray`: qa.store.bulk.ray_index into the configured store."""
     try:
@@ -140,19 +149,20 @@ def _index_ray(args: argparse.Namespace, settings, corpus: Path, paths: list[Pat
     except ValueError as e:
         eprint(f"qa: {e}")
         return EXIT_ERROR
-    if settings.store == "faiss":
-        for r in _writer(settings).recover():
-            eprint(f"qa: finished an interrupted {r.op} ({r.action})")
-    writer = store_writer(settings)
     stats = RayStats()
-    try:
-        report = ray_index(settings, writer.store, corpus, paths, num_cpus=args.ray_cpus, threads=args.ray_threads,
-                           workers=args.ray_workers, stats=stats)
-    except ValueError as e:
-        eprint(f"qa: {e}")
-        return EXIT_ERROR
-    finally:
-        writer.store.close()
+    with _faiss_lock(settings):  # as `qa index`: a server's write cannot slip in between the corpus read and the commit
+        if settings.store == "faiss":
+            for r in _writer(settings).recover():
+                eprint(f"qa: finished an interrupted {r.op} ({r.action})")
+        writer = store_writer(settings)
+        try:
+            report = ray_index(settings, writer.store, corpus, paths, num_cpus=args.ray_cpus,
+                               threads=args.ray_threads, workers=args.ray_workers, stats=stats)
+        except ValueError as e:
+            eprint(f"qa: {e}")
+            return EXIT_ERROR
+        finally:
+            writer.store.close()
     if stats.chunks:
         (eprint if args.json else print)(stats.line())
     return _print_store_report(args, settings, corpus, paths, report, t0)

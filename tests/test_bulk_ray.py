@@ -189,3 +189,38 @@ def test_ray_index_joins_the_cluster_of_ray_address(corpus, tmp_path, embedder, 
         get_settings.cache_clear()
     assert "leave --ray-cpus out" in capsys.readouterr().err and len(calls) == 1
     assert not (tmp_path / "cli-index").exists()
+
+
+def test_qa_index_ray_holds_the_index_lock_like_qa_index(corpus, tmp_path, monkeypatch, capsys):
+    """`qa index` holds the index folder's lock from reading the corpus to the commit, so that a server's upload,
+    replace or delete cannot slip in between; `qa index --ray` did not (a server's replace in between was
+    overwritten with the text read before it). It now holds it over the whole run."""
+    import fcntl
+
+    from qa.cli import main
+    from qa.config import get_settings
+    from qa.index_store import BuildReport
+
+    index_dir = tmp_path / "cli-index"
+    seen = []
+
+    def fake_ray_index(settings, store, corpus, paths=None, **kwargs):
+        with open(index_dir / ".lock", "a+") as fh:  # another open file: flock conflicts even in this process
+            try:
+                fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                seen.append("held")
+            else:
+                fcntl.flock(fh, fcntl.LOCK_UN)
+                seen.append("free")
+        return BuildReport(index_dir=str(index_dir))
+
+    monkeypatch.setattr("qa.store.bulk.ray_index", fake_ray_index)
+    monkeypatch.setenv("QA_CORPUS_DIR", str(corpus))
+    monkeypatch.setenv("QA_INDEX_DIR", str(index_dir))
+    get_settings.cache_clear()
+    try:
+        assert main(["index", "--ray"]) == 0
+    finally:
+        get_settings.cache_clear()
+    assert seen == ["held"]
