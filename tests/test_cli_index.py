@@ -93,6 +93,29 @@ def test_indexing_an_empty_folder_into_milvus_says_what_to_do(tmp_corpus, tmp_pa
     assert "Chunks: 0" in out and "The index is empty: put documents (.txt" in out and str(root) in out
 
 
+def test_a_document_milvus_cannot_hold_is_skipped_not_fatal(tmp_corpus, tmp_path, cli_env, capsys, embedder):
+    """A file nested so deep that its id is over the 2,048 bytes a Milvus store holds failed the whole `qa index`
+    (and a replica's start-up) with a ValueError traceback, and the documents after it were never stored. It is now
+    skipped and named; the others are stored."""
+    from qa.chunking import Chunker
+    from qa.store import open_store
+
+    root = tmp_corpus({"00_first.txt": "The first file talks about Tartu.", "zz_last.txt": "The last one is about Narva."})
+    deep = root.joinpath(*[f"{n:02d}" + "x" * 198 for n in range(11)])
+    deep.mkdir(parents=True)
+    (deep / "deep.txt").write_text("A very deep file about the Tallinn tram.", encoding="utf-8")
+    cli_env(tmp_path / "idx", root, chunk_tokens=32, chunk_overlap=8, store="milvus", milvus_uri=tmp_path / "m.db")
+    assert main(["index"]) == 0
+    out = capsys.readouterr().out
+    assert "Documents indexed: 2" in out and "Documents skipped: 1" in out and "over the 2048 a Milvus store" in out
+    s = get_settings()
+    store = open_store(s, embedder.model_id, embedder.dimension, Chunker.from_settings(s).params)
+    try:
+        assert sorted(store.documents) == ["00_first.txt", "zz_last.txt"]
+    finally:
+        store.close()
+
+
 def test_index_command_reports_changes(tmp_corpus, tmp_path, cli_env, capsys):
     root = tmp_corpus({"a.txt": "Alpha text about owls.", "b.txt": "Beta text about bees.", "bad.txt": b"\xff\xfe\x00oops"})
     cli_env(tmp_path / "idx", root, chunk_tokens=32, chunk_overlap=8)

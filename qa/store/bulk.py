@@ -26,7 +26,8 @@ from typing import Any
 import numpy as np
 
 from qa.index_store import BuildReport
-from qa.ingest import load_corpus
+from qa.ingest import SkippedFile, load_corpus
+from qa.store.protocol import store_problem
 from qa.types import Chunk, Document
 
 
@@ -162,9 +163,12 @@ def ray_index(settings: Any, store: Any, corpus: Path, paths: list[Path] | None 
     todo: list[Document] = []
     for doc in docs:
         old = stored.get(doc.id)
+        problem = store_problem(store, doc)
         if report.full_rebuild_reason is None and old is not None and old.sha256 == doc.sha256 and \
                 _text_sha(store.document_text(doc.id)) == _text_sha(doc.text):
             report.reused.append(doc.id)
+        elif problem is not None:  # skipped and named before any Ray work (it failed the write of every document)
+            report.skipped.append(SkippedFile(path=doc.id, reason=problem))
         else:
             todo.append(doc)
             (report.changed if old is not None else report.added).append(doc.id)

@@ -211,6 +211,19 @@ def ranked(hits: Sequence[Hit], k: int, rel: float = 1e-5) -> list[Hit]:
     return out[:max(k, 0)]
 
 
+def store_problem(store: Any, document: Document) -> str | None:
+    """Why ``store`` cannot hold ``document`` (a backend's limit: its ``check_document``, e.g. Milvus's id length), or
+    None. Indexing skips such a document and names it, as it does a file it cannot read."""
+    check = getattr(store, "check_document", None)
+    if check is None:
+        return None
+    try:
+        check(document)
+    except ValueError as e:
+        return str(e)
+    return None
+
+
 def check_write(document: Document, chunks: Sequence[Chunk], vectors: np.ndarray, dimension: int) -> np.ndarray:
     """Validate a :meth:`DocumentStore.write_document` call; returns the vectors as float32 (n, d).
     Raises ValueError with a message that names the problem."""
