@@ -191,6 +191,8 @@ def _print_store_report(args: argparse.Namespace, settings, corpus: Path, paths:
     else:
         print(f"Store: faiss {settings.index_dir}")
     print(f"Corpus: {corpus}")
+    if report.full_rebuild_reason:  # `qa index --ray` over an index of other chunking (said as plain `qa index` does)
+        print(f"Full rebuild: {report.full_rebuild_reason}")
     print(f"Documents indexed: {len(report.indexed)} ({len(report.added)} new, {len(report.changed)} changed)")
     print(f"Documents reused:  {len(report.reused)}")
     print(f"Documents removed: {len(report.removed)}")

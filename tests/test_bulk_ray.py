@@ -194,7 +194,8 @@ def test_ray_index_joins_the_cluster_of_ray_address(corpus, tmp_path, embedder, 
 def test_qa_index_ray_holds_the_index_lock_like_qa_index(corpus, tmp_path, monkeypatch, capsys):
     """`qa index` holds the index folder's lock from reading the corpus to the commit, so that a server's upload,
     replace or delete cannot slip in between; `qa index --ray` did not (a server's replace in between was
-    overwritten with the text read before it). It now holds it over the whole run."""
+    overwritten with the text read before it). It now holds it over the whole run. Its report also says why a run
+    embedded everything again ("Full rebuild: ..."), as `qa index` does (it did not)."""
     import fcntl
 
     from qa.cli import main
@@ -213,7 +214,7 @@ def test_qa_index_ray_holds_the_index_lock_like_qa_index(corpus, tmp_path, monke
             else:
                 fcntl.flock(fh, fcntl.LOCK_UN)
                 seen.append("free")
-        return BuildReport(index_dir=str(index_dir))
+        return BuildReport(index_dir=str(index_dir), full_rebuild_reason="chunking parameters changed (a -> b)")
 
     monkeypatch.setattr("qa.store.bulk.ray_index", fake_ray_index)
     monkeypatch.setenv("QA_CORPUS_DIR", str(corpus))
@@ -224,3 +225,5 @@ def test_qa_index_ray_holds_the_index_lock_like_qa_index(corpus, tmp_path, monke
     finally:
         get_settings.cache_clear()
     assert seen == ["held"]
+    # the report says why everything was embedded again, as `qa index` does
+    assert "Full rebuild: chunking parameters changed (a -> b)" in capsys.readouterr().out
