@@ -121,6 +121,15 @@ def _writer(settings, indexer=None):
     return Writer(settings, indexer or refuse)
 
 
+def _faiss_lock(settings):
+    """The index folder's lock (qa.index_store.index_lock) for the faiss store; nothing for milvus (no lock there)."""
+    import contextlib
+
+    from qa.index_store import index_lock
+
+    return index_lock(settings.index_dir) if settings.store == "faiss" else contextlib.nullcontext()
+
+
 def _index_ray(args: argparse.Namespace, settings, corpus: Path, paths: list[Path] | None, t0: float) -> int:
     """`qa index --ray`: qa.store.bulk.ray_index into the configured store."""
     try:
@@ -128,29 +137,35 @@ def _index_ray(args: argparse.Namespace, settings, corpus: Path, paths: list[Pat
     except ImportError:
         eprint("qa: --ray needs Ray Data: pip install 'ray[data]==2.60.0'")
         return EXIT_ERROR
-    from qa.store.bulk import RayStats, ray_index
+    from qa.store.bulk import RayStats, check_ray_cpus, ray_index
 
     for name in ("ray_cpus", "ray_threads", "ray_workers"):
         value = getattr(args, name)
         if value is not None and value < 1:
             eprint(f"qa: --{name.replace('_', '-')} must be at least 1")
             return EXIT_ERROR
-    if settings.store == "faiss":
-        for r in _writer(settings).recover():
-            eprint(f"qa: finished an interrupted {r.op} ({r.action})")
-    writer = store_writer(settings)
-    stats = RayStats()
     try:
-        report = ray_index(settings, writer.store, corpus, paths, num_cpus=args.ray_cpus, threads=args.ray_threads,
-                           workers=args.ray_workers, stats=stats)
+        check_ray_cpus(args.ray_cpus)
     except ValueError as e:
         eprint(f"qa: {e}")
         return EXIT_ERROR
-    finally:
-        writer.store.close()
+    stats = RayStats()
+    with _faiss_lock(settings):  # as `qa index`: a server's write cannot slip in between the corpus read and the commit
+        if settings.store == "faiss":
+            for r in _writer(settings).recover():
+                eprint(f"qa: finished an interrupted {r.op} ({r.action})")
+        writer = store_writer(settings)
+        try:
+            report = ray_index(settings, writer.store, corpus, paths, num_cpus=args.ray_cpus,
+                               threads=args.ray_threads, workers=args.ray_workers, stats=stats)
+        except ValueError as e:
+            eprint(f"qa: {e}")
+            return EXIT_ERROR
+        finally:
+            writer.store.close()
     if stats.chunks:
         (eprint if args.json else print)(stats.line())
-    return _print_store_report(args, settings, corpus, report, t0)
+    return _print_store_report(args, settings, corpus, paths, report, t0)
 
 
 def _index_store(args: argparse.Namespace, settings, corpus: Path, paths: list[Path] | None, t0: float) -> int:
@@ -160,10 +175,11 @@ def _index_store(args: argparse.Namespace, settings, corpus: Path, paths: list[P
         report = writer.sync_corpus(corpus, paths, show_progress=sys.stderr.isatty())
     finally:
         writer.store.close()
-    return _print_store_report(args, settings, corpus, report, t0)
+    return _print_store_report(args, settings, corpus, paths, report, t0)
 
 
-def _print_store_report(args: argparse.Namespace, settings, corpus: Path, report, t0: float) -> int:
+def _print_store_report(args: argparse.Namespace, settings, corpus: Path, paths: list[Path] | None, report,
+                        t0: float) -> int:
     from qa.store import milvus_uri
 
     report.seconds = time.perf_counter() - t0
@@ -175,6 +191,8 @@ def _print_store_report(args: argparse.Namespace, settings, corpus: Path, report
     else:
         print(f"Store: faiss {settings.index_dir}")
     print(f"Corpus: {corpus}")
+    if report.full_rebuild_reason:  # `qa index --ray` over an index of other chunking (said as plain `qa index` does)
+        print(f"Full rebuild: {report.full_rebuild_reason}")
     print(f"Documents indexed: {len(report.indexed)} ({len(report.added)} new, {len(report.changed)} changed)")
     print(f"Documents reused:  {len(report.reused)}")
     print(f"Documents removed: {len(report.removed)}")
@@ -191,11 +209,17 @@ def _print_store_report(args: argparse.Namespace, settings, corpus: Path, report
     return EXIT_OK
 
 
-def cmd_index_check(settings) -> int:
-    """Report (never repair) every difference between the corpus folder and the index."""
+def cmd_index_check(settings, corpus: Path | None = None) -> int:
+    """Report (never repair) every difference between the corpus folder (``corpus``, default QA_CORPUS_DIR) and
+    the index."""
     from qa.index_store import IndexStore, active_documents
     from qa.writes import describe, differences
 
+    if corpus is not None and corpus.resolve() != Path(settings.corpus_dir).resolve():
+        settings = settings.model_copy(update={"corpus_dir": corpus})
+        repair = f"; run `qa index {corpus}` to repair them"
+    else:
+        repair = "; run `qa index` to repair them"
     if settings.store != "faiss":
         writer = store_writer(settings)
         try:
@@ -206,7 +230,7 @@ def cmd_index_check(settings) -> int:
         for line in describe(diffs):
             print(line)
         print(f"{len(diffs)} difference(s) between {settings.corpus_dir} ({len(stored)} stored documents) and the "
-              f"{settings.store} store" + ("; run `qa index` to repair them" if diffs else ""))
+              f"{settings.store} store" + (repair if diffs else ""))
         return EXIT_ERROR if diffs else EXIT_OK
     recovered = _writer(settings).recover()
     for r in recovered:
@@ -222,7 +246,7 @@ def cmd_index_check(settings) -> int:
     for line in describe(diffs):
         print(line)
     print(f"{len(diffs)} difference(s) between {settings.corpus_dir} ({len(indexed)} indexed documents) and the index"
-          + ("; run `qa index` to repair them" if diffs else ""))
+          + (repair if diffs else ""))
     return EXIT_ERROR if diffs else EXIT_OK
 
 
@@ -232,9 +256,19 @@ def cmd_index(args: argparse.Namespace) -> int:
     from qa.index_store import build_or_update, index_lock
 
     settings = get_cli_settings()
-    if args.check:
-        return cmd_index_check(settings)
     corpus, paths = _corpus_and_paths(args.paths, Path(settings.corpus_dir))
+    if args.check:
+        # a folder given is the corpus to compare (it was ignored: the check compared QA_CORPUS_DIR and told to run
+        # `qa index`, which would make the index follow that other folder)
+        for p in args.paths:
+            if not p.exists():
+                eprint(f"qa: no such file or folder: {p}")
+                return EXIT_ERROR
+        if paths is not None and [p.resolve() for p in paths] != [corpus.resolve()]:
+            eprint("qa: --check compares a whole corpus folder with the index: give no PATH (QA_CORPUS_DIR) or the "
+                   "corpus folder itself")
+            return EXIT_ERROR
+        return cmd_index_check(settings, corpus)
     if paths is None and not corpus.is_dir():
         eprint(f"qa: corpus folder not found: {corpus}")
         return EXIT_ERROR

@@ -17,7 +17,8 @@ for a converted format, the converter's output (stored in the index and returned
 
 Files that cannot be converted (not valid UTF-8, empty / whitespace-only, an encrypted or
 image-only PDF, a damaged DOCX, ...) are skipped with a ``logging`` warning naming them and the
-reason; they never abort loading. A converted document keeps its file name as its id
+reason; they never abort loading. So are symbolic links to files outside the corpus folder (a link to
+a file inside it is that file, indexed once under its own id). A converted document keeps its file name as its id
 (``report.pdf``); the original file stays in the corpus folder.
 """
 
@@ -35,7 +36,7 @@ from qa.types import Document
 logger = logging.getLogger(__name__)
 
 __all__ = ["SUPPORTED_SUFFIXES", "SkippedFile", "decode_bytes", "discover", "document_from_bytes", "document_from_extraction",
-           "document_id", "load_corpus", "load_document", "read_text"]
+           "document_id", "load_corpus", "load_document", "outside", "read_text"]
 
 
 @dataclass(frozen=True)
@@ -66,6 +67,37 @@ def document_id(path: Path, root: Path) -> str:
         return rel.as_posix()
     except ValueError:
         return Path(path).name
+
+
+def outside(path: Path, root: Path) -> bool:
+    """True when ``path``, its symbolic links followed, is not inside the folder ``root``."""
+    try:
+        Path(path).resolve().relative_to(Path(root).resolve())
+    except ValueError:
+        return True
+    return False
+
+
+def _shown_id(path: Path, root: Path) -> str:
+    """``path`` relative to ``root`` as written (a link's own place), for naming a file that has no document id."""
+    try:
+        return Path(path).relative_to(root).as_posix()
+    except ValueError:
+        return Path(path).name
+
+
+def _utf8(name: str) -> bool:
+    """False for a file name whose bytes are not UTF-8 (Python holds them as lone surrogates)."""
+    try:
+        name.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def _printable(name: str) -> str:
+    """``name`` with the bytes that are not UTF-8 shown as U+FFFD, for reports."""
+    return name.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
 
 
 def _document(doc_id: str, raw: bytes, ex: Extraction) -> Document:
@@ -138,8 +170,18 @@ def load_corpus(
     skipped: list[SkippedFile] = []
     for f in files:
         doc_id = document_id(f, root)
-        if f.suffix.lower() not in SUPPORTED_SUFFIXES:
+        if not _utf8(doc_id):
+            # an id the index (JSON, Milvus) cannot store: one such name failed the whole build with a traceback
+            doc_id = _printable(doc_id)
+            reason = "its name is not valid UTF-8 (a file from another system's encoding?); rename it"
+        elif f.suffix.lower() not in SUPPORTED_SUFFIXES:
             reason = f"unsupported file type {f.suffix or '(none)'!r} (supported: {', '.join(SUPPORTED_SUFFIXES)})"
+        elif outside(f, root):
+            # its id would be its bare name (two such links: one of them silently dropped), and the server never
+            # serves, replaces or deletes a file outside the corpus folder
+            doc_id = _shown_id(f, root)
+            link = " (a symbolic link to a file elsewhere)" if f.is_symlink() else ""
+            reason = f"outside the corpus folder{link}; copy the file into the folder to index it"
         elif not f.is_file():
             reason = "file not found"
         else:

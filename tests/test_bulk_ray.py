@@ -120,3 +120,110 @@ def test_ray_workers_and_threads(local_ray, corpus, tmp_path, embedder):
     with pytest.raises(ValueError, match="need 4 CPUs"):
         ray_index(fresh, store2, corpus, threads=2, workers=2)
     assert store2.count_documents() == 0
+
+
+def test_ray_index_rechunks_an_index_of_other_chunking(local_ray, corpus, tmp_path, embedder):
+    """An index built with other chunking parameters is chunked and embedded again whole, as `qa index` does
+    (it was reported all reused and kept its old chunks, or, with one file changed, failed after the Ray work);
+    a file gone meanwhile leaves in the same one new version."""
+    old = Settings(corpus_dir=corpus, index_dir=tmp_path / "index")
+    first = build_or_update(corpus, old, embedder, Chunker.from_settings(old))
+    gone = sorted(first.documents)[0]
+    (corpus / gone).unlink()
+
+    s = Settings(corpus_dir=corpus, index_dir=tmp_path / "index", chunk_tokens=64, chunk_overlap=16)
+    store = open_store(s, embedder.model_id, embedder.dimension, Chunker.from_settings(s).params)
+    report = ray_index(s, store, corpus)
+    assert report.full_rebuild_reason and "chunking" in report.full_rebuild_reason
+    assert report.reused == [] and len(report.changed) == 2 and report.removed == [gone]
+    assert report.chunks == report.chunks_embedded
+
+    got = IndexStore.load(s.index_dir, embedder.model_id)
+    assert got.generation == first.generation + 1 and got.chunking == Chunker.from_settings(s).params
+    expected = build_or_update(corpus, Settings(corpus_dir=corpus, index_dir=tmp_path / "plain", chunk_tokens=64,
+                                                chunk_overlap=16), embedder, Chunker.from_settings(s))
+    assert [(c.document, c.start, c.end) for c in got.chunks] == [(c.document, c.start, c.end) for c in expected.chunks]
+    assert np.allclose(got.vectors, expected.vectors, atol=1e-5)
+
+    # with explicit paths the other documents stay, chunked again too
+    s2 = Settings(corpus_dir=corpus, index_dir=tmp_path / "index", chunk_tokens=100, chunk_overlap=20)
+    store = open_store(s2, embedder.model_id, embedder.dimension, Chunker.from_settings(s2).params)
+    one = sorted(got.documents)[0]
+    report = ray_index(s2, store, corpus, [corpus / one])
+    assert sorted(report.changed) == sorted(got.documents) and report.removed == []
+    again = IndexStore.load(s2.index_dir, embedder.model_id)
+    assert sorted(again.documents) == sorted(got.documents) and again.chunking == Chunker.from_settings(s2).params
+
+
+def test_ray_index_joins_the_cluster_of_ray_address(corpus, tmp_path, embedder, monkeypatch, capsys):
+    """With RAY_ADDRESS (a cluster, docs/scaling.md) ray.init was always given a local Ray's object store size, which
+    it refuses when joining a cluster ("object_store_memory must not be provided"): cluster mode never ran. It now
+    joins with no local sizes; --ray-cpus with RAY_ADDRESS is refused before any work, in one line."""
+    from qa.cli import main
+    from qa.config import get_settings
+
+    class Joined(Exception):
+        pass
+
+    calls = []
+
+    def fake_init(*args, **kwargs):
+        calls.append(kwargs)
+        raise Joined
+
+    monkeypatch.setenv("RAY_ADDRESS", "10.0.0.5:6379")
+    monkeypatch.setattr(ray, "is_initialized", lambda: False)
+    monkeypatch.setattr(ray, "init", fake_init)
+    s = Settings(corpus_dir=corpus, index_dir=tmp_path / "index")
+    store = open_store(s, embedder.model_id, embedder.dimension, Chunker.from_settings(s).params)
+    with pytest.raises(Joined):
+        ray_index(s, store, corpus)
+    assert len(calls) == 1 and not {"num_cpus", "object_store_memory"} & set(calls[0])
+
+    monkeypatch.setenv("QA_CORPUS_DIR", str(corpus))
+    monkeypatch.setenv("QA_INDEX_DIR", str(tmp_path / "cli-index"))
+    get_settings.cache_clear()
+    try:
+        assert main(["index", "--ray", "--ray-cpus", "2"]) == 1
+    finally:
+        get_settings.cache_clear()
+    assert "leave --ray-cpus out" in capsys.readouterr().err and len(calls) == 1
+    assert not (tmp_path / "cli-index").exists()
+
+
+def test_qa_index_ray_holds_the_index_lock_like_qa_index(corpus, tmp_path, monkeypatch, capsys):
+    """`qa index` holds the index folder's lock from reading the corpus to the commit, so that a server's upload,
+    replace or delete cannot slip in between; `qa index --ray` did not (a server's replace in between was
+    overwritten with the text read before it). It now holds it over the whole run. Its report also says why a run
+    embedded everything again ("Full rebuild: ..."), as `qa index` does (it did not)."""
+    import fcntl
+
+    from qa.cli import main
+    from qa.config import get_settings
+    from qa.index_store import BuildReport
+
+    index_dir = tmp_path / "cli-index"
+    seen = []
+
+    def fake_ray_index(settings, store, corpus, paths=None, **kwargs):
+        with open(index_dir / ".lock", "a+") as fh:  # another open file: flock conflicts even in this process
+            try:
+                fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                seen.append("held")
+            else:
+                fcntl.flock(fh, fcntl.LOCK_UN)
+                seen.append("free")
+        return BuildReport(index_dir=str(index_dir), full_rebuild_reason="chunking parameters changed (a -> b)")
+
+    monkeypatch.setattr("qa.store.bulk.ray_index", fake_ray_index)
+    monkeypatch.setenv("QA_CORPUS_DIR", str(corpus))
+    monkeypatch.setenv("QA_INDEX_DIR", str(index_dir))
+    get_settings.cache_clear()
+    try:
+        assert main(["index", "--ray"]) == 0
+    finally:
+        get_settings.cache_clear()
+    assert seen == ["held"]
+    # the report says why everything was embedded again, as `qa index` does
+    assert "Full rebuild: chunking parameters changed (a -> b)" in capsys.readouterr().out

@@ -83,6 +83,39 @@ def test_indexing_an_empty_folder_says_what_to_do(tmp_corpus, tmp_path, cli_env,
     assert "The index is empty" not in capsys.readouterr().out
 
 
+def test_indexing_an_empty_folder_into_milvus_says_what_to_do(tmp_corpus, tmp_path, cli_env, capsys):
+    """With QA_STORE=milvus (and with --ray) `qa index` of a folder without documents stored nothing, then failed with a
+    NameError traceback printing its report; it now says what to do, as with FAISS."""
+    root = tmp_corpus({"notes.odt": b"PK not supported"})
+    cli_env(tmp_path / "idx", root, chunk_tokens=32, chunk_overlap=8, store="milvus", milvus_uri=tmp_path / "m.db")
+    assert main(["index"]) == 0
+    out = capsys.readouterr().out
+    assert "Chunks: 0" in out and "The index is empty: put documents (.txt" in out and str(root) in out
+
+
+def test_a_document_milvus_cannot_hold_is_skipped_not_fatal(tmp_corpus, tmp_path, cli_env, capsys, embedder):
+    """A file nested so deep that its id is over the 2,048 bytes a Milvus store holds failed the whole `qa index`
+    (and a replica's start-up) with a ValueError traceback, and the documents after it were never stored. It is now
+    skipped and named; the others are stored."""
+    from qa.chunking import Chunker
+    from qa.store import open_store
+
+    root = tmp_corpus({"00_first.txt": "The first file talks about Tartu.", "zz_last.txt": "The last one is about Narva."})
+    deep = root.joinpath(*[f"{n:02d}" + "x" * 198 for n in range(11)])
+    deep.mkdir(parents=True)
+    (deep / "deep.txt").write_text("A very deep file about the Tallinn tram.", encoding="utf-8")
+    cli_env(tmp_path / "idx", root, chunk_tokens=32, chunk_overlap=8, store="milvus", milvus_uri=tmp_path / "m.db")
+    assert main(["index"]) == 0
+    out = capsys.readouterr().out
+    assert "Documents indexed: 2" in out and "Documents skipped: 1" in out and "over the 2048 a Milvus store" in out
+    s = get_settings()
+    store = open_store(s, embedder.model_id, embedder.dimension, Chunker.from_settings(s).params)
+    try:
+        assert sorted(store.documents) == ["00_first.txt", "zz_last.txt"]
+    finally:
+        store.close()
+
+
 def test_index_command_reports_changes(tmp_corpus, tmp_path, cli_env, capsys):
     root = tmp_corpus({"a.txt": "Alpha text about owls.", "b.txt": "Beta text about bees.", "bad.txt": b"\xff\xfe\x00oops"})
     cli_env(tmp_path / "idx", root, chunk_tokens=32, chunk_overlap=8)
@@ -115,6 +148,27 @@ def test_index_explicit_folder(tmp_corpus, tmp_path, cli_env, capsys):
 
     assert set(IndexStore.load(tmp_path / "idx").documents) == {"x/one.txt", "x/two.md"}
     assert main(["index", str(tmp_path / "missing")]) == 1
+
+
+def test_index_check_compares_the_folder_it_is_given(tmp_corpus, tmp_path, cli_env, capsys):
+    """`qa index --check FOLDER` ignored FOLDER: it compared QA_CORPUS_DIR with an index built from FOLDER and told to
+    run `qa index`, which would make the index follow the other folder. It now compares FOLDER; files are refused."""
+    root = tmp_corpus({"x/one.txt": "One document.", "x/two.md": "Two document."})
+    other = tmp_corpus({"else.txt": "Another folder's document."})
+    cli_env(tmp_path / "idx", other, chunk_tokens=32, chunk_overlap=8)
+    assert main(["index", str(root)]) == 0
+    capsys.readouterr()
+    assert main(["index", "--check", str(root)]) == 0
+    assert f"0 difference(s) between {root.resolve()}" in capsys.readouterr().out
+    (root / "x" / "two.md").unlink()
+    assert main(["index", "--check", str(root)]) == 1
+    out = capsys.readouterr().out
+    assert "missing_file: x/two.md" in out and f"run `qa index {root.resolve()}`" in out and "else.txt" not in out
+    assert main(["index", "--check", str(root / "x" / "one.txt")]) == 1
+    assert "give no PATH" in capsys.readouterr().err
+    assert main(["index", "--check", str(other)]) == 1  # QA_CORPUS_DIR itself, named
+    out = capsys.readouterr().out
+    assert "not_indexed: else.txt" in out and "run `qa index` to repair" in out
 
 
 def test_index_refuses_a_file_outside_the_corpus_folder(tmp_corpus, tmp_path, cli_env, capsys):

@@ -83,6 +83,37 @@ def test_explicit_paths(tmp_corpus):
     assert [s.path for s in skipped] == ["x.csv"]
 
 
+def test_links_out_of_the_corpus_are_skipped_and_named(tmp_corpus):
+    """Two links to files outside the corpus (teamA/notes.txt, teamB/notes.txt) both got the id `notes.txt`: one
+    was dropped with only a log line, the other served under a name no file in the folder has. Links out of the
+    folder are now skipped, each named with the reason; a link to a file inside is that file, indexed once."""
+    elsewhere = tmp_corpus({"A/notes.txt": "Team A launches on 12 May.", "B/notes.txt": "Team B spends 40000 euros."})
+    root = tmp_corpus({"readme.txt": "The project is called Zephyr."})
+    for team in ("A", "B"):
+        (root / f"team{team}").mkdir()
+        (root / f"team{team}" / "notes.txt").symlink_to(elsewhere / team / "notes.txt")
+    (root / "alias.txt").symlink_to(root / "readme.txt")
+    docs, skipped = load_corpus(root)
+    assert [d.id for d in docs] == ["readme.txt"]
+    assert [s.path for s in skipped] == ["teamA/notes.txt", "teamB/notes.txt"]
+    assert all("outside the corpus folder (a symbolic link" in s.reason for s in skipped)
+
+
+def test_a_file_name_that_is_not_utf8_is_skipped_and_named(tmp_corpus):
+    """`café.txt` saved by a Latin-1 system (name bytes b"caf\\xe9.txt") gave a document id the manifest and Milvus
+    cannot store: the whole `qa index` failed with a traceback (a server's start-up indexes the folder the same way).
+    It is now skipped, named with U+FFFD for the bytes that are not UTF-8."""
+    import os
+
+    root = tmp_corpus({"good.txt": "fine"})
+    with open(os.path.join(os.fsencode(root), b"caf\xe9.txt"), "w", encoding="utf-8") as f:
+        f.write("The cafe opens at nine.")
+    docs, skipped = load_corpus(root)
+    assert [d.id for d in docs] == ["good.txt"]
+    assert [(s.path, "not valid UTF-8" in s.reason) for s in skipped] == [("caf\ufffd.txt", True)]
+    skipped[0].path.encode("utf-8")  # printable in the report
+
+
 def test_missing_root_raises(tmp_path):
     with pytest.raises(FileNotFoundError):
         load_corpus(tmp_path / "nope")

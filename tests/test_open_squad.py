@@ -199,6 +199,21 @@ def test_safe_titles_and_collisions(tmp_path):
         build_open_setting(dup)
 
 
+def test_long_titles_make_file_names_a_file_system_takes(tmp_path):
+    """A title longer than a file name may be (255 bytes: 300 letters, or 90 CJK characters of 3 bytes) made
+    write_corpus fail with a bare OSError (File name too long); names are now cut, and still unique."""
+    long_cjk, long_latin = "東京" * 45, "x" * 300
+    assert len(safe_title(long_latin).encode("utf-8")) <= 200 and safe_title(long_cjk) == "東京" * 33
+    data = {"data": [_article(long_latin, P_DELTA), _article(long_latin + "y", P_EPS), _article(long_cjk, P_BETA)]}
+    p = tmp_path / "long.json"
+    p.write_text(json.dumps(data, ensure_ascii=False), encoding="utf-8")
+    s = build_open_setting(p)
+    assert len(set(s.document_of_title.values())) == 3
+    folder = write_corpus(s, tmp_path / "corpus")
+    assert sorted(f.name for f in folder.iterdir()) == sorted(s.documents)
+    assert all(read_text(folder / name) == text for name, text in s.documents.items())
+
+
 def test_v2_impossible_questions_are_unanswerable_in_present_articles(tmp_path):
     art = _article("T", P_DELTA)
     art["paragraphs"][0]["qas"].append({"id": "imp", "question": "Who named it?", "answers": [],
@@ -407,6 +422,25 @@ def test_cmd_open_squad_bad_arguments(squad_file, tmp_path, fake_cli, capsys):
     assert fake_cli["index"] == []
 
 
+def test_cmd_open_squad_refuses_a_carriage_return_in_one_line(tmp_path, fake_cli, capsys):
+    """A paragraph with a CR (its file would read back with other offsets) stopped the run in write_corpus with a
+    traceback; it is now an input error (exit 2, one line) before anything is written or indexed. In a removed
+    article it is harmless (never written)."""
+    data = _squad()
+    ctx = data["data"][3]["paragraphs"][0]["context"]  # Delta
+    data["data"][3]["paragraphs"][0]["context"] = ctx.replace(" at ", " at\r\n", 1)
+    p = tmp_path / "cr.json"
+    p.write_text(json.dumps(data, ensure_ascii=False), encoding="utf-8")
+    assert eval_cli.cmd_eval(_args(open_squad=p, out=tmp_path / "r", workdir=tmp_path / "w")) == 2
+    err = capsys.readouterr().err
+    assert "carriage return" in err and "'Delta'" in err and "Traceback" not in err
+    assert fake_cli["index"] == [] and not (tmp_path / "w").exists()
+    plain = tmp_path / "plain.json"  # the same titles: the same seeded draw
+    plain.write_text(json.dumps(_squad(), ensure_ascii=False), encoding="utf-8")
+    seed = next(n for n in range(50) if build_open_setting(plain, remove_articles=1, seed=n).removed_titles == {"Delta"})
+    assert "Delta.txt" not in build_open_setting(p, remove_articles=1, seed=seed).documents
+
+
 def test_argparse_open_squad():
     parser = argparse.ArgumentParser(prog="qa")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -451,3 +485,17 @@ def test_cmd_open_squad_refuses_the_service_folders_as_workdir(squad_file, tmp_p
     assert eval_cli.cmd_eval(_args(open_squad=squad_file, workdir=home)) == 2
     assert "service's own corpus" in capsys.readouterr().err
     assert (home / "corpus" / "mine.txt").exists()
+
+
+def test_cmd_open_squad_uses_its_own_faiss_index_whatever_the_store(squad_file, tmp_path, fake_cli, monkeypatch,
+                                                                     capsys):
+    """With QA_STORE=milvus the run's pipeline opened the service's own Milvus store (QA_MILVUS_URI): it evaluated
+    the service's documents (or filled an empty store with the articles). It now reads the FAISS index it builds."""
+    service_db = tmp_path / "service" / "milvus.db"
+    monkeypatch.setattr(eval_cli, "_settings_for", lambda args: Settings(
+        squad_dir=fake_cli["squad_dir"], store="milvus", milvus_uri=str(service_db)))
+    work = tmp_path / "work"
+    assert eval_cli.cmd_eval(_args(open_squad=squad_file, out=tmp_path / "r", workdir=work)) == 0
+    (pipeline,) = fake_cli["pipelines"]
+    assert pipeline.settings.store == "faiss" and Path(pipeline.settings.index_dir) == work / "index"
+    assert json.loads(capsys.readouterr().out)["overall"]["f1"] == 100.0

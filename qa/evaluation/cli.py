@@ -513,7 +513,7 @@ def _cmd_open_squad(args: argparse.Namespace) -> int:
 def _run_open_squad(args: argparse.Namespace, setting: Any, settings: Any, out_dir: Path) -> int:
     import tempfile
 
-    from qa.evaluation.open_squad import write_corpus
+    from qa.evaluation.open_squad import work_settings, write_corpus
     from qa.evaluation.report import build_report, summary_table, write_report
     from qa.evaluation.runner import run_pipeline
 
@@ -521,7 +521,7 @@ def _run_open_squad(args: argparse.Namespace, setting: Any, settings: Any, out_d
     with tempfile.TemporaryDirectory(prefix="qa-open-squad-") as tmp:
         work = Path(args.workdir) if args.workdir is not None else Path(tmp)
         corpus = write_corpus(setting, work / "corpus")
-        settings = settings.model_copy(update={"corpus_dir": corpus, "index_dir": work / "index"})
+        settings = work_settings(settings, corpus, work / "index")
         (work / "setting.json").write_text(json.dumps(setting.summary(), indent=2, ensure_ascii=False) + "\n",
                                            encoding="utf-8")
         try:

@@ -42,6 +42,7 @@ from qa.squad_data import load_squad_json
 PARAGRAPH_SEPARATOR = "\n\n"
 TRAIN_FILE_NAME = "squad-v1.1-train.json"
 _UNSAFE = re.compile(r"[^\w.-]+")
+MAX_NAME_BYTES = 200  # of a file name's stem: file systems allow 255 bytes a name (suffixes and ".txt" fit after it)
 
 
 class TrainingArticlesError(ValueError):
@@ -77,8 +78,10 @@ class OpenSetting:
 
 def safe_title(title: str) -> str:
     """A file-name-safe version of an article title (letters and digits, Unicode included, and ``._-``
-    kept; runs of anything else -> ``_``; no leading/trailing dots or underscores)."""
+    kept; runs of anything else -> ``_``; no leading/trailing dots or underscores; cut to
+    :data:`MAX_NAME_BYTES` bytes of UTF-8)."""
     name = _UNSAFE.sub("_", title).strip("._")
+    name = name.encode("utf-8")[:MAX_NAME_BYTES].decode("utf-8", "ignore").rstrip("._")
     return name or "article"
 
 
@@ -203,6 +206,9 @@ def build_open_setting(
         assert len(text) == offset
         texts[title] = text
         if title not in removed:
+            if "\r" in text:  # refused here, with the input checks (write_corpus raised it as a traceback)
+                raise ValueError(f"{squad_path}: article {title!r} has a carriage return in a paragraph: its file "
+                                 "would read back with other offsets; replace it with a newline in the file")
             documents[doc] = text
 
     if limit is not None and limit < len(raw_items):
@@ -242,6 +248,14 @@ def write_corpus(setting: OpenSetting, folder: str | Path) -> Path:
         if path.is_file() and path.suffix.lower() in (".txt", ".md") and path.name not in setting.documents:
             path.unlink()
     return folder
+
+
+def work_settings(settings: Any, corpus: str | Path, index_dir: str | Path, **updates: Any) -> Any:
+    """``settings`` for a run on an open setting: its own corpus folder and a FAISS index in ``index_dir``,
+    whatever ``QA_STORE`` says (with ``QA_STORE=milvus`` the pipeline would read, or fill, the service's own
+    Milvus store instead)."""
+    return settings.model_copy(update={"corpus_dir": Path(corpus), "index_dir": Path(index_dir), "store": "faiss",
+                                       **updates})
 
 
 def build_index(settings: Any, show_progress: bool = False) -> Any:

@@ -7,7 +7,8 @@ then flow through a Ray Data pipeline: chunking (one actor per CPU, each with th
 tokenizer) and embedding (``map_batches`` over an actor pool, each actor holding one copy of the
 embedding model). The chunks and vectors come back and are written through the document store
 protocol (``write_documents``: one FAISS version, or one Milvus write per document); without
-explicit paths, stored documents whose file is gone are deleted. ``ray.init`` starts a local Ray
+explicit paths, stored documents whose file is gone are deleted (in the same FAISS version). A FAISS
+index built with other chunking parameters is chunked and embedded again whole, as ``qa index`` does. ``ray.init`` starts a local Ray
 with ``--ray-cpus`` CPUs unless ``RAY_ADDRESS`` names a cluster (whose workers must have this
 package and the embedding model installed).
 """
@@ -15,6 +16,7 @@ package and the embedding model installed).
 from __future__ import annotations
 
 import hashlib
+import os
 import time
 from collections import defaultdict
 from dataclasses import dataclass
@@ -24,12 +26,27 @@ from typing import Any
 import numpy as np
 
 from qa.index_store import BuildReport
-from qa.ingest import load_corpus
+from qa.ingest import SkippedFile, load_corpus
+from qa.store.protocol import store_problem
 from qa.types import Chunk, Document
 
 
 def _text_sha(text: str) -> str:
     return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
+
+
+def _reuse_problem(store: Any) -> str | None:
+    """Why ``store``'s chunks and vectors cannot be kept (FAISS: the index was built with another chunking);
+    None: they can (a Milvus store holding another chunking refuses to open)."""
+    problem = getattr(store, "reuse_problem", None)
+    return problem() if callable(problem) else None
+
+
+def _stored_document(store: Any, doc_id: str) -> Document:
+    """A stored document as the store serves it (its text, checksums, converter, page starts)."""
+    info = store.documents[doc_id]
+    return Document(doc_id, store.document_text(doc_id), info.sha256, info.size, info.converter,
+                    info.converter_version, tuple(store.page_starts(doc_id)))
 
 
 class _ChunkDocs:
@@ -67,6 +84,32 @@ class _Embed:
         return {"document": batch["document"], "ordinal": batch["ordinal"], "start": batch["start"],
                 "end": batch["end"], "vector": list(np.asarray(vectors, dtype=np.float32)),
                 "t_embed0": np.full(n, t0), "t_embed1": np.full(n, t1)}
+
+
+def cluster_address() -> str | None:
+    """The Ray cluster ``RAY_ADDRESS`` names (None: unset, or ``local``: ``ray.init`` starts a local Ray)."""
+    address = os.environ.get("RAY_ADDRESS", "").strip()
+    return address if address and address != "local" else None
+
+
+def check_ray_cpus(num_cpus: int | None) -> None:
+    """ValueError when ``num_cpus`` is given but Ray is a cluster's (``RAY_ADDRESS``): ray.init would refuse it."""
+    if num_cpus is not None and cluster_address() is not None:
+        raise ValueError(f"--ray-cpus sizes a local Ray; with RAY_ADDRESS={cluster_address()} the cluster's own CPUs "
+                         "are used: leave --ray-cpus out (or unset RAY_ADDRESS)")
+
+
+def _init_ray(num_cpus: int | None) -> None:
+    """Join the cluster of ``RAY_ADDRESS`` (whose CPUs and object store are its own: ray.init refuses both), or
+    start a local Ray with ``num_cpus`` CPUs and a small object store."""
+    import ray
+
+    check_ray_cpus(num_cpus)
+    if cluster_address() is not None:
+        ray.init(log_to_driver=False, configure_logging=False)
+        return
+    ray.init(num_cpus=num_cpus, include_dashboard=False, log_to_driver=False,
+             configure_logging=False, object_store_memory=256 * 1024 * 1024)
 
 
 @dataclass
@@ -115,22 +158,33 @@ def ray_index(settings: Any, store: Any, corpus: Path, paths: list[Path] | None 
     report = BuildReport(index_dir=str(getattr(store, "uri", None) or getattr(store, "index_dir", "")))
     docs, report.skipped = load_corpus(Path(corpus), paths)
     stored = store.documents
+    # another chunking than the stored one's: every document is chunked and embedded again (as `qa index` does)
+    report.full_rebuild_reason = _reuse_problem(store)
     todo: list[Document] = []
     for doc in docs:
         old = stored.get(doc.id)
-        if old is not None and old.sha256 == doc.sha256 and _text_sha(store.document_text(doc.id)) == _text_sha(doc.text):
+        problem = store_problem(store, doc)
+        if report.full_rebuild_reason is None and old is not None and old.sha256 == doc.sha256 and \
+                _text_sha(store.document_text(doc.id)) == _text_sha(doc.text):
             report.reused.append(doc.id)
+        elif problem is not None:  # skipped and named before any Ray work (it failed the write of every document)
+            report.skipped.append(SkippedFile(path=doc.id, reason=problem))
         else:
             todo.append(doc)
             (report.changed if old is not None else report.added).append(doc.id)
+    present = {d.id for d in docs}
+    if report.full_rebuild_reason is not None and paths is not None:  # the documents outside the paths stay
+        todo.extend(_stored_document(store, doc_id) for doc_id in sorted(set(stored) - present))
+        report.changed.extend(sorted(set(stored) - present))
+    removals = sorted(set(stored) - present) if paths is None else []
 
+    items: list[tuple[Document, list[Chunk], np.ndarray]] = []
     if todo:
         stats = stats if stats is not None else RayStats()
         started = not ray.is_initialized()
         t_init = time.perf_counter()
         if started:
-            ray.init(num_cpus=num_cpus, include_dashboard=False, log_to_driver=False,
-                     configure_logging=False, object_store_memory=256 * 1024 * 1024)
+            _init_ray(num_cpus)
         stats.startup_s = time.perf_counter() - t_init
         try:
             t_pipe = time.perf_counter()
@@ -161,20 +215,16 @@ def ray_index(settings: Any, store: Any, corpus: Path, paths: list[Path] | None 
         per_doc: dict[str, list[dict[str, Any]]] = defaultdict(list)
         for r in rows:
             per_doc[str(r["document"])].append(r)
-        items = []
         for doc in todo:
             rs = sorted(per_doc.get(doc.id, []), key=lambda r: int(r["ordinal"]))
             chunks = [Chunk(doc.id, int(r["start"]), int(r["end"]), doc.text[int(r["start"]):int(r["end"])]) for r in rs]
             vectors = np.stack([np.asarray(r["vector"], np.float32) for r in rs]) if rs else \
                 np.zeros((0, int(store.dimension)), np.float32)
             items.append((doc, chunks, vectors))
-        store.write_documents(items)
         report.chunks_embedded = len(rows)
-    if paths is None:
-        present = {d.id for d in docs}
-        for doc_id in sorted(set(stored) - present):
-            store.delete_document(doc_id)
-            report.removed.append(doc_id)
+    if items or removals:
+        store.write_documents(items, removals=removals)  # FAISS: one new version
+        report.removed = removals
     report.documents = store.count_documents()
     report.chunks = store.count_chunks()
     report.seconds = time.perf_counter() - t0

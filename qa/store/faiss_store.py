@@ -10,7 +10,7 @@ BM25 is the in-memory ``bm25s`` ranking of the loaded version's chunks (built on
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +20,7 @@ from qa.index_store import (
     DocumentInfo,
     IndexNotFoundError,
     IndexStore,
+    _reuse_problem,
     active_version_name,
     commit_documents,
 )
@@ -116,12 +117,19 @@ class FaissDocumentStore:
                                       writes=[(document, list(chunks), vecs)])
         return self._snap.generation
 
-    def write_documents(self, items: Sequence[tuple[Document, Sequence[Chunk], np.ndarray]]) -> int:
+    def write_documents(self, items: Sequence[tuple[Document, Sequence[Chunk], np.ndarray]],
+                        removals: Iterable[str] = ()) -> int:
         writes = [(d, list(c), check_write(d, c, v, self._spec.dimension)) for d, c, v in items]
         if len({d.id for d, _, _ in writes}) != len(writes):
             raise ValueError("a document is given twice")
-        self._snap = commit_documents(self.settings, self._spec, self._spec, self._snap, writes=writes)
+        self._snap = commit_documents(self.settings, self._spec, self._spec, self._snap, writes=writes,
+                                      removals=set(removals))
         return self._snap.generation
+
+    def reuse_problem(self) -> str | None:
+        """Why the stored chunks and vectors cannot be kept by a write of this store's chunking (the index was
+        built with other chunking parameters: every document must be chunked and embedded again); None: they can."""
+        return _reuse_problem(self._snap, self._spec, self._spec.params) if self._snap is not None else None
 
     def delete_document(self, doc_id: str, if_sha256: str | None = None) -> int:
         self.reload()

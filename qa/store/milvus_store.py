@@ -39,6 +39,7 @@ document at the same moment end with one of the two versions (last writer wins p
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import logging
@@ -46,7 +47,7 @@ import re
 import threading
 import time
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime, timezone
 from typing import Any
 
@@ -440,12 +441,7 @@ class MilvusDocumentStore:
         Two replicas replacing one document at once end with one of the two versions, readable; the
         returned generation is the store's after this write."""
         vecs = check_write(document, chunks, vectors, self.dimension)
-        if len(document.id.encode("utf-8", "surrogatepass")) > ID_MAX:
-            raise ValueError(f"document id is longer than {ID_MAX} bytes")
-        try:
-            document.text.encode("utf-8")
-        except UnicodeEncodeError as e:
-            raise ValueError(f"{document.id}: the text holds a character Milvus cannot store ({e.reason})") from None
+        self.check_document(document)
         chunks = with_ids(document.id, chunks)
         started = time.time_ns()
         rev = f"{started:016x}{uuid.uuid4().hex[:4]}"
@@ -561,12 +557,29 @@ class MilvusDocumentStore:
             self.client.delete(coll, filter=f"document == {d} and ({cond}) and rev not in [{keep_lits}]")
         return current
 
-    def write_documents(self, items: Sequence[tuple[Document, Sequence[Chunk], np.ndarray]]) -> int:
+    def check_document(self, document: Document) -> None:
+        """ValueError when Milvus cannot hold ``document``: an id over ``ID_MAX`` bytes (a deeply nested path), a
+        text with a character UTF-8 cannot encode. Checked before anything is written."""
+        size = len(document.id.encode("utf-8", "surrogatepass"))
+        if size > ID_MAX:
+            raise ValueError(f"{document.id[:40]}…: its id (its path in the corpus folder) is {size} bytes, over the "
+                             f"{ID_MAX} a Milvus store holds; move the file up the folder tree")
+        try:
+            document.text.encode("utf-8")
+        except UnicodeEncodeError as e:
+            raise ValueError(f"{document.id}: the text holds a character Milvus cannot store ({e.reason})") from None
+
+    def write_documents(self, items: Sequence[tuple[Document, Sequence[Chunk], np.ndarray]],
+                        removals: Iterable[str] = ()) -> int:
         for d, c, v in items:  # all checked first: bad input writes nothing
             check_write(d, c, v, self.dimension)
+            self.check_document(d)
         generation = self.generation
         for d, c, v in items:
             generation = self.write_document(d, c, v)
+        for doc_id in removals:
+            with contextlib.suppress(KeyError):  # unknown (deleted through another replica meanwhile)
+                generation = self.delete_document(doc_id)
         return generation
 
     def delete_document(self, doc_id: str, if_sha256: str | None = None) -> int:

@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import hashlib
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
@@ -130,10 +130,12 @@ class DocumentStore(DocumentReader, Protocol):
         raises ``ValueError`` and writes nothing."""
         ...
 
-    def write_documents(self, items: Sequence[tuple[Document, Sequence[Chunk], np.ndarray]]) -> int:
-        """:meth:`write_document` for several documents (bulk indexing): the FAISS backend commits
-        them as one version, Milvus writes them one after the other. Every item is checked before
-        anything is written. Returns the new generation."""
+    def write_documents(self, items: Sequence[tuple[Document, Sequence[Chunk], np.ndarray]],
+                        removals: Iterable[str] = ()) -> int:
+        """:meth:`write_document` for several documents (bulk indexing), and :meth:`delete_document` for the
+        ``removals`` (unknown ids ignored): the FAISS backend commits all of it as one version, Milvus writes
+        and then deletes one document after the other. Every item is checked before anything is written.
+        Returns the new generation."""
         ...
 
     def delete_document(self, doc_id: str, if_sha256: str | None = None) -> int:
@@ -207,6 +209,19 @@ def ranked(hits: Sequence[Hit], k: int, rel: float = 1e-5) -> list[Hit]:
         group.append(h)
     out.extend(sorted(group, key=lambda g: g.id))
     return out[:max(k, 0)]
+
+
+def store_problem(store: Any, document: Document) -> str | None:
+    """Why ``store`` cannot hold ``document`` (a backend's limit: its ``check_document``, e.g. Milvus's id length), or
+    None. Indexing skips such a document and names it, as it does a file it cannot read."""
+    check = getattr(store, "check_document", None)
+    if check is None:
+        return None
+    try:
+        check(document)
+    except ValueError as e:
+        return str(e)
+    return None
 
 
 def check_write(document: Document, chunks: Sequence[Chunk], vectors: np.ndarray, dimension: int) -> np.ndarray:

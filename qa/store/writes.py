@@ -23,8 +23,9 @@ from pathlib import Path
 from typing import Any, Callable
 
 from qa.index_store import BuildReport
-from qa.ingest import load_corpus
-from qa.store.protocol import DocumentChangedError, DocumentExistsError, DocumentStore, TrashBin, document_sha
+from qa.ingest import SkippedFile, load_corpus
+from qa.store.protocol import (DocumentChangedError, DocumentExistsError, DocumentStore, TrashBin, document_sha,
+                               store_problem)
 from qa.types import Document
 from qa.validation import DocumentError, shown
 from qa import writes as core_writes
@@ -218,6 +219,11 @@ class StoreWriter(Writer):
             old = stored.get(doc.id)
             if old is not None and old.sha256 == doc.sha256 and self._same_text(doc):
                 report.reused.append(doc.id)
+                continue
+            problem = store_problem(self.store, doc)
+            if problem is not None:  # one such document failed the whole sync (and a replica's start-up)
+                logger.warning("skipping %s: %s", doc.id, problem)
+                report.skipped.append(SkippedFile(path=doc.id, reason=problem))
                 continue
             self.write(doc)
             (report.changed if old is not None else report.added).append(doc.id)

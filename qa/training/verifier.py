@@ -618,7 +618,7 @@ def main(argv: list[str] | None = None) -> int:
     rows_path = args.rows or (args.workdir / "rows.jsonl")
     single_path = rows_path.with_name(rows_path.stem + "_single.jsonl")
     if args.rows is None or args.single_only:
-        from qa.evaluation.open_squad import build_open_setting, write_corpus
+        from qa.evaluation.open_squad import build_open_setting, work_settings, write_corpus
         from qa.pipeline import QAPipeline
 
         titles = [a.get("title", "") for a in json.loads(squad.read_text(encoding="utf-8"))["data"]]
@@ -628,8 +628,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.impossible is not None:
             add_impossible(setting, args.impossible, args.impossible_questions, args.seed)
         corpus = write_corpus(setting, args.workdir / "corpus")
-        settings = s.model_copy(update={"corpus_dir": corpus, "index_dir": args.workdir / "index",
-                                        "reader_model_dir": reader_dir, "verifier": False})
+        settings = work_settings(s, corpus, args.workdir / "index", reader_model_dir=reader_dir, verifier=False)
         pipeline = QAPipeline(settings)
         pipeline.warm_up(show_progress=True)
         if not args.single_only:
