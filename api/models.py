@@ -79,6 +79,7 @@ class DocumentOut(BaseModel):
 
 class DocumentList(BaseModel):
     documents: list[DocumentOut]
+    total: int = Field(description="how many documents are indexed (all of them, whatever offset and limit ask)")
 
 
 class DocumentText(BaseModel):

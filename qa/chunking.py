@@ -34,6 +34,10 @@ if TYPE_CHECKING:
     from qa.config import Settings
 
 MIN_CHUNK_TOKENS = 3
+# A text is tokenised in blocks of at most this many characters, cut at a paragraph break (else a line break, else a
+# space): the tokenizer's offsets cost ~150 bytes of memory per character, so a 50 MB file tokenised whole took 8 GB.
+# Shorter texts (nearly every document) are one block, chunked as before.
+BLOCK_CHARS = 1_000_000
 _SENTENCE_END = frozenset(".!?;:…。！？；")
 _CJK_SENTENCE_END = frozenset("。！？；")
 _CLOSERS = frozenset("\"'”’)]»」』")
@@ -91,6 +95,7 @@ class Chunker:
         self.chunk_tokens = chunk_tokens
         self.chunk_overlap = chunk_overlap
         self.max_chunk_chars = max_chunk_chars or max(64, chunk_tokens * 16)
+        self.block_chars = BLOCK_CHARS
         self.tokenizer = tokenizer if tokenizer is not None else load_tokenizer(model_path)
         limit = embedder_token_limit(model_path, self.tokenizer)
         if limit is not None and chunk_tokens > limit:
@@ -124,7 +129,7 @@ class Chunker:
         return self.chunk_text(doc.text, doc.id)
 
     def chunk_text(self, text: str, document: str = "") -> list[Chunk]:
-        spans = sorted(set(self._split(text, 0, len(text))))
+        spans = sorted({span for lo, hi in _blocks(text, self.block_chars) for span in self._split(text, lo, hi)})
         return [Chunk(document=document, start=s, end=e, text=text[s:e]) for s, e in spans]
 
     def count_tokens(self, text: str) -> int:
@@ -290,6 +295,25 @@ def _boundary_priority(sub: str, toks: list[tuple[int, int, Any]], b: int) -> fl
     if gap:
         return 1.0  # between words
     return 0.5  # punctuation boundary without space
+
+
+def _blocks(text: str, size: int) -> list[tuple[int, int]]:
+    """(start, end) of consecutive blocks covering ``text``, each at most ``size`` characters, cut after the last
+    paragraph break in the block, else the last line break, else the last space (a hard cut only where a block holds
+    none of them)."""
+    out: list[tuple[int, int]] = []
+    lo = 0
+    while len(text) - lo > size:
+        hi = lo + size
+        for sep in ("\n\n", "\n", " "):
+            cut = text.rfind(sep, lo + size // 2, hi)
+            if cut != -1:
+                hi = cut + len(sep)
+                break
+        out.append((lo, hi))
+        lo = hi
+    out.append((lo, len(text)))
+    return out
 
 
 def _prev_is_end(sub: str, toks: list[tuple[int, int, Any]], i: int) -> bool:

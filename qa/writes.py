@@ -44,7 +44,7 @@ from typing import Any, Callable, Iterable
 
 from qa.converters import ConversionError
 from qa.index_store import IndexCorruptError, IndexStore, active_documents, active_version_name, index_lock
-from qa.ingest import document_from_bytes, document_from_extraction, load_corpus
+from qa.ingest import discover, document_from_bytes, document_from_extraction, document_id, load_corpus
 from qa.types import Document
 from qa.store.protocol import new_trash_entry
 from qa.validation import DocumentError, check_document_name, extract_document, shown
@@ -524,12 +524,35 @@ class Writer:
 # ----------------------------------------------------------------------------- reconciliation
 
 
+def _corpus_shas(corpus: Path, indexed: dict[str, str]) -> dict[str, str]:
+    """{id: sha256} of the corpus files the indexer would index. A file whose bytes are the indexed ones is only
+    hashed; the others (new, changed) are converted to tell a readable file from one the indexer skips. Converting
+    every file (a PDF takes up to seconds) at each start-up and ``qa index --check`` grew with the corpus."""
+    shas: dict[str, str] = {}
+    others: list[Path] = []
+    seen: set[str] = set()
+    for path in discover(corpus):
+        doc_id = document_id(path, corpus)
+        try:
+            sha = None if doc_id in seen else file_sha256(path)  # a second file of one id: load_corpus keeps the first
+        except OSError:
+            sha = None
+        seen.add(doc_id)
+        if sha is not None and indexed.get(doc_id) == sha:
+            shas[doc_id] = sha
+        else:
+            others.append(path)
+    docs, _skipped = load_corpus(corpus, others) if others else ([], [])
+    for d in docs:
+        shas.setdefault(d.id, d.sha256)
+    return shas
+
+
 def differences(corpus: Path, indexed: dict[str, str] | None) -> list[Difference]:
     """Every disagreement between the corpus folder (files the converters read) and the index
     ({id: sha256}). Files the indexer skips (not UTF-8, empty, a scan, ...) are not differences."""
     indexed = indexed or {}
-    docs, _skipped = load_corpus(Path(corpus)) if Path(corpus).is_dir() else ([], [])
-    on_disk = {d.id: d.sha256 for d in docs}
+    on_disk = _corpus_shas(Path(corpus), indexed) if Path(corpus).is_dir() else {}
     out: list[Difference] = []
     for doc_id in sorted(set(on_disk) | set(indexed)):
         a, b = on_disk.get(doc_id), indexed.get(doc_id)

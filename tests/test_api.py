@@ -441,6 +441,20 @@ def test_list_documents(client, settings):
     assert d["size"] == len(raw) and d["sha256"] == hashlib.sha256(raw).hexdigest() and d["chunk_count"] >= 1
 
 
+def test_list_documents_in_pages(client):
+    """GET /documents sent every document in one response (3.2 MB at 20,000 documents), with no way to ask for less.
+    ``offset`` and ``limit`` now page it (in id order); without them it is every document, as before, and ``total``
+    says how many are indexed."""
+    whole = client.get("/documents").json()
+    ids = [d["id"] for d in whole["documents"]]
+    assert whole["total"] == len(ids) >= 3 and ids == sorted(ids)
+    page = client.get("/documents", params={"offset": 1, "limit": 2}).json()
+    assert [d["id"] for d in page["documents"]] == ids[1:3] and page["total"] == len(ids)
+    assert client.get("/documents", params={"offset": len(ids)}).json()["documents"] == []
+    assert_error(client.get("/documents", params={"limit": 0}), 422)
+    assert_error(client.get("/documents", params={"offset": -1}), 422)
+
+
 def test_get_document_text_json_and_raw(client, settings):
     doc_id = "000_4741fbb5b5543d86.txt"
     expected = open(settings.corpus_dir / doc_id, encoding="utf-8").read()

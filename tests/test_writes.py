@@ -414,6 +414,32 @@ def test_startup_reconciles_hand_made_changes(settings, caplog):
     assert p.ask("Who holds hands while sleeping?").answers[0].top.document == "hand-added.md"
 
 
+def test_startup_and_check_convert_only_files_whose_bytes_are_not_the_indexed_ones(settings, monkeypatch):
+    """Every start-up (and `qa index --check`) converted every corpus file again to compare it with the index: with
+    thousands of files, PDFs among them, the server took minutes to become ready with nothing changed. A file whose
+    sha256 is the indexed one is now only hashed; new and changed files are still converted (a skipped file is no
+    difference)."""
+    s = settings
+    root = Path(s.corpus_dir)
+    (root / "sub").mkdir()
+    (root / "sub" / "nested.md").write_text("# Nested\nBeavers build dams.\n")
+    (root / "latin1.txt").write_bytes("caf\xe9".encode("latin-1"))  # skipped: not UTF-8
+    LitePipeline(s).warm_up()
+    import qa.ingest as ingest
+
+    converted: list[str] = []
+    real = ingest.convert
+    monkeypatch.setattr(ingest, "convert", lambda name, raw: converted.append(name) or real(name, raw))
+    p = LitePipeline(s).warm_up()
+    assert p.reconciled == [] and converted == ["latin1.txt"]
+    converted.clear()
+    (root / "002_f4a03608690efa9d.txt").write_text("Edited by hand.\n")
+    (root / "new.txt").write_text("Otters hold hands while sleeping.\n")
+    diffs = differences(root, active_documents(s.index_dir))
+    assert {(d.id, d.kind) for d in diffs} == {("002_f4a03608690efa9d.txt", "changed"), ("new.txt", "not_indexed")}
+    assert sorted(converted) == ["002_f4a03608690efa9d.txt", "latin1.txt", "new.txt"]
+
+
 def test_a_restart_with_a_corpus_folder_holding_none_of_the_documents_keeps_the_index(settings, caplog):
     """Start-up reconciliation made the index follow the folder, so a server restarted while its corpus drive was
     unmounted (an empty mount point) or emptied dropped every document from the index it served."""

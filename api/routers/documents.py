@@ -32,6 +32,7 @@ from qa.writes import name_taken
 
 #: A trash entry's name (`GET /trash`): its time and a random suffix, e.g. 20261207T204500123456-1a2b3c.
 TRASH_ENTRY_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]*$"
+MAX_LIST_LIMIT = 10_000  # GET /documents?limit=: one page at most (no limit: every document)
 _NOT_IMPLEMENTED = "this pipeline cannot {what}"
 
 _MEDIA_TYPES = {".pdf": "application/pdf", ".html": "text/html; charset=utf-8", ".htm": "text/html; charset=utf-8",
@@ -174,9 +175,15 @@ def build_router(settings: Settings) -> APIRouter:
                                         "parameters": {"doc_id": f"{first}/id", "header.If-Match": f"{first}/sha256"}},
                     "DeleteDocument": {"operationId": "delete_document", "parameters": {"doc_id": f"{first}/id"}},
                 }}, **responses(401, 403, 503)}, dependencies=read)
-    async def list_documents(pipeline: Any = Depends(ready_pipeline)) -> DocumentList:
+    async def list_documents(
+        pipeline: Any = Depends(ready_pipeline),
+        offset: int = Query(0, ge=0, description="skip this many documents (in id order)"),
+        limit: Optional[int] = Query(None, ge=1, le=MAX_LIST_LIMIT,
+                                     description="return at most this many (default: every document)"),
+    ) -> DocumentList:
         infos = await anyio.to_thread.run_sync(pipeline.documents)
-        return DocumentList(documents=[doc_out(d) for d in infos])
+        page = infos[offset:] if limit is None else infos[offset:offset + limit]
+        return DocumentList(documents=[doc_out(d) for d in page], total=len(infos))
 
     @router.get(
         "/documents/{doc_id:path}",
