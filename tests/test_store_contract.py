@@ -241,6 +241,30 @@ def test_both_backends_rank_and_score_alike(tmp_path):
             store.close()
 
 
+def test_a_tie_wider_than_the_margin_gives_the_same_hits_on_both_backends(tmp_path):
+    """One boilerplate paragraph in 20 documents: 20 chunks tie, more than k + TIE_MARGIN. Each engine used to
+    return its own subset of the tied chunks (FAISS k + 8 of them, Milvus 2 (k + 8)), so the two backends
+    cited different documents for the same question; now a search widens until it has the whole tie."""
+    stores = {b: open_store(settings_for(b, tmp_path / b), EMB.model_id, EMB.dimension, CHUNKER.params)
+              for b in BACKENDS}
+    footer = "Disclaimer: this bulletin is for members of the Varn island ferry club only."
+    try:
+        for store in stores.values():
+            write(store, doc("light.txt", LIGHT))
+            for i in range(20):
+                write(store, doc(f"bulletin-{i:02d}.txt", footer))
+        for k in (1, 3, 5, 12):
+            f, m = (stores[b].snapshot().dense_search(EMB.embed_query("ferry club disclaimer"), k) for b in BACKENDS)
+            assert len(f) == k and [h.id for h in f] == [h.id for h in m], k
+            assert [h.chunk.document for h in f] == [f"bulletin-{i:02d}.txt" for i in range(k)], k
+            f, m = (stores[b].snapshot().keyword_search("ferry club disclaimer", k) for b in BACKENDS)
+            assert [h.id for h in f] == [h.id for h in m], k
+            assert [h.chunk.document for h in f] == [f"bulletin-{i:02d}.txt" for i in range(k)], k
+    finally:
+        for store in stores.values():
+            store.close()
+
+
 def test_ties_are_ordered_by_chunk_id():
     def hit(doc_id: str, score: float) -> Hit:
         return Hit(Chunk(doc_id, 0, 1, "x", id=f"{doc_id}#0-00000000"), score)
