@@ -467,6 +467,31 @@ def test_faiss_index_without_generation_loads_and_counts_on(tmp_path):
     assert open_store(s, EMB.model_id, EMB.dimension, CHUNKER.params).document_ids() == ["a.txt", "b.txt"]
 
 
+def test_qa_index_on_milvus_keeps_uploads_and_replaced_versions_in_the_trash(tmp_path, tmp_corpus):
+    """With QA_STORE=milvus an upload or a PUT lives only in Milvus (not in the corpus folder), so `qa index`
+    (StoreWriter.sync_corpus) finds the upload "removed" and the replaced document "changed". It used to delete
+    the upload and overwrite the PUT's version outright, neither kept anywhere; both now go to the trash first
+    (restorable, as on every other delete and replace)."""
+    tmp_corpus({"kaz.txt": KAZ, "birds.txt": BIRDS}, name="corpus")
+    s = settings_for("milvus", tmp_path, reload_interval_s=0)
+    p = LitePipeline(s).warm_up()
+    try:
+        p.add_documents([("light.txt", LIGHT.encode())])
+        put = "The heron left the estuary in 2024."
+        p.replace_document("birds.txt", put.encode(), "*")
+        report = p.writer.sync_corpus(s.corpus_dir)
+        assert report.removed == ["light.txt"] and report.changed == ["birds.txt"]
+        assert p.document_text("birds.txt") == BIRDS  # the folder's version, as documented
+        kept = [(t.id, t.reason, t.sha256) for t in p.trash()]
+        assert ("light.txt", "deleted", hashlib.sha256(LIGHT.encode()).hexdigest()) in kept
+        assert ("birds.txt", "replaced", hashlib.sha256(put.encode()).hexdigest()) in kept
+        p.restore_document("light.txt")
+        assert p.document_text("light.txt") == LIGHT
+        assert p.writer.sync_corpus(s.corpus_dir, [s.corpus_dir / "kaz.txt"]).removed == []  # paths: no removals
+    finally:
+        p.store.close()
+
+
 def test_trash_and_restore_on_both_backends(backend, tmp_path, tmp_corpus, monkeypatch):
     """Delete and replace keep the old version in the trash (the Milvus backend keeps it in Milvus, so
     every replica shares it); restore brings back the exact text and sha256, retrievable again; a
