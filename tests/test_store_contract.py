@@ -531,6 +531,9 @@ def test_trash_and_restore_on_both_backends(backend, tmp_path, tmp_corpus, monke
         with pytest.raises(DocumentError) as e:
             p.restore_document("light.txt")
         assert e.value.status == 409 and p.document_text("light.txt") == new
+        # the same advice on both backends (Milvus's said "or restore under another name": no such option)
+        assert str(e.value) == ("a document named 'light.txt' exists; delete it (it goes to the trash too) "
+                                "before restoring the older one")
         p.remove_document("light.txt")
         assert [t.reason for t in p.trash()] == ["deleted", "replaced"]  # newest first
         older = p.trash()[1].entry

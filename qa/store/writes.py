@@ -176,7 +176,7 @@ class StoreWriter(Writer):
         t = candidates[0]
         if self._exists(doc_id):
             raise DocumentError(f"a document named {shown(doc_id)} exists; delete it (it goes to the trash "
-                                "too) or restore under another name", "already_exists", 409)
+                                "too) before restoring the older one", "already_exists", 409)
         kept = self.store.trashed_document(t.entry)
         self.write(kept, new=True)
         self.store.drop_trash_entry(t.entry)
