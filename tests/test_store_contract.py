@@ -492,6 +492,32 @@ def test_qa_index_on_milvus_keeps_uploads_and_replaced_versions_in_the_trash(tmp
         p.store.close()
 
 
+def test_a_folder_document_deleted_through_the_api_can_be_uploaded_again_on_both_backends(backend, tmp_path,
+                                                                                           tmp_corpus):
+    """A document of the corpus folder, deleted with DELETE /documents/{id}, is uploaded again under its name. The
+    FAISS backend moves its file to the trash; the Milvus backend leaves the folder alone, and the API's check for
+    a file of that name in the corpus folder answered 409 "is already in the corpus folder but is not indexed (it
+    could not be read)" there, for every later upload of the name."""
+    from fastapi.testclient import TestClient
+
+    from api.app import create_app
+
+    tmp_corpus({"kaz.txt": KAZ, "birds.txt": BIRDS}, name="corpus")
+    s = settings_for(backend, tmp_path, reload_interval_s=0, allowed_hosts="testserver")
+    p = LitePipeline(s)
+    try:
+        with TestClient(create_app(s, p, background_warm_up=False)) as c:
+            assert c.delete("/documents/birds.txt").status_code == 200
+            r = c.post("/documents", files=[("files", ("birds.txt", b"The heron came back in 2025."))])
+            assert r.status_code == 201, r.text
+            assert c.get("/documents/birds.txt").json()["text"] == "The heron came back in 2025."
+            r = c.post("/documents", files=[("files", ("birds.txt", b"Again."))])  # now it is a document: 409
+            assert r.status_code == 409 and "already exists; replace it with PUT" in r.json()["message"]
+    finally:
+        if backend == "milvus":
+            p.store.close()
+
+
 def test_trash_and_restore_on_both_backends(backend, tmp_path, tmp_corpus, monkeypatch):
     """Delete and replace keep the old version in the trash (the Milvus backend keeps it in Milvus, so
     every replica shares it); restore brings back the exact text and sha256, retrievable again; a

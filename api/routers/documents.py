@@ -145,8 +145,9 @@ def upload_writer(service: ServiceState, pipeline: Any, corpus: Path, batch: lis
             if resumed and all(infos.get(name) is not None and infos[name].sha256 == hashlib.sha256(data).hexdigest()
                                for name, data in batch):
                 return UploadResult(added=[name for name, _ in batch], documents=[infos[name] for name, _ in batch])
+            in_folder = getattr(pipeline, "uploads_in_corpus_folder", True)  # else a file there takes no name
             for name, _ in batch:
-                if name in infos or (corpus / name).exists():
+                if name in infos or (in_folder and (corpus / name).exists()):
                     raise _api_error(name_taken(name, name in infos))
             try:
                 added = list(pipeline.add_documents(batch))
