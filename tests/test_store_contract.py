@@ -513,6 +513,12 @@ def test_a_folder_document_deleted_through_the_api_can_be_uploaded_again_on_both
             assert c.get("/documents/birds.txt").json()["text"] == "The heron came back in 2025."
             r = c.post("/documents", files=[("files", ("birds.txt", b"Again."))])  # now it is a document: 409
             assert r.status_code == 409 and "already exists; replace it with PUT" in r.json()["message"]
+            assert c.post("/documents", files=[("files", ("light.txt", LIGHT.encode()))]).status_code == 201
+            r = c.get("/documents/light.txt", params={"original": "true"})
+            if backend == "faiss":
+                assert r.status_code == 200 and r.content == LIGHT.encode()
+            else:  # an upload is kept as text only; the 404 used to say the file was removed from the folder
+                assert r.status_code == 404 and "is not kept" in r.json()["message"], r.text
     finally:
         if backend == "milvus":
             p.store.close()
