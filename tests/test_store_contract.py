@@ -494,6 +494,24 @@ def test_qa_index_on_milvus_keeps_uploads_and_replaced_versions_in_the_trash(tmp
         p.store.close()
 
 
+def test_qa_index_ray_on_milvus_keeps_what_it_removes_in_the_trash(tmp_path, tmp_corpus):
+    """`qa index --ray` (qa.store.bulk.ray_index) over a Milvus store deleted a document with no file in the folder
+    (an upload) outright, as `qa index` did; it goes to the trash first now. Nothing changed, so Ray never starts."""
+    from qa.store.bulk import ray_index
+
+    corpus = tmp_corpus({"kaz.txt": KAZ}, name="corpus")
+    store = open_store(settings_for("milvus", tmp_path), EMB.model_id, EMB.dimension, CHUNKER.params)
+    try:
+        write(store, doc("kaz.txt", KAZ))
+        write(store, doc("light.txt", LIGHT))  # uploaded through a replica: not in the folder
+        report = ray_index(settings_for("milvus", tmp_path), store, corpus)
+        assert report.removed == ["light.txt"] and report.reused == ["kaz.txt"] and report.chunks_embedded == 0
+        assert [(t["id"], t["reason"]) for t in store.trash_entries()] == [("light.txt", "deleted")]
+        assert store.trashed_document(store.trash_entries()[0]["entry"]).text == LIGHT
+    finally:
+        store.close()
+
+
 def test_a_folder_document_deleted_through_the_api_can_be_uploaded_again_on_both_backends(backend, tmp_path,
                                                                                            tmp_corpus):
     """A document of the corpus folder, deleted with DELETE /documents/{id}, is uploaded again under its name. The

@@ -25,7 +25,9 @@ import numpy as np
 
 from qa.index_store import BuildReport
 from qa.ingest import load_corpus
+from qa.store.protocol import TrashBin, new_trash_entry
 from qa.types import Chunk, Document
+from qa.writes import _now
 
 
 def _text_sha(text: str) -> str:
@@ -99,6 +101,13 @@ class RayStats:
                 f"({self.pipeline_chunks_per_s:.1f} chunks/s); ray.init {self.startup_s:.1f}s")
 
 
+def _keep(store: Any, doc_id: str, reason: str) -> None:
+    """A store with a trash (Milvus) may hold the only copy of a document the corpus folder lacks or has older bytes
+    of (an upload, a PUT): it goes to the trash before the folder's state is written over it."""
+    if isinstance(store, TrashBin):
+        store.trash_document(doc_id, new_trash_entry(), reason, _now())
+
+
 def ray_index(settings: Any, store: Any, corpus: Path, paths: list[Path] | None = None, *,
               num_cpus: int | None = None, batch_size: int = 64, threads: int = 1,
               workers: int | None = None, stats: RayStats | None = None) -> BuildReport:
@@ -168,11 +177,14 @@ def ray_index(settings: Any, store: Any, corpus: Path, paths: list[Path] | None 
             vectors = np.stack([np.asarray(r["vector"], np.float32) for r in rs]) if rs else \
                 np.zeros((0, int(store.dimension)), np.float32)
             items.append((doc, chunks, vectors))
+        for doc_id in report.changed:
+            _keep(store, doc_id, "replaced")
         store.write_documents(items)
         report.chunks_embedded = len(rows)
     if paths is None:
         present = {d.id for d in docs}
         for doc_id in sorted(set(stored) - present):
+            _keep(store, doc_id, "deleted")
             store.delete_document(doc_id)
             report.removed.append(doc_id)
     report.documents = store.count_documents()
