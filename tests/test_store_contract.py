@@ -538,7 +538,7 @@ def test_a_folder_document_deleted_through_the_api_can_be_uploaded_again_on_both
             if backend == "faiss":
                 assert r.status_code == 200 and r.content == LIGHT.encode()
             else:  # an upload is kept as text only; the 404 used to say the file was removed from the folder
-                assert r.status_code == 404 and "is not kept" in r.json()["message"], r.text
+                assert r.status_code == 404 and "keeps an upload as its text only" in r.json()["message"], r.text
     finally:
         if backend == "milvus":
             p.store.close()

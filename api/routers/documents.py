@@ -232,9 +232,9 @@ def build_router(settings: Settings) -> APIRouter:
             raise ApiError(404, "not_found", f"unknown document {shown(doc_id)}") from None
         except FileNotFoundError:  # removed from the corpus folder by hand; the index still serves its text
             if not getattr(pipeline, "uploads_in_corpus_folder", True):  # Milvus: an upload is kept as text only
-                raise ApiError(404, "not_found", f"the original file of {shown(doc_id)} is not kept: this store "
-                               "(QA_STORE=milvus) keeps an upload's text only, served by GET without ?original; "
-                               "docs/scaling.md") from None
+                raise ApiError(404, "not_found", f"the original file of {shown(doc_id)} is not in this server's "
+                               "corpus folder (QA_STORE=milvus keeps an upload as its text only: docs/scaling.md); "
+                               "its text is served by GET without ?original") from None
             raise ApiError(404, "not_found", f"the original file of {shown(doc_id)} is no longer in the corpus "
                            "folder (its text is still indexed; `qa index` drops it)") from None
         except OSError as e:  # there but unreadable (permissions, an I/O error): the server's to fix
