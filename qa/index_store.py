@@ -345,11 +345,16 @@ class IndexStore:
     def dense_search(self, query_vector: np.ndarray, k: int) -> list["Hit"]:
         """Top ``k`` chunks by inner product with ``query_vector``, best first (stable chunk ids; ties by
         id: qa.store.protocol.ranked)."""
-        from qa.store.protocol import TIE_MARGIN, Hit, ranked
+        from qa.store.protocol import Hit, widened
 
         if k < 1:
             return []
-        return ranked([Hit(self.chunks[i], s) for i, s in self.search(query_vector, k + TIE_MARGIN)], k)
+
+        def search(n: int) -> tuple[list[Hit], bool]:
+            found = self.search(query_vector, n)
+            return [Hit(self.chunks[i], s) for i, s in found], len(found) < n
+
+        return widened(search, k)
 
     def bm25(self) -> Any:
         """The in-memory BM25 ranking of this version's chunks (built once, on first use)."""
@@ -362,11 +367,16 @@ class IndexStore:
 
     def keyword_search(self, query: str, k: int) -> list["Hit"]:
         """Up to ``k`` chunks by BM25 (bm25s, stemmed, English stop words dropped), best first (ties by id)."""
-        from qa.store.protocol import TIE_MARGIN, Hit, ranked
+        from qa.store.protocol import Hit, widened
 
         if k < 1:
             return []
-        return ranked([Hit(p.chunk, p.score) for p in self.bm25().run(query, k + TIE_MARGIN)], k)
+
+        def search(n: int) -> tuple[list[Hit], bool]:
+            found = self.bm25().run(query, n)
+            return [Hit(p.chunk, p.score) for p in found], len(found) < n
+
+        return widened(search, k)
 
     def _tokens_table(self) -> Any:
         with self._reader_tokens_lock:

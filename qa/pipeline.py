@@ -341,6 +341,12 @@ class QAPipeline:
         """Where each page of a PDF starts in its served text; () for other formats. KeyError if unknown."""
         return self.store.page_starts(doc_id)
 
+    @property
+    def uploads_in_corpus_folder(self) -> bool:
+        """Whether uploads are written into the corpus folder (FAISS) or kept only in the store (Milvus, where a
+        file of the folder whose document was deleted through the API stays there and does not take its name)."""
+        return self.settings.store == "faiss"
+
     def document_original(self, doc_id: str) -> Path:
         """The indexed document's original file in the corpus folder (e.g. the .pdf). KeyError when
         the document is not indexed, FileNotFoundError when it is but its file is gone."""

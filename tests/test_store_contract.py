@@ -241,6 +241,30 @@ def test_both_backends_rank_and_score_alike(tmp_path):
             store.close()
 
 
+def test_a_tie_wider_than_the_margin_gives_the_same_hits_on_both_backends(tmp_path):
+    """One boilerplate paragraph in 20 documents: 20 chunks tie, more than k + TIE_MARGIN. Each engine used to
+    return its own subset of the tied chunks (FAISS k + 8 of them, Milvus 2 (k + 8)), so the two backends
+    cited different documents for the same question; now a search widens until it has the whole tie."""
+    stores = {b: open_store(settings_for(b, tmp_path / b), EMB.model_id, EMB.dimension, CHUNKER.params)
+              for b in BACKENDS}
+    footer = "Disclaimer: this bulletin is for members of the Varn island ferry club only."
+    try:
+        for store in stores.values():
+            write(store, doc("light.txt", LIGHT))
+            for i in range(20):
+                write(store, doc(f"bulletin-{i:02d}.txt", footer))
+        for k in (1, 3, 5, 12):
+            f, m = (stores[b].snapshot().dense_search(EMB.embed_query("ferry club disclaimer"), k) for b in BACKENDS)
+            assert len(f) == k and [h.id for h in f] == [h.id for h in m], k
+            assert [h.chunk.document for h in f] == [f"bulletin-{i:02d}.txt" for i in range(k)], k
+            f, m = (stores[b].snapshot().keyword_search("ferry club disclaimer", k) for b in BACKENDS)
+            assert [h.id for h in f] == [h.id for h in m], k
+            assert [h.chunk.document for h in f] == [f"bulletin-{i:02d}.txt" for i in range(k)], k
+    finally:
+        for store in stores.values():
+            store.close()
+
+
 def test_ties_are_ordered_by_chunk_id():
     def hit(doc_id: str, score: float) -> Hit:
         return Hit(Chunk(doc_id, 0, 1, "x", id=f"{doc_id}#0-00000000"), score)
@@ -319,7 +343,9 @@ def test_cli_index_search_and_check_with_milvus(tmp_path, tmp_corpus, monkeypatc
         assert main(["restore", "light.txt"]) == 0
         assert "Restored light.txt" in capsys.readouterr().out
         assert main(["restore", "light.txt"]) == 1  # nothing left to restore
-        assert main(["restore", "--list"]) == 0 and "The trash is empty." in capsys.readouterr().out
+        assert main(["restore", "--list"]) == 0
+        listed = capsys.readouterr().out  # what `qa index` removed is kept too (Milvus holds its only copy)
+        assert "\tbirds.txt\t" in listed and "\tlight.txt\t" not in listed
         assert main(["search", "How many ospreys did the lighthouse keeper count?", "--json", "-k", "1"]) == 0
         assert json.loads(capsys.readouterr().out)[0]["document"] == "light.txt"
         assert not (tmp_path / "index" / "CURRENT").exists()  # nothing went to a FAISS index
@@ -443,6 +469,81 @@ def test_faiss_index_without_generation_loads_and_counts_on(tmp_path):
     assert open_store(s, EMB.model_id, EMB.dimension, CHUNKER.params).document_ids() == ["a.txt", "b.txt"]
 
 
+def test_qa_index_on_milvus_keeps_uploads_and_replaced_versions_in_the_trash(tmp_path, tmp_corpus):
+    """With QA_STORE=milvus an upload or a PUT lives only in Milvus (not in the corpus folder), so `qa index`
+    (StoreWriter.sync_corpus) finds the upload "removed" and the replaced document "changed". It used to delete
+    the upload and overwrite the PUT's version outright, neither kept anywhere; both now go to the trash first
+    (restorable, as on every other delete and replace)."""
+    tmp_corpus({"kaz.txt": KAZ, "birds.txt": BIRDS}, name="corpus")
+    s = settings_for("milvus", tmp_path, reload_interval_s=0)
+    p = LitePipeline(s).warm_up()
+    try:
+        p.add_documents([("light.txt", LIGHT.encode())])
+        put = "The heron left the estuary in 2024."
+        p.replace_document("birds.txt", put.encode(), "*")
+        report = p.writer.sync_corpus(s.corpus_dir)
+        assert report.removed == ["light.txt"] and report.changed == ["birds.txt"]
+        assert p.document_text("birds.txt") == BIRDS  # the folder's version, as documented
+        kept = [(t.id, t.reason, t.sha256) for t in p.trash()]
+        assert ("light.txt", "deleted", hashlib.sha256(LIGHT.encode()).hexdigest()) in kept
+        assert ("birds.txt", "replaced", hashlib.sha256(put.encode()).hexdigest()) in kept
+        p.restore_document("light.txt")
+        assert p.document_text("light.txt") == LIGHT
+        assert p.writer.sync_corpus(s.corpus_dir, [s.corpus_dir / "kaz.txt"]).removed == []  # paths: no removals
+    finally:
+        p.store.close()
+
+
+def test_qa_index_ray_on_milvus_keeps_what_it_removes_in_the_trash(tmp_path, tmp_corpus):
+    """`qa index --ray` (qa.store.bulk.ray_index) over a Milvus store deleted a document with no file in the folder
+    (an upload) outright, as `qa index` did; it goes to the trash first now. Nothing changed, so Ray never starts."""
+    from qa.store.bulk import ray_index
+
+    corpus = tmp_corpus({"kaz.txt": KAZ}, name="corpus")
+    store = open_store(settings_for("milvus", tmp_path), EMB.model_id, EMB.dimension, CHUNKER.params)
+    try:
+        write(store, doc("kaz.txt", KAZ))
+        write(store, doc("light.txt", LIGHT))  # uploaded through a replica: not in the folder
+        report = ray_index(settings_for("milvus", tmp_path), store, corpus)
+        assert report.removed == ["light.txt"] and report.reused == ["kaz.txt"] and report.chunks_embedded == 0
+        assert [(t["id"], t["reason"]) for t in store.trash_entries()] == [("light.txt", "deleted")]
+        assert store.trashed_document(store.trash_entries()[0]["entry"]).text == LIGHT
+    finally:
+        store.close()
+
+
+def test_a_folder_document_deleted_through_the_api_can_be_uploaded_again_on_both_backends(backend, tmp_path,
+                                                                                           tmp_corpus):
+    """A document of the corpus folder, deleted with DELETE /documents/{id}, is uploaded again under its name. The
+    FAISS backend moves its file to the trash; the Milvus backend leaves the folder alone, and the API's check for
+    a file of that name in the corpus folder answered 409 "is already in the corpus folder but is not indexed (it
+    could not be read)" there, for every later upload of the name."""
+    from fastapi.testclient import TestClient
+
+    from api.app import create_app
+
+    tmp_corpus({"kaz.txt": KAZ, "birds.txt": BIRDS}, name="corpus")
+    s = settings_for(backend, tmp_path, reload_interval_s=0, allowed_hosts="testserver")
+    p = LitePipeline(s)
+    try:
+        with TestClient(create_app(s, p, background_warm_up=False)) as c:
+            assert c.delete("/documents/birds.txt").status_code == 200
+            r = c.post("/documents", files=[("files", ("birds.txt", b"The heron came back in 2025."))])
+            assert r.status_code == 201, r.text
+            assert c.get("/documents/birds.txt").json()["text"] == "The heron came back in 2025."
+            r = c.post("/documents", files=[("files", ("birds.txt", b"Again."))])  # now it is a document: 409
+            assert r.status_code == 409 and "already exists; replace it with PUT" in r.json()["message"]
+            assert c.post("/documents", files=[("files", ("light.txt", LIGHT.encode()))]).status_code == 201
+            r = c.get("/documents/light.txt", params={"original": "true"})
+            if backend == "faiss":
+                assert r.status_code == 200 and r.content == LIGHT.encode()
+            else:  # an upload is kept as text only; the 404 used to say the file was removed from the folder
+                assert r.status_code == 404 and "keeps an upload as its text only" in r.json()["message"], r.text
+    finally:
+        if backend == "milvus":
+            p.store.close()
+
+
 def test_trash_and_restore_on_both_backends(backend, tmp_path, tmp_corpus, monkeypatch):
     """Delete and replace keep the old version in the trash (the Milvus backend keeps it in Milvus, so
     every replica shares it); restore brings back the exact text and sha256, retrievable again; a
@@ -482,6 +583,9 @@ def test_trash_and_restore_on_both_backends(backend, tmp_path, tmp_corpus, monke
         with pytest.raises(DocumentError) as e:
             p.restore_document("light.txt")
         assert e.value.status == 409 and p.document_text("light.txt") == new
+        # the same advice on both backends (Milvus's said "or restore under another name": no such option)
+        assert str(e.value) == ("a document named 'light.txt' exists; delete it (it goes to the trash too) "
+                                "before restoring the older one")
         p.remove_document("light.txt")
         assert [t.reason for t in p.trash()] == ["deleted", "replaced"]  # newest first
         older = p.trash()[1].entry

@@ -146,8 +146,9 @@ def upload_writer(service: ServiceState, pipeline: Any, corpus: Path, batch: lis
             if resumed and all(infos.get(name) is not None and infos[name].sha256 == hashlib.sha256(data).hexdigest()
                                for name, data in batch):
                 return UploadResult(added=[name for name, _ in batch], documents=[infos[name] for name, _ in batch])
+            in_folder = getattr(pipeline, "uploads_in_corpus_folder", True)  # else a file there takes no name
             for name, _ in batch:
-                if name in infos or (corpus / name).exists():
+                if name in infos or (in_folder and (corpus / name).exists()):
                     raise _api_error(name_taken(name, name in infos))
             try:
                 added = list(pipeline.add_documents(batch))
@@ -237,6 +238,10 @@ def build_router(settings: Settings) -> APIRouter:
         except KeyError:
             raise ApiError(404, "not_found", f"unknown document {shown(doc_id)}") from None
         except FileNotFoundError:  # removed from the corpus folder by hand; the index still serves its text
+            if not getattr(pipeline, "uploads_in_corpus_folder", True):  # Milvus: an upload is kept as text only
+                raise ApiError(404, "not_found", f"the original file of {shown(doc_id)} is not in this server's "
+                               "corpus folder (QA_STORE=milvus keeps an upload as its text only: docs/scaling.md); "
+                               "its text is served by GET without ?original") from None
             raise ApiError(404, "not_found", f"the original file of {shown(doc_id)} is no longer in the corpus "
                            "folder (its text is still indexed; `qa index` drops it)") from None
         except OSError as e:  # there but unreadable (permissions, an I/O error): the server's to fix

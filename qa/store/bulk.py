@@ -27,8 +27,9 @@ import numpy as np
 
 from qa.index_store import BuildReport
 from qa.ingest import SkippedFile, load_corpus
-from qa.store.protocol import store_problem
+from qa.store.protocol import TrashBin, new_trash_entry, store_problem
 from qa.types import Chunk, Document
+from qa.writes import _now
 
 
 def _text_sha(text: str) -> str:
@@ -142,6 +143,13 @@ class RayStats:
                 f"({self.pipeline_chunks_per_s:.1f} chunks/s); ray.init {self.startup_s:.1f}s")
 
 
+def _keep(store: Any, doc_id: str, reason: str) -> None:
+    """A store with a trash (Milvus) may hold the only copy of a document the corpus folder lacks or has older bytes
+    of (an upload, a PUT): it goes to the trash before the folder's state is written over it."""
+    if isinstance(store, TrashBin):
+        store.trash_document(doc_id, new_trash_entry(), reason, _now())
+
+
 def ray_index(settings: Any, store: Any, corpus: Path, paths: list[Path] | None = None, *,
               num_cpus: int | None = None, batch_size: int = 64, threads: int = 1,
               workers: int | None = None, stats: RayStats | None = None) -> BuildReport:
@@ -223,6 +231,12 @@ def ray_index(settings: Any, store: Any, corpus: Path, paths: list[Path] | None 
             items.append((doc, chunks, vectors))
         report.chunks_embedded = len(rows)
     if items or removals:
+        # a store with a trash (Milvus) may hold the only copy of what is written over or removed: kept first
+        for doc, _, _ in items:
+            if doc.id in stored and stored[doc.id].sha256 != doc.sha256:
+                _keep(store, doc.id, "replaced")
+        for doc_id in removals:
+            _keep(store, doc_id, "deleted")
         store.write_documents(items, removals=removals)  # FAISS: one new version
         report.removed = removals
     report.documents = store.count_documents()

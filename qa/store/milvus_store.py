@@ -54,7 +54,7 @@ from typing import Any
 import numpy as np
 
 from qa.index_store import DocumentInfo, IndexStaleError
-from qa.store.protocol import (TIE_MARGIN, DocumentChangedError, DocumentExistsError, Hit, check_write, chunk_id, new_trash_entry, ranked,
+from qa.store.protocol import (DocumentChangedError, DocumentExistsError, Hit, check_write, chunk_id, new_trash_entry, widened,
                                with_ids)
 from qa.types import Chunk, Document
 
@@ -123,9 +123,14 @@ def _row_key(rev: str, stable_id: str) -> str:
     return f"{rev}:{hashlib.sha256(stable_id.encode('utf-8', 'surrogatepass')).hexdigest()[:24]}"
 
 
-def _search_limit(k: int) -> int:
-    # twice k: while a write replaces a document, a chunk both versions hold is found twice (reported once)
-    return min(2 * (k + TIE_MARGIN), TOP_K_MAX)
+def _search_limit(n: int) -> int:
+    # twice n: while a write replaces a document, a chunk both versions hold is found twice (reported once)
+    return min(2 * n, TOP_K_MAX)
+
+
+def _complete(result: Any, limit: int) -> bool:
+    """Whether a search returned every row it could (fewer than it asked for, or as many as Milvus gives)."""
+    return len(result[0] if result else []) < limit or limit >= TOP_K_MAX
 
 
 def _deleted(result: Any) -> int:
@@ -376,23 +381,33 @@ class MilvusDocumentStore:
         q = np.asarray(query_vector, dtype=np.float32).reshape(-1)
         if q.shape[0] != self.dimension:
             raise ValueError(f"query vector has dimension {q.shape[0]}, the store has {self.dimension}")
-        res = self.client.search(self.c_chunks, data=[q.tolist()], anns_field="vector",
-                                 limit=_search_limit(k), search_params={"metric_type": "IP"},
-                                 output_fields=["document", "ordinal", "start", "end", "text"])
-        return ranked(self._hits(res, 1.0), k)  # ties by chunk id, as the faiss backend
+
+        def search(n: int) -> tuple[list[Hit], bool]:
+            limit = _search_limit(n)
+            res = self.client.search(self.c_chunks, data=[q.tolist()], anns_field="vector",
+                                     limit=limit, search_params={"metric_type": "IP"},
+                                     output_fields=["document", "ordinal", "start", "end", "text"])
+            return self._hits(res, 1.0), _complete(res, limit)
+
+        return widened(search, k)  # ties by chunk id, as the faiss backend
 
     def keyword_search(self, query: str, k: int) -> list[Hit]:
         terms = analyze(query)
         if k < 1 or not terms:
             return []
-        res = self.client.search(self.c_chunks, data=[terms], anns_field="sparse", limit=_search_limit(k),
-                                 search_params={"metric_type": "BM25"},
-                                 output_fields=["document", "ordinal", "start", "end", "text"])
-        # Milvus Lite reports a BM25 match as a negative distance (smaller is better); a server as a
-        # positive score: the magnitude is the BM25 score either way, and the order is Milvus's.
-        # Divided by (k1 + 1): the scale of the faiss backend's bm25s scores (see BM25_K1).
-        hits = [Hit(h.chunk, abs(h.score) / (BM25_K1 + 1.0)) for h in self._hits(res, 1.0)]
-        return ranked([h for h in hits if h.score > 0.0], k)
+
+        def search(n: int) -> tuple[list[Hit], bool]:
+            limit = _search_limit(n)
+            res = self.client.search(self.c_chunks, data=[terms], anns_field="sparse", limit=limit,
+                                     search_params={"metric_type": "BM25"},
+                                     output_fields=["document", "ordinal", "start", "end", "text"])
+            # Milvus Lite reports a BM25 match as a negative distance (smaller is better); a server as a
+            # positive score: the magnitude is the BM25 score either way, and the order is Milvus's.
+            # Divided by (k1 + 1): the scale of the faiss backend's bm25s scores (see BM25_K1).
+            hits = [Hit(h.chunk, abs(h.score) / (BM25_K1 + 1.0)) for h in self._hits(res, 1.0)]
+            return [h for h in hits if h.score > 0.0], _complete(res, limit)
+
+        return widened(search, k)
 
     def _count(self, collection: str) -> int:
         rows = self.client.query(collection, filter="", output_fields=["count(*)"])

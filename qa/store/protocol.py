@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import hashlib
 import uuid
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
@@ -179,8 +179,8 @@ def new_trash_entry() -> str:
     return datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S%f") + "-" + uuid.uuid4().hex[:6]
 
 
-#: Searches ask their engine for this many hits more than ``k``, so that chunks tied with the k-th
-#: are all seen before :func:`ranked` orders ties by id and cuts at ``k``.
+#: Searches ask their engine for this many hits more than ``k`` first (:func:`widened`: more while chunks may tie
+#: the k-th), so that chunks tied with the k-th are all seen before :func:`ranked` orders ties by id and cuts at ``k``.
 TIE_MARGIN = 8
 
 
@@ -222,6 +222,28 @@ def store_problem(store: Any, document: Document) -> str | None:
     except ValueError as e:
         return str(e)
     return None
+
+
+def widened(search: Callable[[int], tuple[list[Hit], bool]], k: int, rel: float = 1e-5) -> list[Hit]:
+    """:func:`ranked` over ``search(n)``'s hits, asking for ``k + TIE_MARGIN`` first and twice as many again while
+    the hits do not hold every chunk tied with the k-th (``search`` says whether it returned all it had). With
+    a tie wider than the margin (one boilerplate paragraph in many documents) each engine used to return its own
+    subset of the tied chunks, so the two backends cited different documents for one question."""
+    n = k + TIE_MARGIN
+    while True:
+        hits, complete = search(n)
+        if complete or not _cut_inside_a_tie(hits, k, rel):
+            return ranked(hits, k, rel)
+        n *= 2
+
+
+def _cut_inside_a_tie(hits: Sequence[Hit], k: int, rel: float) -> bool:
+    """Whether the worst of ``hits`` may tie the k-th best (so a chunk left out may tie it too)."""
+    scores = sorted((h.score for h in hits), reverse=True)
+    if len(scores) < k:
+        return True
+    kth = scores[k - 1]
+    return scores[-1] >= kth - 2 * rel * max(1.0, abs(kth))
 
 
 def check_write(document: Document, chunks: Sequence[Chunk], vectors: np.ndarray, dimension: int) -> np.ndarray:

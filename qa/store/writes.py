@@ -177,7 +177,7 @@ class StoreWriter(Writer):
         t = candidates[0]
         if self._exists(doc_id):
             raise DocumentError(f"a document named {shown(doc_id)} exists; delete it (it goes to the trash "
-                                "too) or restore under another name", "already_exists", 409)
+                                "too) before restoring the older one", "already_exists", 409)
         kept = self.store.trashed_document(t.entry)
         self.write(kept, new=True)
         self.store.drop_trash_entry(t.entry)
@@ -209,7 +209,9 @@ class StoreWriter(Writer):
     def sync_corpus(self, corpus: Path, paths: list[Path] | None = None, show_progress: bool = False) -> BuildReport:
         """Make the store hold the corpus folder's documents: new or changed files (sha256 of the
         bytes or of the extracted text) are written, unchanged ones kept, and (without ``paths``)
-        stored documents with no file any more are deleted. The report says which."""
+        stored documents with no file any more are deleted. The report says which. The version a
+        changed file replaces and a deleted document go to the trash first: an upload or a PUT lives
+        only in the store (never in the folder), and `qa index` used to delete or overwrite it unkept."""
         t0 = time.perf_counter()
         report = BuildReport(index_dir=str(getattr(self.store, "uri", "")))
         docs, report.skipped = load_corpus(Path(corpus), paths)
@@ -225,12 +227,14 @@ class StoreWriter(Writer):
                 logger.warning("skipping %s: %s", doc.id, problem)
                 report.skipped.append(SkippedFile(path=doc.id, reason=problem))
                 continue
+            if old is not None:
+                self._to_trash(doc.id, "replaced")
             self.write(doc)
             (report.changed if old is not None else report.added).append(doc.id)
         if paths is None:
             present = {d.id for d in docs}
             for doc_id in sorted(set(stored) - present):
-                self.store.delete_document(doc_id)
+                self.delete(doc_id)
                 report.removed.append(doc_id)
         report.documents = self.store.count_documents()
         report.chunks = self.store.count_chunks()
