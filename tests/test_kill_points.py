@@ -193,6 +193,15 @@ class Client:
         self.acked += 1
 
 
+def start_lite(env: dict, log: Path) -> tuple[subprocess.Popen, str]:
+    """A lite server subprocess on a free loopback port (its own session, so a kill reaches it whole); its URL."""
+    port = free_port()
+    with open(log, "w") as out:
+        proc = subprocess.Popen([sys.executable, str(LITE_SERVER), "--port", str(port)], cwd=PROJECT_ROOT,
+                                env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+    return proc, f"http://127.0.0.1:{port}"
+
+
 def run_kill_rounds(tmp: Path, rounds: int, seed: int, report=None) -> dict:
     """Kill a lite server ``rounds`` times; assert agreement after each. Returns figures."""
     rng = random.Random(seed)
@@ -208,12 +217,8 @@ def run_kill_rounds(tmp: Path, rounds: int, seed: int, report=None) -> dict:
         hand_made = r % 4 == 3
         if hand_made:  # start-up will have to re-index this: kill it while it does
             (corpus / f"hand-{r}.txt").write_bytes(b"Added by hand: " + b"curlew " * rng.choice([10, 20000]))
-        port = free_port()
-        url = f"http://127.0.0.1:{port}"
         log = tmp / f"server-{r}.log"
-        with open(log, "w") as out:
-            proc = subprocess.Popen([sys.executable, str(LITE_SERVER), "--port", str(port)], cwd=PROJECT_ROOT,
-                                    env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+        proc, url = start_lite(env, log)
         try:
             if hand_made:
                 time.sleep(rng.uniform(0.5, 2.0))  # somewhere in import / recovery / re-indexing / serving
@@ -261,12 +266,8 @@ def run_kill_rounds(tmp: Path, rounds: int, seed: int, report=None) -> dict:
         if report:
             report(r, client.acked, flight)
     # a last clean start: the server agrees with the corpus, and writes work
-    port = free_port()
-    url = f"http://127.0.0.1:{port}"
     log = tmp / "server-final.log"
-    with open(log, "w") as out:
-        proc = subprocess.Popen([sys.executable, str(LITE_SERVER), "--port", str(port)], cwd=PROJECT_ROOT, env=env,
-                                stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+    proc, url = start_lite(env, log)
     try:
         wait_ready(url, proc, 60, log)
         status, body = http("GET", url + "/documents")
@@ -297,12 +298,8 @@ def test_kill_with_upload_jobs_queued_then_restart(tmp_path):
     files = {f"job-{i}.txt": (f"Job {i}: " + " ".join(WORDS) * 40).encode() for i in range(6)}
     ids = []
     for attempt in ("killed", "restarted"):
-        port = free_port()
-        url = f"http://127.0.0.1:{port}"
         log = tmp_path / f"{attempt}.log"
-        with open(log, "w") as out:
-            proc = subprocess.Popen([sys.executable, str(LITE_SERVER), "--port", str(port)], cwd=PROJECT_ROOT,
-                                    env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+        proc, url = start_lite(env, log)
         try:
             wait_ready(url, proc, 60, log)
             if attempt == "killed":
