@@ -26,10 +26,22 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 EXIT_OK = 0
 EXIT_ERROR = 1
 EXIT_INDEX = 2  # the index is missing/corrupt/stale and cannot be used
+EXIT_INTERRUPTED = 130  # Ctrl-C (128 + SIGINT)
+EXIT_BROKEN_PIPE = 141  # whoever read stdout went away, e.g. `qa ask ... | head` (128 + SIGPIPE, as the shell says)
 
 
 def eprint(*args: Any) -> None:
     print(*args, file=sys.stderr, flush=True)
+
+
+def _silence_stdout() -> None:
+    """Point stdout at /dev/null: its reader is gone, and the interpreter's last flush must not fail again."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    except (OSError, ValueError, AttributeError):  # a stdout without a file descriptor (tests)
+        pass
 
 
 def get_cli_settings():
@@ -602,7 +614,12 @@ def main(argv: list[str] | None = None) -> int:
     handler.setLevel(level)  # on the handler: some libraries (bm25s) force their loggers to DEBUG
     logging.basicConfig(level=level, handlers=[handler])
     try:
-        return int(args.handler(args) or 0)
+        code = int(args.handler(args) or 0)
+        sys.stdout.flush()  # a closed pipe shows here, not in the interpreter's last flush
+        return code
+    except BrokenPipeError:
+        _silence_stdout()
+        return EXIT_BROKEN_PIPE
     except IndexLoadError as e:
         eprint(f"qa: error: {e}")
         return EXIT_INDEX
@@ -612,7 +629,7 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_ERROR
     except KeyboardInterrupt:
         eprint("qa: interrupted")
-        return 130
+        return EXIT_INTERRUPTED
 
 
 if __name__ == "__main__":
