@@ -492,7 +492,20 @@ def add_restore_command(subparsers: Any) -> None:
     p.set_defaults(handler=cmd_restore)
 
 
+def _restore_misuse(args: argparse.Namespace) -> str | None:
+    """Why these options cannot go together (they used to be ignored: `qa restore --entry E` listed the trash)."""
+    if args.list and (args.id or args.entry):
+        return "--list takes no document id or --entry: run `qa restore --list` alone"
+    if args.entry and not args.id:
+        return "--entry needs the document id too: qa restore ID --entry ENTRY (both as `qa restore --list` shows)"
+    return None
+
+
 def cmd_restore(args: argparse.Namespace) -> int:
+    misuse = _restore_misuse(args)
+    if misuse:
+        eprint(f"qa: error: {misuse}")
+        return EXIT_ERROR
     settings = get_cli_settings()
     listing = args.list or not args.id
     if settings.store != "faiss":  # the store keeps its own trash (qa.store.protocol.TrashBin)
