@@ -11,13 +11,14 @@ same first-run behaviour as ``qa search``.
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import os
 import sys
 import time
 from pathlib import Path
 from typing import Any
+
+from qa.console import print_json, tolerate_unencodable_text
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
@@ -180,7 +181,7 @@ def _print_store_report(args: argparse.Namespace, settings, corpus: Path, report
 
     report.seconds = time.perf_counter() - t0
     if args.json:
-        print(json.dumps(report.to_dict(), indent=2, default=lambda o: o.__dict__))
+        print_json(report.to_dict(), default=lambda o: o.__dict__)
         return EXIT_OK
     if settings.store == "milvus":
         print(f"Store: milvus {milvus_uri(settings)} (collections {settings.milvus_collection}_*)")
@@ -278,7 +279,7 @@ def cmd_index(args: argparse.Namespace) -> int:
     assert report is not None
     report.seconds = time.perf_counter() - t0  # include model loading
     if args.json:
-        print(json.dumps(report.to_dict(), indent=2, default=lambda o: o.__dict__))
+        print_json(report.to_dict(), default=lambda o: o.__dict__)
         return EXIT_OK
     print(f"Index: {store.path}")
     print(f"Corpus: {corpus}")
@@ -351,7 +352,7 @@ def cmd_search(args: argparse.Namespace) -> int:
         for p in passages
     ]
     if args.json:
-        print(json.dumps(rows, indent=2, ensure_ascii=False))
+        print_json(rows)
         return EXIT_OK
     if not rows:
         print("No passages found.")
@@ -406,7 +407,7 @@ def cmd_ask(args: argparse.Namespace) -> int:
     pipeline.warm_up(show_progress=sys.stderr.isatty())
     result = pipeline.ask(args.question, top_k=args.k, max_answers=args.max_answers)
     if args.json:
-        print(result.model_dump_json(indent=2))
+        print_json(result.model_dump(mode="json"))
         return EXIT_OK
     if not result.answer_found:
         print("Not found in the documents.")
@@ -621,6 +622,7 @@ def main(argv: list[str] | None = None) -> int:
         eprint(f"qa: error: {e}")
         return EXIT_ERROR
     args = parser.parse_args(argv)
+    tolerate_unencodable_text()
     level = logging.WARNING - 10 * min(args.verbose, 2)
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
