@@ -90,8 +90,8 @@ def add_index_command(subparsers: Any) -> None:
     p = subparsers.add_parser(
         "index",
         help="build or update the search index",
-        description="Index .txt/.md documents (default: the corpus folder, QA_CORPUS_DIR). Only "
-        "new or changed documents are embedded again; removed ones are dropped.",
+        description="Index .txt, .md, .pdf, .docx, .html and .htm documents (default: the corpus folder, "
+        "QA_CORPUS_DIR). Only new or changed documents are embedded again; removed ones are dropped.",
     )
     p.add_argument(
         "paths", nargs="*", type=Path, metavar="PATH",
@@ -374,8 +374,9 @@ def add_ask_command(subparsers: Any) -> None:
         "ask",
         help="answer a question from the documents, citing file and offsets",
         description="Retrieve passages and extract answer spans. Each answer cites document, start and "
-        "end (code-point offsets: open(file, encoding='utf-8').read()[start:end] == answer). "
-        "Says so when no answer is found in the documents.",
+        "end: code-point offsets into the document's text as GET /documents/{id} serves it, text[start:end] == "
+        "answer (for .txt/.md that text is open(file, encoding='utf-8').read(); for .pdf/.docx/.html the text "
+        "extracted from the file). Says so when no answer is found in the documents.",
     )
     p.add_argument("question")
     p.add_argument("-k", type=int, default=None, help="passages to read (default: QA_TOP_K)")
