@@ -97,7 +97,8 @@ def add_index_command(subparsers: Any) -> None:
         "paths", nargs="*", type=Path, metavar="PATH",
         help="a corpus folder, or files/folders inside the corpus folder (default: QA_CORPUS_DIR)",
     )
-    p.add_argument("--json", action="store_true", help="print the build report as JSON")
+    p.add_argument("--json", action="store_true",
+                   help="print the build report (with --check: the differences) as JSON")
     p.add_argument("--ray", action="store_true",
                    help="chunk and embed with Ray Data (bulk indexing; needs ray[data]; RAY_ADDRESS for a cluster)")
     p.add_argument("--ray-cpus", type=int, default=None, metavar="N", help="CPUs of the local Ray (default: all)")
@@ -204,10 +205,28 @@ def _print_store_report(args: argparse.Namespace, settings, corpus: Path, report
     return EXIT_OK
 
 
-def cmd_index_check(settings) -> int:
+def _print_check(as_json: bool, settings, diffs: list, count: int, where: str) -> int:
+    """`qa index --check`'s result: one line per difference and a summary, or (--json) one JSON object."""
+    from dataclasses import asdict
+
+    from qa.writes import describe
+
+    if as_json:
+        print_json({"corpus": str(settings.corpus_dir), "compared_with": where, "documents": count,
+                    "differences": [asdict(d) for d in diffs]})
+    else:
+        for line in describe(diffs):
+            print(line)
+        noun = "indexed documents) and the index" if where == "index" else f"stored documents) and the {where} store"
+        print(f"{len(diffs)} difference(s) between {settings.corpus_dir} ({count} {noun}"
+              + ("; run `qa index` to repair them" if diffs else ""))
+    return EXIT_ERROR if diffs else EXIT_OK
+
+
+def cmd_index_check(settings, as_json: bool = False) -> int:
     """Report (never repair) every difference between the corpus folder and the index."""
     from qa.index_store import IndexStore, active_documents
-    from qa.writes import describe, differences
+    from qa.writes import differences
 
     if settings.store != "faiss":
         writer = store_writer(settings)
@@ -215,15 +234,11 @@ def cmd_index_check(settings) -> int:
             stored = {d: i.sha256 for d, i in writer.store.documents.items()}
         finally:
             writer.store.close()
-        diffs = differences(Path(settings.corpus_dir), stored)
-        for line in describe(diffs):
-            print(line)
-        print(f"{len(diffs)} difference(s) between {settings.corpus_dir} ({len(stored)} stored documents) and the "
-              f"{settings.store} store" + ("; run `qa index` to repair them" if diffs else ""))
-        return EXIT_ERROR if diffs else EXIT_OK
+        return _print_check(as_json, settings, differences(Path(settings.corpus_dir), stored), len(stored),
+                            settings.store)
     recovered = _writer(settings).recover()
     for r in recovered:
-        print(f"finished an interrupted {r.op} ({r.action})")
+        (eprint if as_json else print)(f"finished an interrupted {r.op} ({r.action})")
     indexed = active_documents(settings.index_dir)
     if indexed is None:
         eprint(f"qa: no readable index in {settings.index_dir}; run `qa index`")
@@ -231,12 +246,7 @@ def cmd_index_check(settings) -> int:
     # The manifest alone says nothing of the files beside it: load (and verify) the version, as qa ask and qa
     # serve will, so that a check never passes an index they refuse (IndexLoadError: exit 2, one line).
     IndexStore.load(settings.index_dir)
-    diffs = differences(Path(settings.corpus_dir), indexed)
-    for line in describe(diffs):
-        print(line)
-    print(f"{len(diffs)} difference(s) between {settings.corpus_dir} ({len(indexed)} indexed documents) and the index"
-          + ("; run `qa index` to repair them" if diffs else ""))
-    return EXIT_ERROR if diffs else EXIT_OK
+    return _print_check(as_json, settings, differences(Path(settings.corpus_dir), indexed), len(indexed), "index")
 
 
 def cmd_index(args: argparse.Namespace) -> int:
@@ -246,7 +256,7 @@ def cmd_index(args: argparse.Namespace) -> int:
 
     settings = get_cli_settings()
     if args.check:
-        return cmd_index_check(settings)
+        return cmd_index_check(settings, as_json=args.json)
     corpus, paths = _corpus_and_paths(args.paths, Path(settings.corpus_dir))
     if paths is None and not corpus.is_dir():
         eprint(f"qa: corpus folder not found: {corpus}")
