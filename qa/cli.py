@@ -140,14 +140,14 @@ def _index_ray(args: argparse.Namespace, settings, corpus: Path, paths: list[Pat
     try:
         import ray  # noqa: F401
     except ImportError:
-        eprint("qa: --ray needs Ray Data: pip install 'ray[data]==2.60.0'")
+        eprint("qa: error: --ray needs Ray Data: pip install 'ray[data]==2.60.0'")
         return EXIT_ERROR
     from qa.store.bulk import RayStats, ray_index
 
     for name in ("ray_cpus", "ray_threads", "ray_workers"):
         value = getattr(args, name)
         if value is not None and value < 1:
-            eprint(f"qa: --{name.replace('_', '-')} must be at least 1")
+            eprint(f"qa: error: --{name.replace('_', '-')} must be at least 1")
             return EXIT_ERROR
     if settings.store == "faiss":
         for r in _writer(settings).recover():
@@ -158,7 +158,7 @@ def _index_ray(args: argparse.Namespace, settings, corpus: Path, paths: list[Pat
         report = ray_index(settings, writer.store, corpus, paths, num_cpus=args.ray_cpus, threads=args.ray_threads,
                            workers=args.ray_workers, stats=stats)
     except ValueError as e:
-        eprint(f"qa: {e}")
+        eprint(f"qa: error: {e}")
         return EXIT_ERROR
     finally:
         writer.store.close()
@@ -241,7 +241,7 @@ def cmd_index_check(settings, as_json: bool = False) -> int:
         (eprint if as_json else print)(f"finished an interrupted {r.op} ({r.action})")
     indexed = active_documents(settings.index_dir)
     if indexed is None:
-        eprint(f"qa: no readable index in {settings.index_dir}; run `qa index`")
+        eprint(f"qa: error: no readable index in {settings.index_dir}; run `qa index`")
         return EXIT_INDEX
     # The manifest alone says nothing of the files beside it: load (and verify) the version, as qa ask and qa
     # serve will, so that a check never passes an index they refuse (IndexLoadError: exit 2, one line).
@@ -259,17 +259,17 @@ def cmd_index(args: argparse.Namespace) -> int:
         return cmd_index_check(settings, as_json=args.json)
     corpus, paths = _corpus_and_paths(args.paths, Path(settings.corpus_dir))
     if paths is None and not corpus.is_dir():
-        eprint(f"qa: corpus folder not found: {corpus}")
+        eprint(f"qa: error: corpus folder not found: {corpus}")
         return EXIT_ERROR
     for p in paths or []:
         if not p.exists():
-            eprint(f"qa: no such file or folder: {p}")
+            eprint(f"qa: error: no such file or folder: {p}")
             return EXIT_ERROR
         root = corpus.resolve()
         if p.resolve() != root and root not in p.resolve().parents:
             # its id would be its bare name: it could replace a corpus document's text, and nothing
             # in the corpus folder would hold it (`qa index --check` would report it missing)
-            eprint(f"qa: {p} is not in the corpus folder {corpus}; copy it there and index that copy, "
+            eprint(f"qa: error: {p} is not in the corpus folder {corpus}; copy it there and index that copy, "
                    "or index its own folder (`qa index FOLDER`)")
             return EXIT_ERROR
     t0 = time.perf_counter()

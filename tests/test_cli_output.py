@@ -9,7 +9,10 @@ import os
 import subprocess
 import sys
 
-from qa.config import PROJECT_ROOT
+import pytest
+
+from qa.cli import main
+from qa.config import PROJECT_ROOT, get_settings
 from qa.console import print_json
 
 
@@ -56,3 +59,24 @@ def test_json_on_a_stdout_that_cannot_encode_is_valid_and_keeps_the_strings(monk
     print_json([row])
     utf8_out.flush()
     assert "ünï cödé.txt" in utf8_out.buffer.getvalue().decode("utf-8")  # readable where it can be
+
+
+@pytest.mark.parametrize("args, code, says", [
+    (["index", "nosuch.txt"], 1, "no such file or folder: nosuch.txt"),
+    (["index"], 1, "corpus folder not found"),
+    (["index", "--check"], 2, "no readable index"),
+    (["index", "--ray", "--ray-cpus", "0"], 1, "--ray"),
+])
+def test_index_mistakes_are_one_line_starting_qa_error(tmp_path, monkeypatch, capsys, args, code, says):
+    # was: "qa: no such file or folder: ..." and the like, unlike every other command's "qa: error: ..."
+    (tmp_path / "corpus").mkdir()
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("QA_INDEX_DIR", str(tmp_path / "index"))
+    monkeypatch.setenv("QA_CORPUS_DIR", str(tmp_path / ("corpus" if args != ["index"] else "no-such-corpus")))
+    get_settings.cache_clear()
+    try:
+        assert main(args) == code
+    finally:
+        get_settings.cache_clear()
+    out, err = capsys.readouterr()
+    assert out == "" and err.startswith("qa: error: ") and says in err and err.count("\n") == 1, err
