@@ -454,7 +454,7 @@ def add_keys_command(subparsers: Any) -> None:
     )
     sub = p.add_subparsers(dest="keys_command", metavar="ACTION", required=True)
     a = sub.add_parser("add", help="create a key; it is printed once, as the last line")
-    a.add_argument("name", help="a label for the key (letters, digits, _ . -)")
+    a.add_argument("name", help="a label for the key: 1-64 ASCII letters, digits, _ . - (e.g. ci-bot)")
     a.add_argument("--scope", choices=("read", "write"), required=True,
                    help="read: ask and read documents; write: also upload, replace, delete, restore")
     sub.add_parser("list", help="list keys (names, scopes, first characters; never the keys)")
