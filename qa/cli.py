@@ -11,13 +11,14 @@ same first-run behaviour as ``qa search``.
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import os
 import sys
 import time
 from pathlib import Path
 from typing import Any
+
+from qa.console import print_json, tolerate_unencodable_text
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
@@ -26,10 +27,22 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 EXIT_OK = 0
 EXIT_ERROR = 1
 EXIT_INDEX = 2  # the index is missing/corrupt/stale and cannot be used
+EXIT_INTERRUPTED = 130  # Ctrl-C (128 + SIGINT)
+EXIT_BROKEN_PIPE = 141  # whoever read stdout went away, e.g. `qa ask ... | head` (128 + SIGPIPE, as the shell says)
 
 
 def eprint(*args: Any) -> None:
     print(*args, file=sys.stderr, flush=True)
+
+
+def _silence_stdout() -> None:
+    """Point stdout at /dev/null: its reader is gone, and the interpreter's last flush must not fail again."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    except (OSError, ValueError, AttributeError):  # a stdout without a file descriptor (tests)
+        pass
 
 
 def get_cli_settings():
@@ -77,14 +90,15 @@ def add_index_command(subparsers: Any) -> None:
     p = subparsers.add_parser(
         "index",
         help="build or update the search index",
-        description="Index .txt/.md documents (default: the corpus folder, QA_CORPUS_DIR). Only "
-        "new or changed documents are embedded again; removed ones are dropped.",
+        description="Index .txt, .md, .pdf, .docx, .html and .htm documents (default: the corpus folder, "
+        "QA_CORPUS_DIR). Only new or changed documents are embedded again; removed ones are dropped.",
     )
     p.add_argument(
         "paths", nargs="*", type=Path, metavar="PATH",
         help="a corpus folder, or files/folders inside the corpus folder (default: QA_CORPUS_DIR)",
     )
-    p.add_argument("--json", action="store_true", help="print the build report as JSON")
+    p.add_argument("--json", action="store_true",
+                   help="print the build report (with --check: the differences) as JSON")
     p.add_argument("--ray", action="store_true",
                    help="chunk and embed with Ray Data (bulk indexing; needs ray[data]; RAY_ADDRESS for a cluster)")
     p.add_argument("--ray-cpus", type=int, default=None, metavar="N", help="CPUs of the local Ray (default: all)")
@@ -135,19 +149,19 @@ def _index_ray(args: argparse.Namespace, settings, corpus: Path, paths: list[Pat
     try:
         import ray  # noqa: F401
     except ImportError:
-        eprint("qa: --ray needs Ray Data: pip install 'ray[data]==2.60.0'")
+        eprint("qa: error: --ray needs Ray Data: pip install 'ray[data]==2.60.0'")
         return EXIT_ERROR
     from qa.store.bulk import RayStats, check_ray_cpus, ray_index
 
     for name in ("ray_cpus", "ray_threads", "ray_workers"):
         value = getattr(args, name)
         if value is not None and value < 1:
-            eprint(f"qa: --{name.replace('_', '-')} must be at least 1")
+            eprint(f"qa: error: --{name.replace('_', '-')} must be at least 1")
             return EXIT_ERROR
     try:
         check_ray_cpus(args.ray_cpus)
     except ValueError as e:
-        eprint(f"qa: {e}")
+        eprint(f"qa: error: {e}")
         return EXIT_ERROR
     stats = RayStats()
     with _faiss_lock(settings):  # as `qa index`: a server's write cannot slip in between the corpus read and the commit
@@ -159,7 +173,7 @@ def _index_ray(args: argparse.Namespace, settings, corpus: Path, paths: list[Pat
             report = ray_index(settings, writer.store, corpus, paths, num_cpus=args.ray_cpus,
                                threads=args.ray_threads, workers=args.ray_workers, stats=stats)
         except ValueError as e:
-            eprint(f"qa: {e}")
+            eprint(f"qa: error: {e}")
             return EXIT_ERROR
         finally:
             writer.store.close()
@@ -184,7 +198,7 @@ def _print_store_report(args: argparse.Namespace, settings, corpus: Path, paths:
 
     report.seconds = time.perf_counter() - t0
     if args.json:
-        print(json.dumps(report.to_dict(), indent=2, default=lambda o: o.__dict__))
+        print_json(report.to_dict(), default=lambda o: o.__dict__)
         return EXIT_OK
     if settings.store == "milvus":
         print(f"Store: milvus {milvus_uri(settings)} (collections {settings.milvus_collection}_*)")
@@ -209,11 +223,28 @@ def _print_store_report(args: argparse.Namespace, settings, corpus: Path, paths:
     return EXIT_OK
 
 
-def cmd_index_check(settings, corpus: Path | None = None) -> int:
+def _print_check(as_json: bool, settings, diffs: list, count: int, where: str, repair: str) -> int:
+    """`qa index --check`'s result: one line per difference and a summary, or (--json) one JSON object."""
+    from dataclasses import asdict
+
+    from qa.writes import describe
+
+    if as_json:
+        print_json({"corpus": str(settings.corpus_dir), "compared_with": where, "documents": count,
+                    "differences": [asdict(d) for d in diffs]})
+    else:
+        for line in describe(diffs):
+            print(line)
+        noun = "indexed documents) and the index" if where == "index" else f"stored documents) and the {where} store"
+        print(f"{len(diffs)} difference(s) between {settings.corpus_dir} ({count} {noun}" + (repair if diffs else ""))
+    return EXIT_ERROR if diffs else EXIT_OK
+
+
+def cmd_index_check(settings, corpus: Path | None = None, as_json: bool = False) -> int:
     """Report (never repair) every difference between the corpus folder (``corpus``, default QA_CORPUS_DIR) and
     the index."""
     from qa.index_store import IndexStore, active_documents
-    from qa.writes import describe, differences
+    from qa.writes import differences
 
     if corpus is not None and corpus.resolve() != Path(settings.corpus_dir).resolve():
         settings = settings.model_copy(update={"corpus_dir": corpus})
@@ -226,28 +257,20 @@ def cmd_index_check(settings, corpus: Path | None = None) -> int:
             stored = {d: i.sha256 for d, i in writer.store.documents.items()}
         finally:
             writer.store.close()
-        diffs = differences(Path(settings.corpus_dir), stored)
-        for line in describe(diffs):
-            print(line)
-        print(f"{len(diffs)} difference(s) between {settings.corpus_dir} ({len(stored)} stored documents) and the "
-              f"{settings.store} store" + (repair if diffs else ""))
-        return EXIT_ERROR if diffs else EXIT_OK
+        return _print_check(as_json, settings, differences(Path(settings.corpus_dir), stored), len(stored),
+                            settings.store, repair)
     recovered = _writer(settings).recover()
     for r in recovered:
-        print(f"finished an interrupted {r.op} ({r.action})")
+        (eprint if as_json else print)(f"finished an interrupted {r.op} ({r.action})")
     indexed = active_documents(settings.index_dir)
     if indexed is None:
-        eprint(f"qa: no readable index in {settings.index_dir}; run `qa index`")
+        eprint(f"qa: error: no readable index in {settings.index_dir}; run `qa index`")
         return EXIT_INDEX
     # The manifest alone says nothing of the files beside it: load (and verify) the version, as qa ask and qa
     # serve will, so that a check never passes an index they refuse (IndexLoadError: exit 2, one line).
     IndexStore.load(settings.index_dir)
-    diffs = differences(Path(settings.corpus_dir), indexed)
-    for line in describe(diffs):
-        print(line)
-    print(f"{len(diffs)} difference(s) between {settings.corpus_dir} ({len(indexed)} indexed documents) and the index"
-          + (repair if diffs else ""))
-    return EXIT_ERROR if diffs else EXIT_OK
+    return _print_check(as_json, settings, differences(Path(settings.corpus_dir), indexed), len(indexed), "index",
+                        repair)
 
 
 def cmd_index(args: argparse.Namespace) -> int:
@@ -262,25 +285,25 @@ def cmd_index(args: argparse.Namespace) -> int:
         # `qa index`, which would make the index follow that other folder)
         for p in args.paths:
             if not p.exists():
-                eprint(f"qa: no such file or folder: {p}")
+                eprint(f"qa: error: no such file or folder: {p}")
                 return EXIT_ERROR
         if paths is not None and [p.resolve() for p in paths] != [corpus.resolve()]:
-            eprint("qa: --check compares a whole corpus folder with the index: give no PATH (QA_CORPUS_DIR) or the "
+            eprint("qa: error: --check compares a whole corpus folder with the index: give no PATH (QA_CORPUS_DIR) or the "
                    "corpus folder itself")
             return EXIT_ERROR
-        return cmd_index_check(settings, corpus)
+        return cmd_index_check(settings, corpus, as_json=args.json)
     if paths is None and not corpus.is_dir():
-        eprint(f"qa: corpus folder not found: {corpus}")
+        eprint(f"qa: error: corpus folder not found: {corpus}")
         return EXIT_ERROR
     for p in paths or []:
         if not p.exists():
-            eprint(f"qa: no such file or folder: {p}")
+            eprint(f"qa: error: no such file or folder: {p}")
             return EXIT_ERROR
         root = corpus.resolve()
         if p.resolve() != root and root not in p.resolve().parents:
             # its id would be its bare name: it could replace a corpus document's text, and nothing
             # in the corpus folder would hold it (`qa index --check` would report it missing)
-            eprint(f"qa: {p} is not in the corpus folder {corpus}; copy it there and index that copy, "
+            eprint(f"qa: error: {p} is not in the corpus folder {corpus}; copy it there and index that copy, "
                    "or index its own folder (`qa index FOLDER`)")
             return EXIT_ERROR
     t0 = time.perf_counter()
@@ -300,7 +323,7 @@ def cmd_index(args: argparse.Namespace) -> int:
     assert report is not None
     report.seconds = time.perf_counter() - t0  # include model loading
     if args.json:
-        print(json.dumps(report.to_dict(), indent=2, default=lambda o: o.__dict__))
+        print_json(report.to_dict(), default=lambda o: o.__dict__)
         return EXIT_OK
     print(f"Index: {store.path}")
     print(f"Corpus: {corpus}")
@@ -373,7 +396,7 @@ def cmd_search(args: argparse.Namespace) -> int:
         for p in passages
     ]
     if args.json:
-        print(json.dumps(rows, indent=2, ensure_ascii=False))
+        print_json(rows)
         return EXIT_OK
     if not rows:
         print("No passages found.")
@@ -395,8 +418,9 @@ def add_ask_command(subparsers: Any) -> None:
         "ask",
         help="answer a question from the documents, citing file and offsets",
         description="Retrieve passages and extract answer spans. Each answer cites document, start and "
-        "end (code-point offsets: open(file, encoding='utf-8').read()[start:end] == answer). "
-        "Says so when no answer is found in the documents.",
+        "end: code-point offsets into the document's text as GET /documents/{id} serves it, text[start:end] == "
+        "answer (for .txt/.md that text is open(file, encoding='utf-8').read(); for .pdf/.docx/.html the text "
+        "extracted from the file). Says so when no answer is found in the documents.",
     )
     p.add_argument("question")
     p.add_argument("-k", type=int, default=None, help="passages to read (default: QA_TOP_K)")
@@ -428,7 +452,7 @@ def cmd_ask(args: argparse.Namespace) -> int:
     pipeline.warm_up(show_progress=sys.stderr.isatty())
     result = pipeline.ask(args.question, top_k=args.k, max_answers=args.max_answers)
     if args.json:
-        print(result.model_dump_json(indent=2))
+        print_json(result.model_dump(mode="json"))
         return EXIT_OK
     if not result.answer_found:
         print("Not found in the documents.")
@@ -464,7 +488,7 @@ def add_keys_command(subparsers: Any) -> None:
     )
     sub = p.add_subparsers(dest="keys_command", metavar="ACTION", required=True)
     a = sub.add_parser("add", help="create a key; it is printed once, as the last line")
-    a.add_argument("name", help="a label for the key (letters, digits, _ . -)")
+    a.add_argument("name", help="a label for the key: 1-64 ASCII letters, digits, _ . - (e.g. ci-bot)")
     a.add_argument("--scope", choices=("read", "write"), required=True,
                    help="read: ask and read documents; write: also upload, replace, delete, restore")
     sub.add_parser("list", help="list keys (names, scopes, first characters; never the keys)")
@@ -514,7 +538,20 @@ def add_restore_command(subparsers: Any) -> None:
     p.set_defaults(handler=cmd_restore)
 
 
+def _restore_misuse(args: argparse.Namespace) -> str | None:
+    """Why these options cannot go together (they used to be ignored: `qa restore --entry E` listed the trash)."""
+    if args.list and (args.id or args.entry):
+        return "--list takes no document id or --entry: run `qa restore --list` alone"
+    if args.entry and not args.id:
+        return "--entry needs the document id too: qa restore ID --entry ENTRY (both as `qa restore --list` shows)"
+    return None
+
+
 def cmd_restore(args: argparse.Namespace) -> int:
+    misuse = _restore_misuse(args)
+    if misuse:
+        eprint(f"qa: error: {misuse}")
+        return EXIT_ERROR
     settings = get_cli_settings()
     listing = args.list or not args.id
     if settings.store != "faiss":  # the store keeps its own trash (qa.store.protocol.TrashBin)
@@ -630,13 +667,19 @@ def main(argv: list[str] | None = None) -> int:
         eprint(f"qa: error: {e}")
         return EXIT_ERROR
     args = parser.parse_args(argv)
+    tolerate_unencodable_text()
     level = logging.WARNING - 10 * min(args.verbose, 2)
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
     handler.setLevel(level)  # on the handler: some libraries (bm25s) force their loggers to DEBUG
     logging.basicConfig(level=level, handlers=[handler])
     try:
-        return int(args.handler(args) or 0)
+        code = int(args.handler(args) or 0)
+        sys.stdout.flush()  # a closed pipe shows here, not in the interpreter's last flush
+        return code
+    except BrokenPipeError:
+        _silence_stdout()
+        return EXIT_BROKEN_PIPE
     except IndexLoadError as e:
         eprint(f"qa: error: {e}")
         return EXIT_INDEX
@@ -646,7 +689,7 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_ERROR
     except KeyboardInterrupt:
         eprint("qa: interrupted")
-        return 130
+        return EXIT_INTERRUPTED
 
 
 if __name__ == "__main__":

@@ -203,7 +203,8 @@ class KeyStore:
     def add(self, name: str, scope: str) -> str:
         """Create a key; returns it (the only time it is ever shown)."""
         if not _NAME.match(name or ""):
-            raise KeyStoreError("a key name is 1-64 letters, digits, '_', '.' or '-', starting with a letter or digit")
+            raise KeyStoreError("a key name is 1-64 ASCII letters (a-z, A-Z), digits, '_', '.' or '-', starting with a "
+                                "letter or digit, e.g. ci-bot")
         if scope not in SCOPES:
             raise KeyStoreError(f"scope must be one of {', '.join(SCOPES)}")
         key = KEY_PREFIX + secrets.token_urlsafe(32)

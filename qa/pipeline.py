@@ -52,6 +52,9 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 #: a question must hold a word character (a letter, digit or "_"): "?", NUL or U+200B alone is nothing to ask
 _WORD = re.compile(r"\w")
+#: a lone surrogate: what Python makes of argv bytes that are not UTF-8 (a terminal in Latin-1 typing "café"),
+#: and what a JSON "\udce9" escape gives; no tokenizer can read it (it raised a TypeError deep in the embedder)
+_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 class QuestionError(ValueError):
@@ -254,6 +257,9 @@ class QAPipeline:
         q = (question or "").strip()
         if not q:
             raise QuestionError("the question is empty")
+        if _SURROGATE.search(q):
+            raise QuestionError("the question holds bytes that are not UTF-8 (a lone surrogate such as \\udce9: a "
+                                "terminal set to another encoding?); send or type it in UTF-8")
         if not _WORD.search(q):  # the API's rule too (api/models.py)
             raise QuestionError("the question has no letter or digit; ask it in words")
         if len(q) > self.settings.max_question_chars:

@@ -8,6 +8,7 @@ The real pipeline with small stand-in models (tests/lite_pipeline.py) on temp co
 from __future__ import annotations
 
 import hashlib
+import json
 import shutil
 import threading
 import time
@@ -472,6 +473,20 @@ def test_qa_index_check_reports_and_qa_index_repairs(settings, monkeypatch, caps
     capsys.readouterr()
     assert cli.main(["index", "--check"]) == 0
     assert "0 difference" in capsys.readouterr().out
+
+
+def test_qa_index_check_json_is_json(settings, monkeypatch, capsys):
+    import qa.cli as cli
+
+    s = settings
+    LitePipeline(s).warm_up()
+    (Path(s.corpus_dir) / "stray.txt").write_text("A stray file.\n")
+    monkeypatch.setattr(cli, "get_cli_settings", lambda: s)
+    assert cli.main(["index", "--check", "--json"]) == 1  # was: the text lines, --json ignored
+    body = json.loads(capsys.readouterr().out)
+    assert body["differences"] == [{"id": "stray.txt", "kind": "not_indexed",
+                                    "detail": "in the corpus folder, not in the index"}]
+    assert body["compared_with"] == "index" and body["documents"] >= 1
 
 
 # --------------------------------------------------------------------------- lifecycle

@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from qa import machine
+from qa.console import print_json
 from qa.config import PROJECT_ROOT
 
 DEFAULT_EVAL_FILE = PROJECT_ROOT / "eval" / "seeds_qa.jsonl"
@@ -375,7 +376,7 @@ def _run_retrieval_only(args: argparse.Namespace, files: list[Path], items: list
     lines.append(f"report: {out_dir / 'report.json'}")
     if args.json:
         print("\n".join(lines), file=sys.stderr)
-        print(json.dumps({k2: v for k2, v in result.items() if k2 != "items"}, indent=2, ensure_ascii=False))
+        print_json({k2: v for k2, v in result.items() if k2 != "items"})
     else:
         print("\n".join(lines))
     return 0
@@ -454,7 +455,7 @@ def _run_eval_sets(args: argparse.Namespace, files: list[Path], items: list, set
         print(where, file=sys.stderr)
         summary = {"meta": report.meta, "overall": report.overall, "by_type": report.by_type,
                    "report_files": {k: str(v) for k, v in paths.items()}}
-        print(json.dumps(summary, indent=2, ensure_ascii=False))
+        print_json(summary)
     else:
         print(table)
         print(where)
@@ -566,7 +567,7 @@ def _run_open_squad(args: argparse.Namespace, setting: Any, settings: Any, out_d
         print(where, file=sys.stderr)
         summary = {"meta": report.meta, "overall": report.overall, "by_type": report.by_type,
                    "report_files": {k: str(v) for k, v in paths.items()}}
-        print(json.dumps(summary, indent=2, ensure_ascii=False))
+        print_json(summary)
     else:
         print(head)
         print(table)
@@ -621,7 +622,7 @@ def _run_squad(args: argparse.Namespace, loaded: tuple, settings: Any, out_dir: 
     lines.append(f"report: {out_dir / 'report.json'}")
     if args.json:
         print("\n".join(lines), file=sys.stderr)
-        print(json.dumps({k: v for k, v in result.items() if k not in ("predictions", "items")}, indent=2))
+        print_json({k: v for k, v in result.items() if k not in ("predictions", "items")})
     else:
         print("\n".join(lines))
     return 0
