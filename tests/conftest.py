@@ -70,6 +70,19 @@ def tmp_corpus(tmp_path) -> Callable[..., Path]:
     return make
 
 
+@pytest.fixture
+def empty_qa_folders(tmp_path, monkeypatch) -> Path:
+    """QA_INDEX_DIR and QA_CORPUS_DIR pointing into an empty tmp_path (nothing there yet), the settings cache
+    cleared around the test, for `qa` commands run in-process through qa.cli.main."""
+    from qa.config import get_settings
+
+    monkeypatch.setenv("QA_INDEX_DIR", str(tmp_path / "index"))
+    monkeypatch.setenv("QA_CORPUS_DIR", str(tmp_path / "corpus"))
+    get_settings.cache_clear()
+    yield tmp_path
+    get_settings.cache_clear()
+
+
 @pytest.fixture(scope="session")
 def seed_settings(tmp_path_factory) -> Settings:
     index_dir = tmp_path_factory.mktemp("seed_index") / "index"

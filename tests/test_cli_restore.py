@@ -5,16 +5,6 @@ from __future__ import annotations
 import pytest
 
 from qa.cli import main
-from qa.config import get_settings
-
-
-@pytest.fixture
-def empty_index_dir(tmp_path, monkeypatch):
-    monkeypatch.setenv("QA_INDEX_DIR", str(tmp_path / "index"))
-    monkeypatch.setenv("QA_CORPUS_DIR", str(tmp_path / "corpus"))
-    get_settings.cache_clear()
-    yield tmp_path
-    get_settings.cache_clear()
 
 
 @pytest.mark.parametrize("args, says", [
@@ -22,12 +12,12 @@ def empty_index_dir(tmp_path, monkeypatch):
     (["--list", "report.pdf"], "--list takes no document id"),  # was: listed, the id ignored
     (["--list", "--entry", "20261208T024041554309-299673"], "--list takes no document id or --entry"),
 ])
-def test_restore_options_that_do_not_go_together_are_one_line_errors(empty_index_dir, capsys, args, says):
+def test_restore_options_that_do_not_go_together_are_one_line_errors(empty_qa_folders, capsys, args, says):
     assert main(["restore", *args]) == 1
     out, err = capsys.readouterr()
     assert out == "" and err.startswith("qa: error: ") and says in err and err.count("\n") == 1, (out, err)
 
 
-def test_restore_list_alone_still_lists(empty_index_dir, capsys):
+def test_restore_list_alone_still_lists(empty_qa_folders, capsys):
     assert main(["restore", "--list"]) == 0
     assert capsys.readouterr().out == "The trash is empty.\n"
