@@ -486,3 +486,18 @@ def test_ece_of_a_calibrated_score_shrinks_with_the_set_and_real_miscalibration_
     ece_over = expected_calibration_error(large, over)
     assert ece_over > 0.1
     assert ece_if_calibrated(large, ece_over, draws=100)["p_value"] == 0.0
+
+
+def test_no_progress_bar_when_stderr_is_not_a_terminal(tmp_path: Path, monkeypatch, capsys):
+    """`qa eval` drew its progress bars into log files and CI output (stderr not a terminal); `qa index` did not.
+    Now neither does, `--no-progress` or not."""
+    path = tmp_path / "dev.json"
+    path.write_text(json.dumps(SQUAD_V2), encoding="utf-8")
+    monkeypatch.setattr(eval_cli, "make_reader", lambda model_dir, settings=None: ScoredReader())
+    args = eval_cli.argparse.Namespace(files=[], json=True, out=tmp_path / "sq", mode=None, k=None, max_answers=None,
+                                       squad=path, reader_dir=None, limit=None, no_progress=False,
+                                       retrieval_only=False, open_squad=None)
+    assert eval_cli.cmd_eval(args) == 0
+    captured = capsys.readouterr()
+    assert json.loads(captured.out)["scores"]["coverage"] == 75.0
+    assert "qa eval --squad" not in captured.err and "\r" not in captured.err, captured.err

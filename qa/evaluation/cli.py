@@ -70,7 +70,7 @@ def add_eval_command(sub) -> None:
                    help="--open-squad: keep the corpus and index here and reuse them (default: a temporary folder)")
     p.add_argument("--limit", type=int, default=None,
                    help="only the first N questions (--open-squad: a seeded sample of N questions)")
-    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar (none either when stderr is not a terminal)")
     p.set_defaults(handler=cmd_eval, func=cmd_eval)  # qa.cli dispatches on handler, qa.training.reader_cli on func
 
 
@@ -301,6 +301,8 @@ def _errors_exit(errors: int, markdown: Path) -> int:
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
+    if not getattr(args, "no_progress", True) and not sys.stderr.isatty():
+        args.no_progress = True  # a log file or CI: no progress bars in it (as `qa index`)
     try:
         _check_options(args)
     except EvalInputError as exc:
