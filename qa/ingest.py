@@ -18,7 +18,7 @@ for a converted format, the converter's output (stored in the index and returned
 Files that cannot be converted (not valid UTF-8, empty / whitespace-only, an encrypted or
 image-only PDF, a damaged DOCX, ...) are skipped with a ``logging`` warning naming them and the
 reason; they never abort loading. So are symbolic links to files outside the corpus folder (a link to
-a file inside it is that file, indexed once under its own id). A converted document keeps its file name as its id
+a file inside it is that file, indexed once under its own id) and symbolic links to folders (not followed). A converted document keeps its file name as its id
 (``report.pdf``); the original file stays in the corpus folder.
 """
 
@@ -134,7 +134,9 @@ def discover(root: Path) -> list[Path]:
         rel = p.relative_to(root)
         if any(part.startswith(".") for part in rel.parts):
             continue
-        if p.is_file() and p.suffix.lower() in SUPPORTED_SUFFIXES:
+        if p.is_symlink() and p.is_dir():
+            found.append(p)  # not followed (rglob does not): load_corpus names it, instead of nothing saying so
+        elif p.is_file() and p.suffix.lower() in SUPPORTED_SUFFIXES:
             found.append(p)
     return sorted(found, key=lambda p: p.relative_to(root).as_posix())
 
@@ -143,7 +145,7 @@ def _expand(paths: Iterable[Path]) -> list[Path]:
     out: list[Path] = []
     for p in paths:
         p = Path(p)
-        if p.is_dir():
+        if p.is_dir() and not p.is_symlink():
             out.extend(discover(p))
         else:
             out.append(p)
@@ -170,7 +172,11 @@ def load_corpus(
     skipped: list[SkippedFile] = []
     for f in files:
         doc_id = document_id(f, root)
-        if not _utf8(doc_id):
+        if f.is_symlink() and f.is_dir():
+            doc_id = _shown_id(f, root)
+            reason = ("a symbolic link to a folder, not followed; copy the folder's files into the corpus folder to "
+                      "index them")
+        elif not _utf8(doc_id):
             # an id the index (JSON, Milvus) cannot store: one such name failed the whole build with a traceback
             doc_id = _printable(doc_id)
             reason = "its name is not valid UTF-8 (a file from another system's encoding?); rename it"

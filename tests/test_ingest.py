@@ -99,6 +99,21 @@ def test_links_out_of_the_corpus_are_skipped_and_named(tmp_corpus):
     assert all("outside the corpus folder (a symbolic link" in s.reason for s in skipped)
 
 
+def test_links_to_folders_are_named_not_silently_passed_over(tmp_corpus):
+    """A symbolic link to a folder (corpus/handbook -> /srv/handbook) was passed over with nothing said: its files
+    were simply missing from the index. It is still not followed (its files would be outside the folder, or a
+    second copy of files inside it), but the report names it with what to do."""
+    elsewhere = tmp_corpus({"policy.txt": "Leave is 30 days a year."})
+    root = tmp_corpus({"readme.txt": "The project is called Zephyr.", "inner/a.txt": "Inner file."})
+    (root / "handbook").symlink_to(elsewhere, target_is_directory=True)
+    (root / "again").symlink_to(root / "inner", target_is_directory=True)
+    for paths in (None, [root / "handbook", root / "again"]):
+        docs, skipped = load_corpus(root, paths)
+        assert [d.id for d in docs] == ([] if paths else ["inner/a.txt", "readme.txt"])
+        assert sorted(s.path for s in skipped) == ["again", "handbook"]
+        assert all("symbolic link to a folder, not followed" in s.reason for s in skipped), skipped
+
+
 def test_a_file_name_that_is_not_utf8_is_skipped_and_named(tmp_corpus):
     """`café.txt` saved by a Latin-1 system (name bytes b"caf\\xe9.txt") gave a document id the manifest and Milvus
     cannot store: the whole `qa index` failed with a traceback (a server's start-up indexes the folder the same way).
