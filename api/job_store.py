@@ -33,6 +33,18 @@ KEEP = 500
 _FIELDS = ("id", "kind", "status", "created_at", "finished_at", "result", "error")
 
 
+def _locked(path: Path) -> int:
+    """An fd of ``path`` (created if need be) holding its exclusive ``flock``; OSError when another process holds
+    it (or the file cannot be opened)."""
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        os.close(fd)
+        raise
+    return fd
+
+
 def _plain(job_id: str) -> bool:
     """A job id as :func:`uuid.uuid4` ``.hex`` makes them: nothing a path could be built from."""
     return len(job_id) == 32 and all(c in "0123456789abcdef" for c in job_id)
@@ -55,8 +67,7 @@ class JobStore:
         fd = None
         try:
             (tmp / "files").mkdir(parents=True)
-            fd = os.open(tmp / "lock", os.O_RDWR | os.O_CREAT, 0o600)
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)  # a fresh file: nobody else can hold it
+            fd = _locked(tmp / "lock")  # a fresh file: nobody else can hold it
             for i, (_, data) in enumerate(batch):
                 _write_durable(tmp / "files" / str(i), data)
             record = {k: job.get(k) for k in _FIELDS} | {"names": [name for name, _ in batch]}
@@ -105,13 +116,8 @@ class JobStore:
     def claim(self, job_id: str) -> bool:
         """Hold the job's lock for this process; False when another live process holds it."""
         try:
-            fd = os.open(self.folder / job_id / "lock", os.O_RDWR | os.O_CREAT, 0o600)
+            fd = _locked(self.folder / job_id / "lock")
         except OSError:
-            return False
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
-            os.close(fd)
             return False
         with self._lock:
             self._claims[job_id] = fd
